@@ -293,6 +293,12 @@ class DatasetWriter:
             self.write(table, batch)
         self._writer(table)  # an empty result still makes an (empty) file
 
+    def side_file(self, name: str) -> Path:
+        """Path for an extra file (quarantine, raw entries, ...) renamed in with the tables."""
+        if "/" in name or name == MANIFEST or name.endswith(".parquet") and name[:-8] in schema.TABLES:
+            raise DatasetError(f"Side file name {name!r} is reserved or not a plain file name")
+        return self.tmp / name
+
     def write_all(self, tables: Mapping[str, pl.DataFrame | Iterable[pl.DataFrame]]) -> None:
         for table, frames in tables.items():
             for frame in [frames] if isinstance(frames, pl.DataFrame) else frames:
