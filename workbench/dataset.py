@@ -84,8 +84,7 @@ class Dataset:
                 raise DatasetError(f"{str(file)!r} is not a readable Parquet file ({e}): {fix}") from None
             if meta.num_rows != expected.get("rows"):
                 raise DatasetError(
-                    f"{str(file)!r} has {meta.num_rows} rows, the manifest says "
-                    f"{expected.get('rows')}: {fix}"
+                    f"{str(file)!r} has {meta.num_rows} rows, the manifest says {expected.get('rows')}: {fix}"
                 )
             columns = meta.schema.to_arrow_schema().names
             if columns != list(schema.polars_schema(name)):
@@ -176,9 +175,7 @@ class Dataset:
         share = target / total
         rng = np.random.default_rng([seed, 1])
         kept = pl.DataFrame({"session_id": keep}, schema={"session_id": pl.Int64})
-        jobs = self.scan("jobs").with_columns(
-            _u=pl.Series(rng.random(self.counts["jobs"]))
-        )
+        jobs = self.scan("jobs").with_columns(_u=pl.Series(rng.random(self.counts["jobs"])))
         jobs = jobs.filter(
             pl.col("session_id").is_in(kept["session_id"].implode())
             | (pl.col("session_id").is_null() & (pl.col("_u") < share))
@@ -190,7 +187,11 @@ class Dataset:
         )
         source = {
             "kind": "sample",
-            "parent": {"name": self.name, "content_hash": self.content_hash, "source": self.manifest["source"]},
+            "parent": {
+                "name": self.name,
+                "content_hash": self.content_hash,
+                "source": self.manifest["source"],
+            },
             "fraction": fraction,
             "sessions": sessions,
             "stratified": stratify,
@@ -221,9 +222,11 @@ def _choose_sessions(stats: pl.DataFrame, target: int, seed: int, stratify: bool
         order = quota.with_columns(rem=pl.col("exact") - pl.col("take")).with_row_index()
         order = order.filter(pl.col("take") < pl.col("len")).sort("rem", descending=True)
         bump = set(order["index"].head(short).to_list())
-        quota = quota.with_row_index().with_columns(
-            take=pl.col("take") + pl.col("index").is_in(list(bump)).cast(pl.Int64)
-        ).drop("index")
+        quota = (
+            quota.with_row_index()
+            .with_columns(take=pl.col("take") + pl.col("index").is_in(list(bump)).cast(pl.Int64))
+            .drop("index")
+        )
     chosen = (
         frame.join(quota.select("stratum", "take"), on="stratum")
         .sort("stratum", "_u")

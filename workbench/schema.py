@@ -112,9 +112,7 @@ def table(name: str) -> sa.Table:
     except KeyError:
         from workbench.errors import WorkbenchError
 
-        raise WorkbenchError(
-            f"Unknown table {name!r}: expected one of {', '.join(TABLES)}"
-        ) from None
+        raise WorkbenchError(f"Unknown table {name!r}: expected one of {', '.join(TABLES)}") from None
 
 
 def polars_schema(name: str) -> pl.Schema:

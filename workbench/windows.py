@@ -35,17 +35,12 @@ def assign_windows(
         pending = df["window_start"].is_null()
         if not pending.any():
             break
-        opened = (
-            df.filter(pending)
-            .group_by("_run")
-            .agg(_open=pl.col("timestamp").min().dt.truncate("1h"))
-        )
+        opened = df.filter(pending).group_by("_run").agg(_open=pl.col("timestamp").min().dt.truncate("1h"))
         df = (
             df.join(opened, on="_run", how="left")
             .with_columns(
                 window_start=pl.when(
-                    pl.col("window_start").is_null()
-                    & (pl.col("timestamp") - pl.col("_open") <= window)
+                    pl.col("window_start").is_null() & (pl.col("timestamp") - pl.col("_open") <= window)
                 )
                 .then(pl.col("_open"))
                 .otherwise(pl.col("window_start"))

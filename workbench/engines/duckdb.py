@@ -1,0 +1,89 @@
+"""DuckDB, embedded: loads straight from the Dataset's Parquet files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from workbench import schema
+from workbench.dataset import Dataset
+from workbench.engines.base import _PARAM, MARKER, Engine, LoadReport, expand_in_lists, progress_bar
+from workbench.engines.embedded import EmbeddedFile
+from workbench.errors import EngineError
+
+
+def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    sql, params = expand_in_lists(sql, params or {})
+    return _PARAM.sub(r"$\1", sql), params
+
+
+class DuckDBEngine(EmbeddedFile, Engine):
+    name = "duckdb"
+    dialect = "duckdb"
+
+    def _connect(self, path: str) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(path)
+        except duckdb.Error as e:
+            raise EngineError(
+                f"{path!r} is not a DuckDB database ({e}): choose a new file path for --target"
+            ) from None
+
+    def version(self) -> str:
+        return f"DuckDB {duckdb.__version__}"
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        sql, params = _bind(sql, params)
+        return self.con.execute(sql, params).fetchall()
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        sql, params = _bind(sql, params)
+        return self.con.execute(sql, params).pl()
+
+    def _write(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self.check_writable()
+        sql, params = _bind(sql, params)
+        self.con.execute(sql, params)
+
+    def explain(self, sql: str, params: Mapping[str, Any] | None = None, analyze: bool = True) -> str:
+        sql, params = _bind(sql, params)
+        prefix = "EXPLAIN (ANALYZE, FORMAT JSON) " if analyze else "EXPLAIN (FORMAT JSON) "
+        rows = self.con.execute(prefix + sql, params).fetchall()
+        return rows[0][1]
+
+    def existing_tables(self) -> list[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def list_indexes(self) -> pl.DataFrame:
+        return self.query(
+            'SELECT index_name AS name, table_name AS "table", expressions AS columns, sql '
+            "FROM duckdb_indexes() WHERE database_name = current_database() ORDER BY 1"
+        )
+
+    def _fill(self, path: str, dataset: Dataset, report: LoadReport, progress: bool) -> None:
+        con = duckdb.connect(path)
+        try:
+            for stmt in schema.ddl("duckdb"):
+                con.execute(stmt)
+            bar = progress_bar(progress, sum(dataset.counts.values()), "duckdb load")
+            for table in schema.TABLES:
+                started = time.perf_counter()
+                con.execute(
+                    f'INSERT INTO "{table}" SELECT * FROM read_parquet($p)',
+                    {"p": str(dataset.file(table))},
+                )
+                self._timed(report, table, dataset.counts[table], started)
+                bar.update(dataset.counts[table])
+            bar.close()
+            con.execute(f"CREATE TABLE {MARKER} (key TEXT PRIMARY KEY, value TEXT)")
+            con.executemany(f"INSERT INTO {MARKER} VALUES (?, ?)", list(self.marker_rows(dataset).items()))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
