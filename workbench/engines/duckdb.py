@@ -42,7 +42,7 @@ class DuckDBEngine(EmbeddedFile, Engine):
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         sql, params = _bind(sql, params)
-        return self.con.execute(sql, params).pl()
+        return pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())
 
     def _write(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self.check_writable()
