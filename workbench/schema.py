@@ -94,7 +94,7 @@ jobs = sa.Table(
 )
 
 #: Tables in dependency order: load in this order, drop in reverse.
-TABLES: tuple[str, ...] = tuple(t.name for t in METADATA.sorted_tables)
+TABLES: tuple[str, ...] = tuple(str(t.name) for t in METADATA.sorted_tables)
 
 _POLARS_TYPES: dict[type, pl.DataType] = {
     sa.BigInteger: pl.Int64(),
@@ -117,7 +117,7 @@ def table(name: str) -> sa.Table:
 
 def polars_schema(name: str) -> pl.Schema:
     """Column names and Polars dtypes of table ``name``, in declaration order."""
-    return pl.Schema({c.name: _POLARS_TYPES[type(c.type)] for c in table(name).columns})
+    return pl.Schema({str(c.name): _POLARS_TYPES[type(c.type)] for c in table(name).columns})
 
 
 def conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:

@@ -82,7 +82,7 @@ class LoadReport:
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame(
             {
-                "engine": self.engine,
+                "engine": [self.engine] * len(self.rows),
                 "table": list(self.rows),
                 "rows": list(self.rows.values()),
                 "seconds": [self.seconds.get(t, 0.0) for t in self.rows],

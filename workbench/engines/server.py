@@ -168,6 +168,16 @@ class PostgresServer:
         )
         return proc.returncode == 0
 
+    def hypopg(self) -> str:
+        """HypoPG's available version, or a hint how to install it."""
+        import psycopg
+
+        with psycopg.connect(self.url) as con:
+            row = con.execute(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'hypopg'"
+            ).fetchone()
+        return row[0] if row else "not installed (apt-get install postgresql-15-hypopg)"
+
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its folder."""
         if self.running():

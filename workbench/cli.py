@@ -1,0 +1,289 @@
+"""The ``workbench`` command: argument parsing only.
+
+Every command opens what it needs, calls the library and prints a short summary.
+Library errors (:class:`WorkbenchError`) become ``Error: ...`` and exit code 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from workbench.errors import WorkbenchError
+
+STATE = Path(os.environ.get("WORKBENCH_STATE_DIR", ".workbench")) / "postgres.json"
+ENGINE_NAMES = ("duckdb", "sqlite", "postgres")
+SCALE_NAMES = ("tiny", "small", "medium", "large")
+
+
+class WorkbenchGroup(click.Group):
+    """Turns library errors into one clear line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as e:
+            raise click.ClickException(str(e)) from None
+
+
+def _progress() -> bool:
+    return os.environ.get("WORKBENCH_PROGRESS", "1") != "0"
+
+
+@click.group(cls=WorkbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="workbench")
+def main() -> None:
+    """Turn a chat-history backend's performance plan into measurements.
+
+    \b
+    Typical flow:
+      workbench generate data/small --scale small      # a synthetic Dataset
+      workbench ingest ~/.claude/projects --out data/mine   # or your real transcripts
+      workbench sample data/medium data/medium-5pct --fraction 0.05
+      workbench load data/small --engine duckdb        # into data/small.duckdb
+      workbench pg start                               # a throwaway PostgreSQL
+      workbench load data/small --engine postgres
+      workbench report                                 # run every notebook -> reports/
+    """
+
+
+@main.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option(
+    "--scale",
+    type=click.Choice(SCALE_NAMES),
+    default="small",
+    show_default=True,
+    help="tiny ~3k messages (tests), small ~75k (notebooks, CI), medium ~1M, large ~10M.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same data.")
+@click.option("--projects", type=int, help="Override the scale's number of projects.")
+@click.option("--sessions", type=int, help="Override the scale's number of sessions.")
+@click.option("--messages", type=int, help="Override the scale's number of messages.")
+@click.option("--jobs", type=int, help="Override the scale's number of jobs.")
+@click.option("--overwrite", is_flag=True, help="Replace a different dataset already at DEST.")
+def generate(dest: Path, scale: str, seed: int, overwrite: bool, **counts: int | None) -> None:
+    """Generate a synthetic Dataset (Parquet + manifest) at DEST.
+
+    Deterministic for a seed; an identical dataset already at DEST is reused.
+    """
+    from workbench.sources.synthetic import generate as run
+
+    ds = run(dest, scale, seed, overwrite=overwrite, progress=_progress(), **counts)
+    _print_counts(f"Dataset {ds.path}", ds.counts)
+
+
+@main.command()
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option(
+    "--from",
+    "url",
+    metavar="URL",
+    help="Sample from an existing database (read-only) instead of a Dataset folder.",
+)
+@click.option("--fraction", type=float, help="Share of sessions to keep, 0 < F <= 1.")
+@click.option("--sessions", type=int, help="Number of sessions to keep.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--no-stratify", is_flag=True, help="Plain random sessions instead of per size class.")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset already at DEST.")
+def sample(
+    source: Path | None,
+    dest: Path,
+    url: str | None,
+    fraction: float | None,
+    sessions: int | None,
+    seed: int,
+    no_stratify: bool,
+    overwrite: bool,
+) -> None:
+    """Cluster-sample sessions (with all their messages and windows) into DEST.
+
+    \b
+    From a Dataset:   workbench sample data/medium data/medium-5pct --fraction 0.05
+    From a database:  workbench sample --from postgresql://user@host/db data/prod-1pct --fraction 0.01
+    """
+    from workbench.dataset import Dataset, compare
+
+    if (source is None) == (url is None):
+        raise click.UsageError("Give either a SOURCE dataset folder or --from URL, not both")
+    if (fraction is None) == (sessions is None):
+        raise click.UsageError("Give exactly one of --fraction or --sessions")
+    if url is not None:
+        from workbench.sources.database import sample_database
+
+        ds = sample_database(
+            url,
+            dest,
+            fraction=fraction,
+            sessions=sessions,
+            seed=seed,
+            overwrite=overwrite,
+            progress=_progress(),
+        )
+        _print_counts(f"Dataset {ds.path}", ds.counts)
+        return
+    parent = Dataset.open(source)
+    ds = parent.sample(
+        dest, fraction=fraction, sessions=sessions, seed=seed, stratify=not no_stratify, overwrite=overwrite
+    )
+    _print_counts(f"Dataset {ds.path}", ds.counts)
+    click.echo(compare(parent, ds))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "dest",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Dataset folder to write (re-ingesting into it adds only what is new).",
+)
+def ingest(paths: tuple[Path, ...], dest: Path) -> None:
+    """Ingest Claude Code transcript trees (default ~/.claude/projects and $CLAUDE_CONFIG_DIR).
+
+    Bad lines are quarantined with file, line and reason in DEST/quarantine.jsonl.
+    """
+    from workbench.sources.claude_code import ingest as run
+
+    report = run(list(paths) or None, dest, progress=_progress())
+    click.echo(report.summary())
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--engine", "engine_name", type=click.Choice(ENGINE_NAMES), required=True)
+@click.option(
+    "--target",
+    help="Database file (duckdb, sqlite; default DATASET.<engine>) or "
+    "PostgreSQL URL (default $WORKBENCH_POSTGRES_URL, else the `workbench pg start` server).",
+)
+@click.option(
+    "--schema",
+    "schema_name",
+    default="public",
+    show_default=True,
+    help="PostgreSQL schema to load into (created if missing).",
+)
+@click.option("--force", is_flag=True, help="Reload even if the target already holds this dataset.")
+def load(dataset: Path, engine_name: str, target: str | None, schema_name: str, force: bool) -> None:
+    """Load a Dataset into an engine through its bulk path.
+
+    Only a database the workbench created (it leaves a marker table) or an empty one is
+    written to; anything else is refused.
+    """
+    from workbench.dataset import Dataset
+    from workbench.engines import open_engine
+
+    ds = Dataset.open(dataset)
+    target = target or default_target(engine_name, ds.path)
+    options = {"schema_name": schema_name} if engine_name == "postgres" else {}
+    with open_engine(engine_name, target, **options) as engine:
+        report = engine.load(ds, force=force, progress=_progress())
+        verb = "already holds" if report.reused else "loaded"
+        click.echo(f"{engine.display_target} {verb} {ds.path} ({sum(report.rows.values()):,} rows)")
+        if not report.reused:
+            click.echo(report.frame().drop("engine"))
+
+
+def default_target(engine_name: str, dataset: Path) -> str:
+    if engine_name != "postgres":
+        return str(dataset.with_name(f"{dataset.name}.{engine_name}"))
+    if url := os.environ.get("WORKBENCH_POSTGRES_URL"):
+        return url
+    from workbench.engines.server import PostgresServer
+
+    server = PostgresServer.load(STATE)
+    if server is None or not server.running():
+        raise WorkbenchError(
+            "No PostgreSQL URL: pass --target URL, set WORKBENCH_POSTGRES_URL, "
+            "or start a throwaway server with `workbench pg start`"
+        )
+    return server.url
+
+
+@main.group()
+def pg() -> None:
+    """A throwaway PostgreSQL server (system binaries, temp folder, loopback only)."""
+
+
+@pg.command("start")
+@click.option("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")
+def pg_start(port: int | None) -> None:
+    """Start the server and print its URL (export it as WORKBENCH_POSTGRES_URL)."""
+    from workbench.engines.server import PostgresServer
+
+    running = PostgresServer.load(STATE)
+    if running and running.running():
+        click.echo(running.url)
+        return
+    server = PostgresServer.start(port=port)
+    server.save(STATE)
+    click.echo(server.url)
+
+
+@pg.command("stop")
+def pg_stop() -> None:
+    """Stop the server and delete its data folder."""
+    from workbench.engines.server import PostgresServer
+
+    server = PostgresServer.load(STATE)
+    if server is None:
+        click.echo("No workbench PostgreSQL server is recorded; nothing to stop.")
+        return
+    server.stop()
+    STATE.unlink(missing_ok=True)
+    click.echo(f"Stopped the server on port {server.port}.")
+
+
+@pg.command("status")
+def pg_status() -> None:
+    """Say whether the server runs, where, and whether HypoPG is available."""
+    from workbench.engines.server import PostgresServer
+
+    server = PostgresServer.load(STATE)
+    if server is None or not server.running():
+        click.echo("Not running. Start one with `workbench pg start`.")
+        raise SystemExit(3)
+    click.echo(f"Running: {server.url} (data in {server.directory}; HypoPG: {server.hypopg()})")
+
+
+@main.command()
+@click.option("--scale", type=click.Choice(SCALE_NAMES), default="small", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--engines",
+    default="duckdb,sqlite",
+    show_default=True,
+    help="Comma-separated engines the notebooks compare (add postgres for a real server).",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--notebook", "only", multiple=True, help="Run only these notebooks (by file name stem).")
+def report(scale: str, seed: int, engines: str, out_dir: Path, only: tuple[str, ...]) -> None:
+    """Execute every notebook with these parameters and export HTML + reports/index.html."""
+    from workbench.report import build_report
+
+    names = [e.strip() for e in engines.split(",") if e.strip()]
+    unknown = sorted(set(names) - set(ENGINE_NAMES))
+    if unknown:
+        raise WorkbenchError(f"Unknown engine {unknown[0]!r}: expected one of {', '.join(ENGINE_NAMES)}")
+    index = build_report(
+        out_dir,
+        parameters={"scale": scale, "seed": seed, "engines": names},
+        only=list(only) or None,
+        progress=_progress(),
+    )
+    click.echo(f"Report: {index}")
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    click.echo(title)
+    for table, n in counts.items():
+        click.echo(f"  {table:<16} {n:>12,}")
+
+
+if __name__ == "__main__":
+    main()
