@@ -196,6 +196,9 @@ class Dataset:
             "sessions": sessions,
             "stratified": stratify,
         }
+        if not overwrite and (existing := _existing(dest, source, seed)):
+            return existing
+        overwrite = overwrite or (Path(dest) / MANIFEST).exists()
         with DatasetWriter(dest, source=source, seed=seed, overwrite=overwrite) as w:
             w.write("projects", projects_lf.sort("id").collect())
             w.write("sessions", sessions_lf.sort("id").collect())
@@ -203,6 +206,26 @@ class Dataset:
             for table in ("messages", "session_windows"):
                 w.write_lazy(table, self.scan(table).join(ids, on="session_id", how="semi"))
         return w.dataset
+
+
+def _existing(dest: str | os.PathLike[str], source: Mapping[str, Any], seed: int | None) -> Dataset | None:
+    """The dataset at ``dest`` if it was made from the same source and seed, else None.
+
+    Raises when ``dest`` holds a different dataset, so nothing is replaced by accident.
+    """
+    if not (Path(dest) / MANIFEST).exists():
+        return None
+    try:
+        existing = Dataset.open(dest)
+    except DatasetError:
+        return None  # broken: the caller replaces it
+    if existing.manifest["source"] == json.loads(json.dumps(source)) and existing.manifest["seed"] == seed:
+        return existing
+    raise DatasetError(
+        f"{str(dest)!r} holds a different dataset ({existing.manifest['source'].get('kind')}, "
+        f"seed {existing.manifest['seed']}): pass overwrite=True (--overwrite) to replace it, "
+        "or choose another path"
+    )
 
 
 def _choose_sessions(stats: pl.DataFrame, target: int, seed: int, stratify: bool) -> list[int]:

@@ -27,8 +27,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from workbench.dataset import MANIFEST, Dataset, DatasetWriter
-from workbench.errors import DatasetError, WorkbenchError
+from workbench.dataset import MANIFEST, Dataset, DatasetWriter, _existing
+from workbench.errors import WorkbenchError
 from workbench.windows import windows
 
 GENERATOR_VERSION = 1
@@ -67,12 +67,68 @@ HOUR_WEIGHT = np.array(
 # Message kinds per role, with median content length in characters and spread.
 USER_KINDS = {"text": (0.3, 140, 1.0), "tool_result": (0.7, 700, 1.6)}
 ASSISTANT_KINDS = {"tool_use": (0.55, 220, 0.7), "text": (0.35, 450, 1.0), "thinking": (0.10, 650, 0.9)}
-WORDS = (
-    "the a to of and in is for that this with session message query index window token cache "
-    "latency buffer commit rows join plan scan filter sort batch stream worker pool cursor page "
-    "sync log file line parse error retry timeout request response handler test fix refactor "
-    "function return value struct field type interface method call loop goroutine channel mutex"
-).split()
+WORDS = [
+    "the",
+    "a",
+    "to",
+    "of",
+    "and",
+    "in",
+    "is",
+    "for",
+    "that",
+    "this",
+    "with",
+    "session",
+    "message",
+    "query",
+    "index",
+    "window",
+    "token",
+    "cache",
+    "latency",
+    "buffer",
+    "commit",
+    "rows",
+    "join",
+    "plan",
+    "scan",
+    "filter",
+    "sort",
+    "batch",
+    "stream",
+    "worker",
+    "pool",
+    "cursor",
+    "page",
+    "sync",
+    "log",
+    "file",
+    "line",
+    "parse",
+    "error",
+    "retry",
+    "timeout",
+    "request",
+    "response",
+    "handler",
+    "test",
+    "fix",
+    "refactor",
+    "function",
+    "return",
+    "value",
+    "struct",
+    "field",
+    "type",
+    "interface",
+    "method",
+    "call",
+    "loop",
+    "goroutine",
+    "channel",
+    "mutex",
+]
 
 
 def resolve_scale(scale: str | Scale, **overrides: int | None) -> Scale:
@@ -119,20 +175,9 @@ def generate(
         "counts": asdict(resolved),
         "generator_version": GENERATOR_VERSION,
     }
-    dest = Path(dest)
-    if (dest / MANIFEST).exists() and not overwrite:
-        try:
-            existing = Dataset.open(dest)
-        except DatasetError:
-            existing = None
-        if existing and existing.manifest["source"] == source and existing.manifest["seed"] == seed:
-            return existing
-        if existing:
-            raise DatasetError(
-                f"{str(dest)!r} holds a different dataset ({existing.manifest['source'].get('scale')}, "
-                f"seed {existing.manifest['seed']}): pass --overwrite to replace it, or choose another path"
-            )
-        overwrite = True  # a broken dataset folder: replace it
+    if not overwrite and (existing := _existing(dest, source, seed)):
+        return existing
+    overwrite = overwrite or (Path(dest) / MANIFEST).exists()  # only a broken dataset gets here
     from tqdm.auto import tqdm
 
     gen = _Generator(resolved, seed)
