@@ -279,6 +279,19 @@ def report(scale: str, seed: int, engines: str, out_dir: Path, only: tuple[str, 
     click.echo(f"Report: {index}")
 
 
+@main.command()
+@click.option("--notebook", "only", multiple=True, help="Refresh only these notebooks (by file name stem).")
+def refresh(only: tuple[str, ...]) -> None:
+    """Re-execute notebooks/*.py into their .ipynb with default parameters.
+
+    Run after editing a notebook: the refreshed outputs are what nbval checks in CI.
+    """
+    from workbench.report import refresh as run
+
+    for path in run(only=list(only) or None, progress=_progress()):
+        click.echo(f"Refreshed {path}")
+
+
 def _print_counts(title: str, counts: dict[str, int]) -> None:
     click.echo(title)
     for table, n in counts.items():

@@ -1,0 +1,118 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · The data under test
+#
+# Every later notebook measures queries on this data, so this one answers: **what does
+# the data look like, did it load the same into every engine, and does a sample keep
+# the shape that matters** (the heavy tail of very large sessions, which is where an
+# N+1 query pattern hurts most)?
+#
+# Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
+
+# %% tags=["parameters"]
+source = "synthetic"  # or "claude-code:PATH", a database URL, or a Dataset folder
+scale = "small"  # tiny, small, medium, large (synthetic only)
+seed = 7
+engines = ["duckdb", "sqlite", "postgres"]
+sample_fraction = 0.1
+data_dir = "../data"
+out_dir = "../reports"
+postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local server
+
+# %%
+import polars as pl
+
+from workbench import dataset, figures, lab, report
+
+lab.setup()
+
+# %% [markdown]
+# ## Data
+# The dataset named by the parameters: generated (deterministic for the seed), ingested, or
+# sampled from a database. Its manifest records where it came from and a content hash.
+
+# %%
+ds = lab.open_dataset(source, data_dir, scale=scale, seed=seed)
+dataset.describe(ds)
+
+# %% [markdown]
+# A cluster sample by session: a sampled session keeps all its messages and windows, and
+# sessions are drawn per size class so the largest ones survive.
+
+# %%
+sample = ds.sample(f"{data_dir}/{ds.name}-sample", fraction=sample_fraction, seed=seed, overwrite=True)
+sample.counts
+
+# %% [markdown]
+# ## Measure
+# Load into every engine through its bulk path. The row counts must be identical
+# everywhere before any query is compared.
+
+# %% tags=["nbval-ignore-output"]
+opened, loads = lab.open_engines(ds, engines, data_dir, pg_url=postgres_url)
+loads
+
+# %%
+rows = pl.DataFrame(
+    [{"engine": name, **engine.table_counts()} for name, engine in opened.items()]
+)
+assert all(engine.table_counts() == ds.counts for engine in opened.values()), "engines disagree"
+rows
+
+# %%
+stats = ds.session_stats()
+shape = dataset.shape(stats)
+shape
+
+# %% [markdown]
+# ## Look
+
+# %%
+figures.messages_per_session(stats)
+
+# %%
+figures.activity(ds.scan("messages").select("timestamp").collect())
+
+# %%
+figures.window_durations(ds.read("session_windows"))
+
+# %%
+figures.job_mix(ds.read("jobs"))
+
+# %% [markdown]
+# Sample against source: the complementary CDF should run alongside the source's,
+# tail included.
+
+# %%
+comparison = dataset.compare(ds, sample)
+comparison
+
+# %%
+figures.sample_vs_source(stats, sample.session_stats())
+
+# %% tags=["nbval-ignore-output"]
+figures.load_times(loads)
+
+# %% [markdown]
+# ## Conclude
+
+# %%
+print(dataset.conclusions(ds, stats, comparison))
+
+# %% [markdown]
+# ## Export
+
+# %% tags=["nbval-ignore-output"]
+report.export_frames(out_dir, "01_data", shape=shape, sample_comparison=comparison, loads=loads)

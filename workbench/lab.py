@@ -1,0 +1,113 @@
+"""What every notebook does first: open the dataset its parameters name, open engines.
+
+Kept here, tested, so notebooks stay a parameters cell, calls and conclusions.
+
+>>> ds = open_dataset("synthetic", "../data", scale="small", seed=7)   # doctest: +SKIP
+>>> engines = open_engines(ds, ["duckdb", "sqlite", "postgres"], "../data")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from workbench.dataset import Dataset
+from workbench.engines import ENGINES, Engine, LoadReport, open_engine
+from workbench.errors import EngineError, WorkbenchError
+
+_servers: list = []
+
+
+def setup() -> None:
+    """Notebook display settings: the figure renderer and readable Polars tables."""
+    from workbench.figures import use_renderer
+
+    use_renderer()
+    pl.Config.set_tbl_rows(30)
+    pl.Config.set_tbl_cols(12)
+    pl.Config.set_fmt_str_lengths(60)
+    pl.Config.set_tbl_hide_dataframe_shape(True)
+
+
+def open_dataset(
+    source: str, data_dir: str | os.PathLike[str], *, scale: str = "small", seed: int = 7
+) -> Dataset:
+    """The Dataset for a notebook's ``source`` parameter.
+
+    ``"synthetic"`` generates (or reuses) ``data_dir/<scale>``; ``"claude-code:PATH"``
+    ingests a transcript tree; a database URL samples it read-only; anything else is
+    taken as the path of an existing Dataset folder.
+    """
+    data_dir = Path(data_dir)
+    if source == "synthetic":
+        from workbench.sources.synthetic import generate
+
+        return generate(data_dir / scale, scale, seed)
+    if source.startswith("claude-code:"):
+        from workbench.sources.claude_code import ingest
+
+        tree = Path(source.removeprefix("claude-code:")).expanduser()
+        return ingest([tree], data_dir / f"claude-code-{tree.name}", progress=False).dataset
+    if "://" in source:
+        from workbench.sources.database import sample_database
+
+        return sample_database(source, data_dir / "from-database", fraction=0.1, seed=seed)
+    if Path(source).is_dir():
+        return Dataset.open(source)
+    raise WorkbenchError(
+        f"Unknown source {source!r}: use 'synthetic', 'claude-code:PATH', a database URL, "
+        "or the path of a Dataset folder"
+    )
+
+
+def postgres_url(url: str | None = None) -> str:
+    """``url``, else ``$WORKBENCH_POSTGRES_URL``, else a throwaway server stopped at exit."""
+    if url or (url := os.environ.get("WORKBENCH_POSTGRES_URL")):
+        return url
+    if not _servers:
+        from workbench.engines.server import PostgresServer
+
+        server = PostgresServer.start()
+        atexit.register(server.stop)
+        _servers.append(server)
+    return _servers[0].url
+
+
+def open_engines(
+    dataset: Dataset,
+    names: Sequence[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    pg_url: str | None = None,
+) -> tuple[dict[str, Engine], pl.DataFrame]:
+    """Open each engine in ``names`` and load ``dataset`` into it (reused when already there).
+
+    Embedded databases live beside the dataset (``data_dir/<dataset>.<engine>``). When
+    PostgreSQL cannot be reached it is left out with a printed note, not an error, so
+    a laptop without it still runs the notebook. Returns the engines and a frame of
+    load reports.
+    """
+    engines: dict[str, Engine] = {}
+    reports: list[LoadReport] = []
+    for name in names:
+        if name not in ENGINES:
+            raise EngineError(f"Unknown engine {name!r}: expected one of {', '.join(ENGINES)}")
+        try:
+            if name == "postgres":
+                target = postgres_url(pg_url)
+            else:
+                target = str(Path(data_dir) / f"{dataset.name}.{name}")
+            engine = open_engine(name, target)
+        except EngineError as e:
+            if name != "postgres":
+                raise
+            print(f"Note: PostgreSQL left out of this run: {e}")
+            continue
+        reports.append(engine.load(dataset))
+        engines[name] = engine
+    frame = pl.concat([r.frame() for r in reports]) if reports else pl.DataFrame()
+    return engines, frame
