@@ -160,9 +160,9 @@ class Dataset:
 
         A sampled session keeps all its messages, windows and jobs, so joins stay
         meaningful. With ``stratify`` sessions are drawn per size class (powers of
-        two of their message count) and every non-empty class keeps at least one
-        session, so the heavy tail survives. Jobs without a session are sampled at
-        the same fraction. Reproducible for a seed.
+        two of their message count) in proportion to the class sizes, and the class of
+        the largest sessions always keeps one, so the heavy tail survives. Jobs without
+        a session are sampled at the same fraction. Reproducible for a seed.
         """
         stats = self.session_stats()
         total = stats.height
@@ -210,6 +210,29 @@ class Dataset:
         return w.dataset
 
 
+def _allocate(sizes: list[int], target: int) -> list[int]:
+    """Split ``target`` over strata of ``sizes`` (ordered by session size) proportionally.
+
+    The largest size class always keeps at least one session (the heavy tail is what
+    matters most for per-session query costs); leftover slots go first to classes that
+    would otherwise be empty, largest sessions first, then by largest remainder.
+    """
+    total = sum(sizes)
+    exact = [n * target / total for n in sizes]
+    take = [int(e) for e in exact]
+    top = len(sizes) - 1
+    take[top] = max(take[top], 1)
+    while sum(take) > target:
+        take[take.index(max(take))] -= 1
+    order = sorted(
+        (i for i in range(len(sizes)) if take[i] < sizes[i]),
+        key=lambda i: (take[i] > 0, -i if take[i] == 0 else 0, -(exact[i] - take[i])),
+    )
+    for i in order[: target - sum(take)]:
+        take[i] += 1
+    return take
+
+
 def _existing(dest: str | os.PathLike[str], source: Mapping[str, Any], seed: int | None) -> Dataset | None:
     """The dataset at ``dest`` if it was made from the same source and seed, else None.
 
@@ -238,20 +261,8 @@ def _choose_sessions(stats: pl.DataFrame, target: int, seed: int, stratify: bool
         stratum=(pl.col("messages").clip(1).log(2).floor().cast(pl.Int32) if stratify else pl.lit(0)),
     )
     sizes = frame.group_by("stratum").len().sort("stratum")
-    share = target / stats.height
-    quota = sizes.with_columns(exact=pl.col("len") * share)
-    quota = quota.with_columns(take=pl.col("exact").floor().cast(pl.Int64).clip(lower_bound=1))
-    # Largest-remainder rounding so the total is exactly the target where possible.
-    short = target - int(quota["take"].sum())
-    if short > 0:
-        order = quota.with_columns(rem=pl.col("exact") - pl.col("take")).with_row_index()
-        order = order.filter(pl.col("take") < pl.col("len")).sort("rem", descending=True)
-        bump = set(order["index"].head(short).to_list())
-        quota = (
-            quota.with_row_index()
-            .with_columns(take=pl.col("take") + pl.col("index").is_in(list(bump)).cast(pl.Int64))
-            .drop("index")
-        )
+    take = _allocate(sizes["len"].to_list(), target)
+    quota = sizes.with_columns(take=pl.Series(take, dtype=pl.Int64))
     chosen = (
         frame.join(quota.select("stratum", "take"), on="stratum")
         .sort("stratum", "_u")

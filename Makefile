@@ -1,0 +1,59 @@
+# The one task runner: CI calls exactly these targets (see .ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SCALE ?= small
+SEED ?= 7
+ENGINES ?= duckdb,sqlite
+CCUSAGE_VERSION ?= 20.0.26
+
+.DEFAULT_GOAL := help
+.PHONY: help install data report test lab refresh lint benchmarks system-deps tools clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+install: $(BIN)/.installed  ## Create .venv and install the project (reused when up to date)
+
+data: install  ## Build the default dataset (data/$(SCALE)); reused when it exists
+	$(BIN)/workbench generate data/$(SCALE) --scale $(SCALE) --seed $(SEED)
+
+report: data  ## Run every notebook on the embedded engines and write reports/index.html
+	$(BIN)/workbench report --scale $(SCALE) --seed $(SEED) --engines $(ENGINES)
+
+test: install tools  ## The whole suite: unit, CLI, PostgreSQL, Chromium and nbval
+	$(BIN)/python -m pytest
+
+lab: install  ## Open JupyterLab on notebooks/ with the project's environment
+	$(BIN)/jupyter lab --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+refresh: install  ## Re-execute notebooks/*.py into their .ipynb (the outputs nbval checks)
+	$(BIN)/workbench refresh
+
+lint: install  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+benchmarks: install  ## Run the benchmarks (results go in docs/BENCHMARKS.md by hand)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+system-deps:  ## Debian/Ubuntu packages the PostgreSQL and browser tests use (needs root or sudo)
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq \
+		python3-venv postgresql postgresql-15-hypopg chromium nodejs npm sqlite3 >/dev/null
+
+tools: .tools/node_modules/.bin/ccusage  ## Local ccusage (npm) for the ingest agreement tests
+
+.tools/node_modules/.bin/ccusage:
+	@if command -v npm >/dev/null; then npm install --silent --no-fund --no-audit --prefix .tools ccusage@$(CCUSAGE_VERSION); \
+	else echo "npm not found: ccusage agreement tests will skip (make system-deps installs it)"; fi
+
+clean:  ## Remove generated data, reports and the venv
+	rm -rf $(VENV) data/*/ data/*.duckdb data/*.sqlite reports/*.html reports/*/ .tools
