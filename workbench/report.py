@@ -12,6 +12,7 @@ import html
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from workbench.figures import RENDERER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", re.I)
 PACKAGES = ("duckdb", "polars", "sqlalchemy", "psycopg", "pyarrow", "plotly", "sqlglot", "papermill", "nbval")
 
 
@@ -75,7 +77,9 @@ def export_html(notebook: Path, output: Path) -> Path:
 
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-    _write_atomic(output, body)
+    # The template and plotly reference require.js and MathJax on a CDN; the reports use
+    # neither (plotly.js is inlined), and offline those tags only stall the page.
+    _write_atomic(output, _EXTERNAL_SCRIPT.sub("", body))
     return output
 
 
@@ -132,6 +136,7 @@ def build_report(
     *,
     only: Sequence[str] | None = None,
     folder: Path = NOTEBOOKS,
+    data_dir: str | os.PathLike[str] = ROOT / "data",
     progress: bool = True,
 ) -> Path:
     """Execute the notebooks, export HTML, write ``index.html``; return its path.
@@ -143,11 +148,7 @@ def build_report(
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    params = {
-        "data_dir": str(Path("../data").resolve() if folder == NOTEBOOKS else out / "data"),
-        "out_dir": str(out),
-        **parameters,
-    }
+    params = {"data_dir": str(Path(data_dir).resolve()), "out_dir": str(out), **parameters}
     runs: list[NotebookRun] = []
     bar = tqdm(notebooks(folder, only), desc="notebooks", unit="nb", disable=not progress)
     for nb in bar:
