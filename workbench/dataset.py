@@ -427,7 +427,11 @@ def describe(ds: Dataset) -> pl.DataFrame:
     """A dataset's manifest as a small two-column table (for notebooks and reports)."""
     source = ds.manifest["source"]
     rows = [("path", ds.name), ("source", source.get("kind", "?"))]
-    rows += [(f"source.{k}", json.dumps(v)) for k, v in source.items() if k not in {"kind", "parent"}]
+    rows += [
+        (f"source.{k}", v if isinstance(v, str) else json.dumps(v))
+        for k, v in source.items()
+        if k not in {"kind", "parent"}
+    ]
     rows += [("seed", str(ds.manifest.get("seed"))), ("content hash", ds.content_hash[:16])]
     rows += [(f"rows: {t}", f"{n:,}") for t, n in ds.counts.items()]
     return pl.DataFrame(rows, schema=["field", "value"], orient="row")
