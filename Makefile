@@ -44,10 +44,12 @@ lint: install  ## ruff check and format check
 benchmarks: install  ## Run the benchmarks (results go in docs/BENCHMARKS.md by hand)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-system-deps:  ## Debian/Ubuntu packages the PostgreSQL and browser tests use (needs root or sudo)
-	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq \
-		python3-venv postgresql postgresql-15-hypopg chromium nodejs npm sqlite3 >/dev/null
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-deps:  ## Debian/Ubuntu packages the PostgreSQL, browser and ccusage tests use (root or sudo)
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+		python3-venv postgresql postgresql-15-hypopg chromium sqlite3 \
+		$(if $(shell command -v npm),,nodejs npm) >/dev/null
 
 tools: .tools/node_modules/.bin/ccusage  ## Local ccusage (npm) for the ingest agreement tests
 
