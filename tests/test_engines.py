@@ -156,3 +156,29 @@ def test_identifiers_and_in_lists():
     assert params == {"ids_0": 1, "ids_1": 2, "b": 3}
     with pytest.raises(WorkbenchError, match="must be a list"):
         expand_in_lists("WHERE a IN :ids", {"ids": 5})
+
+
+def test_throwaway_server_stops_when_its_owner_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from workbench.engines.server import PostgresServer, find_bindir
+
+    try:
+        find_bindir()
+    except EngineError as e:  # pragma: no cover - laptops without PostgreSQL
+        pytest.skip(str(e))
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    server = PostgresServer.start()
+    try:
+        server.stop_with(owner.pid)
+        assert server.running()
+        owner.kill()
+        owner.wait()
+        deadline = time.monotonic() + 20
+        while server.running() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not server.running()
+    finally:
+        server.stop()

@@ -73,6 +73,7 @@ def postgres_url(url: str | None = None) -> str:
 
         server = PostgresServer.start()
         atexit.register(server.stop)
+        server.stop_with()  # notebook kernels are killed, not exited: atexit alone would leak it
         _servers.append(server)
     return _servers[0].url
 

@@ -20,7 +20,9 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -184,6 +186,21 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def stop_with(self, pid: int | None = None) -> None:
+        """Stop this server when process ``pid`` (default: this one) ends, however it ends.
+
+        Notebook kernels are killed rather than exited, so ``atexit`` never runs there;
+        a small watchdog process polls the owner and stops the server after it.
+        """
+        code = "import sys; from workbench.engines.server import _watch; _watch(*sys.argv[1:])"
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(pid or os.getpid()), json.dumps(asdict(self))],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def __enter__(self) -> PostgresServer:
         return self
 
@@ -201,3 +218,16 @@ class PostgresServer:
             return cls(**json.loads(state.read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             return None
+
+
+def _watch(pid: str, server: str, interval: float = 1.0) -> None:
+    """Wait for process ``pid`` to end, then stop ``server`` (its JSON fields)."""
+    while True:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            pass
+        time.sleep(interval)
+    PostgresServer(**json.loads(server)).stop()
