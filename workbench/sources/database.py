@@ -262,8 +262,11 @@ def _check_request(fraction: float | None, sessions: int | None, method: str, ba
 def _ident(name: Any, what: str, fix: str) -> str:
     try:
         return identifier(name)
-    except WorkbenchError as e:
-        raise DatabaseSourceError(f"{e} (in {what}): {fix}") from None
+    except WorkbenchError:
+        raise DatabaseSourceError(
+            f"Invalid identifier {name!r} in {what}: {fix}, using letters, digits and underscores, "
+            "starting with a letter (at most 63 characters)"
+        ) from None
 
 
 def _check_mapping(mapping: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -345,7 +348,8 @@ def _resolve(
                     f"mapping={{{name!r}: {{'columns': {{{column.name!r}: 'ITS_NAME'}}}}}}"
                     + (" (or None to fill NULLs)" if column.nullable else "")
                 )
-            columns.append(sa.Column(col, column.type, quote=True))
+            if all(c.name != col for c in columns):  # two workbench columns may share one
+                columns.append(sa.Column(col, column.type, quote=True))
         table = sa.Table(source, sa.MetaData(), *columns, schema=schema, quote=True, quote_schema=True)
         exprs = []
         for wb_name, col in wanted:
