@@ -148,3 +148,14 @@ def test_pg_start_on_a_port_in_use(run):
         f"Error: Port {port} on 127.0.0.1 is in use: choose another with --port, "
         "or leave it out to pick a free one\n"
     )
+
+
+def test_pg_start_without_binaries_says_how_to_install(run, monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_PG_BINDIR", str(tmp_path / "nowhere"))
+    result = run("pg", "start")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: PostgreSQL server binaries (initdb, pg_ctl) not found in {tmp_path / 'nowhere'}: "
+        "install them with: sudo apt-get install postgresql postgresql-15-hypopg, "
+        "or set WORKBENCH_PG_BINDIR to the folder holding initdb and pg_ctl\n"
+    )

@@ -39,12 +39,13 @@ def find_bindir() -> Path:
     """The folder with ``initdb``/``pg_ctl``/``postgres``: env, Debian layout, then PATH."""
     candidates: list[str] = []
     if env := os.environ.get("WORKBENCH_PG_BINDIR"):
-        candidates.append(env)
-    candidates += sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
-    )
-    if initdb := shutil.which("initdb"):
-        candidates.append(str(Path(initdb).resolve().parent))
+        candidates.append(env)  # an explicit choice: no fallback that would hide a typo
+    else:
+        candidates += sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+        )
+        if initdb := shutil.which("initdb"):
+            candidates.append(str(Path(initdb).resolve().parent))
     for folder in candidates:
         if all((Path(folder) / b).exists() for b in ("initdb", "pg_ctl", "postgres")):
             return Path(folder)
