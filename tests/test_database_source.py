@@ -82,7 +82,9 @@ def test_sample_keeps_whole_clusters_with_the_source_rows(source_url, tiny, tmp_
     )
     orphans = jobs.filter(pl.col("session_id").is_null())
     assert not orphans.is_empty()
-    assert orphans.sort("id").equals(source_jobs.filter(pl.col("id").is_in(orphans["id"])).sort("id"))
+    assert orphans.sort("id").equals(
+        source_jobs.filter(pl.col("id").is_in(orphans["id"].to_list())).sort("id")
+    )
     # Exactly the referenced projects.
     assert _ids(ds, "projects") == sorted(set(ds.read("sessions")["project_id"]))
     assert rows("projects", ds.read("projects")).equals(
@@ -162,12 +164,15 @@ def _pg_checksums(url: str) -> dict[str, str]:
 def test_postgres_is_only_read_in_a_read_only_transaction(pg_source, tmp_path):
     before = _pg_checksums(pg_source)
     seen: list[tuple[str, str]] = []
+    streamed: list[str] = []
 
     def check(conn, cursor, statement, parameters, context, executemany):
         # Ask the server itself, on the same connection, after every statement the sampler sends.
         with cursor.connection.cursor() as probe:
             probe.execute("SHOW transaction_read_only")
             seen.append((statement, probe.fetchone()[0]))
+        if isinstance(cursor, psycopg.ServerCursor):  # rows stream from a server-side cursor
+            streamed.append(statement)
 
     sa.event.listen(sa.Engine, "after_cursor_execute", check)
     try:
@@ -178,6 +183,7 @@ def test_postgres_is_only_read_in_a_read_only_transaction(pg_source, tmp_path):
     assert {ro for _, ro in seen} == {"on"}
     verbs = {s.split()[0].upper() for s, _ in seen}
     assert verbs <= {"SELECT", "SET", "SHOW", "WITH"}, verbs
+    assert sum('FROM "messages"' in s for s in streamed) == 4  # 30 sessions in batches of 9
 
     with read_only_connection(pg_source) as conn:
         assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
@@ -245,6 +251,20 @@ def test_unreachable_server_error_masks_the_password(tmp_path):
     assert "Sup3r" not in message and "Secret" not in message
     assert "postgresql://alice:***@127.0.0.1" in message and "Check the host, port" in message
     assert not (tmp_path / "s").exists() and _leftovers(tmp_path) == []
+
+
+def test_password_never_reaches_the_dataset_or_errors(pg_source, tmp_path):
+    # The test server trusts local users, so a URL with a password connects, and must stay secret.
+    url = pg_source.replace("postgres@", "postgres:hunter2-pw@")
+    ds = sample_database(url, tmp_path / "s", sessions=3)
+    assert ds.manifest["source"]["url"] == pg_source.replace("postgres@", "postgres:***@")
+    assert not [p.name for p in ds.path.iterdir() if b"hunter2" in p.read_bytes()]
+    with pytest.raises(SchemaMismatchError) as e:
+        sample_database(url, tmp_path / "t", sessions=3, mapping={"jobs": {"columns": {"error": "err"}}})
+    assert "hunter2" not in str(e.value) and "postgres:***@" in str(e.value)
+    with pytest.raises(DatabaseSourceError) as e:
+        sample_database(url.rsplit("/", 1)[0] + "/no_such_db", tmp_path / "u", sessions=3)
+    assert "hunter2" not in str(e.value) and 'database "no_such_db" does not exist' in str(e.value)
 
 
 def test_missing_table_names_it_and_the_mapping_fix(sqlite_source, tmp_path):

@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import Grouping
 
 from workbench import schema as wb
 from workbench.dataset import Dataset, DatasetWriter, _allocate
@@ -81,7 +82,7 @@ def sample_database(
     mapping: Mapping[str, Any] | None = None,
     method: str = "hash",
     stratify: bool = True,
-    batch_size: int = 1_000,
+    batch_size: int = 5_000,
     progress: bool = False,
     overwrite: bool = False,
 ) -> Dataset:
@@ -92,7 +93,9 @@ def sample_database(
     ``mapping`` renames tables and columns of a backend that differs from the workbench
     schema: ``{"messages": {"table": "chat_messages", "columns": {"timestamp":
     "created_at"}}}``; a nullable column mapped to ``None`` is filled with NULL.
-    ``batch_size`` is the number of session ids per query. The database is only read.
+    ``batch_size`` is the number of session ids per query: each query reads messages by
+    ``session_id``, so without an index on it every batch is a full scan, and fewer,
+    larger batches are cheaper. The database is only read.
     """
     _check_request(fraction, sessions, method, batch_size)
     shown = mask_url(url)
@@ -128,7 +131,8 @@ def read_only_connection(url: str) -> Iterator[sa.Connection]:
 
     PostgreSQL: ``default_transaction_read_only=on`` for the session and ``SET TRANSACTION
     ISOLATION LEVEL REPEATABLE READ, READ ONLY``. SQLite: the file opened with
-    ``mode=ro`` and ``PRAGMA query_only=ON``. Others: ``SET TRANSACTION READ ONLY``.
+    ``mode=ro``, ``PRAGMA query_only=ON`` and one ``BEGIN`` (a single read snapshot).
+    Others: the SQL-standard ``SET TRANSACTION READ ONLY`` (not tested here).
     """
     engine = _create_engine(url)
     try:
@@ -177,7 +181,7 @@ def _create_engine(url: str) -> sa.Engine:
         ro_uri = file.as_uri() + "?mode=ro"  # the file itself refuses writes, whatever runs later
 
         def connect() -> sqlite3.Connection:
-            con = sqlite3.connect(ro_uri, uri=True)
+            con = sqlite3.connect(ro_uri, uri=True, isolation_level=None)  # BEGIN is ours to send
             con.execute("PRAGMA query_only = ON")
             return con
 
@@ -204,6 +208,7 @@ def _begin_read_only(conn: sa.Connection) -> None:
     elif name == "sqlite":
         if conn.exec_driver_sql("PRAGMA query_only").scalar() != 1:
             raise DatabaseSourceError("SQLite did not switch to query_only: refusing to read")
+        conn.exec_driver_sql("BEGIN")  # one read transaction: every query sees the same snapshot
     else:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
@@ -384,11 +389,12 @@ def hash_id(value: int, salt_value: int) -> int:
 def hash_expr(column: sa.ColumnElement, salt_value: int) -> sa.ColumnElement:
     """A seeded 32-bit hash of an integer column, portable SQL (no XOR operator needed)."""
 
+    # Every step is parenthesised: PostgreSQL and SQLite rank - above & | >>, other engines may not.
     def op(a: Any, o: str, b: Any) -> sa.ColumnElement:
-        return sa.type_coerce(a, sa.BigInteger).op(o, return_type=sa.BigInteger)(b)
+        return Grouping(sa.type_coerce(a, sa.BigInteger).op(o, return_type=sa.BigInteger)(b))
 
     def xor(a: Any, b: Any) -> sa.ColumnElement:
-        return sa.type_coerce(op(a, "|", b) - op(a, "&", b), sa.BigInteger)  # a ^ b
+        return Grouping(sa.type_coerce(op(a, "|", b) - op(a, "&", b), sa.BigInteger))  # a ^ b
 
     def lit(n: int) -> sa.ColumnElement:
         return sa.literal_column(str(n), sa.BigInteger)  # our constants, never input
