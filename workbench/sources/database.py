@@ -113,7 +113,7 @@ def sample_database(
     }
     writer = DatasetWriter(dest, source=source, seed=seed, overwrite=overwrite)  # checks dest first
     with read_only_connection(url) as conn:
-        tables = _resolve(conn, schema, mapping, shown)
+        tables = _resolve(conn, schema, mapping, url)
         with _reading(url, "sampling"), writer:
             _sample_into(
                 writer, conn, tables, fraction, sessions, seed, method, stratify, batch_size, progress
@@ -318,11 +318,12 @@ def _check_mapping(mapping: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _resolve(
-    conn: sa.Connection, schema: str | None, mapping: dict[str, dict[str, Any]], shown: str
+    conn: sa.Connection, schema: str | None, mapping: dict[str, dict[str, Any]], url: str
 ) -> dict[str, sa.Select]:
     """Per workbench table, a SELECT of the source table with columns labelled as the workbench's."""
+    shown = mask_url(url)
     where = f"{shown}" + (f" (schema {schema})" if schema else "")
-    with _reading(shown, "reading the catalog of"):
+    with _reading(url, "reading the catalog of"):
         inspector = sa.inspect(conn)
         found = set(inspector.get_table_names(schema=schema)) | set(inspector.get_view_names(schema=schema))
     selects: dict[str, sa.Select] = {}
@@ -336,7 +337,7 @@ def _resolve(
                 f"If it has another name, map it: mapping={{{name!r}: {{'table': 'ITS_NAME'}}}}"
                 + ("" if schema else ", or pass schema='...' if it lives in another schema")
             )
-        with _reading(shown, "reading the catalog of"):
+        with _reading(url, "reading the catalog of"):
             reflected = {c["name"]: c["type"] for c in inspector.get_columns(source, schema=schema)}
         renames = spec.get("columns", {})
         columns: list[sa.Column] = []
