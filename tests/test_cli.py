@@ -159,3 +159,17 @@ def test_pg_start_without_binaries_says_how_to_install(run, monkeypatch, tmp_pat
         "install them with: sudo apt-get install postgresql postgresql-15-hypopg, "
         "or set WORKBENCH_PG_BINDIR to the folder holding initdb and pg_ctl\n"
     )
+
+
+def test_sample_from_a_database_url(run, tmp_path):
+    run("generate", "data/t", "--scale", "tiny")
+    assert run("load", "data/t", "--engine", "sqlite").exit_code == 0
+    result = run(
+        "sample", "--from", f"sqlite:///{tmp_path / 'data' / 't.sqlite'}", "data/db-half", "--fraction", 0.5
+    )
+    assert result.exit_code == 0, result.output
+    assert "sessions                   30" in result.output
+    both = run("sample", "data/t", "data/x", "--from", "sqlite:///x.db", "--fraction", 0.5)
+    assert both.exit_code == 2 and "not both" in both.output
+    missing = run("sample", "--from", "postgresql://u:pw@127.0.0.1:1/db", "data/y", "--fraction", 0.5)
+    assert missing.exit_code == 1 and "pw@" not in missing.output and "Error:" in missing.output

@@ -76,8 +76,7 @@ def generate(dest: Path, scale: str, seed: int, overwrite: bool, **counts: int |
 
 
 @main.command()
-@click.argument("source", required=False, type=click.Path(path_type=Path))
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, metavar="[SOURCE] DEST", type=click.Path(path_type=Path))
 @click.option(
     "--from",
     "url",
@@ -88,15 +87,23 @@ def generate(dest: Path, scale: str, seed: int, overwrite: bool, **counts: int |
 @click.option("--sessions", type=int, help="Number of sessions to keep.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--no-stratify", is_flag=True, help="Plain random sessions instead of per size class.")
+@click.option(
+    "--method",
+    type=click.Choice(["hash", "bernoulli", "system"]),
+    default="hash",
+    show_default=True,
+    help="With --from: a seeded hash of the id (exact count, any database) or PostgreSQL "
+    "TABLESAMPLE BERNOULLI/SYSTEM (approximate count).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already at DEST.")
 def sample(
-    source: Path | None,
-    dest: Path,
+    paths: tuple[Path, ...],
     url: str | None,
     fraction: float | None,
     sessions: int | None,
     seed: int,
     no_stratify: bool,
+    method: str,
     overwrite: bool,
 ) -> None:
     """Cluster-sample sessions (with all their messages and windows) into DEST.
@@ -107,8 +114,9 @@ def sample(
     """
     from workbench.dataset import Dataset, compare
 
-    if (source is None) == (url is None):
-        raise click.UsageError("Give either a SOURCE dataset folder or --from URL, not both")
+    if len(paths) != (1 if url else 2):
+        raise click.UsageError("Give SOURCE and DEST folders, or --from URL and DEST, not both")
+    *source, dest = paths
     if (fraction is None) == (sessions is None):
         raise click.UsageError("Give exactly one of --fraction or --sessions")
     if url is not None:
@@ -120,12 +128,14 @@ def sample(
             fraction=fraction,
             sessions=sessions,
             seed=seed,
+            method=method,
+            stratify=not no_stratify,
             overwrite=overwrite,
             progress=_progress(),
         )
         _print_counts(f"Dataset {ds.path}", ds.counts)
         return
-    parent = Dataset.open(source)
+    parent = Dataset.open(source[0])
     ds = parent.sample(
         dest, fraction=fraction, sessions=sessions, seed=seed, stratify=not no_stratify, overwrite=overwrite
     )
