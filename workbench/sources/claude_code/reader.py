@@ -1,0 +1,474 @@
+"""Find transcript files and stream their lines into columnar row buffers.
+
+Files are read in binary mode, one line at a time, so neither a 3 GB file nor a
+12 MB line is ever held whole. ``user``/``assistant`` lines become message rows,
+every other entry type becomes a raw row (kept verbatim), and a line that cannot be
+used becomes a quarantine record with file, line number and reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from workbench.errors import WorkbenchError
+
+#: Bytes of a bad line kept in the quarantine record.
+RAW_PREFIX = 4096
+
+ENTRY_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("project", pa.string()),
+        ("session_key", pa.string()),
+        ("session_id", pa.int64()),
+        ("id", pa.int64()),
+        ("uuid", pa.string()),
+        ("role", pa.string()),
+        ("type", pa.string()),
+        ("content", pa.large_string()),
+        ("timestamp", pa.timestamp("us")),
+        ("model", pa.string()),
+        ("message_id", pa.string()),
+        ("request_id", pa.string()),
+        ("is_sidechain", pa.bool_()),
+        ("cwd", pa.string()),
+        ("git_branch", pa.string()),
+        ("version", pa.string()),
+        ("input_tokens", pa.int32()),
+        ("output_tokens", pa.int32()),
+        ("cache_creation_tokens", pa.int32()),
+        ("cache_read_tokens", pa.int32()),
+    ]
+)
+
+RAW_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("type", pa.string()),
+        ("session", pa.string()),
+        ("timestamp", pa.string()),
+        ("json", pa.large_string()),
+    ]
+)
+
+_INT32 = 2**31 - 1
+_BLOCK_TYPES = {"text", "tool_use", "tool_result", "thinking", "image"}
+
+
+class SourceError(WorkbenchError):
+    """A transcript root is missing or is not a folder."""
+
+
+def hash63(text: str) -> int:
+    """A stable, non-negative 63-bit id for ``text`` (BLAKE2b)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def default_roots() -> list[Path]:
+    """The ``projects`` folders ccusage reads: ~/.claude, ~/.config/claude, $CLAUDE_CONFIG_DIR."""
+    home = Path.home()
+    candidates = [home / ".claude", home / ".config" / "claude"]
+    candidates += [Path(p.strip()).expanduser() for p in os.environ.get("CLAUDE_CONFIG_DIR", "").split(",")]
+    roots = []
+    for base in candidates:
+        if str(base) not in ("", ".") and (base / "projects").is_dir():
+            roots.append((base / "projects").resolve())
+    return list(dict.fromkeys(roots))
+
+
+def resolve_roots(paths: Sequence[str | os.PathLike[str]] | None) -> list[Path]:
+    """Absolute transcript roots: a ``projects`` folder, or a config folder holding one."""
+    if paths is None:
+        roots = default_roots()
+        if not roots:
+            raise SourceError(
+                "No Claude Code transcripts found in ~/.claude/projects, ~/.config/claude/projects "
+                "or $CLAUDE_CONFIG_DIR: pass the transcript folder explicitly"
+            )
+        return roots
+    roots = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if not path.exists():
+            raise SourceError(f"Transcript path {str(path)!r} does not exist: pass a projects folder")
+        if not path.is_dir():
+            raise SourceError(f"Transcript path {str(path)!r} is not a folder: pass its projects folder")
+        roots.append((path / "projects" if (path / "projects").is_dir() else path).resolve())
+    return list(dict.fromkeys(roots))
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One transcript file: its stable key (relative path), project folder and location."""
+
+    key: str
+    project: str
+    path: Path
+    session_hint: str
+    agent_file: bool
+
+
+def find_files(roots: Sequence[Path]) -> list[SourceFile]:
+    """Every ``*.jsonl`` under the roots, sorted by key (second and later roots are prefixed)."""
+    files: dict[str, SourceFile] = {}
+    for i, root in enumerate(roots):
+        for path in root.rglob("*.jsonl"):
+            rel = path.relative_to(root)
+            key = rel.as_posix() if i == 0 else f"{i}:{rel.as_posix()}"
+            project = rel.parts[0] if len(rel.parts) > 1 else root.name
+            stem = path.stem
+            agent = stem.startswith("agent-")
+            hint = path.parent.parent.name if agent and path.parent.name == "subagents" else stem
+            files[key] = SourceFile(key, project, path, hint, agent)
+    return [files[k] for k in sorted(files)]
+
+
+@dataclass
+class Tally:
+    """Counters for one ingest run."""
+
+    lines: int = 0
+    bytes_read: int = 0
+    entries: Counter[str] = field(default_factory=Counter)
+    quarantined: Counter[str] = field(default_factory=Counter)
+    unterminated: int = 0
+
+
+class Bad(Exception):
+    """A line that is valid JSON but cannot become a row: ``reason`` and detail."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise Bad("bad-field:timestamp", f"timestamp is {type(value).__name__}, expected an ISO string")
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise Bad("bad-field:timestamp", f"timestamp {value[:40]!r} is not ISO-8601") from None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts
+
+
+def _tokens(usage: Any) -> tuple[int, int, int, int]:
+    if not isinstance(usage, dict):
+        raise Bad("bad-field:message.usage", f"usage is {type(usage).__name__}, expected an object")
+    out = []
+    for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        v = usage.get(name, 0 if name.startswith("cache") else None)
+        if v is None and name.startswith("cache"):
+            v = 0
+        if type(v) is not int or not 0 <= v <= _INT32:
+            raise Bad("bad-field:message.usage", f"usage.{name} is {v!r}, expected a count")
+        out.append(v)
+    return out[0], out[1], out[2], out[3]
+
+
+def _content(content: Any) -> tuple[str, str]:
+    """(type, text) of a message's content: plain text, or compact JSON for other blocks."""
+    if isinstance(content, str):
+        return "text", content
+    if not isinstance(content, list):
+        raise Bad("bad-field:message.content", f"content is {type(content).__name__}, expected text or list")
+    kinds = {b.get("type") if isinstance(b, dict) else None for b in content}
+    if kinds == {"text"} and all(isinstance(b.get("text"), str) for b in content):
+        return "text", "\n\n".join(b["text"] for b in content)
+    if len(kinds) == 1:
+        kind = next(iter(kinds))
+        kind = "thinking" if kind == "redacted_thinking" else kind
+        kind = kind if kind in _BLOCK_TYPES else "other"
+    else:
+        kind = "mixed" if kinds else "text"
+    body = content[0] if len(content) == 1 else content
+    return kind, orjson.dumps(body).decode()
+
+
+class Buffers:
+    """Row buffers; ``flush`` hands full batches to the sinks as Arrow tables."""
+
+    def __init__(
+        self,
+        on_entries: Callable[[pa.Table], None],
+        on_raw: Callable[[pa.Table], None],
+        max_rows: int = 20_000,
+        max_bytes: int = 24 << 20,
+    ) -> None:
+        self.entries: list[tuple] = []
+        self.raw: list[tuple] = []
+        self.size = 0
+        self.on_entries, self.on_raw = on_entries, on_raw
+        self.max_rows, self.max_bytes = max_rows, max_bytes
+
+    def full(self) -> bool:
+        return self.size >= self.max_bytes or len(self.entries) + len(self.raw) >= self.max_rows
+
+    def flush(self) -> None:
+        if self.entries:
+            self.on_entries(_table(self.entries, ENTRY_SCHEMA))
+            self.entries = []
+        if self.raw:
+            self.on_raw(_table(self.raw, RAW_SCHEMA))
+            self.raw = []
+        self.size = 0
+
+
+def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+@dataclass
+class FileState:
+    """What was consumed of a file: complete lines only, and a hash of those bytes."""
+
+    key: str
+    path: str
+    size: int
+    consumed: int
+    lines: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def resume_point(f, old: FileState | None) -> tuple[int, int, Any]:
+    """(offset, line number, hasher) to continue ``f`` from, after checking its consumed prefix."""
+    hasher = hashlib.sha256()
+    if old is None or old.consumed == 0:
+        return 0, 0, hasher
+    left = old.consumed
+    while left:
+        block = f.read(min(left, 1 << 20))
+        if not block:
+            break
+        hasher.update(block)
+        left -= len(block)
+    if left == 0 and hasher.hexdigest() == old.sha256:
+        return old.consumed, old.lines, hasher
+    f.seek(0)
+    return 0, 0, hashlib.sha256()
+
+
+def read_file(
+    src: SourceFile,
+    buffers: Buffers,
+    quarantine: Callable[[dict[str, Any]], None],
+    tally: Tally,
+    old: FileState | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
+) -> tuple[FileState, bool]:
+    """Stream ``src`` (from where ``old`` left off if its prefix is unchanged) into ``buffers``.
+
+    ``on_resume(lines)`` runs before reading when the old prefix is reused, so the caller
+    can put the previous rows of those lines first. Returns the new state and whether
+    the old prefix was reused.
+    """
+    key = src.key
+    try:
+        f = src.path.open("rb")
+        size = os.fstat(f.fileno()).st_size
+    except OSError as e:
+        _quarantine(quarantine, tally, key, None, "unreadable-file", str(e), b"")
+        return FileState(key, str(src.path), 0, 0, 0, hashlib.sha256().hexdigest()), False
+    with f:
+        offset, lineno, hasher = resume_point(f, old) if on_resume else (0, 0, hashlib.sha256())
+        if offset and on_resume:
+            on_resume(lineno)
+        consumed, lines, first = offset, lineno, lineno
+        entries, raw = buffers.entries, buffers.raw
+        loads, dumps_err = orjson.loads, orjson.JSONDecodeError
+        project, hint, agent_file = src.project, src.session_hint, src.agent_file
+        session_ids: dict[str, int] = {}
+        pending = 0
+        try:
+            for line in f:
+                lineno += 1
+                n = len(line)
+                pending += n
+                complete = line[-1:] == b"\n"
+                if complete:
+                    consumed += n
+                    lines = lineno
+                    hasher.update(line)
+                else:
+                    tally.unterminated += 1
+                try:
+                    obj = loads(line)
+                except dumps_err as e:
+                    reason = _bad_reason(line, complete)
+                    _quarantine(quarantine, tally, key, lineno, reason, str(e), line)
+                    continue
+                if type(obj) is not dict:
+                    _quarantine(
+                        quarantine,
+                        tally,
+                        key,
+                        lineno,
+                        "not-an-object",
+                        f"a JSON {type(obj).__name__}, expected an object",
+                        line,
+                    )
+                    continue
+                kind = obj.get("type")
+                try:
+                    if kind == "user" or kind == "assistant":
+                        row = _message_row(obj, kind, key, lineno, project, hint, agent_file, session_ids)
+                        entries.append(row)
+                        buffers.size += n
+                    else:
+                        sid = obj.get("sessionId")
+                        if kind is None:
+                            kind = "<none>"
+                        elif type(kind) is not str:
+                            kind = "<invalid>"
+                        ts = obj.get("timestamp")
+                        raw.append(
+                            (
+                                key,
+                                lineno,
+                                kind,
+                                sid if type(sid) is str else None,
+                                ts if type(ts) is str else None,
+                                line.decode().rstrip("\r\n"),
+                            )
+                        )
+                        buffers.size += n
+                except Bad as e:
+                    _quarantine(quarantine, tally, key, lineno, e.reason, str(e), line)
+                    continue
+                tally.entries[kind] += 1
+                if buffers.size >= buffers.max_bytes or len(entries) + len(raw) >= buffers.max_rows:
+                    buffers.flush()
+                    entries, raw = buffers.entries, buffers.raw
+                if pending >= 1 << 20 and progress is not None:
+                    progress(pending)
+                    pending = 0
+        except OSError as e:
+            _quarantine(quarantine, tally, key, lineno + 1, "unreadable-file", str(e), b"")
+        if progress is not None and pending:
+            progress(pending)
+        tally.lines += lineno - first
+        tally.bytes_read += max(0, size - offset)
+    return FileState(key, str(src.path), size, consumed, lines, hasher.hexdigest()), offset > 0
+
+
+def _bad_reason(line: bytes, complete: bool) -> str:
+    if not line.strip():
+        return "blank-line"
+    if not complete:
+        return "truncated-line"
+    try:
+        line.decode()
+    except UnicodeDecodeError:
+        return "invalid-utf8"
+    return "malformed-json"
+
+
+def _quarantine(
+    sink, tally: Tally, key: str, lineno: int | None, reason: str, detail: str, line: bytes
+) -> None:
+    tally.quarantined[reason] += 1
+    sink(
+        {
+            "file": key,
+            "line": lineno,
+            "reason": reason,
+            "detail": detail,
+            "bytes": len(line),
+            "raw": line[:RAW_PREFIX].decode("utf-8", "backslashreplace").rstrip("\r\n"),
+        }
+    )
+
+
+def _message_row(
+    obj: dict,
+    role: str,
+    key: str,
+    lineno: int,
+    project: str,
+    hint: str,
+    agent_file: bool,
+    session_ids: dict[str, int],
+) -> tuple:
+    msg = obj.get("message")
+    if type(msg) is not dict:
+        raise Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
+    ts = _timestamp(obj.get("timestamp"))
+    kind, text = _content(msg.get("content"))
+    sid = obj.get("sessionId", hint)
+    if type(sid) is not str or not sid:
+        raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
+    sidechain = obj.get("isSidechain") is True
+    agent = obj.get("agentId")
+    if agent_file:
+        skey = f"{sid}/agent-{agent}" if type(agent) is str and agent else f"{sid}/{hint_agent(key)}"
+    elif sidechain and type(agent) is str and agent:
+        skey = f"{sid}/agent-{agent}"
+    else:
+        skey = sid
+    session_id = session_ids.get(skey)
+    if session_id is None:
+        session_id = session_ids[skey] = hash63("session\x00" + skey)
+    uuid = obj.get("uuid")
+    if type(uuid) is not str:
+        uuid = f"{key}:{lineno}"
+    model = msg.get("model")
+    mid = msg.get("id")
+    rid = obj.get("requestId")
+    tokens: tuple[Any, ...] = (None, None, None, None)
+    if role == "assistant" and "usage" in msg and msg["usage"] is not None:
+        tokens = _tokens(msg["usage"])
+    cwd, branch, version = obj.get("cwd"), obj.get("gitBranch"), obj.get("version")
+    return (
+        key,
+        lineno,
+        project,
+        skey,
+        session_id,
+        hash63(f"message\x00{key}\x00{lineno}"),
+        uuid,
+        role,
+        kind,
+        text,
+        ts,
+        model if type(model) is str else None,
+        mid if type(mid) is str else None,
+        rid if type(rid) is str else None,
+        sidechain,
+        cwd if type(cwd) is str else None,
+        branch if type(branch) is str else None,
+        version if type(version) is str else None,
+        *tokens,
+    )
+
+
+def hint_agent(key: str) -> str:
+    """``agent-<id>`` from a subagent file key."""
+    return key.rsplit("/", 1)[-1].removesuffix(".jsonl")
+
+
+def iter_lines_text(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSONL side file written by this package."""
+    with path.open("rb") as f:
+        for line in f:
+            yield orjson.loads(line)
