@@ -39,6 +39,7 @@ KIND = "claude-code"
 #: Rows per Parquet row group of the messages table and side files. Fixed, so that a
 #: full ingest and an incremental one write byte-identical files.
 CHUNK_ROWS = 50_000
+FILE_STATUSES = ("new", "grown", "unchanged", "reread", "removed", "empty", "unreadable")
 TITLE_TYPES = ("custom-title", "ai-title", "summary")
 LINE_COLUMNS = (
     "file", "line", "project", "session_key", "message_id", "request_id", "is_sidechain",
@@ -305,6 +306,7 @@ class _Run:
                 )
                 self.files[status] += 1
                 self.files["empty"] += state.size == 0
+                self.files["unreadable"] += state.size < 0
             buffers.flush()
         finally:
             qfile.close()
@@ -334,7 +336,7 @@ class _Run:
         return {
             "mode": "incremental" if self.previous else "full",
             "roots": w.source["roots"],
-            "files": {k: self.files[k] for k in ("new", "grown", "unchanged", "reread", "removed", "empty")},
+            "files": {k: self.files[k] for k in FILE_STATUSES},
             "lines_read": self.tally.lines,
             "bytes_read": self.tally.bytes_read,
             "entries": {k: int(v) for k, v in sorted(entry_counts.items())},

@@ -289,7 +289,7 @@ def read_file(
         size = os.fstat(f.fileno()).st_size
     except OSError as e:
         _quarantine(quarantine, tally, key, None, "unreadable-file", str(e), b"")
-        return FileState(key, str(src.path), 0, 0, 0, hashlib.sha256().hexdigest()), False
+        return FileState(key, str(src.path), -1, 0, 0, hashlib.sha256().hexdigest()), False
     with f:
         offset, lineno, hasher = resume_point(f, old) if on_resume else (0, 0, hashlib.sha256())
         if offset and on_resume:

@@ -1,0 +1,262 @@
+"""Claude Code transcript source: real fixtures, bad input, updates, ccusage, writer round trip.
+
+The fixture tree under tests/fixtures/claude-code is four real transcripts laid out as
+Claude Code writes them (see its SOURCES.md); the expected counts below come from the
+facts listed there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+
+from workbench import schema
+from workbench.dataset import Dataset, DatasetWriter
+from workbench.errors import DatasetError, WorkbenchError
+from workbench.sources.claude_code import (
+    block_usage,
+    ccusage_frame,
+    daily_usage,
+    find_ccusage,
+    ingest,
+    run_ccusage,
+    session_usage,
+    write_transcripts,
+)
+from workbench.sources.claude_code.usage import CcusageMissing
+
+FIXTURES = Path(__file__).parent / "fixtures" / "claude-code"
+EF = "ef958aa1-0e93-49f0-bb71-150f63befcd1"
+AGENT = f"{EF}/agent-a36efb2a1231c41e2"
+C3 = "326189cf-5676-4237-8cde-1ce80aae4a9f"
+C4 = "2b4ed4c0-b905-41de-9238-273db3ec737a"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TOKENS = ["input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens"]
+
+
+@pytest.fixture(scope="module")
+def fixture_ds(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return ingest([FIXTURES], tmp_path_factory.mktemp("cc") / "ds", progress=False).dataset
+
+
+def _tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "projects", root / "projects")
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return root
+
+
+def _usage_by_session(ds: Dataset) -> pl.DataFrame:
+    return (
+        ds.read("messages")
+        .join(ds.read("sessions").select(session_id="id", session="external_id"), on="session_id")
+        .group_by("session")
+        .agg(pl.len().alias("messages"), *[pl.col(c).cast(pl.Int64).sum() for c in TOKENS])
+        .sort("session")
+    )
+
+
+def test_real_fixtures(fixture_ds: Dataset) -> None:
+    ds = fixture_ds
+    sessions = {r["external_id"]: r for r in ds.read("sessions").iter_rows(named=True)}
+    assert set(sessions) == {EF, AGENT, C3, C4}
+    # user + assistant lines per file (SOURCES.md): 45+62, 8+10, 18+20, 10+12
+    assert {k: s["message_count"] for k, s in sessions.items()} == {EF: 107, AGENT: 18, C3: 38, C4: 22}
+    assert sessions[AGENT]["is_sidechain"] and not sessions[EF]["is_sidechain"]
+    assert sessions[AGENT]["project_id"] == sessions[EF]["project_id"]
+    assert sessions[EF]["model"] == "claude-opus-4-7" and sessions[C3]["model"] == "claude-sonnet-4-20250514"
+    assert sessions[EF]["git_branch"] == "master" and sessions[C4]["git_branch"] is None
+    assert sessions[C4]["created_at"] == datetime(2026, 1, 23, 17, 13, 37, 933000)
+    assert sessions[EF]["updated_at"] == datetime(2026, 4, 18, 15, 9, 30, 93000)
+    messages = ds.read("messages")
+    usage = messages.filter(pl.col("input_tokens").is_not_null())
+    per_session = usage.join(ds.read("sessions").select(session_id="id", s="external_id"), on="session_id")
+    # distinct (message.id, requestId) responses: 17, 6, 15, 10
+    assert dict(per_session.group_by("s").len().iter_rows()) == {EF: 17, AGENT: 6, C3: 15, C4: 10}
+    counts = ds.manifest["ingest"]
+    assert counts["duplicates_collapsed"] == 104 - 48
+    assert counts["entries"] == {
+        "assistant": 104, "user": 81, "attachment": 49, "file-history-snapshot": 3, "last-prompt": 7,
+        "permission-mode": 8, "progress": 1, "queue-operation": 1, "summary": 4, "system": 18,
+    }  # fmt: skip
+    assert counts["quarantined"] == {} and (ds.path / "quarantine.jsonl").read_bytes() == b""
+    kinds = dict(messages.group_by("role", "type").len().map_rows(lambda r: (f"{r[0]}:{r[1]}", r[2])).rows())
+    assert kinds == {
+        "user:text": 5 + 1 + 4 + 1, "user:tool_result": 40 + 7 + 14 + 9,
+        "assistant:thinking": 14, "assistant:text": 8 + 3 + 6 + 3, "assistant:tool_use": 40 + 7 + 14 + 9,
+    }  # fmt: skip
+    thinking = messages.filter(pl.col("type") == "thinking")["content"][0]
+    assert orjson.loads(thinking)["type"] == "thinking"
+    projects = ds.read("projects").sort("name")
+    assert projects["name"].to_list() == ["claude-code-log", "claude_p", "worktrees"]
+    assert "/Users/dain/workspace/claude-code-log" in projects["path"].to_list()
+    assert ds.counts["jobs"] == 0 and ds.counts["session_windows"] == 4
+    raw = pl.read_parquet(ds.path / "raw_entries.parquet")
+    assert raw.height == 276 - 185 and raw.filter(pl.col("type") == "summary").height == 4
+    assert messages["id"].n_unique() == messages.height
+
+
+def test_ccusage_agreement(fixture_ds: Dataset) -> None:
+    try:
+        binary = find_ccusage()
+    except CcusageMissing as e:
+        if IN_CI:
+            pytest.fail(f"ccusage is required in CI: {e}")
+        pytest.skip(f"ccusage agreement not checked: {e}")
+    for command, ours in (("daily", daily_usage), ("session", session_usage), ("blocks", block_usage)):
+        theirs = ccusage_frame(command, run_ccusage(command, FIXTURES, binary))
+        mine = ours(fixture_ds).select(theirs.columns).cast(theirs.schema)
+        assert mine.equals(theirs), (command, mine, theirs)
+
+
+def test_reingest_is_idempotent(fixture_ds: Dataset, tmp_path: Path) -> None:
+    again = ingest([FIXTURES], tmp_path / "again", progress=False)
+    assert again.dataset.content_hash == fixture_ds.content_hash
+    update = ingest([FIXTURES], tmp_path / "again", progress=False)
+    assert update.mode == "incremental" and update.files["unchanged"] == 4 and update.lines_read == 0
+    assert update.dataset.content_hash == fixture_ds.content_hash
+
+
+def test_grown_tree_equals_full_ingest(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    files = sorted(root.rglob("*.jsonl"))
+    full = {p: p.read_bytes() for p in files}
+    new_file, changed = files[0], files[1]
+    new_file.unlink()
+    for p in files[1:]:
+        lines = full[p].splitlines(keepends=True)
+        p.write_bytes(b"".join(lines[: len(lines) // 2]) + lines[len(lines) // 2][:40])  # cut mid-line
+    first = ingest([root], tmp_path / "ds", progress=False)
+    assert first.quarantined == {"truncated-line": 3}
+    for p in files:
+        p.write_bytes(full[p])
+    changed.write_bytes(full[changed].replace(b'"userType":"external"', b'"userType":"externaL"', 1))
+    update = ingest([root], tmp_path / "ds", progress=False)
+    assert update.mode == "incremental"
+    assert update.files == {
+        "new": 1, "grown": 2, "unchanged": 0, "reread": 1, "removed": 0, "empty": 0, "unreadable": 0,
+    }  # fmt: skip
+    assert update.bytes_read < sum(map(len, full.values()))
+    fresh = ingest([root], tmp_path / "fresh", progress=False)
+    assert update.dataset.content_hash == fresh.dataset.content_hash
+    for side in ("quarantine.jsonl",):
+        assert (update.dataset.path / side).read_bytes() == (fresh.dataset.path / side).read_bytes()
+    for side in ("raw_entries.parquet", "message_lines.parquet"):
+        assert pl.read_parquet(update.dataset.path / side).equals(pl.read_parquet(fresh.dataset.path / side))
+    assert update.entries == fresh.entries and update.quarantined == fresh.quarantined == {}
+    assert update.duplicates_collapsed == fresh.duplicates_collapsed == 56
+
+
+def test_bad_input_is_quarantined(tmp_path: Path, fixture_ds: Dataset) -> None:
+    root = _tree(tmp_path)
+    target = root / "projects" / "-src-experiments-claude-p" / f"{C4}.jsonl"
+    good = target.read_bytes().splitlines(keepends=True)
+    user = orjson.loads(good[2])
+    assistant = orjson.loads(next(line for line in good if b'"type":"assistant"' in line))
+    bad = {
+        "malformed-json": b'{"type":"user","message":\n',
+        "invalid-utf8": b'{"type":"user","x":"\xff\xfe"}\n',
+        "not-an-object": b"[1,2,3]\n",
+        "blank-line": b"\n",
+        "bad-field:message": orjson.dumps({**user, "message": "hello"}) + b"\n",
+        "bad-field:timestamp": orjson.dumps({**user, "timestamp": 12}) + b"\n",
+        "bad-field:message.content": orjson.dumps({**user, "message": {"role": "user", "content": 5}})
+        + b"\n",
+        "bad-field:message.usage": orjson.dumps(
+            {**assistant, "message": {**assistant["message"], "usage": {"input_tokens": "many"}}}
+        )
+        + b"\n",
+        "bad-field:sessionId": orjson.dumps({**user, "sessionId": 7}) + b"\n",
+    }
+    body = [*good[:3], *bad.values(), *good[3:]]
+    target.write_bytes(b"".join(body) + b'{"type":"assistant","mess')  # truncated last line
+    (target.parent / "empty.jsonl").write_bytes(b"")
+    (target.parent / "dangling.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    (target.parent / "a-folder.jsonl").mkdir()
+    report = ingest([root], tmp_path / "ds", progress=False)
+    expected = {reason: 1 for reason in bad} | {"truncated-line": 1, "unreadable-file": 2}
+    assert report.quarantined == expected
+    records = [
+        orjson.loads(line) for line in (report.dataset.path / "quarantine.jsonl").read_bytes().splitlines()
+    ]
+    key = f"-src-experiments-claude-p/{C4}.jsonl"
+    lines = {r["reason"]: r["line"] for r in records if r["file"] == key}
+    assert lines == {reason: 4 + i for i, reason in enumerate(bad)} | {"truncated-line": len(body) + 1}
+    assert {r["file"] for r in records if r["reason"] == "unreadable-file"} == {
+        "-src-experiments-claude-p/dangling.jsonl", "-src-experiments-claude-p/a-folder.jsonl",
+    }  # fmt: skip
+    invalid = next(r for r in records if r["reason"] == "invalid-utf8")
+    assert invalid["raw"].startswith('{"type":"user"') and "\\xff" in invalid["raw"]
+    # every valid entry still arrives, with the same tokens
+    assert _usage_by_session(report.dataset).equals(_usage_by_session(fixture_ds))
+    assert report.entries == fixture_ds.manifest["ingest"]["entries"]
+    assert report.files["empty"] == 1 and report.files["unreadable"] == 2 and report.unterminated_lines == 1
+
+
+def test_errors_name_the_value_and_the_fix(tmp_path: Path, fixture_ds: Dataset) -> None:
+    with pytest.raises(WorkbenchError, match=r"'/no/such/place' does not exist"):
+        ingest(["/no/such/place"], tmp_path / "x", progress=False)
+    other = tmp_path / "other"
+    with DatasetWriter(other, source={"kind": "synthetic"}) as w:
+        for t in schema.TABLES:
+            w.write(t, pl.DataFrame(schema=schema.polars_schema(t)))
+    with pytest.raises(DatasetError, match="pass overwrite=True"):
+        ingest([FIXTURES], other, progress=False)
+    assert (
+        ingest([FIXTURES], other, progress=False, overwrite=True).dataset.content_hash
+        == fixture_ds.content_hash
+    )
+
+
+def test_writer_round_trip_of_real_fixtures(fixture_ds: Dataset, tmp_path: Path) -> None:
+    stats = write_transcripts(fixture_ds, tmp_path / "tree", seed=3)
+    assert stats["files"] == 4
+    back = ingest([tmp_path / "tree"], tmp_path / "back", progress=False).dataset
+    assert _usage_by_session(back).equals(_usage_by_session(fixture_ds))
+    assert back.manifest["ingest"]["duplicates_collapsed"] > 0  # streamed chunks were written
+    assert (tmp_path / "tree" / "projects" / "-experiments-worktrees" / EF / "subagents").is_dir()
+
+
+def test_writer_round_trip_of_a_built_dataset(tmp_path: Path) -> None:
+    t0 = datetime(2026, 3, 1, 9, 0)
+    projects = pl.DataFrame({"id": [1], "name": ["app"], "path": ["/home/me/my_app"], "created_at": [t0]})
+    sessions = pl.DataFrame(
+        {
+            "id": [10, 11], "project_id": [1, 1], "external_id": ["s-1", "s-2"], "title": ["Fix login", None],
+            "model": ["claude-opus-4-5", None], "git_branch": ["main", None], "is_sidechain": [False, True],
+            "message_count": [5, 2], "created_at": [t0, t0], "updated_at": [t0, t0],
+        }
+    )  # fmt: skip
+    roles = ["user", "assistant", "assistant", "user", "assistant", "user", "assistant"]
+    messages = pl.DataFrame(
+        {
+            "id": range(1, 8), "session_id": [10] * 5 + [11] * 2, "external_id": [f"m{i}" for i in range(7)],
+            "role": roles, "type": ["text", "thinking", "tool_use", "tool_result", "text", "text", "text"],
+            "content": ["hi", "hmm", "ls", "a b", "done", "go", "ok"],
+            "timestamp": [t0 + timedelta(minutes=i * 70) for i in range(7)],
+            "model": [None, *["claude-opus-4-5"] * 2, None, "claude-opus-4-5", None, "claude-haiku-4-5"],
+            "input_tokens": [None, 10, 3, None, 5, None, 7], "output_tokens": [None, 20, 4, None, 6, None, 8],
+            "cache_creation_tokens": [None, 1, 0, None, 0, None, 0],
+            "cache_read_tokens": [None, 100, 200, None, 300, None, 0],
+        }
+    )  # fmt: skip
+    with DatasetWriter(tmp_path / "built", source={"kind": "test"}) as w:
+        w.write_all({"projects": projects, "sessions": sessions, "messages": messages})
+        w.write("session_windows", pl.DataFrame(schema=schema.polars_schema("session_windows")))
+        w.write("jobs", pl.DataFrame(schema=schema.polars_schema("jobs")))
+    write_transcripts(w.dataset, tmp_path / "tree", seed=1)
+    assert (tmp_path / "tree" / "projects" / "-home-me-my-app").is_dir()
+    back = ingest([tmp_path / "tree"], tmp_path / "back", progress=False).dataset
+    got = _usage_by_session(back).drop("session")
+    want = _usage_by_session(w.dataset).drop("session")
+    assert sorted(got.rows()) == sorted(want.rows())
+    rows = back.read("sessions").sort("is_sidechain")
+    assert rows["title"].to_list() == ["Fix login", None] and rows["is_sidechain"].to_list() == [False, True]
+    assert back.read("projects")["name"].to_list() == ["my_app"]
