@@ -33,6 +33,7 @@ postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local ser
 
 # %%
 import polars as pl
+from IPython.display import display
 
 from workbench import dataset, figures, lab, report
 
@@ -65,9 +66,7 @@ opened, loads = lab.open_engines(ds, engines, data_dir, pg_url=postgres_url)
 loads
 
 # %%
-rows = pl.DataFrame(
-    [{"engine": name, **engine.table_counts()} for name, engine in opened.items()]
-)
+rows = pl.DataFrame([{"engine": name, **engine.table_counts()} for name, engine in opened.items()])
 assert all(engine.table_counts() == ds.counts for engine in opened.values()), "engines disagree"
 rows
 
@@ -75,6 +74,22 @@ rows
 stats = ds.session_stats()
 shape = dataset.shape(stats)
 shape
+
+# %% [markdown]
+# For real data (`source="claude-code:PATH"` or a database URL): what was read, kept,
+# collapsed (one streamed API response is several transcript lines) and quarantined
+# (with file, line and reason in the dataset's `quarantine.jsonl`); and how its
+# distributions compare with the synthetic generator's at the same scale, so the
+# generator's shape can be checked against reality.
+
+# %%
+real = ds.manifest["source"]["kind"] != "synthetic"
+if real:
+    reference = lab.open_dataset("synthetic", data_dir, scale=scale, seed=seed)
+    display(lab.provenance(ds))
+    display(dataset.compare(reference, ds, names=("synthetic", ds.name)))
+else:
+    print("Synthetic source: run with source='claude-code:PATH' to check the generator against real data.")
 
 # %% [markdown]
 # ## Look

@@ -90,3 +90,31 @@ def test_a_failing_notebook_is_reported_after_the_index(tmp_path):
         )
     assert "class='fail'" in (tmp_path / "index.html").read_text()
     assert (tmp_path / "01_data.html").exists()
+
+
+def test_dataset_notebook_runs_on_real_transcripts(tmp_path):
+    import nbformat
+
+    fixtures = report.ROOT / "tests" / "fixtures" / "claude-code"
+    out = tmp_path / "01.ipynb"
+    report.execute(
+        report.NOTEBOOKS / "01_data.ipynb",
+        out,
+        {
+            "source": f"claude-code:{fixtures}",
+            "scale": "tiny",
+            "engines": ["duckdb"],
+            "data_dir": str(tmp_path / "data"),
+            "out_dir": str(tmp_path / "out"),
+        },
+        renderer="plotly_mimetype",
+    )
+    text = "\n".join(
+        str(o.get("text") or o.get("data", {}).get("text/plain", ""))
+        for c in nbformat.read(out, as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "streamed duplicates" in text and "collapsed" in text  # what the ingest did
+    assert "synthetic" in text and "claude-code-claude-code" in text  # real against generator
+    assert "4 sessions in 3 projects hold 185 messages" in text

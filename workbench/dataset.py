@@ -389,12 +389,12 @@ def _replace_dir(src: Path, dest: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def compare(source: Dataset, sample: Dataset) -> pl.DataFrame:
-    """Side-by-side distribution summary of ``source`` and ``sample``.
+def compare(source: Dataset, sample: Dataset, names: tuple[str, str] = ("source", "sample")) -> pl.DataFrame:
+    """Side-by-side distribution summary of two datasets (a source and its sample by default).
 
     Rows: quantiles of messages per session and of session span, windows per
-    session, tokens per message and the job status mix; columns ``metric``,
-    ``source``, ``sample`` and ``ratio`` (sample / source).
+    session, tokens per message and the job status mix; columns ``metric``, the two
+    ``names`` and ``ratio`` (second / first).
     """
 
     def summary(ds: Dataset) -> dict[str, float]:
@@ -417,10 +417,10 @@ def compare(source: Dataset, sample: Dataset) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "metric": metrics,
-            "source": [a.get(m) for m in metrics],
-            "sample": [b.get(m) for m in metrics],
+            names[0]: [a.get(m) for m in metrics],
+            names[1]: [b.get(m) for m in metrics],
         }
-    ).with_columns(ratio=(pl.col("sample") / pl.col("source")).round(3))
+    ).with_columns(ratio=(pl.col(names[1]) / pl.col(names[0])).round(3))
 
 
 def describe(ds: Dataset) -> pl.DataFrame:

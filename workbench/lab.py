@@ -64,6 +64,29 @@ def open_dataset(
     )
 
 
+def provenance(ds: Dataset) -> pl.DataFrame:
+    """What a real-data source read, kept, collapsed and quarantined: (stage, item, count).
+
+    Empty for synthetic data. For a Claude Code ingest: files by status, entries by
+    type, streamed duplicates collapsed, quarantined lines by reason. For a database
+    sample: sessions in the database and kept.
+    """
+    source = ds.manifest["source"]
+    rows: list[tuple[str, str, int]] = []
+    if source.get("kind") == "claude-code":
+        ingest = ds.manifest["ingest"]
+        rows += [("files", status, n) for status, n in ingest["files"].items() if n]
+        rows += [("lines", "read", ingest["lines_read"])]
+        rows += [("entries", kind, n) for kind, n in sorted(ingest["entries"].items())]
+        rows += [("streamed duplicates", "collapsed", ingest["duplicates_collapsed"])]
+        rows += [("quarantined", reason, n) for reason, n in sorted(ingest["quarantined"].items())]
+        rows += [("quarantined", "total", sum(ingest["quarantined"].values()))]
+    elif source.get("kind") == "database":
+        rows += [("sessions", "in database", source.get("sessions_total", 0))]
+        rows += [("sessions", "kept", ds.counts["sessions"])]
+    return pl.DataFrame(rows, schema={"stage": pl.String, "item": pl.String, "count": pl.Int64}, orient="row")
+
+
 def postgres_url(url: str | None = None) -> str:
     """``url``, else ``$WORKBENCH_POSTGRES_URL``, else a throwaway server stopped at exit."""
     if url or (url := os.environ.get("WORKBENCH_POSTGRES_URL")):
