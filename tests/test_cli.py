@@ -173,3 +173,16 @@ def test_sample_from_a_database_url(run, tmp_path):
     assert both.exit_code == 2 and "not both" in both.output
     missing = run("sample", "--from", "postgresql://u:pw@127.0.0.1:1/db", "data/y", "--fraction", 0.5)
     assert missing.exit_code == 1 and "pw@" not in missing.output and "Error:" in missing.output
+
+
+def test_ingest_fixtures_then_nothing_new(run):
+    from workbench.report import ROOT
+
+    tree = ROOT / "tests" / "fixtures" / "claude-code"
+    first = run("ingest", tree, "--out", "data/cc")
+    assert first.exit_code == 0, first.output
+    assert "4 new" in first.output and "streamed duplicates collapsed: 56" in first.output
+    again = run("ingest", tree, "--out", "data/cc")
+    assert again.exit_code == 0 and "4 unchanged" in again.output and "read 0 lines" in again.output
+    missing = run("ingest", "no/such/tree", "--out", "data/x")
+    assert missing.exit_code == 1 and "no/such/tree" in missing.output

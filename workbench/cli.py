@@ -150,16 +150,21 @@ def sample(
     "dest",
     required=True,
     type=click.Path(path_type=Path),
-    help="Dataset folder to write (re-ingesting into it adds only what is new).",
+    help="Dataset folder to write; re-ingesting into it reads only what is new.",
 )
-def ingest(paths: tuple[Path, ...], dest: Path) -> None:
-    """Ingest Claude Code transcript trees (default ~/.claude/projects and $CLAUDE_CONFIG_DIR).
+@click.option("--full", is_flag=True, help="Re-read every file instead of only what was appended.")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset at --out that came from other roots.")
+def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool) -> None:
+    """Ingest Claude Code transcript trees into a Dataset.
 
-    Bad lines are quarantined with file, line and reason in DEST/quarantine.jsonl.
+    PATHS default to ~/.claude/projects, ~/.config/claude/projects and the roots in
+    $CLAUDE_CONFIG_DIR. Files stream line by line; streamed duplicates are collapsed as
+    ccusage does; bad lines are quarantined with file, line and reason in
+    OUT/quarantine.jsonl and every valid entry still arrives.
     """
     from workbench.sources.claude_code import ingest as run
 
-    report = run(list(paths) or None, dest, progress=_progress())
+    report = run(list(paths) or None, dest, progress=_progress(), overwrite=overwrite, update=not full)
     click.echo(report.summary())
 
 
