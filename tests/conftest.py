@@ -43,6 +43,24 @@ def postgres_server_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def pg_bindir() -> str:
+    """The PostgreSQL server binaries: skipped without them on a laptop, failed in CI."""
+    from workbench.engines.server import find_bindir
+
+    try:
+        return str(find_bindir())
+    except EngineError as e:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL binaries are required in CI: {e}")
+        pytest.skip(f"PostgreSQL tests skipped: {e}")
+
+
+@pytest.fixture
+def in_ci() -> bool:
+    return IN_CI
+
+
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""

@@ -111,14 +111,7 @@ def test_load_postgres_by_url_masks_the_password(run, postgres_url):
     assert "s3cr3t" not in bad.output and "postgresql://me:***@127.0.0.1:1/x" in bad.output
 
 
-def test_pg_start_status_stop(run, monkeypatch, tmp_path):
-    pytest.importorskip("psycopg")
-    from workbench.engines.server import find_bindir
-
-    try:
-        find_bindir()
-    except Exception as e:  # pragma: no cover - laptops without PostgreSQL
-        pytest.skip(str(e))
+def test_pg_start_status_stop(run, monkeypatch, tmp_path, pg_bindir):
     monkeypatch.setattr("workbench.cli.STATE", tmp_path / "state" / "postgres.json")
     started = run("pg", "start")
     assert started.exit_code == 0, started.output

@@ -10,8 +10,6 @@ import pytest
 from workbench import report
 from workbench.errors import WorkbenchError
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -38,11 +36,11 @@ def test_index_links_the_notebook_with_run_metadata(built):
     assert (out / "01_data" / "sample_comparison.csv").exists()
 
 
-def test_exported_plot_is_drawn_by_headless_chromium(built, tmp_path):
+def test_exported_plot_is_drawn_by_headless_chromium(built, tmp_path, in_ci):
     out, _ = built
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
-        if IN_CI:
+        if in_ci:
             pytest.fail("chromium is required in CI (make system-deps installs it)")
         pytest.skip("chromium not installed: apt-get install chromium (make system-deps)")
     dom = subprocess.run(

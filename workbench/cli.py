@@ -13,7 +13,8 @@ import click
 
 from workbench.errors import WorkbenchError
 
-STATE = Path(os.environ.get("WORKBENCH_STATE_DIR", ".workbench")) / "postgres.json"
+# One `pg start` server per user, whatever folder the command runs in.
+STATE = Path(os.environ.get("WORKBENCH_STATE_DIR", Path.home() / ".cache" / "workbench")) / "postgres.json"
 ENGINE_NAMES = ("duckdb", "sqlite", "postgres")
 SCALE_NAMES = ("tiny", "small", "medium", "large")
 

@@ -164,29 +164,13 @@ class Dataset:
         the largest sessions always keeps one, so the heavy tail survives. Jobs without
         a session are sampled at the same fraction. Reproducible for a seed.
         """
-        stats = self.session_stats()
-        total = stats.height
+        total = self.counts["sessions"]
         if (fraction is None) == (sessions is None):
             raise DatasetError("Give exactly one of fraction (0 < f <= 1) or sessions (a count)")
         if fraction is not None and not 0 < fraction <= 1:
             raise DatasetError(f"Sample fraction {fraction!r} is out of range: use 0 < fraction <= 1")
         if sessions is not None and not 0 < sessions <= total:
             raise DatasetError(f"Sample size {sessions!r} is out of range: use 1..{total} sessions")
-        target = sessions if sessions is not None else max(1, round(fraction * total))
-        keep = _choose_sessions(stats, target, seed, stratify)
-        share = target / total
-        rng = np.random.default_rng([seed, 1])
-        kept = pl.DataFrame({"session_id": keep}, schema={"session_id": pl.Int64})
-        jobs = self.scan("jobs").with_columns(_u=pl.Series(rng.random(self.counts["jobs"])))
-        jobs = jobs.filter(
-            pl.col("session_id").is_in(kept["session_id"].implode())
-            | (pl.col("session_id").is_null() & (pl.col("_u") < share))
-        ).drop("_u")
-        ids = kept.lazy()
-        sessions_lf = self.scan("sessions").join(ids.rename({"session_id": "id"}), on="id", how="semi")
-        projects_lf = self.scan("projects").join(
-            sessions_lf.select(pl.col("project_id").alias("id")).unique(), on="id", how="semi"
-        )
         source = {
             "kind": "sample",
             "parent": {
@@ -201,12 +185,29 @@ class Dataset:
         if not overwrite and (existing := _existing(dest, source, seed)):
             return existing
         overwrite = overwrite or (Path(dest) / MANIFEST).exists()
+        target = sessions if sessions is not None else max(1, round(fraction * total))
+        keep = _choose_sessions(self.session_stats(), target, seed, stratify)
+        share = target / total
+        rng = np.random.default_rng([seed, 1])
+        kept = pl.DataFrame({"session_id": keep}, schema={"session_id": pl.Int64})
+        jobs = self.scan("jobs").with_columns(_u=pl.Series(rng.random(self.counts["jobs"])))
+        jobs = jobs.filter(
+            pl.col("session_id").is_in(kept["session_id"].implode())
+            | (pl.col("session_id").is_null() & (pl.col("_u") < share))
+        ).drop("_u")
+        ids = kept.lazy()
+        sessions_lf = self.scan("sessions").join(ids.rename({"session_id": "id"}), on="id", how="semi")
+        projects_lf = self.scan("projects").join(
+            sessions_lf.select(pl.col("project_id").alias("id")).unique(), on="id", how="semi"
+        )
         with DatasetWriter(dest, source=source, seed=seed, overwrite=overwrite) as w:
             w.write("projects", projects_lf.sort("id").collect())
             w.write("sessions", sessions_lf.sort("id").collect())
             w.write("jobs", jobs.sort("id").collect())
             for table in ("messages", "session_windows"):
-                w.write_lazy(table, self.scan(table).join(ids, on="session_id", how="semi"))
+                # Row order is part of the content hash: keep the parent's order.
+                part = self.scan(table).join(ids, on="session_id", how="semi", maintain_order="left")
+                w.write_lazy(table, part)
         return w.dataset
 
 
@@ -291,6 +292,8 @@ class DatasetWriter:
         self.source = dict(source)
         self.seed = seed
         self.extra = dict(extra or {})
+        if self.dest.exists() and not self.dest.is_dir():
+            raise DatasetError(f"{str(self.dest)!r} is a file, not a dataset folder: choose another path")
         if self.dest.exists() and not overwrite:
             raise DatasetError(
                 f"{str(self.dest)!r} already exists: choose another path, or pass --overwrite"

@@ -131,7 +131,12 @@ def open_engines(
                 raise
             print(f"Note: PostgreSQL left out of this run: {e}")
             continue
-        reports.append(engine.load(dataset))
         engines[name] = engine
+        try:
+            reports.append(engine.load(dataset))
+        except BaseException:
+            for opened in engines.values():
+                opened.close()
+            raise
     frame = pl.concat([r.frame() for r in reports]) if reports else pl.DataFrame()
     return engines, frame

@@ -8,6 +8,7 @@ versions, CPU, dataset manifest, date and git commit.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -15,7 +16,7 @@ import platform
 import re
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -25,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from workbench import __version__
+from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
 
@@ -47,13 +49,25 @@ def notebooks(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None) -> li
     return found
 
 
+@contextlib.contextmanager
+def _renderer(name: str) -> Iterator[None]:
+    """Set ``$WORKBENCH_PLOTLY_RENDERER`` for kernels started inside the block."""
+    previous = os.environ.get(RENDERER_ENV)
+    os.environ[RENDERER_ENV] = name  # kernels inherit it; figures.use_renderer reads it
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RENDERER_ENV, None)
+        else:
+            os.environ[RENDERER_ENV] = previous
+
+
 def execute(notebook: Path, output: Path, parameters: Mapping[str, Any], renderer: str = "notebook") -> None:
     """Run ``notebook`` with ``parameters`` into ``output`` (cwd = the notebook's folder)."""
     import papermill
 
-    previous = os.environ.get(RENDERER_ENV)
-    os.environ[RENDERER_ENV] = renderer  # the kernel inherits it; figures.use_renderer reads it
-    try:
+    with _renderer(renderer):
         papermill.execute_notebook(
             str(notebook),
             str(output),
@@ -63,11 +77,6 @@ def execute(notebook: Path, output: Path, parameters: Mapping[str, Any], rendere
             progress_bar=False,
             log_output=False,
         )
-    finally:
-        if previous is None:
-            os.environ.pop(RENDERER_ENV, None)
-        else:
-            os.environ[RENDERER_ENV] = previous
 
 
 def export_html(notebook: Path, output: Path) -> Path:
@@ -94,16 +103,11 @@ def refresh(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None, progres
     from nbclient import NotebookClient
     from tqdm.auto import tqdm
 
-    sources = sorted(folder.glob("[0-9][0-9]_*.py"))
-    if only:
-        sources = [p for p in sources if p.stem in only]
+    sources = [nb.with_suffix(".py") for nb in notebooks(folder, only)]
     done = []
-    previous = os.environ.get(RENDERER_ENV)
-    os.environ[RENDERER_ENV] = "plotly_mimetype"
-    try:
+    with _renderer("plotly_mimetype"):
         for source in tqdm(sources, desc="refresh", unit="nb", disable=not progress):
             nb = jupytext.read(source)
-            nb.metadata.pop("papermill", None)
             NotebookClient(
                 nb,
                 timeout=900,
@@ -114,11 +118,6 @@ def refresh(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None, progres
             target = source.with_suffix(".ipynb")
             _write_atomic(target, nbformat.writes(nb) + "\n")
             done.append(target)
-    finally:
-        if previous is None:
-            os.environ.pop(RENDERER_ENV, None)
-        else:
-            os.environ[RENDERER_ENV] = previous
     return done
 
 
@@ -194,7 +193,10 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "parameters": json.dumps(dict(parameters), default=str),
+        "parameters": json.dumps(
+            {k: mask_url(v) if isinstance(v, str) and "://" in v else v for k, v in parameters.items()},
+            default=str,
+        ),
     }
     for package in PACKAGES:
         try:

@@ -26,6 +26,8 @@ def assign_windows(
 ) -> pl.DataFrame:
     """Add ``window_start`` to every row of ``frame`` (needs ``timestamp`` and ``by``)."""
     keys = [by] if isinstance(by, str) else list(by)
+    if getattr(frame.schema["timestamp"], "time_zone", None):  # aware: compare in naive UTC
+        frame = frame.with_columns(pl.col("timestamp").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
     gap = (pl.col("timestamp").diff() > window).fill_null(True)
     first = pl.struct(keys).is_first_distinct() if keys else pl.int_range(pl.len()) == 0
     df = frame.sort([*keys, "timestamp"]).with_columns(_run=(gap | first).cum_sum())

@@ -28,7 +28,7 @@ MARKER = "workbench_marker"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # A :name parameter, not a ::cast, not inside a quoted string (good enough for our SQL).
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-_EXPANDING_IN = re.compile(r"\bIN\s*:([A-Za-z_]\w*)", re.IGNORECASE)
+_EXPANDING_IN = re.compile(r"\b(NOT\s+)?IN\s*:([A-Za-z_]\w*)", re.IGNORECASE)
 
 
 def identifier(name: str) -> str:
@@ -45,20 +45,23 @@ def expand_in_lists(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str,
     """Rewrite ``x IN :ids`` with a list value into ``x IN (:ids_0, :ids_1, ...)``.
 
     The portable form of batch loading: every engine binds each id separately.
-    An empty list becomes ``IN (NULL)``, which matches nothing.
+    An empty list matches nothing (``NOT IN``: everything), as in SQLAlchemy.
     """
     out = dict(params)
 
     def repl(m: re.Match[str]) -> str:
-        name = m.group(1)
+        negated, name = m.group(1) or "", m.group(2)
+        if name not in out:
+            raise WorkbenchError(f"Parameter {name!r} is missing: pass a list for `IN :{name}`")
         values = out.pop(name)
         if not isinstance(values, list | tuple):
             raise WorkbenchError(f"Parameter {name!r} follows IN, so it must be a list, not {values!r}")
         if not values:
-            return "IN (NULL)"
+            # x IN () matches nothing; x NOT IN () matches everything (NOT IN (NULL) would not).
+            return "IN (NULL)" if not negated else "IS NOT NULL OR 1 = 1"
         for i, v in enumerate(values):
             out[f"{name}_{i}"] = v
-        return "IN (" + ", ".join(f":{name}_{i}" for i in range(len(values))) + ")"
+        return negated + "IN (" + ", ".join(f":{name}_{i}" for i in range(len(values))) + ")"
 
     return _EXPANDING_IN.sub(repl, sql), out
 
@@ -173,8 +176,9 @@ class Engine(ABC):
     def check_writable(self) -> None:
         """Refuse a target that holds tables the workbench did not create."""
         tables = self.existing_tables()
-        if tables and MARKER not in tables:
-            shown = ", ".join(sorted(tables)[:8]) + (" ..." if len(tables) > 8 else "")
+        foreign = sorted(set(tables) - {*schema.TABLES, MARKER}) if MARKER in tables else sorted(tables)
+        if foreign:
+            shown = ", ".join(foreign[:8]) + (" ..." if len(foreign) > 8 else "")
             raise UnsafeTargetError(
                 f"{self.display_target} already holds tables the workbench did not create "
                 f"({shown}): it will not drop or overwrite them. Load into a new file, an empty "
@@ -190,6 +194,14 @@ class Engine(ABC):
             "schema_version": str(schema.SCHEMA_VERSION),
             "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def marker_statements(self, dataset: Dataset, placeholder: str = "?") -> tuple[str, str, list[tuple]]:
+        """The marker table's DDL, its insert statement and rows (the loaders run them last)."""
+        return (
+            f"CREATE TABLE {MARKER} (key TEXT PRIMARY KEY, value TEXT)",
+            f"INSERT INTO {MARKER} VALUES ({placeholder}, {placeholder})",
+            list(self.marker_rows(dataset).items()),
+        )
 
     def is_loaded(self, dataset: Dataset) -> bool:
         """True when the target already holds exactly this dataset (by content hash)."""

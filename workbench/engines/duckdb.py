@@ -11,7 +11,7 @@ import polars as pl
 
 from workbench import schema
 from workbench.dataset import Dataset
-from workbench.engines.base import _PARAM, MARKER, Engine, LoadReport, expand_in_lists, progress_bar
+from workbench.engines.base import _PARAM, Engine, LoadReport, expand_in_lists, progress_bar
 from workbench.engines.embedded import EmbeddedFile
 from workbench.errors import EngineError
 
@@ -29,6 +29,11 @@ class DuckDBEngine(EmbeddedFile, Engine):
         try:
             return duckdb.connect(path)
         except duckdb.Error as e:
+            if "lock" in str(e).lower():
+                raise EngineError(
+                    f"{path!r} is open in another process ({str(e).splitlines()[0]}): close that "
+                    "kernel or process, or pass another --target"
+                ) from None
             raise EngineError(
                 f"{path!r} is not a DuckDB database ({e}): choose a new file path for --target"
             ) from None
@@ -82,8 +87,9 @@ class DuckDBEngine(EmbeddedFile, Engine):
                 self._timed(report, table, dataset.counts[table], started)
                 bar.update(dataset.counts[table])
             bar.close()
-            con.execute(f"CREATE TABLE {MARKER} (key TEXT PRIMARY KEY, value TEXT)")
-            con.executemany(f"INSERT INTO {MARKER} VALUES (?, ?)", list(self.marker_rows(dataset).items()))
+            create, insert, rows = self.marker_statements(dataset)
+            con.execute(create)
+            con.executemany(insert, rows)
             con.execute("CHECKPOINT")
         finally:
             con.close()

@@ -11,6 +11,7 @@ import polars as pl
 import psycopg
 import pyarrow.parquet as pq
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from workbench import schema
 from workbench.dataset import Dataset
@@ -29,20 +30,26 @@ BATCH_ROWS = 100_000
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (safe to print or export)."""
+    """``url`` with its password (in the user part or a ``password=`` parameter) shown as ``***``."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:
         return "<unparseable database URL>"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
 
 
 def mask_secrets(text: str, url: str) -> str:
-    """Remove ``url``'s password from ``text`` (driver messages can echo it)."""
+    """Remove ``url``'s passwords from ``text`` (driver messages can echo them)."""
     try:
-        password = make_url(url).password
+        parsed = make_url(url)
     except Exception:
         return text
-    return text.replace(str(password), "***") if password else text
+    for secret in (parsed.password, parsed.query.get("password")):
+        if secret:
+            text = text.replace(str(secret), "***")
+    return text
 
 
 def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
@@ -66,7 +73,7 @@ class PostgresEngine(Engine):
         identifier(schema_name)
         try:
             self.con = psycopg.connect(_libpq_url(target), autocommit=True, connect_timeout=10)
-        except (psycopg.Error, ValueError) as e:
+        except (psycopg.Error, ValueError, ArgumentError) as e:
             raise EngineError(
                 f"Cannot connect to PostgreSQL at {self.display_target}: "
                 f"{mask_secrets(str(e).strip(), target)}. Check the URL and that the server runs, "
@@ -141,6 +148,8 @@ class PostgresEngine(Engine):
                         bar.update(batch.num_rows)
                 self._timed(report, table, dataset.counts[table], started)
             bar.close()
-            cur.execute(f"CREATE TABLE {MARKER} (key TEXT PRIMARY KEY, value TEXT)")
-            cur.executemany(f"INSERT INTO {MARKER} VALUES (%s, %s)", list(self.marker_rows(dataset).items()))
-        self.con.execute("ANALYZE")
+            create, insert, rows = self.marker_statements(dataset, "%s")
+            cur.execute(create)
+            cur.executemany(insert, rows)
+        for table in (*schema.TABLES, MARKER):  # only what it loaded: other tables' statistics stay
+            self.con.execute(f"ANALYZE {identifier(table)}")

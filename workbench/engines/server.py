@@ -85,9 +85,7 @@ class PostgresServer:
         return Path(self.directory) / "server.log"
 
     @classmethod
-    def start(
-        cls, port: int | None = None, directory: str | os.PathLike[str] | None = None
-    ) -> PostgresServer:
+    def start(cls, port: int | None = None) -> PostgresServer:
         """initdb a new cluster in a temp folder and start it on 127.0.0.1:``port``."""
         bindir = find_bindir()
         if port is not None and port_in_use(port):
@@ -96,8 +94,7 @@ class PostgresServer:
                 "or leave it out to pick a free one"
             )
         port = port or free_port()
-        folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="workbench-pg-"))
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="workbench-pg-"))  # ours alone: stop() deletes it
         server = cls(str(folder), port, str(bindir))
         try:
             if os.geteuid() == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from workbench import schema
 from workbench.dataset import Dataset
-from workbench.engines.base import MARKER, Engine, LoadReport, expand_in_lists, progress_bar
+from workbench.engines.base import Engine, LoadReport, expand_in_lists, progress_bar
 from workbench.engines.embedded import EmbeddedFile
 from workbench.errors import EngineError
 
@@ -29,7 +29,14 @@ sqlite3.register_converter("BOOLEAN", lambda b: b != b"0")
 
 def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
     sql, params = expand_in_lists(sql, params or {})
-    return sql, {k: v.strftime(TIMESTAMP_FORMAT) if isinstance(v, datetime) else v for k, v in params.items()}
+    return sql, {k: _text(v) if isinstance(v, datetime) else v for k, v in params.items()}
+
+
+def _text(value: datetime) -> str:
+    """A bound datetime as stored: naive UTC text (an aware value is converted first)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime(TIMESTAMP_FORMAT)
 
 
 class SQLiteEngine(EmbeddedFile, Engine):
@@ -102,8 +109,9 @@ class SQLiteEngine(EmbeddedFile, Engine):
                     bar.update(frame.height)
                 self._timed(report, table, dataset.counts[table], started)
             bar.close()
-            con.execute(f"CREATE TABLE {MARKER} (key TEXT PRIMARY KEY, value TEXT)")
-            con.executemany(f"INSERT INTO {MARKER} VALUES (?, ?)", list(self.marker_rows(dataset).items()))
+            create, insert, rows = self.marker_statements(dataset)
+            con.execute(create)
+            con.executemany(insert, rows)
             con.execute("COMMIT")
         finally:
             con.close()
