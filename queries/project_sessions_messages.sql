@@ -1,0 +1,19 @@
+-- A project's recent sessions joined to their messages (one join per relation).
+-- Parameters: :project_id, :limit
+WITH recent AS (
+    SELECT id, project_id, external_id, title, model, git_branch, is_sidechain, message_count,
+           created_at, updated_at
+    FROM sessions
+    WHERE project_id = :project_id
+    ORDER BY created_at DESC, id DESC
+    LIMIT :limit
+)
+SELECT s.id, s.project_id, s.external_id, s.title, s.model, s.git_branch, s.is_sidechain,
+       s.message_count, s.created_at, s.updated_at,
+       m.id AS m_id, m.session_id AS m_session_id, m.external_id AS m_external_id, m.role AS m_role,
+       m.type AS m_type, m.content AS m_content, m.timestamp AS m_timestamp, m.model AS m_model,
+       m.input_tokens AS m_input_tokens, m.output_tokens AS m_output_tokens,
+       m.cache_creation_tokens AS m_cache_creation_tokens, m.cache_read_tokens AS m_cache_read_tokens
+FROM recent AS s
+LEFT JOIN messages AS m ON m.session_id = s.id
+ORDER BY s.created_at DESC, s.id DESC, m.timestamp, m.id
