@@ -1,0 +1,161 @@
+"""Ingest: our Claude Code ingest against ccusage and DuckDB on the same transcript tree, one run.
+
+Builds a tree of --size MB in the real format by replicating the four real fixtures
+(tests/fixtures/claude-code) with fresh session/message/request/tool ids and shifted
+timestamps (cached under --data), then measures side by side, each run a fresh
+subprocess (wall time, and peak RSS from wait4's ru_maxrss):
+
+  workbench   ingest(tree) -> Dataset (all five tables, dedup, quarantine, side files)
+  ccusage     ccusage daily --json --offline   (native binary; sums tokens only)
+  duckdb      CREATE TABLE t AS SELECT * FROM read_ndjson(glob, union_by_name=true)
+
+Targets: workbench wall time within 2x of ccusage's; peak RSS <= 250 MB at 1 GB and
+within 20% of that at 100 MB.
+
+    .venv/bin/python benchmarks/bench_ingest.py --size 500 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "claude-code" / "projects"
+_ID = re.compile(
+    rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?:msg|req|toolu)_[0-9A-Za-z]{10,}"
+    rb"|a36efb2a1231c41e2|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+)
+
+
+def _fresh(copy: int, token: bytes) -> bytes:
+    if token[:1].isdigit() and token.endswith(b"Z") and b"T" in token:
+        ts = datetime.strptime(token.decode(), "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(hours=6 * copy)
+        return (ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z").encode()
+    digest = hashlib.blake2b(b"%d:" % copy + token, digest_size=16).hexdigest()
+    if token.startswith((b"msg_", b"req_", b"toolu_")):
+        return token.split(b"_")[0] + b"_" + digest[: len(token) - token.index(b"_") - 1].encode()
+    if token == b"a36efb2a1231c41e2":
+        return b"a" + digest[:16].encode()
+    return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-a{digest[17:20]}-{digest[20:32]}".encode()
+
+
+def build_tree(dest: Path, size_mb: int) -> Path:
+    """A ``<dest>/projects`` tree of about ``size_mb`` MB; reused when already built."""
+    marker = dest / "BUILT"
+    if marker.exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    sources = [(p.relative_to(FIXTURES), p.read_bytes()) for p in sorted(FIXTURES.rglob("*.jsonl"))]
+    per_copy = sum(len(b) for _, b in sources)
+    copies = max(1, size_mb * 1_000_000 // per_copy)
+    for copy in range(copies):
+        memo: dict[bytes, bytes] = {}
+
+        def sub(m: re.Match[bytes], memo: dict[bytes, bytes] = memo, copy: int = copy) -> bytes:
+            tok = m.group(0)
+            if tok not in memo:
+                memo[tok] = _fresh(copy, tok)
+            return memo[tok]
+
+        for rel, data in sources:
+            parts = [_ID.sub(sub, part.encode()).decode() for part in rel.parts[1:]]
+            target = dest / "projects" / f"{rel.parts[0]}-{copy % 40}" / Path(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_ID.sub(sub, data))
+    marker.write_text(f"{copies} copies of {per_copy} bytes\n")
+    return dest
+
+
+def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one subprocess."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{args[:3]} failed ({proc.returncode}): {err[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=500, help="tree size in MB (default 500)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median reported)")
+    parser.add_argument("--data", default="data", help="where the tree is cached (default data/)")
+    parser.add_argument("--tools", default="workbench,ccusage,duckdb", help="comma-separated subset")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    from workbench.sources.claude_code import find_ccusage
+
+    tree = build_tree(Path(args.data) / f"bench-ingest-{args.size}mb", args.size)
+    nbytes = sum(p.stat().st_size for p in tree.rglob("*.jsonl"))
+    nfiles = sum(1 for _ in tree.rglob("*.jsonl"))
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.data))
+    python = sys.executable
+    ingest_code = (
+        "import sys; from workbench.sources.claude_code import ingest; "
+        "r = ingest([sys.argv[1]], sys.argv[2], progress=False, overwrite=True, update=False); "
+        "print(r.counts, file=sys.stderr)"
+    )
+    duck_code = (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[2]); "
+        'con.execute("CREATE OR REPLACE TABLE t AS SELECT * FROM read_ndjson(?, union_by_name=true, '
+        "ignore_errors=true, maximum_object_size=67108864)\", [sys.argv[1] + '/projects/**/*.jsonl']); "
+        "print(con.sql('SELECT count(*) FROM t').fetchall(), file=sys.stderr)"
+    )
+    native = None
+    try:
+        wrapper = find_ccusage(ROOT)
+        candidate = (
+            wrapper.resolve().parent.parent.parent / "@ccusage" / "ccusage-linux-x64" / "bin" / "ccusage"
+        )
+        native = candidate if candidate.exists() else wrapper
+    except Exception as e:  # a missing ccusage only drops its row
+        print(f"ccusage not measured: {e}")
+    commands = {
+        "workbench": ([python, "-c", ingest_code, str(tree), str(work / "ds")], None),
+        "ccusage": (
+            [str(native), "daily", "--json", "--offline"],
+            {**os.environ, "CLAUDE_CONFIG_DIR": str(tree)},
+        ),
+        "duckdb": ([python, "-c", duck_code, str(tree), str(work / "t.duckdb")], None),
+    }
+    chosen = [t for t in args.tools.split(",") if t in commands and (t != "ccusage" or native)]
+    results: dict[str, list[tuple[float, float]]] = {t: [] for t in chosen}
+    for _ in range(args.repeat):
+        for tool in chosen:  # interleaved, so drift on the shared machine hits all tools alike
+            for leftover in (work / "ds", work / "t.duckdb"):
+                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(True)
+            cmd, env = commands[tool]
+            results[tool].append(measure(cmd, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}))
+    shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\ntree: {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {args.repeat} runs each (median)\n")
+    base = statistics.median(t for t, _ in results.get("ccusage", [])) if results.get("ccusage") else None
+    print("| tool | wall time | MB/s | peak RSS | time vs ccusage |")
+    print("|---|---|---|---|---|")
+    for tool, runs in results.items():
+        wall = statistics.median(t for t, _ in runs)
+        rss = max(r for _, r in runs)
+        ratio = f"{wall / base:.2f}x" if base else "-"
+        print(f"| {tool} | {wall:.2f} s | {nbytes / 1e6 / wall:,.0f} | {rss:,.0f} MiB | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
