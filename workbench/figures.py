@@ -113,3 +113,136 @@ def load_times(reports: pl.DataFrame, title: str = "Load time per engine and tab
     fig.update_layout(barmode="stack")
     fig.update_yaxes(title="seconds")
     return _layout(fig, title)
+
+
+# ---- query lab (notebook 02): strategies, scaling, plans ------------------------------------
+def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: median wall time") -> go.Figure:
+    """Grouped bars of median milliseconds per strategy and engine, with bootstrap intervals.
+
+    ``summary`` is ``Results.summary()`` (columns engine, strategy, median_ms, median_lo,
+    median_hi); the y axis is logarithmic because N+1 and the rest differ by orders.
+    """
+    fig = go.Figure()
+    for (engine,), part in summary.partition_by("engine", as_dict=True, maintain_order=True).items():
+        fig.add_trace(
+            go.Bar(
+                x=part["strategy"],
+                y=part["median_ms"],
+                name=str(engine),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=(part["median_hi"] - part["median_ms"]).to_list(),
+                    arrayminus=(part["median_ms"] - part["median_lo"]).to_list(),
+                ),
+                hovertemplate="%{x}: %{y:.2f} ms<extra>" + str(engine) + "</extra>",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(type="log", title="median wall time, ms (log scale; bars: 95% bootstrap CI)")
+    fig.update_xaxes(title="strategy")
+    return _layout(fig, title)
+
+
+def scaling_figure(
+    summary: pl.DataFrame, floors: pl.DataFrame, title: str = "Cost against sessions loaded"
+) -> go.Figure:
+    """Median ms against sessions loaded, log-log, one panel per engine, one line per strategy.
+
+    ``summary``: ``Results.summary()`` of a scaling run (engine, strategy, sessions,
+    median_ms, statements). ``floors``: one row per engine with ``floor_ms``, the median
+    latency of a trivial statement; dotted lines show statements × floor, the least
+    each strategy's round trips can cost, so it shows where N+1 is bound by round trips.
+    """
+    from plotly.subplots import make_subplots
+
+    engines = summary["engine"].unique(maintain_order=True).to_list()
+    fig = make_subplots(rows=1, cols=len(engines), subplot_titles=engines, shared_yaxes=True)
+    floor = dict(zip(floors["engine"], floors["floor_ms"], strict=True))
+    palette = pio.templates[TEMPLATE].layout.colorway or [
+        "#636efa",
+        "#ef553b",
+        "#00cc96",
+        "#ab63fa",
+        "#ffa15a",
+    ]
+    strategies = summary["strategy"].unique(maintain_order=True).to_list()
+    colors = {s: palette[i % len(palette)] for i, s in enumerate(strategies)}
+    for col, engine in enumerate(engines, start=1):
+        part = summary.filter(pl.col("engine") == engine)
+        for strategy in strategies:
+            line = part.filter(pl.col("strategy") == strategy).sort("sessions")
+            if line.is_empty():
+                continue
+            first = col == 1
+            fig.add_trace(
+                go.Scatter(
+                    x=line["sessions"],
+                    y=line["median_ms"],
+                    mode="lines+markers",
+                    name=strategy,
+                    legendgroup=strategy,
+                    showlegend=first,
+                    line=dict(color=colors[strategy]),
+                ),
+                row=1,
+                col=col,
+            )
+            if engine in floor:
+                fig.add_trace(
+                    go.Scatter(
+                        x=line["sessions"],
+                        y=line["statements"] * floor[engine],
+                        mode="lines",
+                        name=f"{strategy}: statements × floor",
+                        legendgroup=strategy,
+                        showlegend=False,
+                        line=dict(color=colors[strategy], dash="dot", width=1),
+                        hovertemplate="floor %{y:.3f} ms<extra>" + strategy + "</extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
+    fig.update_xaxes(type="log", title="sessions loaded (log)")
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title="median ms (log); dotted: statements × per-statement floor", row=1, col=1)
+    return _layout(fig, title).update_layout(height=420)
+
+
+def plan_time_figure(
+    plans: dict, title: str = "Where the time goes (exclusive ms per plan node)"
+) -> go.Figure:
+    """Horizontal bars of each node's exclusive time, one panel per plan (e.g. per engine).
+
+    ``plans`` maps a label to a :class:`workbench.plans.Plan`; plans without actual times
+    (SQLite) are left out. Bars are in plan order, top to bottom, labelled ``#node operator``.
+    """
+    from plotly.subplots import make_subplots
+
+    timed = {k: p for k, p in plans.items() if p.total_ms is not None}
+    if not timed:
+        return _layout(go.Figure(), title + " (no plan with actual times)")
+    fig = make_subplots(rows=1, cols=len(timed), subplot_titles=list(timed), horizontal_spacing=0.25)
+    for col, plan in enumerate(timed.values(), start=1):
+        frame = plan.frame().reverse()  # plotly draws the first category at the bottom
+        labels = [
+            f"#{n} {'·' * d}{op}{' ' + r if r else ''}"
+            for n, d, op, r in zip(
+                frame["node"], frame["depth"], frame["operator"], frame["relation"], strict=True
+            )
+        ]
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=frame["exclusive_ms"],
+                orientation="h",
+                showlegend=False,
+                customdata=frame["exclusive_share"].fill_null(0),
+                hovertemplate="%{y}: %{x:.3f} ms (%{customdata:.0%})<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(title="exclusive ms", row=1, col=col)
+    height = max(380, 24 * max(len(p.nodes()) for p in timed.values()) + 120)
+    return _layout(fig, title).update_layout(height=height)
