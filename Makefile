@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SCALE ?= small
 SEED ?= 7
 ENGINES ?= duckdb,sqlite
-CCUSAGE_VERSION ?= 20.0.26
+CCUSAGE_VERSION ?= 20.0.24  # the newest with a linux-x64 native package
 
 .DEFAULT_GOAL := help
 .PHONY: help install data report test lab refresh lint benchmarks system-deps tools clean
