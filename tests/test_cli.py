@@ -179,3 +179,14 @@ def test_ingest_fixtures_then_nothing_new(run):
     assert again.exit_code == 0 and "4 unchanged" in again.output and "read 0 lines" in again.output
     missing = run("ingest", "no/such/tree", "--out", "data/x")
     assert missing.exit_code == 1 and "no/such/tree" in missing.output
+
+
+def test_generate_transcripts_then_ingest_them(run):
+    result = run("generate", "data/t", "--scale", "tiny", "--transcripts", "tree")
+    assert result.exit_code == 0, result.output
+    assert "Transcripts tree:" in result.output
+    ingested = run("ingest", "tree", "--out", "data/back")
+    assert ingested.exit_code == 0, ingested.output
+    assert "sessions 60" in ingested.output and "quarantined: 0" in ingested.output
+    again = run("generate", "data/t", "--scale", "tiny", "--transcripts", "tree")
+    assert again.exit_code == 1 and "is not empty" in again.output

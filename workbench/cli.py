@@ -65,7 +65,14 @@ def main() -> None:
 @click.option("--messages", type=int, help="Override the scale's number of messages.")
 @click.option("--jobs", type=int, help="Override the scale's number of jobs.")
 @click.option("--overwrite", is_flag=True, help="Replace a different dataset already at DEST.")
-def generate(dest: Path, scale: str, seed: int, overwrite: bool, **counts: int | None) -> None:
+@click.option(
+    "--transcripts",
+    type=click.Path(path_type=Path),
+    help="Also write the conversations as a Claude Code JSONL tree here (for streaming tests).",
+)
+def generate(
+    dest: Path, scale: str, seed: int, overwrite: bool, transcripts: Path | None, **counts: int | None
+) -> None:
     """Generate a synthetic Dataset (Parquet + manifest) at DEST.
 
     Deterministic for a seed; an identical dataset already at DEST is reused.
@@ -74,6 +81,13 @@ def generate(dest: Path, scale: str, seed: int, overwrite: bool, **counts: int |
 
     ds = run(dest, scale, seed, overwrite=overwrite, progress=_progress(), **counts)
     _print_counts(f"Dataset {ds.path}", ds.counts)
+    if transcripts is not None:
+        from workbench.sources.claude_code import write_transcripts
+
+        if transcripts.exists() and any(transcripts.iterdir()):
+            raise WorkbenchError(f"{str(transcripts)!r} is not empty: choose a new folder for --transcripts")
+        written = write_transcripts(ds, transcripts, seed=seed)
+        click.echo(f"Transcripts {transcripts}: {written['files']:,} files, {written['lines']:,} lines")
 
 
 @main.command()
