@@ -215,7 +215,8 @@ def _duck_node(op: Mapping[str, Any]) -> Node:
     if own_ms is not None:
         inclusive = own_ms + sum(c.time_ms or 0.0 for c in children)
     return Node(
-        operator=str(op.get("name") or op.get("operator_type") or "?").strip(),
+        # An ART index shows only as extra_info Type "Index Scan" on a SEQ_SCAN node.
+        operator="INDEX_SCAN" if extra.get("Type") == "Index Scan" else str(op.get("name") or "?").strip(),
         actual_rows=None if rows is None else int(rows),
         estimated_rows=_number(estimate),
         time_ms=inclusive,
@@ -505,3 +506,17 @@ def diff_summary(before: Plan, after: Plan) -> str:
     if added:
         parts.append("added: " + ", ".join(added))
     return "; ".join(parts) or "no change in operators"
+
+
+def side_by_side(plans: Mapping[str, Plan], actuals: bool = False, gap: int = 4) -> str:
+    """Several plans' trees as text columns under their labels (operators only by default)."""
+    columns = [
+        [label, "-" * len(label), *plan.text(actuals=actuals).splitlines()] for label, plan in plans.items()
+    ]
+    widths = [max(len(line) for line in col) for col in columns]
+    height = max(len(col) for col in columns)
+    lines = []
+    for i in range(height):
+        cells = [(col[i] if i < len(col) else "").ljust(w) for col, w in zip(columns, widths, strict=True)]
+        lines.append((" " * gap).join(cells).rstrip())
+    return "\n".join(lines)

@@ -573,3 +573,39 @@ def conclusions(results: Results, baseline: str = "n_plus_one") -> str:
                 text += f"; the runner-up, {runner}, is {r['runner_up_ratio']:.2f}x slower"
         lines.append(text + ".")
     return "\n".join(lines)
+
+
+#: The indexes the backend's access paths need (the foreign keys, with the sort column).
+ACCESS_PATH_INDEXES = {
+    "ix_sessions_project_created": ("sessions", ("project_id", "created_at")),
+    "ix_messages_session_timestamp": ("messages", ("session_id", "timestamp")),
+    "ix_windows_session_start": ("session_windows", ("session_id", "start_time")),
+}
+
+
+def ensure_indexes(
+    engine: Engine, indexes: Mapping[str, tuple[str, Sequence[str]]] | None = None
+) -> pl.DataFrame:
+    """Create the access-path indexes that are missing; return the engine's index list.
+
+    Without them every per-session query of N+1 is a full scan of ``messages``, which
+    measures the missing index rather than the loading strategy.
+    """
+    wanted = ACCESS_PATH_INDEXES if indexes is None else indexes
+    existing = set(engine.list_indexes()["name"].to_list()) if wanted else set()
+    for name, (table, columns) in wanted.items():
+        if name not in existing:
+            engine.create_index(name, table, list(columns))
+    if engine.name == "postgres":
+        # ANALYZE samples 300 x default_statistics_target rows: with a large target it reads
+        # every row of a small dataset, so estimates and plans are the same on every run.
+        engine.execute("SET default_statistics_target = 1000")
+        engine.execute("ANALYZE")
+        engine.execute("RESET default_statistics_target")
+    return engine.list_indexes().select("name", "table").with_columns(engine=pl.lit(engine.name))
+
+
+def drop_indexes(engine: Engine, names: Sequence[str] | None = None) -> None:
+    """Drop the access-path indexes (to measure or explain the engine without them)."""
+    for name in names or ACCESS_PATH_INDEXES:
+        engine.drop_index(name)

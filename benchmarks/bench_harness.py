@@ -1,0 +1,114 @@
+"""Benchmark the query lab's harness itself: overhead and reproducibility.
+
+(a) Overhead: ``SELECT 1`` timed through ``measure.measure`` against a bare
+    ``perf_counter_ns`` loop around the same driver call (target: within 5%).
+(b) Reproducibility: the same strategy comparison run twice in one process; each
+    strategy's speedup over N+1 must agree within ±10% between the two runs.
+
+    .venv/bin/python benchmarks/bench_harness.py --engines duckdb,sqlite,postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workbench import lab, measure, strategies  # noqa: E402
+from workbench.sources.synthetic import generate  # noqa: E402
+
+
+def bare_loop(engine, repeat: int) -> list[int]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter_ns()
+        engine.execute("SELECT 1")
+        times.append(time.perf_counter_ns() - started)
+    return times
+
+
+def overhead(engine, repeat: int, rounds: int) -> dict:
+    """Alternate harness and bare loop ``rounds`` times; compare the medians of all runs."""
+    harness, bare = [], []
+    for _ in range(rounds):
+        harness += measure.measure(lambda: engine.execute("SELECT 1"), repeat=repeat, warmup=10)
+        for _ in range(10):
+            engine.execute("SELECT 1")
+        bare += bare_loop(engine, repeat)
+    h, b = statistics.median(harness), statistics.median(bare)
+    return {"engine": engine.name, "harness_us": h / 1e3, "bare_us": b / 1e3, "overhead": h / b - 1}
+
+
+def reproducibility(engines, project_id: int, limit: int, repeat: int) -> list[dict]:
+    runs = []
+    for _ in range(2):
+        results, _ = strategies.compare(engines, project_id, limit, repeat=repeat, server_time=False)
+        runs.append(results.ratios("n_plus_one"))
+    first, second = runs
+    joined = first.join(second, on=["engine", "sessions", "strategy"], suffix="_2")
+    return [
+        {
+            "engine": r["engine"],
+            "strategy": r["strategy"],
+            "speedup_1": r["speedup"],
+            "speedup_2": r["speedup_2"],
+            "difference": r["speedup_2"] / r["speedup"] - 1,
+        }
+        for r in joined.iter_rows(named=True)
+        if r["strategy"] != "n_plus_one"
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", default="small", help="synthetic dataset scale (default: small)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--engines", default="duckdb,sqlite,postgres", help="comma-separated engines")
+    parser.add_argument(
+        "--data-dir", default=None, help="where the dataset and databases go (default: a temp dir)"
+    )
+    parser.add_argument("--limit", type=int, default=100, help="sessions loaded per strategy run")
+    parser.add_argument("--repeat", type=int, default=15, help="timed runs per strategy in each comparison")
+    parser.add_argument(
+        "--select1", type=int, default=2000, help="SELECT 1 calls per round for the overhead test"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds for the overhead test")
+    args = parser.parse_args(argv)
+
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-harness-"))
+    ds = generate(data_dir / args.scale, args.scale, args.seed)
+    engines, _ = lab.open_engines(ds, args.engines.split(","), data_dir / "querylab")
+    for engine in engines.values():
+        strategies.ensure_indexes(engine)
+    project_id, sessions = strategies.largest_project(next(iter(engines.values())))
+    limit = min(args.limit, sessions)
+
+    print(f"(a) harness overhead on SELECT 1 ({args.rounds} x {args.select1} calls each, medians)")
+    print(f"{'engine':<10} {'harness µs':>11} {'bare µs':>9} {'overhead':>9}")
+    ok = True
+    for engine in engines.values():
+        r = overhead(engine, args.select1, args.rounds)
+        ok &= abs(r["overhead"]) <= 0.05
+        print(f"{r['engine']:<10} {r['harness_us']:>11.2f} {r['bare_us']:>9.2f} {r['overhead']:>+9.1%}")
+
+    print(f"\n(b) reproducibility: speedup over N+1 ({limit} sessions, {args.repeat} runs), two runs")
+    print(f"{'engine':<10} {'strategy':<13} {'run 1':>7} {'run 2':>7} {'diff':>7}")
+    for r in reproducibility(engines, project_id, limit, args.repeat):
+        ok &= abs(r["difference"]) <= 0.10
+        print(
+            f"{r['engine']:<10} {r['strategy']:<13} {r['speedup_1']:>6.2f}x {r['speedup_2']:>6.2f}x "
+            f"{r['difference']:>+7.1%}"
+        )
+    print("\ntargets met" if ok else "\ntargets missed (see rows above)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
