@@ -301,3 +301,11 @@ def test_a_duckdb_file_locked_by_another_process(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_percent_signs_with_and_without_parameters(engine, tiny):
+    engine.load(tiny)
+    assert engine.execute("SELECT 7 % 3") == [(1,)]
+    assert engine.execute("SELECT count(*) FROM projects WHERE name LIKE '%' AND id > :i", {"i": 0}) == [
+        (tiny.counts["projects"],)
+    ]

@@ -52,8 +52,10 @@ def mask_secrets(text: str, url: str) -> str:
     return text
 
 
-def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
     sql, params = expand_in_lists(sql, params or {})
+    if not params:  # psycopg substitutes nothing then, so a literal % must stay single
+        return sql, None
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")), params
 
 
