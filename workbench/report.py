@@ -36,9 +36,11 @@ _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</scrip
 PACKAGES = ("duckdb", "polars", "sqlalchemy", "psycopg", "pyarrow", "plotly", "sqlglot", "papermill", "nbval")
 
 
-def notebooks(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None) -> list[Path]:
+def notebooks(
+    folder: Path = NOTEBOOKS, only: Sequence[str] | None = None, suffix: str = ".ipynb"
+) -> list[Path]:
     """The numbered notebooks in ``folder``, in order; ``only`` filters by stem."""
-    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    found = sorted(folder.glob(f"[0-9][0-9]_*{suffix}"))
     if only:
         unknown = sorted(set(only) - {p.stem for p in found})
         if unknown:
@@ -103,7 +105,7 @@ def refresh(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None, progres
     from nbclient import NotebookClient
     from tqdm.auto import tqdm
 
-    sources = [nb.with_suffix(".py") for nb in notebooks(folder, only)]
+    sources = notebooks(folder, only, suffix=".py")  # a new notebook may have no .ipynb yet
     done = []
     with _renderer("plotly_mimetype"):
         for source in tqdm(sources, desc="refresh", unit="nb", disable=not progress):
