@@ -329,6 +329,16 @@ class DatasetWriter:
         writer.write_table(frame.to_arrow().cast(writer.schema), row_group_size=256_000)
         self._rows[table] += frame.height
 
+    def write_arrow(self, table: str, data: pa.Table) -> None:
+        """Append one Arrow chunk to ``table`` (cast strictly to the schema, no polars round trip)."""
+        writer = self._writer(table)
+        missing = [c for c in writer.schema.names if c not in data.column_names]
+        if missing:
+            raise DatasetError(f"Table {table!r} is missing columns {missing}")
+        data = data.select(writer.schema.names).cast(writer.schema, safe=True)
+        writer.write_table(data, row_group_size=256_000)
+        self._rows[table] += data.num_rows
+
     def write_lazy(self, table: str, frame: pl.LazyFrame, batch_rows: int = 250_000) -> None:
         """Stream a lazy query into ``table`` in bounded batches."""
         for batch in frame.collect_batches(chunk_size=batch_rows):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -154,30 +156,6 @@ def _raise_other(dest: Path, what: str) -> None:
     )
 
 
-class _Parts:
-    """Temp Parquet files holding rows in final order."""
-
-    def __init__(self, folder: Path, prefix: str) -> None:
-        self.folder, self.prefix, self.paths, self.rows = folder, prefix, [], 0
-
-    def add(self, table: pa.Table) -> None:
-        if table.num_rows:
-            path = self.folder / f"{self.prefix}-{len(self.paths):06d}.parquet"
-            pq.write_table(table, path, compression="lz4")
-            self.paths.append(path)
-            self.rows += table.num_rows
-
-    def scan(self, schema_: pa.Schema, row_index: bool = False) -> pl.LazyFrame:
-        if not self.paths:
-            frame = pl.from_arrow(schema_.empty_table()).lazy()
-            return frame.with_row_index("row") if row_index else frame
-        return pl.scan_parquet(self.paths, row_index_name="row" if row_index else None)
-
-    def tables(self) -> Iterator[pa.Table]:
-        for path in self.paths:
-            yield pq.read_table(path)
-
-
 class _Rechunker:
     """Re-slices a stream of tables into tables of exactly ``size`` rows (the last shorter)."""
 
@@ -246,21 +224,211 @@ def _old_raw(ds: Dataset) -> Iterator[pa.Table]:
         yield raw.read_row_group(i).cast(RAW_SCHEMA)
 
 
+class _Dedup:
+    """ccusage's dedup of streamed copies, fed chunk by chunk in row order.
+
+    Copies sharing (message.id, requestId) collapse to the one with the largest token total
+    (first in file order on a tie). Then, among survivors sharing a message.id with
+    different requestIds, sidechain copies are duplicates: a non-sidechain copy wins,
+    else the largest sidechain copy. Keys are held as 64-bit hashes (Python's SipHash of
+    the strings), not the strings, so memory stays small.
+    """
+
+    def __init__(self) -> None:
+        self.best: dict[int, tuple[int, int, int, bool]] = {}
+        self.loose: list[int] = []
+        self.usage_rows = 0
+
+    def add(self, t: pa.Table, offset: int) -> None:
+        has = pc.is_valid(t.column("input_tokens"))
+        if not pc.any(has).as_py():
+            return
+        u = t.filter(has)
+        total = pc.add(
+            pc.add(u.column("input_tokens").cast(pa.int64()), u.column("output_tokens").cast(pa.int64())),
+            pc.add(
+                u.column("cache_creation_tokens").cast(pa.int64()),
+                u.column("cache_read_tokens").cast(pa.int64()),
+            ),
+        )
+        rows = (np.flatnonzero(has.to_numpy(zero_copy_only=False)) + offset).tolist()
+        best, loose = self.best, self.loose
+        self.usage_rows += len(rows)
+        for row, mid, rid, side, tot in zip(
+            rows,
+            u.column("message_id").to_pylist(),
+            u.column("request_id").to_pylist(),
+            u.column("is_sidechain").to_pylist(),
+            total.to_pylist(),
+            strict=True,
+        ):
+            if mid is None or rid is None:
+                loose.append(row)
+                continue
+            k = hash((mid, rid))
+            cur = best.get(k)
+            if cur is None or tot > cur[0]:
+                best[k] = (tot, row, hash(mid), side)
+
+    def winners(self) -> np.ndarray:
+        groups: dict[int, list[tuple[int, int, bool]]] = {}
+        for tot, row, mid, side in self.best.values():
+            groups.setdefault(mid, []).append((tot, row, side))
+        kept = list(self.loose)
+        for copies in groups.values():
+            main = [row for _, row, side in copies if not side]
+            if main:
+                kept.extend(main)
+            else:
+                kept.append(min(copies, key=lambda c: (-c[0], c[1]))[1])
+        return np.sort(np.asarray(kept, dtype=np.int64))
+
+
+class _Aggregates:
+    """Per-session and per-project figures, merged chunk by chunk (a few rows per session)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[int, list[Any]] = {}  # id -> [key, project, first, last, count]
+        self.models: Counter[tuple[int, str]] = Counter()
+        self.branches: Counter[tuple[int, str]] = Counter()
+        self.cwds: Counter[tuple[str, str]] = Counter()
+        self.projects: dict[str, Any] = {}
+
+    def add(self, t: pa.Table) -> None:
+        g = t.group_by("session_id", use_threads=False).aggregate(
+            [
+                ("session_key", "first"),
+                ("project", "min"),
+                ("timestamp", "min"),
+                ("timestamp", "max"),
+                ("line", "count"),
+            ]
+        )
+        sessions = self.sessions
+        for sid, key, project, lo, hi, n in zip(*(c.to_pylist() for c in g.columns), strict=True):
+            cur = sessions.get(sid)
+            if cur is None:
+                sessions[sid] = [key, project, lo, hi, n]
+            else:
+                cur[1] = min(cur[1], project)
+                cur[2] = min(cur[2], lo)
+                cur[3] = max(cur[3], hi)
+                cur[4] += n
+        p = t.group_by("project", use_threads=False).aggregate([("timestamp", "min")])
+        for project, lo in zip(*(c.to_pylist() for c in p.columns), strict=True):
+            cur = self.projects.get(project)
+            self.projects[project] = lo if cur is None else min(cur, lo)
+        model = t.column("model")
+        keep = pc.and_(
+            pc.and_(pc.equal(t.column("role"), "assistant"), pc.not_equal(model, "<synthetic>")),
+            pc.not_equal(model, ""),
+        )
+        _count(self.models, t.filter(keep), "session_id", "model")
+        _count(self.branches, t.filter(pc.not_equal(t.column("git_branch"), "")), "session_id", "git_branch")
+        _count(self.cwds, t.filter(pc.not_equal(t.column("cwd"), "")), "project", "cwd")
+
+
+def _count(counter: Counter, t: pa.Table, by: str, value: str) -> None:
+    """Add ``t``'s (by, value) pair counts (null values left out) to ``counter``."""
+    if not t.num_rows:
+        return
+    g = t.group_by([by, value], use_threads=False).aggregate([("line", "count")])
+    for a, b, n in zip(*(c.to_pylist() for c in g.columns), strict=True):
+        if b is not None:
+            counter[(a, b)] += n
+
+
+def _most_common(counter: Counter) -> dict[Any, str]:
+    """Per key, the most frequent value (ties: the smallest)."""
+    best: dict[Any, tuple[int, str]] = {}
+    for (key, value), n in counter.items():
+        cur = best.get(key)
+        if cur is None or n > cur[0] or (n == cur[0] and value < cur[1]):
+            best[key] = (n, value)
+    return {k: v for k, (_, v) in best.items()}
+
+
+SPILL_COLUMNS = ("id", "session_id", "uuid", "role", "type", "content", "timestamp", "model", *TOKEN_COLUMNS)
+SPILL_SCHEMA = pa.schema([ENTRY_SCHEMA.field(c) for c in SPILL_COLUMNS])
+LINES_SCHEMA = pa.schema([ENTRY_SCHEMA.field(c) for c in LINE_COLUMNS])
+
+
 class _Run:
-    """One ingest: streaming phase then table derivation."""
+    """One ingest: streaming phase (side files, spill, aggregates, dedup keys) then the tables."""
 
     def __init__(self, work: Path, previous: Dataset | None, old_states: dict[str, FileState]) -> None:
         self.work = work
         self.previous = previous
         self.old_states = old_states
-        self.entries = _Parts(work, "entries")
-        self.raw = _Parts(work, "raw")
         self.tally = Tally()
         self.quarantined: Counter[str] = Counter()
         self.states: list[FileState] = []
         self.files: Counter[str] = Counter()
+        self.rows = 0
+        self.dedup = _Dedup()
+        self.agg = _Aggregates()
+        self.counts: Counter[str] = Counter()
+        self.titles: list[tuple[str, str | None, str]] = []
+        self.windows_input: list[tuple[np.ndarray, np.ndarray, pa.Array]] = []
+
+    def _open(self, w: DatasetWriter) -> None:
+        self.lines_file = pq.ParquetWriter(
+            w.side_file("message_lines.parquet"), LINES_SCHEMA, compression="zstd"
+        )
+        self.lines = _Rechunker(
+            CHUNK_ROWS, lambda t: self.lines_file.write_table(t, row_group_size=CHUNK_ROWS)
+        )
+        self.raw_file = pq.ParquetWriter(w.side_file("raw_entries.parquet"), RAW_SCHEMA, compression="zstd")
+        self.raw = _Rechunker(CHUNK_ROWS, lambda t: self.raw_file.write_table(t, row_group_size=CHUNK_ROWS))
+        options = pa.ipc.IpcWriteOptions(compression="lz4")
+        self.spill_path = self.work / "messages.arrow"
+        self.spill = pa.ipc.new_stream(str(self.spill_path), SPILL_SCHEMA, options=options)
+        self.uuids_path = self.work / "uuids.arrow"
+        uuid_schema = pa.schema([ENTRY_SCHEMA.field("uuid"), ENTRY_SCHEMA.field("session_id")])
+        self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema, options=options)
+
+    def add_entries(self, t: pa.Table) -> None:
+        """Message rows in final order (new lines and rows kept from a previous ingest)."""
+        if not t.num_rows:
+            return
+        self.lines.add(t.select(list(LINE_COLUMNS)))
+        self.spill.write_table(t.select(list(SPILL_COLUMNS)))
+        self.uuids.write_table(t.select(["uuid", "session_id"]))
+        self.dedup.add(t, self.rows)
+        self.agg.add(t)
+        for role, n in zip(*_value_counts(t.column("role")), strict=True):
+            self.counts[role] += n
+        total = pc.add(
+            pc.add(t.column("input_tokens").cast(pa.int64()), t.column("output_tokens").cast(pa.int64())),
+            pc.add(
+                t.column("cache_creation_tokens").cast(pa.int64()),
+                t.column("cache_read_tokens").cast(pa.int64()),
+            ),
+        )
+        self.windows_input.append(
+            (
+                t.column("session_id").to_numpy(),
+                t.column("timestamp").cast(pa.int64()).to_numpy(),
+                total.combine_chunks() if isinstance(total, pa.ChunkedArray) else total,
+            )
+        )
+        self.rows += t.num_rows
+
+    def add_raw(self, t: pa.Table) -> None:
+        if not t.num_rows:
+            return
+        t = t.cast(RAW_SCHEMA)
+        self.raw.add(t)
+        for kind, n in zip(*_value_counts(t.column("type")), strict=True):
+            self.counts[kind] += n
+        titles = t.filter(pc.is_in(t.column("type"), pa.array(TITLE_TYPES)))
+        if titles.num_rows:
+            self.titles.extend(
+                zip(*(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True)
+            )
 
     def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool) -> None:
+        self._open(w)
         old_entries = _OldRows(_old_entries(self.previous)) if self.previous else None
         old_raw = _OldRows(_old_raw(self.previous)) if self.previous else None
         old_quarantine: dict[str, list[dict[str, Any]]] = {}
@@ -269,7 +437,7 @@ class _Run:
                 for line in f:
                     rec = orjson.loads(line)
                     old_quarantine.setdefault(rec["file"], []).append(rec)
-        buffers = Buffers(self.entries.add, self.raw.add)
+        buffers = Buffers(self.add_entries, self.add_raw)
         total = sum(_size(f.path) for f in files) - sum(
             s.consumed for k, s in self.old_states.items() if k in {f.key for f in files}
         )
@@ -289,9 +457,9 @@ class _Run:
                 def resumed(lines: int, key: str = src.key) -> None:
                     buffers.flush()
                     for t in old_entries.take(key, lines):
-                        self.entries.add(t)
+                        self.add_entries(t)
                     for t in old_raw.take(key, lines):
-                        self.raw.add(t)
+                        self.add_raw(t)
                     for rec in old_quarantine.get(key, []):
                         if rec["line"] is not None and rec["line"] <= lines:
                             quarantine(rec)
@@ -318,81 +486,174 @@ class _Run:
         finally:
             qfile.close()
             bar.close()
+            self.lines.close()
+            self.lines_file.close()
+            self.raw.close()
+            self.raw_file.close()
+            self.spill.close()
+            self.uuids.close()
         self.files["removed"] = len(set(self.old_states) - seen)
 
     def finalize(self, w: DatasetWriter) -> dict[str, Any]:
-        entries = self.entries.scan(ENTRY_SCHEMA, row_index=True)
-        winners, usage_rows = _winners(entries)
+        winners = self.dedup.winners()
         self._write_messages(w, winners)
-        self._write_raw(w)
-        sessions, projects = _sessions_projects(entries, self.raw.scan(RAW_SCHEMA))
+        sessions, projects = self._sessions_projects()
         w.write("projects", projects)
         w.write("sessions", sessions)
-        tokens = [
-            pl.when(pl.col("row").is_in(pl.Series(winners).implode())).then(pl.col(c)).alias(c)
-            for c in TOKEN_COLUMNS
-        ]
-        frame = entries.select("session_id", "timestamp", *tokens).collect()
-        w.write("session_windows", windows(frame))
-        del frame
+        w.write("session_windows", self._windows(winners))
         w.write("jobs", pl.DataFrame(schema=schema.polars_schema("jobs")))
-        by_role = entries.group_by("role").len().collect()
-        by_raw = self.raw.scan(RAW_SCHEMA).group_by("type").len().collect()
-        entry_counts = dict(zip(by_role["role"], by_role["len"], strict=True))
-        entry_counts.update(dict(zip(by_raw["type"], by_raw["len"], strict=True)))
         return {
             "mode": "incremental" if self.previous else "full",
             "roots": w.source["roots"],
             "files": {k: self.files[k] for k in FILE_STATUSES},
             "lines_read": self.tally.lines,
             "bytes_read": self.tally.bytes_read,
-            "entries": {k: int(v) for k, v in sorted(entry_counts.items())},
+            "entries": {k: int(v) for k, v in sorted(self.counts.items())},
             "quarantined": dict(sorted(self.quarantined.items())),
-            "duplicates_collapsed": usage_rows - len(winners),
+            "duplicates_collapsed": self.dedup.usage_rows - len(winners),
             "unterminated_lines": self.tally.unterminated,
             "counts": {
                 "projects": projects.height,
                 "sessions": sessions.height,
-                "messages": self.entries.rows,
+                "messages": self.rows,
             },
             "file_states": [s.to_json() for s in self.states],
         }
 
     def _write_messages(self, w: DatasetWriter, winners: np.ndarray) -> None:
-        lines = pq.ParquetWriter(
-            w.side_file("message_lines.parquet"),
-            pa.schema([ENTRY_SCHEMA.field(c) for c in LINE_COLUMNS]),
-            compression="zstd",
-        )
-        renamed = [c if c != "uuid" else "external_id" for c in ENTRY_SCHEMA.names]
+        renamed = [c if c != "uuid" else "external_id" for c in SPILL_COLUMNS]
+        offset = 0
 
         def emit(t: pa.Table) -> None:
-            lines.write_table(t.select(list(LINE_COLUMNS)), row_group_size=CHUNK_ROWS)
-            rows = t.column("row").to_numpy()
-            at = np.minimum(np.searchsorted(winners, rows), max(len(winners) - 1, 0))
-            keep = pl.Series((winners[at] == rows) if len(winners) else np.zeros(len(rows), bool))
-            frame = pl.from_arrow(t.drop_columns(["row"]).rename_columns(renamed))
-            masked = [pl.when(keep).then(pl.col(c)).alias(c) for c in TOKEN_COLUMNS]
-            w.write("messages", frame.with_columns(masked).select(MESSAGE_COLUMNS))
+            nonlocal offset
+            rows = np.arange(offset, offset + t.num_rows, dtype=np.int64)
+            offset += t.num_rows
+            if len(winners):
+                at = np.minimum(np.searchsorted(winners, rows), len(winners) - 1)
+                keep = pa.array(winners[at] == rows)
+            else:
+                keep = pa.array(np.zeros(len(rows), bool))
+            for c in TOKEN_COLUMNS:
+                i = t.schema.get_field_index(c)
+                col = t.column(i)
+                t = t.set_column(i, c, pc.if_else(keep, col, pa.nulls(len(col), col.type)))
+            w.write_arrow("messages", t.rename_columns(renamed))
 
         chunker = _Rechunker(CHUNK_ROWS, emit)
-        offset = 0
-        for t in self.entries.tables():
-            rows = pa.array(np.arange(offset, offset + t.num_rows, dtype=np.int64))
-            chunker.add(t.append_column("row", rows))
-            offset += t.num_rows
+        with pa.OSFile(str(self.spill_path)) as f:
+            reader = pa.ipc.open_stream(f)
+            for batch in reader:
+                chunker.add(pa.Table.from_batches([batch]))
         chunker.close()
-        lines.close()
-        if offset == 0:
-            w.write("messages", pl.DataFrame(schema=schema.polars_schema("messages")))
+        if self.rows == 0:
+            w.write_arrow("messages", SPILL_SCHEMA.empty_table().rename_columns(renamed))
 
-    def _write_raw(self, w: DatasetWriter) -> None:
-        raw = pq.ParquetWriter(w.side_file("raw_entries.parquet"), RAW_SCHEMA, compression="zstd")
-        chunker = _Rechunker(CHUNK_ROWS, lambda t: raw.write_table(t, row_group_size=CHUNK_ROWS))
-        for t in self.raw.tables():
-            chunker.add(t.cast(RAW_SCHEMA))
-        chunker.close()
-        raw.close()
+    def _windows(self, winners: np.ndarray) -> pl.DataFrame:
+        if not self.windows_input:
+            frame = pl.DataFrame(
+                schema={"session_id": pl.Int64, "timestamp": pl.Datetime("us")}
+                | dict.fromkeys(TOKEN_COLUMNS, pl.Int64)
+            )
+            return windows(frame)
+        sids = np.concatenate([s for s, _, _ in self.windows_input])
+        stamps = np.concatenate([ts for _, ts, _ in self.windows_input])
+        totals = pa.chunked_array([t for _, _, t in self.windows_input]).combine_chunks()
+        self.windows_input = []
+        mask = np.zeros(len(sids), bool)
+        mask[winners] = True
+        total = pc.if_else(pa.array(mask), totals, pa.nulls(len(totals), pa.int64()))
+        frame = pl.DataFrame(
+            {
+                "session_id": sids,
+                "timestamp": pl.Series(stamps).cast(pl.Datetime("us")),
+                "input_tokens": pl.from_arrow(total),
+            }
+        ).with_columns(pl.lit(None, pl.Int64).alias(c) for c in TOKEN_COLUMNS[1:])
+        return windows(frame)
+
+    def _sessions_projects(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        agg = self.agg
+        models, branches, cwds = _most_common(agg.models), _most_common(agg.branches), _most_common(agg.cwds)
+        titles = self._titles()
+        ids = sorted(agg.sessions)
+        rows = [(sid, *agg.sessions[sid]) for sid in ids]
+        sessions = pl.DataFrame(
+            {
+                "id": ids,
+                "project_id": [_project_id(r[2]) for r in rows],
+                "external_id": [r[1] for r in rows],
+                "title": [titles.get(sid) for sid in ids],
+                "model": [models.get(sid) for sid in ids],
+                "git_branch": [branches.get(sid) for sid in ids],
+                "is_sidechain": ["/" in r[1] for r in rows],
+                "message_count": [r[5] for r in rows],
+                "created_at": [r[3] for r in rows],
+                "updated_at": [r[4] for r in rows],
+            },
+            schema=schema.polars_schema("sessions"),
+        )
+        projects = []
+        for project, created in agg.projects.items():
+            path = cwds.get(project, project)
+            name = re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
+            projects.append((_project_id(project), name, path, created))
+        projects.sort()
+        frame = pl.DataFrame(projects, schema=schema.polars_schema("projects"), orient="row")
+        return schema.conform("sessions", sessions), schema.conform("projects", frame)
+
+    def _titles(self) -> dict[int, str]:
+        """Session titles: the last custom-title, else the last ai-title, else the last summary."""
+        found: list[tuple[int, str | None, str | None, str]] = []
+        for kind, session, text in self.titles:
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            field_ = {"custom-title": "customTitle", "ai-title": "aiTitle", "summary": "summary"}[kind]
+            title = obj.get(field_) or obj.get("title")
+            leaf = obj.get("leafUuid")
+            if isinstance(title, str) and title:
+                found.append(
+                    (TITLE_TYPES.index(kind), session, leaf if isinstance(leaf, str) else None, title)
+                )
+        if not found:
+            return {}
+        wanted = {leaf for _, _, leaf, _ in found if leaf is not None}
+        leaves: dict[str, int] = {}
+        if wanted:
+            targets = pa.array(sorted(wanted), pa.string())
+            with pa.OSFile(str(self.uuids_path)) as f:
+                for batch in pa.ipc.open_stream(f):
+                    hit = pc.is_in(batch.column(0), targets)
+                    if pc.any(hit).as_py():
+                        part = batch.filter(hit)
+                        for u, sid in zip(
+                            part.column(0).to_pylist(), part.column(1).to_pylist(), strict=True
+                        ):
+                            leaves.setdefault(u, sid)
+        by_key = {v[0]: sid for sid, v in self.agg.sessions.items()}
+        best: dict[int, tuple[int, int, str]] = {}
+        for order, (rank, session, leaf, title) in enumerate(found):
+            sid = by_key.get(session) if session is not None else None
+            if sid is None and leaf is not None:
+                sid = leaves.get(leaf)
+            if sid is None:
+                continue
+            cur = best.get(sid)
+            if cur is None or (rank, -order) < (cur[0], -cur[1]):
+                best[sid] = (rank, order, title)
+        return {sid: title for sid, (_, _, title) in best.items()}
+
+
+def _total(t: pa.Table) -> pa.ChunkedArray:
+    """Sum of the four token columns as Int64 (null where there is no usage)."""
+    a, b, c, d = (t.column(n).cast(pa.int64()) for n in TOKEN_COLUMNS)
+    return pc.add(pc.add(a, b), pc.add(c, d))
+
+
+def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
+    vc = pc.value_counts(column)
+    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
 def _size(path: Path) -> int:
@@ -402,148 +663,5 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _winners(entries: pl.LazyFrame) -> tuple[np.ndarray, int]:
-    """Row numbers of the usage rows that count (ccusage's dedup), and the number of usage rows.
-
-    Copies sharing (message.id, requestId) collapse to the one with the largest token total
-    (first in file order on a tie). Then, among survivors sharing a message.id with
-    different requestIds, sidechain copies are duplicates: a non-sidechain copy wins,
-    else the largest sidechain copy.
-    """
-    total = pl.sum_horizontal(pl.col(c).cast(pl.Int64) for c in TOKEN_COLUMNS).alias("total")
-    usage = (
-        entries.filter(pl.col("input_tokens").is_not_null())
-        .select("row", "message_id", "request_id", "is_sidechain", total)
-        .collect()
-    )
-    keyed = usage.filter(pl.col("message_id").is_not_null() & pl.col("request_id").is_not_null())
-    loose = usage.filter(pl.col("message_id").is_null() | pl.col("request_id").is_null())["row"]
-    order = [pl.col("total"), pl.col("row")]
-    first = keyed.sort(order, descending=[True, False]).unique(["message_id", "request_id"], keep="first")
-    side = pl.col("is_sidechain")
-    group = first.with_columns(
-        n=pl.len().over("message_id"),
-        has_main=(~side).any().over("message_id"),
-        rank=pl.struct(pl.col("total").neg(), "row").rank("ordinal").over("message_id"),
-    )
-    kept = group.filter(
-        (pl.col("n") == 1)
-        | ~side.any().over("message_id")
-        | (~side & pl.col("has_main"))
-        | (side & ~pl.col("has_main") & (pl.col("rank") == 1))
-    )["row"]
-    rows = np.sort(np.concatenate([kept.to_numpy(), loose.to_numpy()]).astype(np.int64))
-    return rows, usage.height
-
-
-def _most_common(frame: pl.LazyFrame, by: str, value: str, name: str) -> pl.LazyFrame:
-    """Per ``by``, the most frequent non-empty ``value`` (ties: the smallest)."""
-    return (
-        frame.filter(pl.col(value).is_not_null() & (pl.col(value) != ""))
-        .group_by(by, value)
-        .len()
-        .sort([by, "len", value], descending=[False, True, False])
-        .group_by(by, maintain_order=True)
-        .first()
-        .select(by, pl.col(value).alias(name))
-    )
-
-
 def _project_id(project: str) -> int:
     return hash63("project\x00" + project)
-
-
-def _sessions_projects(entries: pl.LazyFrame, raw: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    base = entries.select(
-        "project", "session_key", "session_id", "role", "timestamp", "model", "cwd", "git_branch", "uuid"
-    )
-    sessions = base.group_by("session_id").agg(
-        external_id=pl.col("session_key").first(),
-        project=pl.col("project").min(),
-        created_at=pl.col("timestamp").min(),
-        updated_at=pl.col("timestamp").max(),
-        message_count=pl.len().cast(pl.Int32),
-    )
-    models = _most_common(
-        base.filter((pl.col("role") == "assistant") & (pl.col("model") != "<synthetic>")),
-        "session_id",
-        "model",
-        "model",
-    )
-    branches = _most_common(base, "session_id", "git_branch", "git_branch")
-    sessions = (
-        sessions.join(models, on="session_id", how="left")
-        .join(branches, on="session_id", how="left")
-        .with_columns(
-            id=pl.col("session_id"),
-            project_id=pl.col("project").map_elements(_project_id, return_dtype=pl.Int64),
-            is_sidechain=pl.col("external_id").str.contains("/", literal=True),
-        )
-        .collect()
-    )
-    titles = _titles(raw, entries)
-    sessions = sessions.join(titles, on="session_id", how="left")
-    cwd = _most_common(base, "project", "cwd", "path")
-    projects = (
-        base.group_by("project")
-        .agg(created_at=pl.col("timestamp").min())
-        .join(cwd, on="project", how="left")
-        .with_columns(path=pl.coalesce("path", "project"))
-        .with_columns(
-            id=pl.col("project").map_elements(_project_id, return_dtype=pl.Int64),
-            name=pl.col("path").str.replace(r"[\\/]+$", "").str.extract(r"([^\\/]*)$", 1),
-        )
-        .with_columns(name=pl.when(pl.col("name") == "").then(pl.col("path")).otherwise(pl.col("name")))
-        .sort("id")
-        .collect()
-    )
-    return schema.conform("sessions", sessions.sort("id")), schema.conform("projects", projects)
-
-
-def _titles(raw: pl.LazyFrame, entries: pl.LazyFrame) -> pl.DataFrame:
-    """Session titles: the last custom-title, else the last ai-title, else the last summary."""
-    rows = raw.filter(pl.col("type").is_in(TITLE_TYPES)).select("type", "session", "json").collect()
-    found: list[tuple[str, str | None, str | None, str]] = []
-    for kind, session, text in rows.iter_rows():
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            continue
-        field_ = {"custom-title": "customTitle", "ai-title": "aiTitle", "summary": "summary"}[kind]
-        title = obj.get(field_) or obj.get("title")
-        leaf = obj.get("leafUuid")
-        if isinstance(title, str) and title:
-            found.append((kind, session, leaf if isinstance(leaf, str) else None, title))
-    empty = pl.DataFrame(schema={"session_id": pl.Int64, "title": pl.String})
-    if not found:
-        return empty
-    frame = pl.DataFrame(
-        found, schema=dict.fromkeys(("kind", "session", "leaf", "title"), pl.String), orient="row"
-    ).with_row_index("order")
-    leaves = (
-        entries.filter(pl.col("uuid").is_in(frame["leaf"].drop_nulls().implode()))
-        .select(leaf="uuid", leaf_session="session_id")
-        .unique("leaf", keep="first")
-        .collect()
-    )
-    keys = (
-        entries.filter(pl.col("session_key").is_in(frame["session"].drop_nulls().implode()))
-        .select(session="session_key", key_session="session_id")
-        .unique("session")
-        .collect()
-    )
-    frame = (
-        frame.join(leaves, on="leaf", how="left")
-        .join(keys, on="session", how="left")
-        .with_columns(
-            session_id=pl.coalesce("key_session", "leaf_session"),
-            rank=pl.col("kind").replace_strict(
-                {k: i for i, k in enumerate(TITLE_TYPES)}, return_dtype=pl.Int32
-            ),
-        )
-        .filter(pl.col("session_id").is_not_null())
-        .sort(["session_id", "rank", "order"], descending=[False, False, True])
-        .unique("session_id", keep="first")
-        .select("session_id", "title")
-    )
-    return frame if frame.height else empty
