@@ -41,6 +41,8 @@ KIND = "claude-code"
 #: Rows per Parquet row group of the messages table and side files. Fixed, so that a
 #: full ingest and an incremental one write byte-identical files.
 CHUNK_ROWS = 8_192
+#: Message rows pooled (as Arrow) before the per-chunk work (spill, dedup keys, aggregates).
+DRAIN_ROWS = 2_048
 FILE_STATUSES = ("new", "grown", "unchanged", "reread", "removed", "empty", "unreadable")
 TITLE_TYPES = ("custom-title", "ai-title", "summary")
 LINE_COLUMNS = (
@@ -167,13 +169,15 @@ class _Rechunker:
         self.n += table.num_rows
         while self.n >= self.size:
             whole = pa.concat_tables(self.buf)
-            self.emit(whole.slice(0, self.size))
+            # one Arrow chunk per emitted table: the bytes written must not depend on how
+            # the input was batched (buffer sizes, resumed rows of an incremental ingest)
+            self.emit(whole.slice(0, self.size).combine_chunks())
             rest = whole.slice(self.size)
             self.buf, self.n = [rest], rest.num_rows
 
     def close(self) -> None:
         if self.n:
-            self.emit(pa.concat_tables(self.buf))
+            self.emit(pa.concat_tables(self.buf).combine_chunks())
         self.buf, self.n = [], 0
 
 
@@ -230,13 +234,12 @@ class _Dedup:
     Copies sharing (message.id, requestId) collapse to the one with the largest token total
     (first in file order on a tie). Then, among survivors sharing a message.id with
     different requestIds, sidechain copies are duplicates: a non-sidechain copy wins,
-    else the largest sidechain copy. Keys are held as 64-bit hashes (Python's SipHash of
-    the strings), not the strings, so memory stays small.
+    else the largest sidechain copy. Only usage rows are kept, as 33 bytes of NumPy each:
+    the keys as 64-bit hashes (Python's SipHash of the strings, within this process).
     """
 
     def __init__(self) -> None:
-        self.best: dict[int, tuple[int, int, int, bool]] = {}
-        self.loose: list[int] = []
+        self.parts: list[tuple[np.ndarray, ...]] = []
         self.usage_rows = 0
 
     def add(self, t: pa.Table, offset: int) -> None:
@@ -244,44 +247,39 @@ class _Dedup:
         if not pc.any(has).as_py():
             return
         u = t.filter(has)
-        total = pc.add(
-            pc.add(u.column("input_tokens").cast(pa.int64()), u.column("output_tokens").cast(pa.int64())),
-            pc.add(
-                u.column("cache_creation_tokens").cast(pa.int64()),
-                u.column("cache_read_tokens").cast(pa.int64()),
-            ),
-        )
-        rows = (np.flatnonzero(has.to_numpy(zero_copy_only=False)) + offset).tolist()
-        best, loose = self.best, self.loose
+        rows = np.flatnonzero(has.to_numpy(zero_copy_only=False)).astype(np.int64) + offset
+        mids, rids = u.column("message_id").to_pylist(), u.column("request_id").to_pylist()
+        keyed = np.array([m is not None and r is not None for m, r in zip(mids, rids, strict=True)], bool)
+        key = np.array([hash((m, r)) for m, r in zip(mids, rids, strict=True)], np.int64)
+        mid = np.array([hash(m) for m in mids], np.int64)
+        total = _total(u).to_numpy().astype(np.int64)
+        side = u.column("is_sidechain").to_numpy().astype(bool)
+        self.parts.append((rows, keyed, key, mid, total, side))
         self.usage_rows += len(rows)
-        for row, mid, rid, side, tot in zip(
-            rows,
-            u.column("message_id").to_pylist(),
-            u.column("request_id").to_pylist(),
-            u.column("is_sidechain").to_pylist(),
-            total.to_pylist(),
-            strict=True,
-        ):
-            if mid is None or rid is None:
-                loose.append(row)
-                continue
-            k = hash((mid, rid))
-            cur = best.get(k)
-            if cur is None or tot > cur[0]:
-                best[k] = (tot, row, hash(mid), side)
 
     def winners(self) -> np.ndarray:
-        groups: dict[int, list[tuple[int, int, bool]]] = {}
-        for tot, row, mid, side in self.best.values():
-            groups.setdefault(mid, []).append((tot, row, side))
-        kept = list(self.loose)
-        for copies in groups.values():
-            main = [row for _, row, side in copies if not side]
-            if main:
-                kept.extend(main)
-            else:
-                kept.append(min(copies, key=lambda c: (-c[0], c[1]))[1])
-        return np.sort(np.asarray(kept, dtype=np.int64))
+        if not self.parts:
+            return np.zeros(0, np.int64)
+        rows, keyed, key, mid, total, side = (np.concatenate(c) for c in zip(*self.parts, strict=True))
+        self.parts = []
+        loose = rows[~keyed]
+        rows, key, mid, total, side = rows[keyed], key[keyed], mid[keyed], total[keyed], side[keyed]
+        # per key: largest total, then first row
+        order = np.lexsort((rows, -total, key))
+        first = np.ones(len(order), bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        pick = order[first]
+        rows, mid, total, side = rows[pick], mid[pick], total[pick], side[pick]
+        # per message.id: the non-sidechain copies, else the best sidechain copy
+        order = np.lexsort((rows, -total, mid))
+        m = mid[order]
+        starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
+        has_main = np.logical_or.reduceat(~side[order], starts) if len(order) else np.zeros(0, bool)
+        group = np.cumsum(np.r_[True, m[1:] != m[:-1]]) - 1 if len(order) else np.zeros(0, np.int64)
+        is_first = np.zeros(len(order), bool)
+        is_first[starts] = True
+        keep = np.where(has_main[group], ~side[order], is_first)
+        return np.sort(np.concatenate([rows[order][keep], loose]))
 
 
 class _Aggregates:
@@ -370,6 +368,8 @@ class _Run:
         self.counts: Counter[str] = Counter()
         self.titles: list[tuple[str, str | None, str]] = []
         self.windows_input: list[tuple[np.ndarray, np.ndarray, pa.Array]] = []
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
 
     def _open(self, w: DatasetWriter) -> None:
         self.lines_file = pq.ParquetWriter(
@@ -388,9 +388,22 @@ class _Run:
         self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema, options=options)
 
     def add_entries(self, t: pa.Table) -> None:
-        """Message rows in final order (new lines and rows kept from a previous ingest)."""
-        if not t.num_rows:
+        """Message rows in final order (new lines and rows kept from a previous ingest).
+
+        Small parse batches (little Python memory) are pooled as Arrow until a chunk is
+        worth the per-chunk work.
+        """
+        if t.num_rows:
+            self.pending.append(t)
+            self.pending_rows += t.num_rows
+            if self.pending_rows >= DRAIN_ROWS:
+                self.drain()
+
+    def drain(self) -> None:
+        if not self.pending:
             return
+        t = pa.concat_tables(self.pending)
+        self.pending, self.pending_rows = [], 0
         self.lines.add(t.select(list(LINE_COLUMNS)))
         self.spill.write_table(t.select(list(SPILL_COLUMNS)))
         self.uuids.write_table(t.select(["uuid", "session_id"]))
@@ -483,6 +496,7 @@ class _Run:
                 self.files["empty"] += state.size == 0
                 self.files["unreadable"] += state.size < 0
             buffers.flush()
+            self.drain()
         finally:
             qfile.close()
             bar.close()
@@ -548,7 +562,8 @@ class _Run:
         if self.rows == 0:
             w.write_arrow("messages", SPILL_SCHEMA.empty_table().rename_columns(renamed))
 
-    def _windows(self, winners: np.ndarray) -> pl.DataFrame:
+    def _windows(self, winners: np.ndarray, batch_rows: int = 16_384) -> pl.DataFrame:
+        """``windows`` per range of whole sessions (ids renumbered), so memory stays flat."""
         if not self.windows_input:
             frame = pl.DataFrame(
                 schema={"session_id": pl.Int64, "timestamp": pl.Datetime("us")}
@@ -561,15 +576,27 @@ class _Run:
         self.windows_input = []
         mask = np.zeros(len(sids), bool)
         mask[winners] = True
-        total = pc.if_else(pa.array(mask), totals, pa.nulls(len(totals), pa.int64()))
-        frame = pl.DataFrame(
-            {
-                "session_id": sids,
-                "timestamp": pl.Series(stamps).cast(pl.Datetime("us")),
-                "input_tokens": pl.from_arrow(total),
-            }
-        ).with_columns(pl.lit(None, pl.Int64).alias(c) for c in TOKEN_COLUMNS[1:])
-        return windows(frame)
+        valid = mask & totals.is_valid().to_numpy(zero_copy_only=False)
+        totals = np.where(valid, totals.fill_null(0).to_numpy(), 0)
+        order = np.argsort(sids, kind="stable")
+        sids, stamps, totals, valid = sids[order], stamps[order], totals[order], valid[order]
+        starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
+        parts, n_before, lo = [], 0, 0
+        while lo < len(sids):
+            cut = np.searchsorted(starts, lo + batch_rows, side="left")
+            hi = int(starts[cut]) if cut < len(starts) else len(sids)
+            frame = pl.DataFrame(
+                {
+                    "session_id": sids[lo:hi],
+                    "timestamp": pl.Series(stamps[lo:hi]).cast(pl.Datetime("us")),
+                    "input_tokens": pl.from_arrow(pa.array(totals[lo:hi], mask=~valid[lo:hi])),
+                }
+            ).with_columns(pl.lit(None, pl.Int64).alias(c) for c in TOKEN_COLUMNS[1:])
+            part = windows(frame).with_columns(pl.col("id") + n_before)
+            n_before += part.height
+            parts.append(part)
+            lo = hi
+        return pl.concat(parts)
 
     def _sessions_projects(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         agg = self.agg

@@ -206,8 +206,8 @@ class Buffers:
         self,
         on_entries: Callable[[pa.Table], None],
         on_raw: Callable[[pa.Table], None],
-        max_rows: int = 8_192,
-        max_bytes: int = 8 << 20,
+        max_rows: int = 4_096,
+        max_bytes: int = 2 << 20,
     ) -> None:
         self.entries: list[tuple] = []
         self.raw: list[tuple] = []
