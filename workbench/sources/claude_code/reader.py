@@ -64,6 +64,8 @@ RAW_SCHEMA = pa.schema(
 )
 
 _INT32 = 2**31 - 1
+_fromiso = datetime.fromisoformat
+_dumps = orjson.dumps
 _BLOCK_TYPES = {"text", "tool_use", "tool_result", "thinking", "image"}
 
 
@@ -155,6 +157,14 @@ class Bad(Exception):
 
 
 def _timestamp(value: Any) -> datetime:
+    if type(value) is str and value[-1:] == "Z":  # fast path: naive UTC straight from "...Z"
+        try:
+            ts = _fromiso(value[:-1])
+        except ValueError:
+            pass
+        else:
+            if ts.tzinfo is None:
+                return ts
     if not isinstance(value, str):
         raise Bad("bad-field:timestamp", f"timestamp is {type(value).__name__}, expected an ISO string")
     try:
@@ -169,15 +179,22 @@ def _timestamp(value: Any) -> datetime:
 def _tokens(usage: Any) -> tuple[int, int, int, int]:
     if not isinstance(usage, dict):
         raise Bad("bad-field:message.usage", f"usage is {type(usage).__name__}, expected an object")
-    out = []
-    for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
-        v = usage.get(name, 0 if name.startswith("cache") else None)
-        if v is None and name.startswith("cache"):
-            v = 0
+    get = usage.get
+    a, b = get("input_tokens"), get("output_tokens")
+    c, d = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
+    if c is None:
+        c = 0
+    if d is None:
+        d = 0
+    for name, v in (
+        ("input_tokens", a),
+        ("output_tokens", b),
+        ("cache_creation_input_tokens", c),
+        ("cache_read_input_tokens", d),
+    ):
         if type(v) is not int or not 0 <= v <= _INT32:
             raise Bad("bad-field:message.usage", f"usage.{name} is {v!r}, expected a count")
-        out.append(v)
-    return out[0], out[1], out[2], out[3]
+    return a, b, c, d
 
 
 def _content(content: Any) -> tuple[str, str]:
@@ -186,6 +203,13 @@ def _content(content: Any) -> tuple[str, str]:
         return "text", content
     if not isinstance(content, list):
         raise Bad("bad-field:message.content", f"content is {type(content).__name__}, expected text or list")
+    if len(content) == 1 and type(content[0]) is dict:  # the common case: one block per line
+        block = content[0]
+        kind = block.get("type")
+        if kind == "text" and type(block.get("text")) is str:
+            return "text", block["text"]
+        kind = "thinking" if kind == "redacted_thinking" else kind
+        return (kind if kind in _BLOCK_TYPES else "other"), _dumps(block).decode()
     kinds = {b.get("type") if isinstance(b, dict) else None for b in content}
     if kinds == {"text"} and all(isinstance(b.get("text"), str) for b in content):
         return "text", "\n\n".join(b["text"] for b in content)
