@@ -260,3 +260,48 @@ def test_writer_round_trip_of_a_built_dataset(tmp_path: Path) -> None:
     rows = back.read("sessions").sort("is_sidechain")
     assert rows["title"].to_list() == ["Fix login", None] and rows["is_sidechain"].to_list() == [False, True]
     assert back.read("projects")["name"].to_list() == ["my_app"]
+
+
+def _outputs(ds: Dataset) -> dict[str, bytes]:
+    """Every file of a Dataset, and its manifest's content hash and ingest record."""
+    files = {p.name: p.read_bytes() for p in sorted(ds.path.iterdir()) if p.name != "manifest.json"}
+    return files | {"hash": ds.content_hash, "ingest": orjson.dumps(ds.manifest["ingest"])}
+
+
+def test_parallel_parsing_writes_the_same_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixture_ds: Dataset
+) -> None:
+    """Worker processes, tiny tasks (several per file tree) and tiny read blocks (lines
+    split across blocks) change nothing, byte for byte, in full and incremental ingests."""
+    from workbench.sources.claude_code import parallel, reader
+
+    monkeypatch.setattr(parallel, "TASK_BYTES", 4096)
+    root = _tree(tmp_path)
+    for copy in range(3):  # more tasks than workers keep in flight
+        for project in list((root / "projects").iterdir()):
+            if not project.name.endswith("-copy"):
+                shutil.copytree(project, root / "projects" / f"{project.name}-{copy}-copy")
+    files = sorted(root.rglob("*.jsonl"))
+    full = {p: p.read_bytes() for p in files}
+    for p in files:  # first ingest sees each file cut mid-line
+        p.write_bytes(full[p][: len(full[p]) // 2])
+    runs = {}
+    for name, workers in (("one", 0), ("two", 2)):
+        first = ingest([root], tmp_path / name, progress=False, workers=workers)
+        assert first.quarantined == {"truncated-line": len(files)}
+        runs[name] = first
+    assert _outputs(runs["one"].dataset) == _outputs(runs["two"].dataset)
+    for p in files:
+        p.write_bytes(full[p])
+    updates = {
+        "one": ingest([root], tmp_path / "one", progress=False, workers=0),
+        "two": ingest([root], tmp_path / "two", progress=False, workers=2),
+    }
+    assert updates["two"].files["grown"] == len(files) == 16
+    assert _outputs(updates["one"].dataset) == _outputs(updates["two"].dataset)
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 97)
+    small_blocks = ingest([FIXTURES], tmp_path / "blocks", progress=False, workers=0)
+    assert _outputs(small_blocks.dataset) == _outputs(
+        ingest([FIXTURES], tmp_path / "default", progress=False, workers=0).dataset
+    )
+    assert small_blocks.dataset.content_hash == fixture_ds.content_hash

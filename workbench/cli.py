@@ -169,7 +169,13 @@ def sample(
 )
 @click.option("--full", is_flag=True, help="Re-read every file instead of only what was appended.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset at --out that came from other roots.")
-def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="Parser processes (default: one per core above 32 MB to read; 0 parses in this "
+    "process and uses the least memory). The Dataset is the same either way.",
+)
+def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int | None) -> None:
     """Ingest Claude Code transcript trees into a Dataset.
 
     PATHS default to ~/.claude/projects, ~/.config/claude/projects and the roots in
@@ -179,7 +185,9 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool) -> 
     """
     from workbench.sources.claude_code import ingest as run
 
-    report = run(list(paths) or None, dest, progress=_progress(), overwrite=overwrite, update=not full)
+    report = run(
+        list(paths) or None, dest, progress=_progress(), overwrite=overwrite, update=not full, workers=workers
+    )
     click.echo(report.summary())
 
 

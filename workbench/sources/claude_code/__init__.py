@@ -40,19 +40,26 @@ tie between copies goes to the first in file order (ccusage prefers a copy with 
 (they are equal in every real file).
 """
 
-from workbench.sources.claude_code.ingest import IngestReport, ingest
-from workbench.sources.claude_code.reader import SourceError, default_roots
-from workbench.sources.claude_code.usage import (
-    CCUSAGE_VERSION,
-    block_usage,
-    ccusage_frame,
-    daily_usage,
-    find_ccusage,
-    run_ccusage,
-    session_usage,
-    usage_entries,
-)
-from workbench.sources.claude_code.writer import encode_cwd, write_transcripts
+import importlib
+
+# Imported lazily (PEP 562): parser workers import this package's ``parallel`` module
+# and must not pay for polars and SQLAlchemy, which ``pipeline`` needs.
+_EXPORTS = {
+    "pipeline": ("IngestReport", "ingest"),
+    "reader": ("SourceError", "default_roots"),
+    "usage": (
+        "CCUSAGE_VERSION",
+        "block_usage",
+        "ccusage_frame",
+        "daily_usage",
+        "find_ccusage",
+        "run_ccusage",
+        "session_usage",
+        "usage_entries",
+    ),
+    "writer": ("encode_cwd", "write_transcripts"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "CCUSAGE_VERSION",
@@ -70,3 +77,12 @@ __all__ = [
     "usage_entries",
     "write_transcripts",
 ]
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -64,6 +64,9 @@ RAW_SCHEMA = pa.schema(
 )
 
 _INT32 = 2**31 - 1
+#: Message id = (63-bit hash of the file + line x an odd constant) mod 2**63: distinct
+#: within a file, as collision-free across files as a hash, and no hashing per line.
+_ID_STEP, _ID_MASK = 0x9E3779B97F4A7C15, 2**63 - 1
 _fromiso = datetime.fromisoformat
 _dumps = orjson.dumps
 _BLOCK_TYPES = {"text", "tool_use", "tool_result", "thinking", "image"}
@@ -146,6 +149,13 @@ class Tally:
     entries: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[str] = field(default_factory=Counter)
     unterminated: int = 0
+
+    def merge(self, other: Tally) -> None:
+        self.lines += other.lines
+        self.bytes_read += other.bytes_read
+        self.entries.update(other.entries)
+        self.quarantined.update(other.quarantined)
+        self.unterminated += other.unterminated
 
 
 class Bad(Exception):
@@ -322,68 +332,62 @@ def read_file(
         entries, raw = buffers.entries, buffers.raw
         loads, dumps_err = orjson.loads, orjson.JSONDecodeError
         project, hint, agent_file = src.project, src.session_hint, src.agent_file
+        id_seed = hash63("message\x00" + key)
         session_ids: dict[str, int] = {}
         pending = 0
         try:
-            for line in f:
-                lineno += 1
-                n = len(line)
-                pending += n
-                complete = line[-1:] == b"\n"
+            for block, complete in _lines(f, hasher):
+                for line in block:
+                    lineno += 1
+                    n = len(line) + complete  # as in the file, with its newline
+                    pending += n
+                    try:
+                        obj = loads(line)
+                    except dumps_err as e:
+                        reason = _bad_reason(line, complete)
+                        _quarantine(quarantine, tally, key, lineno, reason, str(e), line, n)
+                        continue
+                    if type(obj) is not dict:
+                        detail = f"a JSON {type(obj).__name__}, expected an object"
+                        _quarantine(quarantine, tally, key, lineno, "not-an-object", detail, line, n)
+                        continue
+                    kind = obj.get("type")
+                    try:
+                        if kind == "user" or kind == "assistant":
+                            row = _message_row(
+                                obj, kind, key, lineno, project, hint, agent_file, session_ids, id_seed
+                            )
+                            entries.append(row)
+                        else:
+                            sid = obj.get("sessionId")
+                            if kind is None:
+                                kind = "<none>"
+                            elif type(kind) is not str:
+                                kind = "<invalid>"
+                            ts = obj.get("timestamp")
+                            raw.append(
+                                (
+                                    key,
+                                    lineno,
+                                    kind,
+                                    sid if type(sid) is str else None,
+                                    ts if type(ts) is str else None,
+                                    line.decode().rstrip("\r"),
+                                )
+                            )
+                    except Bad as e:
+                        _quarantine(quarantine, tally, key, lineno, e.reason, str(e), line, n)
+                        continue
+                    buffers.size += n
+                    tally.entries[kind] += 1
+                    if buffers.size >= buffers.max_bytes or len(entries) + len(raw) >= buffers.max_rows:
+                        buffers.flush()
+                        entries, raw = buffers.entries, buffers.raw
                 if complete:
-                    consumed += n
+                    consumed += sum(map(len, block)) + len(block)
                     lines = lineno
-                    hasher.update(line)
                 else:
                     tally.unterminated += 1
-                try:
-                    obj = loads(line)
-                except dumps_err as e:
-                    reason = _bad_reason(line, complete)
-                    _quarantine(quarantine, tally, key, lineno, reason, str(e), line)
-                    continue
-                if type(obj) is not dict:
-                    _quarantine(
-                        quarantine,
-                        tally,
-                        key,
-                        lineno,
-                        "not-an-object",
-                        f"a JSON {type(obj).__name__}, expected an object",
-                        line,
-                    )
-                    continue
-                kind = obj.get("type")
-                try:
-                    if kind == "user" or kind == "assistant":
-                        row = _message_row(obj, kind, key, lineno, project, hint, agent_file, session_ids)
-                        entries.append(row)
-                        buffers.size += n
-                    else:
-                        sid = obj.get("sessionId")
-                        if kind is None:
-                            kind = "<none>"
-                        elif type(kind) is not str:
-                            kind = "<invalid>"
-                        ts = obj.get("timestamp")
-                        raw.append(
-                            (
-                                key,
-                                lineno,
-                                kind,
-                                sid if type(sid) is str else None,
-                                ts if type(ts) is str else None,
-                                line.decode().rstrip("\r\n"),
-                            )
-                        )
-                        buffers.size += n
-                except Bad as e:
-                    _quarantine(quarantine, tally, key, lineno, e.reason, str(e), line)
-                    continue
-                tally.entries[kind] += 1
-                if buffers.size >= buffers.max_bytes or len(entries) + len(raw) >= buffers.max_rows:
-                    buffers.flush()
-                    entries, raw = buffers.entries, buffers.raw
                 if pending >= 1 << 20 and progress is not None:
                     progress(pending)
                     pending = 0
@@ -394,6 +398,37 @@ def read_file(
         tally.lines += lineno - first
         tally.bytes_read += max(0, size - offset)
     return FileState(key, str(src.path), size, consumed, lines, hasher.hexdigest()), offset > 0
+
+
+#: Bytes read at a time; lines are split out of each block.
+BLOCK_BYTES = 1 << 20
+
+
+def _lines(f, hasher) -> Iterator[tuple[list[bytes], bool]]:
+    """``(lines, True)`` per block of complete lines (newlines stripped, bytes hashed), then
+    ``([last], False)`` if the file ends without a newline. A line longer than a block is
+    gathered in pieces, joined once."""
+    parts: list[bytes] = []
+    read = f.read
+    while block := read(BLOCK_BYTES):
+        cut = block.rfind(b"\n") + 1
+        if not cut:
+            parts.append(block)
+            continue
+        if parts:
+            parts.append(block[:cut])
+            data = b"".join(parts)
+            parts = []
+        else:
+            data = block[:cut] if cut < len(block) else block
+        if cut < len(block):
+            parts.append(block[cut:])
+        hasher.update(data)
+        lines = data.split(b"\n")
+        lines.pop()  # the empty piece after the last newline
+        yield lines, True
+    if parts:
+        yield [b"".join(parts)], False
 
 
 def _bad_reason(line: bytes, complete: bool) -> str:
@@ -409,7 +444,14 @@ def _bad_reason(line: bytes, complete: bool) -> str:
 
 
 def _quarantine(
-    sink, tally: Tally, key: str, lineno: int | None, reason: str, detail: str, line: bytes
+    sink,
+    tally: Tally,
+    key: str,
+    lineno: int | None,
+    reason: str,
+    detail: str,
+    line: bytes,
+    size: int | None = None,
 ) -> None:
     tally.quarantined[reason] += 1
     sink(
@@ -418,7 +460,7 @@ def _quarantine(
             "line": lineno,
             "reason": reason,
             "detail": detail,
-            "bytes": len(line),
+            "bytes": len(line) if size is None else size,
             "raw": line[:RAW_PREFIX].decode("utf-8", "backslashreplace").rstrip("\r\n"),
         }
     )
@@ -433,6 +475,7 @@ def _message_row(
     hint: str,
     agent_file: bool,
     session_ids: dict[str, int],
+    id_seed: int,
 ) -> tuple:
     msg = obj.get("message")
     if type(msg) is not dict:
@@ -469,7 +512,7 @@ def _message_row(
         project,
         skey,
         session_id,
-        hash63(f"message\x00{key}\x00{lineno}"),
+        (id_seed + lineno * _ID_STEP) & _ID_MASK,
         uuid,
         role,
         kind,

@@ -1,4 +1,4 @@
-"""Ingest transcript trees into a Dataset: stream, spill, deduplicate, derive tables."""
+"""Ingest transcript trees into a Dataset: parse in parallel, deduplicate, derive tables."""
 
 from __future__ import annotations
 
@@ -23,16 +23,15 @@ from tqdm.auto import tqdm
 from workbench import schema
 from workbench.dataset import MANIFEST, Dataset, DatasetWriter
 from workbench.errors import DatasetError
+from workbench.sources.claude_code import parallel
 from workbench.sources.claude_code.reader import (
     ENTRY_SCHEMA,
     RAW_SCHEMA,
-    Buffers,
     FileState,
     SourceFile,
     Tally,
     find_files,
     hash63,
-    read_file,
     resolve_roots,
 )
 from workbench.windows import TOKEN_COLUMNS, windows
@@ -41,8 +40,10 @@ KIND = "claude-code"
 #: Rows per Parquet row group of the messages table and side files. Fixed, so that a
 #: full ingest and an incremental one write byte-identical files.
 CHUNK_ROWS = 8_192
-#: Message rows pooled (as Arrow) before the per-chunk work (spill, dedup keys, aggregates).
-DRAIN_ROWS = 2_048
+#: Message rows (all but their content) pooled before the per-chunk work (side file,
+#: dedup keys, aggregates); a few MB.
+DRAIN_ROWS = 16_384
+_ALL_LINES = 2**62
 FILE_STATUSES = ("new", "grown", "unchanged", "reread", "removed", "empty", "unreadable")
 TITLE_TYPES = ("custom-title", "ai-title", "summary")
 LINE_COLUMNS = (
@@ -98,13 +99,15 @@ def ingest(
     progress: bool = True,
     overwrite: bool = False,
     update: bool = True,
+    workers: int | None = None,
 ) -> IngestReport:
     """Ingest Claude Code transcript trees at ``paths`` (default: ccusage's roots) into ``dest``.
 
     If ``dest`` already holds a claude-code Dataset of the same roots, only new files and
     the appended bytes of grown files are read (``update=False`` re-reads everything); the
     result equals a full ingest. Any other existing dataset is replaced only with
-    ``overwrite=True``.
+    ``overwrite=True``. ``workers`` parse in parallel (default: one per core when there
+    are more than 32 MB to read; 0 parses in this process); the Dataset is the same.
     """
     roots = resolve_roots(paths)
     dest = Path(dest)
@@ -124,7 +127,7 @@ def ingest(
             run = _Run(Path(work), previous, old_states)
             writer = DatasetWriter(dest, source=source, overwrite=dest.exists())
             with writer as w:
-                run.stream(files, w, progress)
+                run.stream(files, w, progress, workers)
                 extra = run.finalize(w)
                 writer.extra = {"ingest": extra}
     finally:
@@ -181,8 +184,8 @@ class _Rechunker:
         self.buf, self.n = [], 0
 
 
-class _OldRows:
-    """Merge-reads a previous side table in file order, handing out one file's rows at a time."""
+class _FileRows:
+    """Reads row tables sorted by file, handing out one file's rows (up to a line) at a time."""
 
     def __init__(self, tables: Iterator[pa.Table]) -> None:
         self.tables, self.buf, self.files = tables, None, []
@@ -199,8 +202,9 @@ class _OldRows:
             hi = bisect.bisect_right(self.files, key)
             if hi > lo:
                 part = self.buf.slice(lo, hi - lo)
-                keep = np.asarray(part.column("line").to_numpy()) <= max_line
-                out.append(part.filter(pa.array(keep)))
+                if max_line < _ALL_LINES:
+                    part = part.filter(pc.less_equal(part.column("line"), max_line))
+                out.append(part)
             if hi < len(self.files):
                 self.buf, self.files = self.buf.slice(hi), self.files[hi:]
                 return out
@@ -346,8 +350,9 @@ def _most_common(counter: Counter) -> dict[Any, str]:
     return {k: v for k, (_, v) in best.items()}
 
 
-SPILL_COLUMNS = ("id", "session_id", "uuid", "role", "type", "content", "timestamp", "model", *TOKEN_COLUMNS)
-SPILL_SCHEMA = pa.schema([ENTRY_SCHEMA.field(c) for c in SPILL_COLUMNS])
+MESSAGE_SOURCE = ("id", "session_id", "uuid", "role", "type", "content", "timestamp", "model", *TOKEN_COLUMNS)
+#: What the streaming phase reads of each entry row: everything but the content.
+META_COLUMNS = tuple(n for n in ENTRY_SCHEMA.names if n != "content")
 LINES_SCHEMA = pa.schema([ENTRY_SCHEMA.field(c) for c in LINE_COLUMNS])
 
 
@@ -369,6 +374,7 @@ class _Run:
         self.titles: list[tuple[str, str | None, str]] = []
         self.windows_input: list[tuple[np.ndarray, np.ndarray, pa.Array]] = []
         self.pending: list[pa.Table] = []
+        self.segments: list[Path] = []  # entry files holding the message rows, in order
         self.pending_rows = 0
 
     def _open(self, w: DatasetWriter) -> None:
@@ -381,17 +387,14 @@ class _Run:
         self.raw_file = pq.ParquetWriter(w.side_file("raw_entries.parquet"), RAW_SCHEMA, compression="zstd")
         self.raw = _Rechunker(CHUNK_ROWS, lambda t: self.raw_file.write_table(t, row_group_size=CHUNK_ROWS))
         options = pa.ipc.IpcWriteOptions(compression="lz4")
-        self.spill_path = self.work / "messages.arrow"
-        self.spill = pa.ipc.new_stream(str(self.spill_path), SPILL_SCHEMA, options=options)
         self.uuids_path = self.work / "uuids.arrow"
         uuid_schema = pa.schema([ENTRY_SCHEMA.field("uuid"), ENTRY_SCHEMA.field("session_id")])
         self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema, options=options)
 
     def add_entries(self, t: pa.Table) -> None:
-        """Message rows in final order (new lines and rows kept from a previous ingest).
+        """Message rows (``META_COLUMNS``) in final order; their full rows are in ``segments``.
 
-        Small parse batches (little Python memory) are pooled as Arrow until a chunk is
-        worth the per-chunk work.
+        Parse batches are pooled until a chunk is worth the per-chunk work.
         """
         if t.num_rows:
             self.pending.append(t)
@@ -405,7 +408,6 @@ class _Run:
         t = pa.concat_tables(self.pending)
         self.pending, self.pending_rows = [], 0
         self.lines.add(t.select(list(LINE_COLUMNS)))
-        self.spill.write_table(t.select(list(SPILL_COLUMNS)))
         self.uuids.write_table(t.select(["uuid", "session_id"]))
         self.dedup.add(t, self.rows)
         self.agg.add(t)
@@ -440,62 +442,49 @@ class _Run:
                 zip(*(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True)
             )
 
-    def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool) -> None:
+    def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool, workers: int | None) -> None:
+        """Parse the files (on ``workers`` processes) and take their rows in file order."""
         self._open(w)
-        old_entries = _OldRows(_old_entries(self.previous)) if self.previous else None
-        old_raw = _OldRows(_old_raw(self.previous)) if self.previous else None
+        resume = self.previous is not None
+        old_entries = _FileRows(_old_entries(self.previous)) if resume else None
+        old_raw = _FileRows(_old_raw(self.previous)) if resume else None
         old_quarantine: dict[str, list[dict[str, Any]]] = {}
-        if self.previous and (self.previous.path / "quarantine.jsonl").exists():
+        if resume and (self.previous.path / "quarantine.jsonl").exists():
             with (self.previous.path / "quarantine.jsonl").open("rb") as f:
                 for line in f:
                     rec = orjson.loads(line)
                     old_quarantine.setdefault(rec["file"], []).append(rec)
-        buffers = Buffers(self.add_entries, self.add_raw)
-        total = sum(_size(f.path) for f in files) - sum(
-            s.consumed for k, s in self.old_states.items() if k in {f.key for f in files}
-        )
-        bar = tqdm(total=max(total, 0), unit="B", unit_scale=True, disable=not progress, desc="ingest")
+        # bytes still to read per file: a file's unchanged prefix is only hashed
+        sizes = [
+            max(0, _size(f.path) - (s.consumed if (s := self.old_states.get(f.key)) else 0)) for f in files
+        ]
+        if workers is None:
+            workers = parallel.default_workers() if sum(sizes) >= parallel.INLINE_BYTES else 0
+        tasks = parallel.plan(files, self.old_states, sizes, resume)
+        bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, disable=not progress, desc="ingest")
         qfile = w.side_file("quarantine.jsonl").open("wb")
-        seen = set()
 
         def quarantine(rec: dict[str, Any]) -> None:
             self.quarantined[rec["reason"]] += 1
             qfile.write(orjson.dumps(rec) + b"\n")
 
         try:
-            for src in files:
-                seen.add(src.key)
-                old = self.old_states.get(src.key)
-
-                def resumed(lines: int, key: str = src.key) -> None:
-                    buffers.flush()
-                    for t in old_entries.take(key, lines):
+            for result in parallel.parse(tasks, self.work, workers):
+                if any(done.reused for done in result.files):
+                    self._take_resumed(result, old_entries, old_raw, old_quarantine, quarantine)
+                else:
+                    self.segments.append(result.entries)
+                    for t in result.entry_tables(META_COLUMNS):
                         self.add_entries(t)
-                    for t in old_raw.take(key, lines):
+                    for t in result.raw_tables():
                         self.add_raw(t)
-                    for rec in old_quarantine.get(key, []):
-                        if rec["line"] is not None and rec["line"] <= lines:
-                            quarantine(rec)
-
-                state, reused = read_file(
-                    src,
-                    buffers,
-                    quarantine,
-                    self.tally,
-                    old,
-                    bar.update,
-                    on_resume=resumed if old_entries else None,
-                )
-                self.states.append(state)
-                status = (
-                    "new"
-                    if old is None
-                    else ("reread" if not reused else ("grown" if state.size > old.consumed else "unchanged"))
-                )
-                self.files[status] += 1
-                self.files["empty"] += state.size == 0
-                self.files["unreadable"] += state.size < 0
-            buffers.flush()
+                    for rec in result.quarantine_records():
+                        quarantine(rec)
+                for old, done in zip(result.task.old, result.files, strict=True):
+                    self._count_file(old, done)
+                self.tally.merge(result.tally)
+                result.remove(entries=False)
+                bar.update(result.task.nbytes)
             self.drain()
         finally:
             qfile.close()
@@ -504,9 +493,58 @@ class _Run:
             self.lines_file.close()
             self.raw.close()
             self.raw_file.close()
-            self.spill.close()
             self.uuids.close()
-        self.files["removed"] = len(set(self.old_states) - seen)
+        self.files["removed"] = len(set(self.old_states) - {f.key for f in files})
+
+    def _take_resumed(self, result, old_entries, old_raw, old_quarantine, quarantine) -> None:
+        """A task's rows, file by file, with each resumed file's unchanged prefix first.
+
+        The merged rows become a new segment (the task's own entry file is dropped).
+        """
+        segment = result.entries.with_suffix(".merged.arrow")
+        writer = pa.ipc.new_stream(str(segment), ENTRY_SCHEMA, options=parallel.COMPRESSED)
+
+        def add(t: pa.Table) -> None:
+            writer.write_table(t)
+            self.add_entries(t.select(list(META_COLUMNS)))
+
+        new_entries = _FileRows(result.entry_tables())
+        new_raw = _FileRows(result.raw_tables())
+        new_quarantine: dict[str, list[dict[str, Any]]] = {}
+        for rec in result.quarantine_records():
+            new_quarantine.setdefault(rec["file"], []).append(rec)
+        for src, old, done in zip(result.task.files, result.task.old, result.files, strict=True):
+            key = src.key
+            if done.reused:  # the rows of the unchanged prefix, from the previous Dataset
+                for t in old_entries.take(key, old.lines):
+                    add(t)
+                for t in old_raw.take(key, old.lines):
+                    self.add_raw(t)
+                for rec in old_quarantine.get(key, []):
+                    if rec["line"] is not None and rec["line"] <= old.lines:
+                        quarantine(rec)
+            for t in new_entries.take(key, _ALL_LINES):
+                add(t)
+            for t in new_raw.take(key, _ALL_LINES):
+                self.add_raw(t)
+            for rec in new_quarantine.get(key, []):
+                quarantine(rec)
+        writer.close()
+        result.entries.unlink()
+        self.segments.append(segment)
+
+    def _count_file(self, old: FileState | None, done: parallel.FileResult) -> None:
+        state = done.state
+        self.states.append(state)
+        if old is None:
+            status = "new"
+        elif not done.reused:
+            status = "reread"
+        else:
+            status = "grown" if state.size > old.consumed else "unchanged"
+        self.files[status] += 1
+        self.files["empty"] += state.size == 0
+        self.files["unreadable"] += state.size < 0
 
     def finalize(self, w: DatasetWriter) -> dict[str, Any]:
         winners = self.dedup.winners()
@@ -535,7 +573,7 @@ class _Run:
         }
 
     def _write_messages(self, w: DatasetWriter, winners: np.ndarray) -> None:
-        renamed = [c if c != "uuid" else "external_id" for c in SPILL_COLUMNS]
+        renamed = [c if c != "uuid" else "external_id" for c in MESSAGE_SOURCE]
         offset = 0
 
         def emit(t: pa.Table) -> None:
@@ -554,13 +592,14 @@ class _Run:
             w.write_arrow("messages", t.rename_columns(renamed))
 
         chunker = _Rechunker(CHUNK_ROWS, emit)
-        with pa.OSFile(str(self.spill_path)) as f:
-            reader = pa.ipc.open_stream(f)
-            for batch in reader:
-                chunker.add(pa.Table.from_batches([batch]))
+        for segment in self.segments:
+            for t in parallel.read_tables(segment, MESSAGE_SOURCE):
+                chunker.add(t)
+            segment.unlink()
         chunker.close()
         if self.rows == 0:
-            w.write_arrow("messages", SPILL_SCHEMA.empty_table().rename_columns(renamed))
+            empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
+            w.write_arrow("messages", empty.rename_columns(renamed))
 
     def _windows(self, winners: np.ndarray, batch_rows: int = 16_384) -> pl.DataFrame:
         """``windows`` per range of whole sessions (ids renumbered), so memory stays flat."""

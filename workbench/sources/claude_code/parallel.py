@@ -1,0 +1,269 @@
+"""Parse transcript files on worker processes; hand the results back in file order.
+
+Parsing (JSON, row building) is pure Python per line, so it runs on one process per
+core. Consecutive files are grouped into tasks of about ``TASK_BYTES``; a worker streams
+a task's lines through ``read_file`` into Arrow IPC files in the ingest's scratch folder
+(so a 3 GB file never has to fit in memory, and results waiting their turn sit on disk,
+not in RAM). ``parse`` yields the tasks' results strictly in order, keeping only a few
+tasks in flight, so the Dataset does not depend on how many workers ran.
+
+This module must stay light to import: it is what each worker process loads.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from workbench.errors import WorkbenchError
+from workbench.sources.claude_code.reader import (
+    ENTRY_SCHEMA,
+    RAW_SCHEMA,
+    Buffers,
+    FileState,
+    SourceFile,
+    Tally,
+    read_file,
+)
+
+#: Bytes of transcripts per task: big enough that per-task costs vanish, small enough
+#: that the last tasks balance across workers.
+TASK_BYTES = 16 << 20
+#: Entry files stay until the messages table is written at the end: lz4 keeps them small.
+COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
+_SOURCE_ROOT = Path(__file__).resolve().parents[3]
+#: Below this many bytes to read, parsing runs in-process (starting workers costs more).
+INLINE_BYTES = 32 << 20
+
+
+@dataclass
+class Task:
+    """Consecutive files for one worker, with their previous states (None: read all)."""
+
+    index: int
+    files: list[SourceFile]
+    old: list[FileState | None]
+    resume: bool
+    nbytes: int
+
+
+@dataclass
+class FileResult:
+    state: FileState
+    reused: bool
+
+
+@dataclass
+class TaskResult:
+    """Where a task's rows are (Arrow IPC streams, JSONL quarantine) and what it read."""
+
+    task: Task
+    files: list[FileResult]
+    entries: Path
+    raw: Path
+    quarantine: Path
+    tally: Tally = field(default_factory=Tally)
+
+    def entry_tables(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+        yield from read_tables(self.entries, columns)
+
+    def raw_tables(self) -> Iterator[pa.Table]:
+        yield from read_tables(self.raw)
+
+    def quarantine_records(self) -> list[dict[str, Any]]:
+        with self.quarantine.open("rb") as f:
+            return [orjson.loads(line) for line in f]
+
+    def remove(self, entries: bool = True) -> None:
+        for p in (self.entries, self.raw, self.quarantine) if entries else (self.raw, self.quarantine):
+            p.unlink(missing_ok=True)
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def plan(
+    files: Sequence[SourceFile],
+    old_states: dict[str, FileState],
+    sizes: Sequence[int],
+    resume: bool,
+) -> list[Task]:
+    """Group consecutive files into tasks of about ``TASK_BYTES`` bytes to read."""
+    task_bytes = TASK_BYTES
+    tasks: list[Task] = []
+    group: list[int] = []
+    nbytes = 0
+    for i, size in enumerate(sizes):
+        group.append(i)
+        nbytes += size
+        if nbytes >= task_bytes:
+            tasks.append(_task(len(tasks), files, old_states, group, resume, nbytes))
+            group, nbytes = [], 0
+    if group:
+        tasks.append(_task(len(tasks), files, old_states, group, resume, nbytes))
+    return tasks
+
+
+def _task(index, files, old_states, group, resume, nbytes) -> Task:
+    chosen = [files[i] for i in group]
+    return Task(index, chosen, [old_states.get(f.key) for f in chosen], resume, nbytes)
+
+
+def parse(tasks: Sequence[Task], work: Path, workers: int) -> Iterator[TaskResult]:
+    """Each task's result, in task order; ``workers`` processes (0: in this process).
+
+    Workers are plain ``python -m`` subprocesses fed task files over a pipe, rather than
+    a multiprocessing pool: spawn would re-run the caller's ``__main__`` script in every
+    worker, and fork is unsafe once polars or Arrow have started their thread pools.
+    """
+    if workers <= 0 or len(tasks) <= 1:
+        for task in tasks:
+            yield run_task(task, work)
+        return
+    pool = [_Worker(work, i) for i in range(min(workers, len(tasks)))]
+    try:
+        ahead = 2 * len(pool)  # tasks in flight: results waiting their turn sit on disk
+        for i, task in enumerate(tasks[:ahead]):
+            pool[i % len(pool)].send(task)
+        for i in range(len(tasks)):
+            result = pool[i % len(pool)].receive()
+            if i + ahead < len(tasks):
+                pool[(i + ahead) % len(pool)].send(tasks[i + ahead])
+            yield result
+    finally:
+        for worker in pool:
+            worker.close()
+
+
+class _Worker:
+    """One parser process: task file paths in on stdin, result file paths out on stdout."""
+
+    def __init__(self, work: Path, n: int) -> None:
+        self.work, self.log = work, work / f"worker-{n}.log"
+        path = os.pathsep.join([str(_SOURCE_ROOT), os.environ.get("PYTHONPATH", "")])
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(work)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=dict(os.environ, PYTHONPATH=path),
+            )
+
+    def send(self, task: Task) -> None:
+        path = self.work / f"task-{task.index:06d}.pickle"
+        path.write_bytes(pickle.dumps(task))
+        self.proc.stdin.write(f"{path}\n".encode())
+        self.proc.stdin.flush()
+
+    def receive(self) -> TaskResult:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            detail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise ParseError(
+                f"A parser process stopped (exit code {self.proc.returncode}): "
+                + (" / ".join(detail) or "no output")
+                + ". Re-run with --workers 0 to parse in one process."
+            )
+        outcome = pickle.loads(Path(line.decode().rstrip("\n")).read_bytes())
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ParseError(WorkbenchError):
+    """A parser worker process died."""
+
+
+def _serve(work: Path) -> None:
+    """Worker main loop: run each task named on stdin, answer with its result's path."""
+    for line in sys.stdin.buffer:
+        task_path = Path(line.decode().rstrip("\n"))
+        task = pickle.loads(task_path.read_bytes())
+        task_path.unlink()
+        try:
+            outcome: TaskResult | BaseException = run_task(task, work)
+        except Exception as e:  # handed to the parent, which raises it
+            outcome = e
+        out = task_path.with_suffix(".result")
+        out.write_bytes(pickle.dumps(outcome))
+        sys.stdout.write(f"{out}\n")
+        sys.stdout.flush()
+
+
+def run_task(task: Task, work: Path) -> TaskResult:
+    """Worker side: stream the task's files into IPC files under ``work``."""
+    stem = work / f"task-{task.index:06d}"
+    result = TaskResult(
+        task,
+        [],
+        stem.with_suffix(".entries.arrow"),
+        stem.with_suffix(".raw.arrow"),
+        stem.with_suffix(".quarantine.jsonl"),
+    )
+    with (
+        pa.ipc.new_stream(str(result.entries), ENTRY_SCHEMA, options=COMPRESSED) as entries,
+        pa.ipc.new_stream(str(result.raw), RAW_SCHEMA) as raw,
+        result.quarantine.open("wb") as qfile,
+    ):
+        buffers = Buffers(entries.write_table, raw.write_table)
+
+        def quarantine(rec: dict[str, Any]) -> None:
+            qfile.write(orjson.dumps(rec) + b"\n")
+
+        for src, old in zip(task.files, task.old, strict=True):
+            state, reused = read_file(
+                src,
+                buffers,
+                quarantine,
+                result.tally,
+                old,
+                on_resume=_keep if task.resume else None,
+            )
+            result.files.append(FileResult(state, reused))
+        buffers.flush()
+    return result
+
+
+def _keep(_lines: int) -> None:
+    """Resume after the unchanged prefix (the parent puts that prefix's old rows first)."""
+
+
+def read_tables(path: Path, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+    """The tables of an IPC stream file, one per batch; only ``columns`` (in that order) are read."""
+    with pa.OSFile(str(path)) as f:
+        reader = pa.ipc.open_stream(f)
+        if columns is not None:
+            names = reader.schema.names
+            fields = [names.index(c) for c in columns]
+            f.seek(0)
+            reader = pa.ipc.open_stream(f, options=pa.ipc.IpcReadOptions(included_fields=fields))
+        for batch in reader:
+            t = pa.Table.from_batches([batch])
+            yield t if columns is None else t.select(list(columns))
+
+
+if __name__ == "__main__":  # a worker: use the module by its name, so results unpickle in the parent
+    from workbench.sources.claude_code import parallel
+
+    parallel._serve(Path(sys.argv[1]))
