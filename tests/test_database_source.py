@@ -330,3 +330,15 @@ def test_missing_sqlite_file_and_existing_destination(sqlite_source, tmp_path):
     assert (
         sample_database(sqlite_source, tmp_path / "s", fraction=0.2, overwrite=True).counts["sessions"] == 12
     )
+
+
+def test_driver_errors_are_scrubbed_with_the_real_password(monkeypatch, tmp_path):
+    url = "postgresql://alice:hunter2-pw@127.0.0.1:1/prod"
+
+    def refuses(parsed, **kwargs):  # a driver error that echoes the URL it was given
+        raise sa.exc.ArgumentError(f"cannot use {parsed.render_as_string(hide_password=False)}")
+
+    monkeypatch.setattr(sa, "create_engine", refuses)
+    with pytest.raises(DatabaseSourceError) as e:
+        sample_database(url, tmp_path / "s", fraction=0.1)
+    assert "hunter2" not in str(e.value) and "alice:***@127.0.0.1" in str(e.value)

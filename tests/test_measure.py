@@ -57,17 +57,39 @@ def test_cold_cache_needs_a_reset_and_skips_warmup():
     assert events == ["reset", "run", "reset", "run"]
 
 
-def test_interleaved_runs_round_robin():
+def test_interleaved_runs_round_robin_starting_one_further_each_round():
     order = []
     times = measure.measure_interleaved(
-        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-        repeat=2,
+        {name: (lambda name=name: order.append(name)) for name in "abc"},
+        repeat=4,
         warmup=1,
-        clock=FakeClock([1, 2, 3, 4]),
+        clock=FakeClock(range(1, 13)),
         after=lambda name: order.append(name.upper()),
     )
-    assert order == ["a", "b", "a", "A", "b", "B", "a", "A", "b", "B"]
-    assert times == {"a": [1, 3], "b": [2, 4]}
+    warm, timed = order[:3], [x for x in order[3:] if x.isupper()]
+    assert warm == ["a", "b", "c"]
+    assert timed == list("ABCBCACABABC")  # no function always follows the same one
+    assert order[3:9] == ["a", "A", "b", "B", "c", "C"]  # after() right after each timed call
+    assert times == {"a": [1, 6, 8, 10], "b": [2, 4, 9, 11], "c": [3, 5, 7, 12]}
+
+
+def test_garbage_collector_is_paused_only_while_timing():
+    import gc
+
+    seen = []
+    assert gc.isenabled()
+    measure.measure(lambda: seen.append(gc.isenabled()), repeat=2, warmup=1, clock=FakeClock([1, 1]))
+    measure.measure_interleaved(
+        {"a": lambda: seen.append(gc.isenabled())}, repeat=1, warmup=0, clock=FakeClock([1])
+    )
+    assert seen == [True, False, False, False] and gc.isenabled()
+    measure.measure(
+        lambda: seen.append(gc.isenabled()), repeat=1, warmup=0, pause_gc=False, clock=FakeClock([1])
+    )
+    assert seen[-1] is True
+    with pytest.raises(ZeroDivisionError), measure.gc_paused():
+        raise ZeroDivisionError
+    assert gc.isenabled()  # restored even when the timed code raises
 
 
 def test_summary_statistics_and_intervals():

@@ -168,3 +168,55 @@ def test_unknown_engine_and_bad_input_are_clear_errors():
         plans.parse_postgres([{}])
     with pytest.raises(WorkbenchError, match="DuckDB plan has no operators"):
         plans.parse_duckdb("{}")
+
+
+def test_parallel_plan_times_are_wall_times_not_summed_over_workers(pg):
+    for setting in (
+        "parallel_setup_cost = 0",
+        "parallel_tuple_cost = 0",
+        "min_parallel_table_scan_size = 0",
+        "max_parallel_workers_per_gather = 2",
+    ):
+        pg.execute(f"SET {setting}")
+    # Large enough that the workers' scan, not their start-up, is most of the Gather's time.
+    pg.execute("CREATE TABLE huge AS SELECT g AS id, g % 1000 AS k FROM generate_series(1, 1000000) g")
+    pg.execute("ANALYZE huge")
+    plan = plans.explain(pg, "SELECT count(*) FROM huge WHERE k = 7")
+    gather = next(n for n in plan.nodes() if n.operator == "Gather")
+    assert gather.details["Workers Launched"] >= 1, "no worker launched: nothing parallel was tested"
+    scan = next(n for n in plan.nodes() if n.relation == "huge")
+    assert scan.loops == gather.details["Workers Launched"] + 1
+    assert abs(scan.actual_rows - 1000) < scan.loops  # a total (PostgreSQL rounds rows per loop)
+    assert_times_are_inclusive(plan)
+    assert scan.time_ms <= gather.time_ms * 1.001
+    assert all(share <= 1.0 for share in plan.frame()["exclusive_share"].drop_nulls())
+
+
+def test_a_node_that_never_ran_is_no_misestimate():
+    never = {
+        "Node Type": "Index Scan",
+        "Relation Name": "m",
+        "Plan Rows": 5000,
+        "Actual Rows": 0,
+        "Actual Loops": 0,
+        "Actual Total Time": 0.0,
+    }
+    outer = {
+        "Node Type": "Seq Scan",
+        "Relation Name": "s",
+        "Plan Rows": 1,
+        "Actual Rows": 0,
+        "Actual Loops": 1,
+        "Actual Total Time": 0.01,
+    }
+    root = {
+        "Node Type": "Nested Loop",
+        "Plan Rows": 5000,
+        "Actual Rows": 0,
+        "Actual Loops": 1,
+        "Actual Total Time": 0.02,
+        "Plans": [outer, never],
+    }
+    plan = plans.parse_postgres([{"Plan": root, "Execution Time": 0.05}])
+    assert plan.nodes()[2].loops == 0 and plan.nodes()[2].actual_rows == 0
+    assert [f.operator for f in plans.findings(plan) if f.kind == "misestimate"] == ["Nested Loop"]

@@ -112,3 +112,20 @@ def test_clear_errors():
     with pytest.raises(QueryError, match="TIMESTAMPTRUNC.*sqlite"):
         queries.translate("SELECT date_trunc('day', created_at) FROM jobs", "sqlite")
     assert "DATE_TRUNC" in queries.translate("SELECT date_trunc('day', created_at) FROM jobs", "duckdb")
+
+
+def test_loaded_sql_is_cached_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(queries, "QUERIES_DIR", tmp_path)
+    file = tmp_path / "q.sql"
+    file.write_text("-- Parameters: :a\nSELECT :a AS x")
+    first = queries.load("q", "sqlite")
+    reads = []
+    monkeypatch.setattr(type(file), "read_text", lambda self, *a, **k: reads.append(self) or "")
+    assert queries.load("q", "sqlite") == first and reads == []  # timed runs never read files
+    monkeypatch.undo()
+    monkeypatch.setattr(queries, "QUERIES_DIR", tmp_path)
+    file.write_text("-- Parameters: :a\nSELECT :a AS y")
+    os.utime(file, ns=(1, file.stat().st_mtime_ns + 1_000_000))
+    assert "y" in queries.load("q", "sqlite") and queries.load("q", "duckdb") != first

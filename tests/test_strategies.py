@@ -211,3 +211,54 @@ def test_counting_engine_delegates_and_resets(engine):
     db.reset()
     assert (db.statements, db.rows, db.log) == (0, 0, [])
     assert strategies.payload_bytes([(1, "héllo", None, True, datetime(2026, 1, 1))]) == 8 + 6 + 0 + 1 + 8
+
+
+def test_counting_engine_counts_query_too(engine):
+    db = CountingEngine(engine, record=True)
+    frame = db.query("SELECT id FROM sessions WHERE project_id = :p", {"p": PROJECT})
+    assert (db.statements, db.rows) == (1, frame.height) and db.log[0].rows == frame.rows()
+
+
+def test_postgres_warms_up_until_prepared_statements_settle(engine, monkeypatch):
+    calls = []
+
+    def counted(db, project_id, limit):
+        calls.append(limit)
+        return strategies.batch(db, project_id, limit)
+
+    monkeypatch.setitem(STRATEGIES, "counted", strategies.Strategy("counted", counted, "c", lambda n: 3))
+    strategies.compare({engine.name: engine}, PROJECT, 2, names=["counted"], repeat=2, server_time=False)
+    # The checked run, warm-up rounds up to the engine's warmup_runs, then the timed runs.
+    assert len(calls) == engine.warmup_runs + 2
+    assert engine.warmup_runs == (11 if engine.name == "postgres" else 1)
+    calls.clear()
+    strategies.compare(
+        {engine.name: engine}, PROJECT, 2, names=["counted"], repeat=2, warmup=3, server_time=False
+    )
+    assert len(calls) == 3 + 2
+
+
+def test_indexes_touch_only_the_workbench_tables(postgres_url, tiny):
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute("CREATE TABLE users AS SELECT g AS id FROM generate_series(1, 100) g")
+    with open_engine("postgres", postgres_url, schema_name="lab") as engine:
+        engine.load(tiny)
+        strategies.ensure_indexes(engine)
+        assert set(strategies.ACCESS_PATH_INDEXES) <= set(engine.list_indexes()["name"])
+        strategies.drop_indexes(engine, [])  # an empty list drops nothing
+        assert set(strategies.ACCESS_PATH_INDEXES) <= set(engine.list_indexes()["name"])
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        analyzed = dict(
+            con.execute(
+                "SELECT schemaname || '.' || relname, last_analyze FROM pg_stat_user_tables"
+            ).fetchall()
+        )
+    assert analyzed["public.users"] is None  # another schema's table: its statistics untouched
+    assert analyzed["lab.messages"] is not None
+    # A database the workbench did not create is refused before anything runs on it.
+    from workbench.errors import UnsafeTargetError
+
+    with open_engine("postgres", postgres_url) as public, pytest.raises(UnsafeTargetError):
+        strategies.ensure_indexes(public, {})

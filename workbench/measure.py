@@ -13,13 +13,15 @@ time and commits.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import platform
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,26 @@ class MeasureError(WorkbenchError):
     """A measurement was asked for in a way that cannot give a meaningful number."""
 
 
+@contextlib.contextmanager
+def gc_paused(enabled: bool = True) -> Iterator[None]:
+    """Python's cyclic garbage collector off inside the block (as ``timeit`` does), then restored.
+
+    A collection is triggered by allocations made anywhere in the process, so with it on
+    a pause of milliseconds lands in whichever timed run crossed the threshold. Reference
+    counting still frees acyclic results (all a strategy builds); the cycles left over are
+    collected when the block ends, untimed.
+    """
+    was_enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled and was_enabled:
+            gc.enable()
+            gc.collect()
+
+
 def measure(
     fn: Callable[[], Any],
     *,
@@ -49,12 +71,13 @@ def measure(
     clock: Clock = time.perf_counter_ns,
     cache: str = "warm",
     reset: Callable[[], Any] | None = None,
+    pause_gc: bool = True,
 ) -> list[int]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times timed; return nanoseconds.
 
     ``cache="warm"`` (the default) relies on the warm-up runs. ``cache="cold"`` needs
     ``reset``, called untimed before every timed run (e.g. reopen the connection), and
-    skips the warm-up, since warming would defeat it.
+    skips the warm-up, since warming would defeat it. ``pause_gc``: see :func:`gc_paused`.
     """
     if repeat < 1:
         raise MeasureError(f"repeat={repeat!r}: measure at least one run")
@@ -66,12 +89,13 @@ def measure(
         for _ in range(warmup):
             fn()
     times: list[int] = []
-    for _ in range(repeat):
-        if reset is not None:
-            reset()
-        started = clock()
-        fn()
-        times.append(clock() - started)
+    with gc_paused(pause_gc):
+        for _ in range(repeat):
+            if reset is not None:
+                reset()
+            started = clock()
+            fn()
+            times.append(clock() - started)
     return times
 
 
@@ -82,25 +106,32 @@ def measure_interleaved(
     warmup: int = 1,
     clock: Clock = time.perf_counter_ns,
     after: Callable[[str], Any] | None = None,
+    pause_gc: bool = True,
 ) -> dict[str, list[int]]:
-    """Time several functions round-robin (A B C A B C ...), so drift hits all alike.
+    """Time several functions round-robin, so drift hits all alike.
 
-    Ratios between them are then measured side by side. ``after(name)`` is called
-    untimed after each timed call (e.g. to read a statement counter).
+    Ratios between them are then measured side by side. Each round starts one function
+    further on (A B C, B C A, C A B, ...), so no function always runs right after the same
+    other one (after N+1's thousand round trips, say) or always first. ``after(name)`` is
+    called untimed after each timed call (e.g. to read a statement counter).
+    ``pause_gc``: see :func:`gc_paused`.
     """
     if repeat < 1:
         raise MeasureError(f"repeat={repeat!r}: measure at least one run")
+    names = list(fns)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[int]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            started = clock()
-            fn()
-            times[name].append(clock() - started)
-            if after is not None:
-                after(name)
+    with gc_paused(pause_gc):
+        for round_ in range(repeat):
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = clock()
+                fns[name]()
+                times[name].append(clock() - started)
+                if after is not None:
+                    after(name)
     return times
 
 
@@ -231,6 +262,11 @@ def context(engines: Iterable[Any] = (), dataset: Any = None, **extra: Any) -> d
         "python": platform.python_version(),
         "platform": platform.platform(),
         "engines": {e.name: e.describe() for e in engines},
+        # Other work on the machine skews timings (clients and servers share its cores):
+        # the 1-minute load average and the CPUs this process may run on say how busy it was.
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "gc_paused_while_timing": True,
     }
     if dataset is not None:
         ctx["dataset"] = {

@@ -252,12 +252,26 @@ def parse_postgres(raw: Any) -> Plan:
     )
 
 
-def _pg_node(p: Mapping[str, Any]) -> Node:
+_PG_GATHER = {"Gather", "Gather Merge"}
+
+
+def _pg_node(p: Mapping[str, Any], processes: int = 1) -> Node:
+    """``processes``: how many processes ran this node at once (under a Gather: workers + leader).
+
+    There, "Actual Loops" counts one loop per process and "Actual Total Time" is their
+    average, so per-loop time × loops would add up parallel time as if it were serial
+    (a node would take 300% of the query). Wall time is per-loop time × loops / processes.
+    """
     loops = p.get("Actual Loops")
     analyzed = loops is not None
     per_loop_rows = p.get("Actual Rows")
     # A node that never ran (loops 0) took no time and produced no rows.
     total_loops = loops if analyzed else 1
+    children = p.get("Plans", [])
+    inner = processes
+    if p["Node Type"] in _PG_GATHER and children and analyzed and loops:
+        # Each participating process runs the Gather's child once per Gather loop.
+        inner = max(1, round((children[0].get("Actual Loops") or 0) / loops))
     details = {k: v for k, v in p.items() if k not in _PG_CORE}
     if "Relation Name" in p:
         details["relation"] = p["Relation Name"]
@@ -277,9 +291,9 @@ def _pg_node(p: Mapping[str, Any]) -> Node:
         operator=operator,
         actual_rows=None if per_loop_rows is None else int(round(per_loop_rows * total_loops)),
         estimated_rows=float(p["Plan Rows"]) * max(total_loops, 1) if "Plan Rows" in p else None,
-        time_ms=None if not analyzed else float(p.get("Actual Total Time", 0.0)) * total_loops,
+        time_ms=None if not analyzed else float(p.get("Actual Total Time", 0.0)) * total_loops / processes,
         loops=loops,
-        children=[_pg_node(c) for c in p.get("Plans", [])],
+        children=[_pg_node(c, inner) for c in children],
         details=details,
     )
 
@@ -358,7 +372,9 @@ def findings(plan: Plan) -> list[Finding]:
         if ex is not None and total > 0 and ex / total >= HOTSPOT_SHARE:
             message = f"{n.label} takes {ex / total:.0%} of the time on its own"
             out.append(Finding("time_share", i, n.label, ex / total, message, "info"))
-        if n.actual_rows is not None and n.estimated_rows is not None:
+        # A node that never ran (loops 0, e.g. the inner side of a join whose outer side was
+        # empty) has 0 actual rows whatever its estimate: that is no misestimate.
+        if n.actual_rows is not None and n.estimated_rows is not None and n.loops != 0:
             a, e = float(n.actual_rows), float(n.estimated_rows)
             factor = max(a, e) / max(min(a, e), 1.0)
             if factor >= MISESTIMATE_FACTOR and max(a, e) >= MISESTIMATE_MIN_ROWS:
@@ -481,7 +497,6 @@ def diff(before: Plan, after: Plan) -> pl.DataFrame:
             .then(pl.lit("removed"))
             .otherwise(pl.lit("kept"))
         )
-        .rename({"ms_after": "ms_after"})
         .select("label", "change", "count_before", "count_after", "ms_before", "ms_after")
         .sort("change", "label")
     )

@@ -37,7 +37,7 @@ import numpy as np
 import polars as pl
 
 from workbench import queries, schema
-from workbench.engines.base import Engine
+from workbench.engines.base import Engine, identifier
 from workbench.errors import WorkbenchError
 from workbench.measure import Results, context, measure_interleaved, ratio
 
@@ -82,11 +82,21 @@ class CountingEngine:
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
         rows = self.engine.execute(sql, params)
+        self._count(sql, params, rows)
+        return rows
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        # Without this, __getattr__ would hand out the engine's query() and its statements
+        # would run uncounted.
+        frame = self.engine.query(sql, params)
+        self._count(sql, params, frame.rows() if self.record else range(frame.height))
+        return frame
+
+    def _count(self, sql: str, params: Mapping[str, Any] | None, rows: Sequence[tuple]) -> None:
         self.statements += 1
         self.rows += len(rows)
         if self.record:
-            self.log.append(Statement(sql, dict(params or {}), rows))
-        return rows
+            self.log.append(Statement(sql, dict(params or {}), list(rows)))
 
     def reset(self) -> None:
         self.statements = 0
@@ -287,7 +297,6 @@ class Load:
     statements: int
     rows: int
     bytes: int
-    seconds: float
     log: list[Statement] = field(repr=False, default_factory=list)
 
     @property
@@ -299,19 +308,13 @@ class Load:
         return sum(len(s["windows"]) for s in self.sessions)
 
 
-def run(
-    engine: Engine,
-    name: str,
-    project_id: int,
-    limit: int,
-    *,
-    clock: Callable[[], int] = time.perf_counter_ns,
-) -> Load:
-    """Run strategy ``name`` once with statements recorded: result, counts, rows, bytes."""
+def run(engine: Engine, name: str, project_id: int, limit: int) -> Load:
+    """Run strategy ``name`` once with statements recorded: result, counts, rows, bytes.
+
+    Not a timing: recording keeps every row. The timed runs are :func:`compare`'s.
+    """
     db = CountingEngine(engine, record=True)
-    started = clock()
     sessions = strategy(name).load(db, project_id, limit)
-    elapsed = clock() - started
     return Load(
         name,
         engine.name,
@@ -319,7 +322,6 @@ def run(
         db.statements,
         db.rows,
         sum(payload_bytes(s.rows) for s in db.log),
-        elapsed / 1e9,
         db.log,
     )
 
@@ -423,12 +425,16 @@ def compare(
     *,
     names: Sequence[str] | None = None,
     repeat: int = 5,
-    warmup: int = 1,
+    warmup: int | None = None,
     server_time: bool = True,
     dataset: Any = None,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> tuple[Results, pl.DataFrame]:
     """Every strategy on every engine: equality first, then interleaved timed runs.
+
+    ``warmup``: untimed rounds before the timed ones, the checked run included; by
+    default the engine's ``warmup_runs`` (11 on PostgreSQL, until prepared statements
+    and their plans are settled; 1 elsewhere).
 
     Returns the timed runs (:class:`~workbench.measure.Results`, one row per run, with
     the counted statements and rows of that run) and the accounting frame (statements,
@@ -437,7 +443,8 @@ def compare(
     runs: list[dict[str, Any]] = []
     books = []
     for engine in engines.values():
-        runs_e, book = _measure_engine(engine, project_id, limit, names, repeat, warmup, server_time, clock)
+        rounds = engine.warmup_runs if warmup is None else warmup
+        runs_e, book = _measure_engine(engine, project_id, limit, names, repeat, rounds, server_time, clock)
         runs += runs_e
         books.append(book)
     ctx = context(engines.values(), dataset, experiment="strategies", project_id=project_id, limit=limit)
@@ -591,21 +598,26 @@ def ensure_indexes(
     Without them every per-session query of N+1 is a full scan of ``messages``, which
     measures the missing index rather than the loading strategy.
     """
+    engine.check_writable()  # ANALYZE below writes statistics: only to the workbench's own tables
     wanted = ACCESS_PATH_INDEXES if indexes is None else indexes
-    existing = set(engine.list_indexes()["name"].to_list()) if wanted else set()
+    existing = set(engine.list_indexes()["name"].to_list())
     for name, (table, columns) in wanted.items():
         if name not in existing:
             engine.create_index(name, table, list(columns))
     if engine.name == "postgres":
         # ANALYZE samples 300 x default_statistics_target rows: with a large target it reads
         # every row of a small dataset, so estimates and plans are the same on every run.
+        # Only the workbench's tables: a bare ANALYZE would touch every table of the database.
         engine.execute("SET default_statistics_target = 1000")
-        engine.execute("ANALYZE")
-        engine.execute("RESET default_statistics_target")
+        try:
+            for table in schema.TABLES:
+                engine.execute(f"ANALYZE {identifier(table)}")
+        finally:
+            engine.execute("RESET default_statistics_target")
     return engine.list_indexes().select("name", "table").with_columns(engine=pl.lit(engine.name))
 
 
 def drop_indexes(engine: Engine, names: Sequence[str] | None = None) -> None:
     """Drop the access-path indexes (to measure or explain the engine without them)."""
-    for name in names or ACCESS_PATH_INDEXES:
+    for name in ACCESS_PATH_INDEXES if names is None else names:
         engine.drop_index(name)

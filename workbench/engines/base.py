@@ -99,6 +99,8 @@ class Engine(ABC):
     name: ClassVar[str]
     #: sqlglot dialect name, for transpiling the named queries
     dialect: ClassVar[str]
+    #: Untimed runs of a workload before its timings are steady (see PostgresEngine).
+    warmup_runs: ClassVar[int] = 1
 
     def __init__(self, target: str) -> None:
         self.target = target

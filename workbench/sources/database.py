@@ -164,7 +164,7 @@ def _create_engine(url: str) -> sa.Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is what the workbench ships
         options = " ".join(filter(None, [parsed.query.get("options"), "-c default_transaction_read_only=on"]))
         args = {"options": options, "connect_timeout": 10, "application_name": "workbench-sample"}
-        return _engine_or_error(parsed, shown, connect_args=args)
+        return _engine_or_error(parsed, url, connect_args=args)
     if backend == "sqlite":
         path = parsed.database or ""
         if path in {"", ":memory:"} or path.startswith("file:"):
@@ -185,16 +185,18 @@ def _create_engine(url: str) -> sa.Engine:
             con.execute("PRAGMA query_only = ON")
             return con
 
-        return _engine_or_error(make_url("sqlite://"), shown, creator=connect)
-    return _engine_or_error(parsed, shown)
+        return _engine_or_error(make_url("sqlite://"), url, creator=connect)
+    return _engine_or_error(parsed, url)
 
 
-def _engine_or_error(url: sa.URL, shown: str, **kwargs: Any) -> sa.Engine:
+def _engine_or_error(parsed: sa.URL, url: str, **kwargs: Any) -> sa.Engine:
+    """``sa.create_engine(parsed)``; a driver error names the masked ``url``, scrubbed of its password."""
     try:
-        return sa.create_engine(url, poolclass=NullPool, **kwargs)
+        return sa.create_engine(parsed, poolclass=NullPool, **kwargs)
     except (sa.exc.NoSuchModuleError, ModuleNotFoundError, sa.exc.ArgumentError) as e:
+        # Scrub with the real URL: its password is what must not appear.
         raise DatabaseSourceError(
-            f"No SQLAlchemy driver for {shown} ({type(e).__name__}: {_scrub(str(e), shown)}): "
+            f"No SQLAlchemy driver for {mask_url(url)} ({type(e).__name__}: {_scrub(str(e), url)}): "
             "use postgresql://, postgresql+psycopg:// or sqlite:///, or install the dialect's driver"
         ) from None
 
