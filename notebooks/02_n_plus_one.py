@@ -32,9 +32,9 @@ postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local ser
 out_dir = "../reports"
 limit = 100  # sessions loaded in the main comparison
 repeat = 5  # timed runs per strategy (after a checked warm-up run)
-scaling_points = 7  # log-spaced sizes from 1 to min(1000, the project's sessions)
+scaling_points = 6  # log-spaced sizes from 1 to min(1000, the project's sessions): 1, 4, 16, 63, 251, 1000
 scaling_repeat = 3
-max_statements = 401  # bounds N+1 in the scaling sweep (N <= 200)
+max_statements = 2001  # bounds N+1 in the scaling sweep: 1 + 2N, so N+1 runs up to 1,000 sessions
 
 # %%
 import polars as pl
@@ -143,8 +143,9 @@ results.ratios("n_plus_one").sort("engine", "speedup", descending=[False, True])
 )
 
 # %% [markdown]
-# Scaling: cost against the number of sessions loaded, with each engine's per-statement
-# floor (median latency of `SELECT 1` through the same driver call).
+# Scaling: cost against the number of sessions loaded (1 … 1,000 of the project's, log-spaced,
+# every strategy including N+1), with each engine's per-statement floor (median latency of
+# `SELECT 1` through the same driver call).
 
 # %% tags=["nbval-ignore-output"]
 sizes = strategies.log_sizes(min(1000, project_sessions), scaling_points)
@@ -161,7 +162,18 @@ floors
 figures.strategy_figure(summary, title=f"Loading {n} sessions with messages and windows")
 
 # %% tags=["nbval-ignore-output"]
-figures.scaling_figure(scaled.summary(), floors)
+scaled_summary = scaled.summary()
+crossed = strategies.crossings(scaled_summary, involving=["n_plus_one"])
+figures.scaling_figure(scaled_summary, floors, crossings=crossed)
+
+# %% [markdown]
+# Dotted lines are statements × the engine's per-statement floor: where a strategy's line
+# sits on its dotted line it is bound by round trips, not by the work. Crosses mark where
+# an alternative overtakes N+1 (interpolated between measured sizes on log-log axes):
+
+# %% tags=["nbval-ignore-output"]
+print(strategies.scaling_conclusions(scaled_summary, floors, crossed))
+crossed.with_columns(pl.col("sessions", "ms").round(1))
 
 # %% [markdown]
 # The plan's joined query, side by side on each engine: operators (stable across runs),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -65,15 +66,17 @@ def test_statements_are_counted_not_assumed(engine):
 
 
 def test_rows_and_bytes_show_the_join_multiplying(engine):
-    loads = strategies.check_equal(engine, PROJECT, LIMIT)
+    limit = 30  # enough sessions that some span several windows
+    loads = strategies.check_equal(engine, PROJECT, limit)
     load = loads["n_plus_one"]
     n_messages, n_windows = load.messages, load.windows
-    assert load.rows == LIMIT + n_messages + n_windows
+    assert any(len(s["windows"]) > 1 for s in load.sessions), "no multi-window session: raise limit"
+    assert load.rows == limit + n_messages + n_windows
     assert loads["batch"].rows == load.rows and loads["batch"].bytes == load.bytes
     per_session = [len(s["messages"]) * max(1, len(s["windows"])) for s in load.sessions]
     assert loads["joined"].rows == sum(per_session) > n_messages  # m×w rows per session
     assert loads["joined"].bytes > load.bytes
-    assert loads["aggregate"].rows == LIMIT
+    assert loads["aggregate"].rows == limit
 
 
 def test_batch_binds_an_array_on_postgres_and_expands_elsewhere(engine):
@@ -262,3 +265,81 @@ def test_indexes_touch_only_the_workbench_tables(postgres_url, tiny):
 
     with open_engine("postgres", postgres_url) as public, pytest.raises(UnsafeTargetError):
         strategies.ensure_indexes(public, {})
+
+
+def test_crossings_are_found_and_interpolated_on_log_axes():
+    def rows(strategy, ms, engine="sqlite"):
+        return [
+            {
+                "engine": engine,
+                "strategy": strategy,
+                "sessions": n,
+                "run": 0,
+                "wall_ns": int(t * 1e6),
+                "statements": 1,
+                "rows": 1,
+            }
+            for n, t in zip([1, 10, 100, 1000], ms, strict=True)
+        ]
+
+    # n_plus_one grows 10x per decade, joined is flat at 10 ms: they cross at 10 sessions,
+    # exactly on a measured size, and again never; batch never crosses joined.
+    runs = (
+        rows("n_plus_one", [1, 10, 100, 1000])
+        + rows("joined", [10, 10, 10, 10])
+        + rows("batch", [5, 6, 7, 8])
+    )
+    runs += rows("n_plus_one", [1, 20, 400, 8000], "duckdb") + rows("joined", [2, 3, 4, 5], "duckdb")
+    summary = Results.from_runs(runs, {"engines": {}}).summary()
+    found = strategies.crossings(summary)
+    duck = found.filter(pl.col("engine") == "duckdb").row(0, named=True)
+    assert (duck["faster_below"], duck["faster_above"]) == ("n_plus_one", "joined")
+    # log-linear between (1, 1 ms) / (1, 2 ms) and (10, 20 ms) / (10, 3 ms)
+    t = np.log(2) / (np.log(2) + np.log(20 / 3))
+    assert duck["sessions"] == pytest.approx(10**t) and duck["ms"] == pytest.approx(20**t)
+    lite = found.filter(pl.col("engine") == "sqlite").sort("faster_above")
+    assert lite.select("faster_below", "faster_above").rows() == [
+        ("n_plus_one", "batch"),
+        ("n_plus_one", "joined"),
+    ]
+    assert lite["sessions"][1] == pytest.approx(10) and lite["ms"][1] == pytest.approx(10)  # a tie at 10
+    assert 1 < lite["sessions"][0] < 10  # 1 < 5 ms, then 10 > 6 ms
+    fig = figures.scaling_figure(
+        summary, pl.DataFrame({"engine": ["sqlite"], "floor_ms": [0.01]}), crossings=found
+    )
+    marks = [t for t in fig.data if t.name == "strategies cross"]
+    assert len(marks) == 2 and [t.showlegend for t in marks] == [True, False]
+
+
+def test_scaling_conclusions_are_computed_from_the_numbers():
+    rows = [
+        {
+            "engine": "sqlite",
+            "strategy": s,
+            "sessions": n,
+            "run": 0,
+            "wall_ns": int(t * 1e6),
+            "statements": k(n),
+            "rows": 1,
+        }
+        for s, k, ms in (("n_plus_one", lambda n: 1 + 2 * n, [1, 100]), ("joined", lambda n: 1, [10, 20]))
+        for n, t in zip([1, 100], ms, strict=True)
+    ]
+    summary = Results.from_runs(rows, {"engines": {}}).summary()
+    floors = pl.DataFrame({"engine": ["sqlite"], "floor_ms": [0.25]})
+    text = strategies.scaling_conclusions(summary, floors, strategies.crossings(summary))
+    assert text.startswith("sqlite: at 100 sessions joined is fastest (20.0 ms)")
+    assert "N+1 takes 100.0 ms for 201 statements, 50% of it the per-statement floor (250 µs each)" in text
+    assert "N+1 is overtaken by joined at ~" in text
+
+
+def test_crossings_can_be_limited_to_one_strategy():
+    rows = [
+        {"engine": "pg", "strategy": s, "sessions": n, "run": 0, "wall_ns": t, "statements": 1, "rows": 1}
+        for s, ts in (("n_plus_one", [1, 9]), ("joined", [2, 5]), ("batch", [3, 4]))
+        for n, t in zip([1, 10], ts, strict=True)
+    ]
+    summary = Results.from_runs(rows, {"engines": {}}).summary()
+    assert strategies.crossings(summary).height == 3
+    only = strategies.crossings(summary, involving=["n_plus_one"])
+    assert sorted(only["faster_above"]) == ["batch", "joined"]

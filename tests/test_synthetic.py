@@ -77,3 +77,26 @@ def test_existing_dataset_reused_or_refused(tiny, tmp_path):
 def test_bad_scales(scale, overrides, message):
     with pytest.raises(WorkbenchError, match=message):
         resolve_scale(scale, **overrides)
+
+
+def test_one_project_dominates_and_small_has_a_thousand_sessions_in_it():
+    from workbench.sources.synthetic import project_sizes
+
+    for scale in SCALES.values():
+        sizes = project_sizes(scale)
+        assert sizes.sum() == scale.sessions and sizes.min() >= 1 and (sizes[:-1] >= sizes[1:]).all()
+        assert 0.6 < sizes[0] / scale.sessions < 0.75  # cf. 1,166 of 1,803 in a real heavy user's tree
+    assert project_sizes(SCALES["small"])[0] >= 1000  # notebook 02 loads 1 ... 1,000 sessions of it
+
+
+def test_a_dataset_from_an_older_generator_is_regenerated(tiny, tmp_path):
+    import json
+
+    dest = tmp_path / "old"
+    generate(dest, "tiny", seed=7)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["source"]["generator_version"] = 0
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    assert generate(dest, "tiny", seed=7).content_hash == tiny.content_hash
+    with pytest.raises(DatasetError, match="holds a different dataset"):
+        generate(dest, "tiny", seed=8)  # another request is still refused

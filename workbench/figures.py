@@ -145,7 +145,10 @@ def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: med
 
 
 def scaling_figure(
-    summary: pl.DataFrame, floors: pl.DataFrame, title: str = "Cost against sessions loaded"
+    summary: pl.DataFrame,
+    floors: pl.DataFrame,
+    title: str = "Cost against sessions loaded",
+    crossings: pl.DataFrame | None = None,
 ) -> go.Figure:
     """Median ms against sessions loaded, log-log, one panel per engine, one line per strategy.
 
@@ -153,6 +156,7 @@ def scaling_figure(
     median_ms, statements). ``floors``: one row per engine with ``floor_ms``, the median
     latency of a trivial statement; dotted lines show statements × floor, the least
     each strategy's round trips can cost, so it shows where N+1 is bound by round trips.
+    ``crossings`` (``strategies.crossings(summary)``): marked where two strategies swap.
     """
     from plotly.subplots import make_subplots
 
@@ -168,6 +172,7 @@ def scaling_figure(
     ]
     strategies = summary["strategy"].unique(maintain_order=True).to_list()
     colors = {s: palette[i % len(palette)] for i, s in enumerate(strategies)}
+    crossed = False  # one legend entry for the crossing marks, on the first panel that has some
     for col, engine in enumerate(engines, start=1):
         part = summary.filter(pl.col("engine") == engine)
         for strategy in strategies:
@@ -203,6 +208,27 @@ def scaling_figure(
                     row=1,
                     col=col,
                 )
+        marks = None if crossings is None else crossings.filter(pl.col("engine") == engine)
+        if marks is not None and not marks.is_empty():
+            fig.add_trace(
+                go.Scatter(
+                    x=marks["sessions"],
+                    y=marks["ms"],
+                    mode="markers",
+                    name="strategies cross",
+                    legendgroup="crossings",
+                    showlegend=not crossed,
+                    marker=dict(symbol="x-thin", size=11, line=dict(width=2, color="#444")),
+                    text=[
+                        f"{a} faster below, {b} above"
+                        for a, b in zip(marks["faster_below"], marks["faster_above"], strict=True)
+                    ],
+                    hovertemplate="%{text}: %{x:.0f} sessions, %{y:.2f} ms<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+            crossed = True
     fig.update_xaxes(type="log", title="sessions loaded (log)")
     fig.update_yaxes(type="log")
     fig.update_yaxes(title="median ms (log); dotted: statements × per-statement floor", row=1, col=1)

@@ -1,0 +1,101 @@
+"""Ways to load "a project's N most recent sessions with their messages and windows".
+
+Every strategy returns the same Python structure: a list of session dicts (newest
+first), each with ``messages`` (in ``timestamp, id`` order) and ``windows`` (in
+``start_time, id`` order) as lists of dicts, values normalised to ``datetime``,
+``int``, ``bool``, ``str`` and ``None``. :func:`check_equal` runs them all on one
+engine and refuses to go on when any differs, so no timing of a wrong answer is shown.
+
+============== ==================================================== ====================
+strategy       what it runs                                         statements
+============== ==================================================== ====================
+n_plus_one     sessions, then per session its messages and windows  1 + 2N
+joined         the plan's sessions ⟕ messages ⟕ windows (m×w rows)  1
+per_relation   sessions ⟕ messages, sessions ⋈ windows              2
+batch          sessions, then ``session_id IN (...)`` per relation  3 (1 when N = 0)
+               (``= ANY(:ids::bigint[])`` on PostgreSQL)
+aggregate      one row per session, children aggregated in the DB   1
+============== ==================================================== ====================
+
+Statements are counted, not assumed: :class:`CountingEngine` wraps an engine's
+``execute`` and counts (and optionally records) every statement.
+
+>>> sessions = batch(engine, project_id=1, limit=10)            # doctest: +SKIP
+>>> loads = check_equal(engine, project_id=1, limit=10)          # doctest: +SKIP
+"""
+
+from workbench.strategies.experiments import (
+    ACCESS_PATH_INDEXES,
+    compare,
+    conclusions,
+    crossings,
+    drop_indexes,
+    ensure_indexes,
+    log_sizes,
+    recommend,
+    scaling,
+    scaling_conclusions,
+)
+from workbench.strategies.loading import (
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    STRATEGIES,
+    WINDOW_COLUMNS,
+    CountingEngine,
+    Load,
+    Loader,
+    Session,
+    Statement,
+    Strategy,
+    StrategyMismatchError,
+    accounting,
+    aggregate,
+    batch,
+    check_equal,
+    first_difference,
+    joined,
+    largest_project,
+    n_plus_one,
+    payload_bytes,
+    per_relation,
+    run,
+    server_time_ms,
+    strategy,
+)
+
+__all__ = [
+    "ACCESS_PATH_INDEXES",
+    "CountingEngine",
+    "Load",
+    "Loader",
+    "MESSAGE_COLUMNS",
+    "SESSION_COLUMNS",
+    "STRATEGIES",
+    "Session",
+    "Statement",
+    "Strategy",
+    "StrategyMismatchError",
+    "WINDOW_COLUMNS",
+    "accounting",
+    "aggregate",
+    "batch",
+    "check_equal",
+    "compare",
+    "conclusions",
+    "crossings",
+    "drop_indexes",
+    "ensure_indexes",
+    "first_difference",
+    "joined",
+    "largest_project",
+    "log_sizes",
+    "n_plus_one",
+    "payload_bytes",
+    "per_relation",
+    "recommend",
+    "run",
+    "scaling",
+    "scaling_conclusions",
+    "server_time_ms",
+    "strategy",
+]
