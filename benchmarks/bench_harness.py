@@ -5,12 +5,18 @@
 (b) Reproducibility: the same strategy comparison run twice in one process; each
     strategy's speedup over N+1 must agree within ±10% between the two runs.
 
-    .venv/bin/python benchmarks/bench_harness.py --engines duckdb,sqlite,postgres
+    .venv/bin/python benchmarks/bench_harness.py --engines duckdb,sqlite,postgres [--pin CPU]
+
+``--pin CPU`` runs this process and the PostgreSQL backend serving its connection on one
+CPU, so each round trip is a switch on one core instead of a wake-up across cores (on
+2 cores shared with other work, where that wake-up lands varies from run to run). The
+load average is printed before and after: other work on the machine shows there.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -25,10 +31,11 @@ from workbench.sources.synthetic import generate  # noqa: E402
 
 def bare_loop(engine, repeat: int) -> list[int]:
     times = []
-    for _ in range(repeat):
-        started = time.perf_counter_ns()
-        engine.execute("SELECT 1")
-        times.append(time.perf_counter_ns() - started)
+    with measure.gc_paused():  # as the harness times: otherwise GC pauses land only here
+        for _ in range(repeat):
+            started = time.perf_counter_ns()
+            engine.execute("SELECT 1")
+            times.append(time.perf_counter_ns() - started)
     return times
 
 
@@ -80,13 +87,23 @@ def main(argv: list[str] | None = None) -> int:
         "--select1", type=int, default=2000, help="SELECT 1 calls per round for the overhead test"
     )
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds for the overhead test")
+    parser.add_argument(
+        "--pin", type=int, default=None, help="CPU to run this process and its PostgreSQL backend on"
+    )
     args = parser.parse_args(argv)
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
 
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-harness-"))
     ds = generate(data_dir / args.scale, args.scale, args.seed)
     engines, _ = lab.open_engines(ds, args.engines.split(","), data_dir / "querylab")
     for engine in engines.values():
         strategies.ensure_indexes(engine)
+    if args.pin is not None:
+        os.sched_setaffinity(0, {args.pin})
+        if "postgres" in engines:
+            backend = engines["postgres"].execute("SELECT pg_backend_pid()")[0][0]
+            os.sched_setaffinity(backend, {args.pin})
+        print(f"pinned to CPU {args.pin} (this process and the PostgreSQL backend)")
     project_id, sessions = strategies.largest_project(next(iter(engines.values())))
     limit = min(args.limit, sessions)
 
@@ -106,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['engine']:<10} {r['strategy']:<13} {r['speedup_1']:>6.2f}x {r['speedup_2']:>6.2f}x "
             f"{r['difference']:>+7.1%}"
         )
-    print("\ntargets met" if ok else "\ntargets missed (see rows above)")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    print("targets met" if ok else "targets missed (see rows above)")
     return 0 if ok else 1
 
 
