@@ -3,9 +3,12 @@
 Builds a tree of --size MB in the real format by replicating the four real fixtures
 (tests/fixtures/claude-code) with fresh session/message/request/tool ids and shifted
 timestamps (cached under --data), then measures side by side, each run a fresh
-subprocess (wall time, and peak RSS from wait4's ru_maxrss):
+subprocess (wall time, and peak memory of its whole process tree, sampled every 10 ms:
+the sum of RSS, and the sum of PSS, which counts shared pages once):
 
-  workbench   ingest(tree) -> Dataset (all five tables, dedup, quarantine, side files)
+  workbench   ingest(tree) -> Dataset (all five tables, dedup, quarantine, side files),
+              one process (the default, --workers 0)
+  workbench-2 the same with --workers 2: two parser processes beside it
   ccusage     ccusage daily --json --offline   (native binary; sums tokens only)
   duckdb      CREATE TABLE t AS SELECT * FROM read_ndjson(glob, union_by_name=true)
 
@@ -18,6 +21,7 @@ within 20% of that at 100 MB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import re
@@ -29,6 +33,8 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "claude-code" / "projects"
@@ -77,17 +83,35 @@ def build_tree(dest: Path, size_mb: int) -> Path:
     return dest
 
 
-def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one subprocess."""
+def _tree_memory(root: psutil.Process) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) in bytes over ``root`` and its descendants, now."""
+    rss = pss = 0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            info = p.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+    return rss, pss
+
+
+def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """Wall seconds and the peak tree RSS and PSS (MiB) of one subprocess."""
     started = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    root = psutil.Process(proc.pid)
+    peak_rss = peak_pss = 0
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            rss, pss = _tree_memory(root)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        time.sleep(0.01)
     elapsed = time.perf_counter() - started
     err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"{args[:3]} failed ({proc.returncode}): {err[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, peak_rss / 2**20, peak_pss / 2**20
 
 
 def main() -> None:
@@ -97,7 +121,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=500, help="tree size in MB (default 500)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median reported)")
     parser.add_argument("--data", default="data", help="where the tree is cached (default data/)")
-    parser.add_argument("--tools", default="workbench,ccusage,duckdb", help="comma-separated subset")
+    parser.add_argument(
+        "--tools", default="workbench,workbench-2,ccusage,duckdb", help="comma-separated subset"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -110,7 +136,8 @@ def main() -> None:
     python = sys.executable
     ingest_code = (
         "import sys; from workbench.sources.claude_code import ingest; "
-        "r = ingest([sys.argv[1]], sys.argv[2], progress=False, overwrite=True, update=False); "
+        "r = ingest([sys.argv[1]], sys.argv[2], progress=False, overwrite=True, update=False, "
+        "workers=int(sys.argv[3])); "
         "print(r.counts, file=sys.stderr)"
     )
     duck_code = (
@@ -129,7 +156,8 @@ def main() -> None:
     except Exception as e:  # a missing ccusage only drops its row
         print(f"ccusage not measured: {e}")
     commands = {
-        "workbench": ([python, "-c", ingest_code, str(tree), str(work / "ds")], None),
+        "workbench": ([python, "-c", ingest_code, str(tree), str(work / "ds"), "0"], None),
+        "workbench-2": ([python, "-c", ingest_code, str(tree), str(work / "ds"), "2"], None),
         "ccusage": (
             [str(native), "daily", "--json", "--offline"],
             {**os.environ, "CLAUDE_CONFIG_DIR": str(tree)},
@@ -137,7 +165,7 @@ def main() -> None:
         "duckdb": ([python, "-c", duck_code, str(tree), str(work / "t.duckdb")], None),
     }
     chosen = [t for t in args.tools.split(",") if t in commands and (t != "ccusage" or native)]
-    results: dict[str, list[tuple[float, float]]] = {t: [] for t in chosen}
+    results: dict[str, list[tuple[float, float, float]]] = {t: [] for t in chosen}
     for _ in range(args.repeat):
         for tool in chosen:  # interleaved, so drift on the shared machine hits all tools alike
             for leftover in (work / "ds", work / "t.duckdb"):
@@ -147,14 +175,15 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
     print(f"\ntree: {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {args.repeat} runs each (median)\n")
-    base = statistics.median(t for t, _ in results.get("ccusage", [])) if results.get("ccusage") else None
-    print("| tool | wall time | MB/s | peak RSS | time vs ccusage |")
-    print("|---|---|---|---|---|")
+    base = statistics.median(r[0] for r in results["ccusage"]) if results.get("ccusage") else None
+    print("| tool | wall time | MB/s | peak RSS (tree) | peak PSS (tree) | time vs ccusage |")
+    print("|---|---|---|---|---|---|")
     for tool, runs in results.items():
-        wall = statistics.median(t for t, _ in runs)
-        rss = max(r for _, r in runs)
+        wall = statistics.median(r[0] for r in runs)
+        rss, pss = max(r[1] for r in runs), max(r[2] for r in runs)
         ratio = f"{wall / base:.2f}x" if base else "-"
-        print(f"| {tool} | {wall:.2f} s | {nbytes / 1e6 / wall:,.0f} | {rss:,.0f} MiB | {ratio} |")
+        mbps = nbytes / 1e6 / wall
+        print(f"| {tool} | {wall:.2f} s | {mbps:,.0f} | {rss:,.0f} MiB | {pss:,.0f} MiB | {ratio} |")
 
 
 if __name__ == "__main__":

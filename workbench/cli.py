@@ -172,10 +172,12 @@ def sample(
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
-    help="Parser processes (default: one per core above 32 MB to read; 0 parses in this "
-    "process and uses the least memory). The Dataset is the same either way.",
+    default=0,
+    show_default=True,
+    help="Parser processes beside this one (0: parse in this process, the least memory). "
+    "Worth 2+ only on idle cores; the Dataset is the same either way.",
 )
-def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int | None) -> None:
+def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int) -> None:
     """Ingest Claude Code transcript trees into a Dataset.
 
     PATHS default to ~/.claude/projects, ~/.config/claude/projects and the roots in

@@ -1,8 +1,8 @@
 """Parse transcript files on worker processes; hand the results back in file order.
 
-Parsing (JSON, row building) is pure Python per line, so it runs on one process per
-core. Consecutive files are grouped into tasks of about ``TASK_BYTES``; a worker streams
-a task's lines through ``read_file`` into Arrow IPC files in the ingest's scratch folder
+Parsing (JSON, row building) is pure Python per line, so with ``--workers N`` it runs
+on N processes beside the parent (which deduplicates and writes). Consecutive files
+are grouped into tasks of about ``TASK_BYTES``; a worker streams a task's lines through ``read_file`` into Arrow IPC files in the ingest's scratch folder
 (so a 3 GB file never has to fit in memory, and results waiting their turn sit on disk,
 not in RAM). ``parse`` yields the tasks' results strictly in order, keeping only a few
 tasks in flight, so the Dataset does not depend on how many workers ran.
@@ -41,8 +41,6 @@ TASK_BYTES = 16 << 20
 #: Entry files stay until the messages table is written at the end: lz4 keeps them small.
 COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]
-#: Below this many bytes to read, parsing runs in-process (starting workers costs more).
-INLINE_BYTES = 32 << 20
 
 
 @dataclass
@@ -86,11 +84,6 @@ class TaskResult:
     def remove(self, entries: bool = True) -> None:
         for p in (self.entries, self.raw, self.quarantine) if entries else (self.raw, self.quarantine):
             p.unlink(missing_ok=True)
-
-
-def default_workers() -> int:
-    """One worker per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def plan(

@@ -99,15 +99,15 @@ def ingest(
     progress: bool = True,
     overwrite: bool = False,
     update: bool = True,
-    workers: int | None = None,
+    workers: int = 0,
 ) -> IngestReport:
     """Ingest Claude Code transcript trees at ``paths`` (default: ccusage's roots) into ``dest``.
 
     If ``dest`` already holds a claude-code Dataset of the same roots, only new files and
     the appended bytes of grown files are read (``update=False`` re-reads everything); the
     result equals a full ingest. Any other existing dataset is replaced only with
-    ``overwrite=True``. ``workers`` parse in parallel (default: one per core when there
-    are more than 32 MB to read; 0 parses in this process); the Dataset is the same.
+    ``overwrite=True``. ``workers`` > 0 parser processes run beside this one (default 0:
+    parse here, the least memory; see docs/BENCHMARKS.md); the Dataset is the same.
     """
     roots = resolve_roots(paths)
     dest = Path(dest)
@@ -442,7 +442,7 @@ class _Run:
                 zip(*(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True)
             )
 
-    def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool, workers: int | None) -> None:
+    def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool, workers: int) -> None:
         """Parse the files (on ``workers`` processes) and take their rows in file order."""
         self._open(w)
         resume = self.previous is not None
@@ -458,8 +458,6 @@ class _Run:
         sizes = [
             max(0, _size(f.path) - (s.consumed if (s := self.old_states.get(f.key)) else 0)) for f in files
         ]
-        if workers is None:
-            workers = parallel.default_workers() if sum(sizes) >= parallel.INLINE_BYTES else 0
         tasks = parallel.plan(files, self.old_states, sizes, resume)
         bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, disable=not progress, desc="ingest")
         qfile = w.side_file("quarantine.jsonl").open("wb")
