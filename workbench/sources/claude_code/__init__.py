@@ -61,22 +61,7 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "CCUSAGE_VERSION",
-    "IngestReport",
-    "SourceError",
-    "block_usage",
-    "ccusage_frame",
-    "daily_usage",
-    "default_roots",
-    "encode_cwd",
-    "find_ccusage",
-    "ingest",
-    "run_ccusage",
-    "session_usage",
-    "usage_entries",
-    "write_transcripts",
-]
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str):

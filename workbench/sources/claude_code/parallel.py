@@ -2,10 +2,11 @@
 
 Parsing (JSON, row building) is pure Python per line, so with ``--workers N`` it runs
 on N processes beside the parent (which deduplicates and writes). Consecutive files
-are grouped into tasks of about ``TASK_BYTES``; a worker streams a task's lines through ``read_file`` into Arrow IPC files in the ingest's scratch folder
-(so a 3 GB file never has to fit in memory, and results waiting their turn sit on disk,
-not in RAM). ``parse`` yields the tasks' results strictly in order, keeping only a few
-tasks in flight, so the Dataset does not depend on how many workers ran.
+are grouped into tasks of about ``TASK_BYTES``; a worker streams a task's lines through
+``read_file`` into Arrow IPC files in the ingest's scratch folder (so a 3 GB file never
+has to fit in memory, and results waiting their turn sit on disk, not in RAM). ``parse``
+yields the tasks' results strictly in order, keeping only a few tasks in flight, so the
+Dataset does not depend on how many workers ran.
 
 This module must stay light to import: it is what each worker process loads.
 """
@@ -16,7 +17,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,6 @@ class Task:
     index: int
     files: list[SourceFile]
     old: list[FileState | None]
-    resume: bool
     nbytes: int
 
 
@@ -90,31 +90,27 @@ def plan(
     files: Sequence[SourceFile],
     old_states: dict[str, FileState],
     sizes: Sequence[int],
-    resume: bool,
 ) -> list[Task]:
     """Group consecutive files into tasks of about ``TASK_BYTES`` bytes to read."""
-    task_bytes = TASK_BYTES
     tasks: list[Task] = []
-    group: list[int] = []
+    group: list[SourceFile] = []
     nbytes = 0
-    for i, size in enumerate(sizes):
-        group.append(i)
+    for i, (src, size) in enumerate(zip(files, sizes, strict=True)):
+        group.append(src)
         nbytes += size
-        if nbytes >= task_bytes:
-            tasks.append(_task(len(tasks), files, old_states, group, resume, nbytes))
+        if nbytes >= TASK_BYTES or i == len(files) - 1:
+            tasks.append(Task(len(tasks), group, [old_states.get(f.key) for f in group], nbytes))
             group, nbytes = [], 0
-    if group:
-        tasks.append(_task(len(tasks), files, old_states, group, resume, nbytes))
     return tasks
 
 
-def _task(index, files, old_states, group, resume, nbytes) -> Task:
-    chosen = [files[i] for i in group]
-    return Task(index, chosen, [old_states.get(f.key) for f in chosen], resume, nbytes)
-
-
-def parse(tasks: Sequence[Task], work: Path, workers: int) -> Iterator[TaskResult]:
+def parse(
+    tasks: Sequence[Task], work: Path, workers: int, progress: Callable[[int], None]
+) -> Iterator[TaskResult]:
     """Each task's result, in task order; ``workers`` processes (0: in this process).
+
+    ``progress(bytes)`` hears of bytes read: line by line in this process, per task from
+    workers.
 
     Workers are plain ``python -m`` subprocesses fed task files over a pipe, rather than
     a multiprocessing pool: spawn would re-run the caller's ``__main__`` script in every
@@ -122,7 +118,7 @@ def parse(tasks: Sequence[Task], work: Path, workers: int) -> Iterator[TaskResul
     """
     if workers <= 0 or len(tasks) <= 1:
         for task in tasks:
-            yield run_task(task, work)
+            yield run_task(task, work, progress)
         return
     pool = [_Worker(work, i) for i in range(min(workers, len(tasks)))]
     try:
@@ -133,6 +129,7 @@ def parse(tasks: Sequence[Task], work: Path, workers: int) -> Iterator[TaskResul
             result = pool[i % len(pool)].receive()
             if i + ahead < len(tasks):
                 pool[(i + ahead) % len(pool)].send(tasks[i + ahead])
+            progress(result.task.nbytes)
             yield result
     finally:
         for worker in pool:
@@ -204,7 +201,7 @@ def _serve(work: Path) -> None:
         sys.stdout.flush()
 
 
-def run_task(task: Task, work: Path) -> TaskResult:
+def run_task(task: Task, work: Path, progress: Callable[[int], None] | None = None) -> TaskResult:
     """Worker side: stream the task's files into IPC files under ``work``."""
     stem = work / f"task-{task.index:06d}"
     result = TaskResult(
@@ -225,21 +222,10 @@ def run_task(task: Task, work: Path) -> TaskResult:
             qfile.write(orjson.dumps(rec) + b"\n")
 
         for src, old in zip(task.files, task.old, strict=True):
-            state, reused = read_file(
-                src,
-                buffers,
-                quarantine,
-                result.tally,
-                old,
-                on_resume=_keep if task.resume else None,
-            )
+            state, reused = read_file(src, buffers, quarantine, result.tally, old, progress)
             result.files.append(FileResult(state, reused))
         buffers.flush()
     return result
-
-
-def _keep(_lines: int) -> None:
-    """Resume after the unchanged prefix (the parent puts that prefix's old rows first)."""
 
 
 def read_tables(path: Path, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:

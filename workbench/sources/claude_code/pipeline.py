@@ -43,7 +43,6 @@ CHUNK_ROWS = 8_192
 #: Message rows (all but their content) pooled before the per-chunk work (side file,
 #: dedup keys, aggregates); a few MB.
 DRAIN_ROWS = 16_384
-_ALL_LINES = 2**62
 FILE_STATUSES = ("new", "grown", "unchanged", "reread", "removed", "empty", "unreadable")
 TITLE_TYPES = ("custom-title", "ai-title", "summary")
 LINE_COLUMNS = (
@@ -190,7 +189,7 @@ class _FileRows:
     def __init__(self, tables: Iterator[pa.Table]) -> None:
         self.tables, self.buf, self.files = tables, None, []
 
-    def take(self, key: str, max_line: int) -> list[pa.Table]:
+    def take(self, key: str, max_line: int | None = None) -> list[pa.Table]:
         out = []
         while True:
             if self.buf is None:
@@ -202,7 +201,7 @@ class _FileRows:
             hi = bisect.bisect_right(self.files, key)
             if hi > lo:
                 part = self.buf.slice(lo, hi - lo)
-                if max_line < _ALL_LINES:
+                if max_line is not None:
                     part = part.filter(pc.less_equal(part.column("line"), max_line))
                 out.append(part)
             if hi < len(self.files):
@@ -386,10 +385,9 @@ class _Run:
         )
         self.raw_file = pq.ParquetWriter(w.side_file("raw_entries.parquet"), RAW_SCHEMA, compression="zstd")
         self.raw = _Rechunker(CHUNK_ROWS, lambda t: self.raw_file.write_table(t, row_group_size=CHUNK_ROWS))
-        options = pa.ipc.IpcWriteOptions(compression="lz4")
         self.uuids_path = self.work / "uuids.arrow"
         uuid_schema = pa.schema([ENTRY_SCHEMA.field("uuid"), ENTRY_SCHEMA.field("session_id")])
-        self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema, options=options)
+        self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema, options=parallel.COMPRESSED)
 
     def add_entries(self, t: pa.Table) -> None:
         """Message rows (``META_COLUMNS``) in final order; their full rows are in ``segments``.
@@ -458,7 +456,7 @@ class _Run:
         sizes = [
             max(0, _size(f.path) - (s.consumed if (s := self.old_states.get(f.key)) else 0)) for f in files
         ]
-        tasks = parallel.plan(files, self.old_states, sizes, resume)
+        tasks = parallel.plan(files, self.old_states, sizes)
         bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, disable=not progress, desc="ingest")
         qfile = w.side_file("quarantine.jsonl").open("wb")
 
@@ -467,7 +465,7 @@ class _Run:
             qfile.write(orjson.dumps(rec) + b"\n")
 
         try:
-            for result in parallel.parse(tasks, self.work, workers):
+            for result in parallel.parse(tasks, self.work, workers, bar.update):
                 if any(done.reused for done in result.files):
                     self._take_resumed(result, old_entries, old_raw, old_quarantine, quarantine)
                 else:
@@ -482,7 +480,6 @@ class _Run:
                     self._count_file(old, done)
                 self.tally.merge(result.tally)
                 result.remove(entries=False)
-                bar.update(result.task.nbytes)
             self.drain()
         finally:
             qfile.close()
@@ -521,9 +518,9 @@ class _Run:
                 for rec in old_quarantine.get(key, []):
                     if rec["line"] is not None and rec["line"] <= old.lines:
                         quarantine(rec)
-            for t in new_entries.take(key, _ALL_LINES):
+            for t in new_entries.take(key):
                 add(t)
-            for t in new_raw.take(key, _ALL_LINES):
+            for t in new_raw.take(key):
                 self.add_raw(t)
             for rec in new_quarantine.get(key, []):
                 quarantine(rec)

@@ -309,13 +309,11 @@ def read_file(
     tally: Tally,
     old: FileState | None = None,
     progress: Callable[[int], None] | None = None,
-    on_resume: Callable[[int], None] | None = None,
 ) -> tuple[FileState, bool]:
     """Stream ``src`` (from where ``old`` left off if its prefix is unchanged) into ``buffers``.
 
-    ``on_resume(lines)`` runs before reading when the old prefix is reused, so the caller
-    can put the previous rows of those lines first. Returns the new state and whether
-    the old prefix was reused.
+    Returns the new state and whether the old prefix was reused (its rows are then the
+    caller's to put first).
     """
     key = src.key
     try:
@@ -325,9 +323,7 @@ def read_file(
         _quarantine(quarantine, tally, key, None, "unreadable-file", str(e), b"")
         return FileState(key, str(src.path), -1, 0, 0, hashlib.sha256().hexdigest()), False
     with f:
-        offset, lineno, hasher = resume_point(f, old) if on_resume else (0, 0, hashlib.sha256())
-        if offset and on_resume:
-            on_resume(lineno)
+        offset, lineno, hasher = resume_point(f, old)
         consumed, lines, first = offset, lineno, lineno
         entries, raw = buffers.entries, buffers.raw
         loads, dumps_err = orjson.loads, orjson.JSONDecodeError
