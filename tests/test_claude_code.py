@@ -305,3 +305,83 @@ def test_parallel_parsing_writes_the_same_dataset(
         ingest([FIXTURES], tmp_path / "default", progress=False, workers=0).dataset
     )
     assert small_blocks.dataset.content_hash == fixture_ds.content_hash
+
+
+def _variants(user: dict, assistant: dict) -> dict[str, bytes]:
+    """Valid lines off the common shape, and bad ones: each must reach the general parser."""
+    msg, dumps = assistant["message"], orjson.dumps
+    usage = msg["usage"]
+    return {
+        "offset timestamp": dumps({**user, "timestamp": "2025-06-01T12:00:00.5+02:00"}),
+        "no sessionId": dumps({k: v for k, v in user.items() if k != "sessionId"}),
+        "empty sessionId": dumps({**user, "sessionId": ""}),
+        "sidechain not a bool": dumps({**user, "isSidechain": "yes"}),
+        "uuid a number": dumps({**user, "uuid": 5}),
+        "user with odd usage": dumps({**user, "message": {**user["message"], "usage": "n/a"}}),
+        "usage without cache": dumps(
+            {**assistant, "message": {**msg, "usage": {"input_tokens": 3, "output_tokens": 4}}}
+        ),  # fmt: skip
+        "usage null": dumps({**assistant, "message": {**msg, "usage": None}}),
+        "usage a bool": dumps({**assistant, "message": {**msg, "usage": {**usage, "output_tokens": True}}}),
+        "usage too big": dumps({**assistant, "message": {**msg, "usage": {**usage, "input_tokens": 2**31}}}),
+        "content empty": dumps({**user, "message": {"role": "user", "content": []}}),
+        "content two texts": dumps(
+            {
+                **user,
+                "message": {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                },
+            }
+        ),  # fmt: skip
+        "content mixed": dumps(
+            {
+                **user,
+                "message": {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {}}],
+                },
+            }
+        ),  # fmt: skip
+        "content untyped block": dumps({**user, "message": {"role": "user", "content": [{"text": "a"}]}}),
+        "content a string block": dumps({**user, "message": {"role": "user", "content": ["a"]}}),
+        "model a number": dumps({**assistant, "message": {**msg, "model": 4}}),
+        "raw with a numeric type": dumps({"type": 3, "sessionId": "s"}),
+        "raw without type": dumps({"sessionId": "s", "timestamp": 1}),
+        "raw with odd message": dumps({"type": "progress", "message": "text"}),
+        "invalid utf-8 in a skipped field": dumps(user)[:-1] + b',"toolUseResult":"\xff"}',
+        "lone surrogate": dumps(user)[:-1] + b',"x":"\\ud800"}',
+        "malformed": b'{"type":"user","message":',
+        "not an object": b"[1]",
+        "timestamp a number": dumps({**user, "timestamp": 12}),
+    }
+
+
+def test_fast_and_general_parsers_give_the_same_rows() -> None:
+    """The typed decoder (msgspec) takes nearly every real line and gives exactly the row
+    the general parser (orjson) gives; every other line falls through to the general one."""
+    from workbench.sources.claude_code.reader import Bad, LineParser, find_files
+
+    taken = total = 0
+    for src in find_files([FIXTURES / "projects"]):
+        fast, general = LineParser(src), LineParser(src)
+        for lineno, line in enumerate(src.path.read_bytes().splitlines(), 1):
+            total += 1
+            row = fast.fast(line, lineno)
+            if row is not None:
+                taken += 1
+                assert row == general.general(line, lineno, True), (src.key, lineno)
+    assert total > 250 and taken / total > 0.99, (taken, total)
+    lines = (FIXTURES / "projects" / "-src-experiments-claude-p" / f"{C4}.jsonl").read_bytes().splitlines()
+    user = orjson.loads(lines[2])
+    assistant = orjson.loads(next(line for line in lines if b'"type":"assistant"' in line))
+    src = find_files([FIXTURES / "projects"])[0]
+    for name, line in _variants(user, assistant).items():
+        parser = LineParser(src)
+        row = parser.fast(line, 1)
+        try:
+            expected = parser.general(line, 1, True)
+        except Bad:
+            assert row is None, name
+            continue
+        assert row is None or row == expected, name

@@ -1,22 +1,28 @@
 """Find transcript files and stream their lines into columnar row buffers.
 
-Files are read in binary mode, one line at a time, so neither a 3 GB file nor a
-12 MB line is ever held whole. ``user``/``assistant`` lines become message rows,
-every other entry type becomes a raw row (kept verbatim), and a line that cannot be
-used becomes a quarantine record with file, line number and reason.
+Files are read in binary blocks split into lines, so neither a 3 GB file nor a 12 MB
+line is ever held whole. ``user``/``assistant`` lines become message rows, every other
+entry type becomes a raw row (kept verbatim), and a line that cannot be used becomes a
+quarantine record with file, line number and reason. Each line is first decoded by
+msgspec straight into typed structs that skip the fields no column needs; a line off
+that common shape goes to the general parser (orjson into dicts), which alone decides
+quarantine reasons (``LineParser``).
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 
@@ -322,14 +328,11 @@ def read_file(
     except OSError as e:
         _quarantine(quarantine, tally, key, None, "unreadable-file", str(e), b"")
         return FileState(key, str(src.path), -1, 0, 0, hashlib.sha256().hexdigest()), False
-    with f:
+    with f, _gc_paused():
         offset, lineno, hasher = resume_point(f, old)
         consumed, lines, first = offset, lineno, lineno
         entries, raw = buffers.entries, buffers.raw
-        loads, dumps_err = orjson.loads, orjson.JSONDecodeError
-        project, hint, agent_file = src.project, src.session_hint, src.agent_file
-        id_seed = hash63("message\x00" + key)
-        session_ids: dict[str, int] = {}
+        parser = LineParser(src)
         pending = 0
         try:
             for block, complete in _lines(f, hasher):
@@ -338,42 +341,18 @@ def read_file(
                     n = len(line) + complete  # as in the file, with its newline
                     pending += n
                     try:
-                        obj = loads(line)
-                    except dumps_err as e:
-                        reason = _bad_reason(line, complete)
-                        _quarantine(quarantine, tally, key, lineno, reason, str(e), line, n)
-                        continue
-                    if type(obj) is not dict:
-                        detail = f"a JSON {type(obj).__name__}, expected an object"
-                        _quarantine(quarantine, tally, key, lineno, "not-an-object", detail, line, n)
-                        continue
-                    kind = obj.get("type")
-                    try:
-                        if kind == "user" or kind == "assistant":
-                            row = _message_row(
-                                obj, kind, key, lineno, project, hint, agent_file, session_ids, id_seed
-                            )
-                            entries.append(row)
-                        else:
-                            sid = obj.get("sessionId")
-                            if kind is None:
-                                kind = "<none>"
-                            elif type(kind) is not str:
-                                kind = "<invalid>"
-                            ts = obj.get("timestamp")
-                            raw.append(
-                                (
-                                    key,
-                                    lineno,
-                                    kind,
-                                    sid if type(sid) is str else None,
-                                    ts if type(ts) is str else None,
-                                    line.decode().rstrip("\r"),
-                                )
-                            )
+                        row = parser.fast(line, lineno)
+                        if row is None:
+                            row = parser.general(line, lineno, complete)
                     except Bad as e:
                         _quarantine(quarantine, tally, key, lineno, e.reason, str(e), line, n)
                         continue
+                    if len(row) == _ENTRY_WIDTH:
+                        entries.append(row)
+                        kind = row[_ROLE]
+                    else:
+                        raw.append(row)
+                        kind = row[_RAW_TYPE]
                     buffers.size += n
                     tally.entries[kind] += 1
                     if buffers.size >= buffers.max_bytes or len(entries) + len(raw) >= buffers.max_rows:
@@ -394,6 +373,19 @@ def read_file(
         tally.lines += lineno - first
         tally.bytes_read += max(0, size - offset)
     return FileState(key, str(src.path), size, consumed, lines, hasher.hexdigest()), offset > 0
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cycle collector: rows are tuples of plain values, which make no cycles, but
+    while thousands of them are alive each collection scans them all again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 #: Bytes read at a time; lines are split out of each block.
@@ -462,67 +454,223 @@ def _quarantine(
     )
 
 
-def _message_row(
-    obj: dict,
-    role: str,
-    key: str,
-    lineno: int,
-    project: str,
-    hint: str,
-    agent_file: bool,
-    session_ids: dict[str, int],
-    id_seed: int,
-) -> tuple:
-    msg = obj.get("message")
-    if type(msg) is not dict:
-        raise Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
-    ts = _timestamp(obj.get("timestamp"))
-    kind, text = _content(msg.get("content"))
-    sid = obj.get("sessionId", hint)
-    if type(sid) is not str or not sid:
-        raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
-    sidechain = obj.get("isSidechain") is True
-    agent = obj.get("agentId")
-    if agent_file:
-        skey = f"{sid}/agent-{agent}" if type(agent) is str and agent else f"{sid}/{hint_agent(key)}"
-    elif sidechain and type(agent) is str and agent:
-        skey = f"{sid}/agent-{agent}"
-    else:
-        skey = sid
-    session_id = session_ids.get(skey)
-    if session_id is None:
-        session_id = session_ids[skey] = hash63("session\x00" + skey)
-    uuid = obj.get("uuid")
-    if type(uuid) is not str:
-        uuid = f"{key}:{lineno}"
-    model = msg.get("model")
-    mid = msg.get("id")
-    rid = obj.get("requestId")
-    tokens: tuple[Any, ...] = (None, None, None, None)
-    if role == "assistant" and "usage" in msg and msg["usage"] is not None:
-        tokens = _tokens(msg["usage"])
-    cwd, branch, version = obj.get("cwd"), obj.get("gitBranch"), obj.get("version")
-    return (
-        key,
-        lineno,
-        project,
-        skey,
-        session_id,
-        (id_seed + lineno * _ID_STEP) & _ID_MASK,
-        uuid,
-        role,
-        kind,
-        text,
-        ts,
-        model if type(model) is str else None,
-        mid if type(mid) is str else None,
-        rid if type(rid) is str else None,
-        sidechain,
-        cwd if type(cwd) is str else None,
-        branch if type(branch) is str else None,
-        version if type(version) is str else None,
-        *tokens,
-    )
+#: Column positions in entry and raw rows, and an entry row's width.
+_ROLE, _RAW_TYPE, _ENTRY_WIDTH = 7, 2, len(ENTRY_SCHEMA)
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=_INT32)]
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: _Count
+    output_tokens: _Count
+    cache_creation_input_tokens: _Count | None = None
+    cache_read_input_tokens: _Count | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | list[msgspec.Raw]
+    id: str | None = None
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+class _Entry(msgspec.Struct):
+    """The fields of a transcript line that become columns, in the types the common case has."""
+
+    type: str | None = None
+    sessionId: str | msgspec.UnsetType = msgspec.UNSET
+    timestamp: str | None = None
+    message: _Message | None = None
+    uuid: str | None = None
+    isSidechain: bool | None = None
+    agentId: str | None = None
+    requestId: str | None = None
+    cwd: str | None = None
+    gitBranch: str | None = None
+    version: str | None = None
+
+
+class _Block(msgspec.Struct):
+    type: str | None = None
+    text: str | None = None
+
+
+_decode_entry = msgspec.json.Decoder(_Entry).decode
+_decode_block = msgspec.json.Decoder(_Block).decode
+_NOT_FAST = (msgspec.DecodeError, ValueError)
+
+
+class LineParser:
+    """One file's lines to rows: an entry row for user/assistant lines, else a raw row.
+
+    ``fast`` decodes straight into typed structs (msgspec), skipping the fields no column
+    needs, and answers None for any line that is not exactly the common shape; ``general``
+    (orjson into dicts) takes every line, and alone decides quarantine reasons. For a line
+    both take, they give the same row (tests check this on the real fixtures).
+    """
+
+    def __init__(self, src: SourceFile) -> None:
+        self.key, self.project, self.hint, self.agent_file = (
+            src.key,
+            src.project,
+            src.session_hint,
+            src.agent_file,
+        )
+        self.id_seed = hash63("message\x00" + src.key)
+        self.session_ids: dict[str, int] = {}
+
+    def _ident(self, lineno: int, sid: str, sidechain: bool, agent: Any) -> tuple:
+        """The identifying columns of a message row: file .. message id."""
+        if self.agent_file:
+            skey = f"{sid}/agent-{agent}" if type(agent) is str and agent else f"{sid}/{hint_agent(self.key)}"
+        elif sidechain and type(agent) is str and agent:
+            skey = f"{sid}/agent-{agent}"
+        else:
+            skey = sid
+        session_id = self.session_ids.get(skey)
+        if session_id is None:
+            session_id = self.session_ids[skey] = hash63("session\x00" + skey)
+        return self.key, lineno, self.project, skey, session_id, (self.id_seed + lineno * _ID_STEP) & _ID_MASK
+
+    def fast(self, line: bytes, lineno: int) -> tuple | None:
+        try:
+            e = _decode_entry(line)
+            if not line.isascii():  # msgspec does not check the UTF-8 of fields it skips
+                line.decode()
+        except _NOT_FAST:
+            return None
+        kind = e.type
+        if kind != "user" and kind != "assistant":
+            if kind is None:
+                return None
+            sid = e.sessionId
+            sid = None if sid is msgspec.UNSET else sid
+            return (self.key, lineno, kind, sid, e.timestamp, line.decode().rstrip("\r"))
+        msg, stamp, sid = e.message, e.timestamp, e.sessionId
+        if sid is msgspec.UNSET:
+            sid = self.hint
+        if msg is None or stamp is None or stamp[-1:] != "Z" or not sid:
+            return None
+        try:
+            ts = _fromiso(stamp[:-1])
+            content = _fast_content(msg.content)
+        except _NOT_FAST:
+            return None
+        if content is None or ts.tzinfo is not None:
+            return None
+        sidechain = e.isSidechain is True
+        usage = msg.usage
+        if kind == "assistant" and usage is not None:
+            tokens: tuple[Any, ...] = (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_creation_input_tokens or 0,
+                usage.cache_read_input_tokens or 0,
+            )
+        else:
+            tokens = (None, None, None, None)
+        uuid = e.uuid
+        return (
+            *self._ident(lineno, sid, sidechain, e.agentId),
+            uuid if uuid is not None else f"{self.key}:{lineno}",
+            kind,
+            *content,
+            ts,
+            msg.model,
+            msg.id,
+            e.requestId,
+            sidechain,
+            e.cwd,
+            e.gitBranch,
+            e.version,
+            *tokens,
+        )
+
+    def general(self, line: bytes, lineno: int, complete: bool) -> tuple:
+        """The row for any line, or ``Bad`` saying why it cannot be one."""
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            raise Bad(_bad_reason(line, complete), str(e)) from None
+        if type(obj) is not dict:
+            raise Bad("not-an-object", f"a JSON {type(obj).__name__}, expected an object")
+        kind = obj.get("type")
+        if kind == "user" or kind == "assistant":
+            return self._message_row(obj, kind, lineno)
+        sid, ts = obj.get("sessionId"), obj.get("timestamp")
+        return (
+            self.key,
+            lineno,
+            "<none>" if kind is None else kind if type(kind) is str else "<invalid>",
+            sid if type(sid) is str else None,
+            ts if type(ts) is str else None,
+            line.decode().rstrip("\r"),
+        )
+
+    def _message_row(self, obj: dict, role: str, lineno: int) -> tuple:
+        msg = obj.get("message")
+        if type(msg) is not dict:
+            raise Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
+        ts = _timestamp(obj.get("timestamp"))
+        kind, text = _content(msg.get("content"))
+        sid = obj.get("sessionId", self.hint)
+        if type(sid) is not str or not sid:
+            raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
+        sidechain = obj.get("isSidechain") is True
+        uuid = obj.get("uuid")
+        if type(uuid) is not str:
+            uuid = f"{self.key}:{lineno}"
+        model = msg.get("model")
+        mid = msg.get("id")
+        rid = obj.get("requestId")
+        tokens: tuple[Any, ...] = (None, None, None, None)
+        if role == "assistant" and "usage" in msg and msg["usage"] is not None:
+            tokens = _tokens(msg["usage"])
+        cwd, branch, version = obj.get("cwd"), obj.get("gitBranch"), obj.get("version")
+        return (
+            *self._ident(lineno, sid, sidechain, obj.get("agentId")),
+            uuid,
+            role,
+            kind,
+            text,
+            ts,
+            model if type(model) is str else None,
+            mid if type(mid) is str else None,
+            rid if type(rid) is str else None,
+            sidechain,
+            cwd if type(cwd) is str else None,
+            branch if type(branch) is str else None,
+            version if type(version) is str else None,
+            *tokens,
+        )
+
+
+def _fast_content(content: str | list[msgspec.Raw]) -> tuple[str, str] | None:
+    """``_content`` for content msgspec left as raw blocks; None where only ``_content`` knows."""
+    if type(content) is str:
+        return "text", content
+    if not content:
+        return "text", "[]"
+    blocks = [_decode_block(raw) for raw in content]
+    if len(blocks) == 1:
+        kind, text = blocks[0].type, blocks[0].text
+        if kind == "text" and text is not None:
+            return "text", text
+        if kind is None:
+            return None
+        return _block_kind(kind), str(content[0], "utf-8")
+    kinds = {b.type for b in blocks}
+    if None in kinds:
+        return None
+    if kinds == {"text"} and all(b.text is not None for b in blocks):
+        return "text", "\n\n".join(b.text for b in blocks)
+    kind = _block_kind(next(iter(kinds))) if len(kinds) == 1 else "mixed"
+    return kind, "[" + ",".join(str(raw, "utf-8") for raw in content) + "]"
+
+
+def _block_kind(kind: str) -> str:
+    kind = "thinking" if kind == "redacted_thinking" else kind
+    return kind if kind in _BLOCK_TYPES else "other"
 
 
 def hint_agent(key: str) -> str:
