@@ -8,7 +8,7 @@ the sum of RSS, and the sum of PSS, which counts shared pages once):
 
   workbench   ingest(tree) -> Dataset (all five tables, dedup, quarantine, side files),
               one process (the default, --workers 0)
-  workbench-2 the same with --workers 2: two parser processes beside it
+  workbench-N the same with --workers N (1-4): N parser processes beside it
   ccusage     ccusage daily --json --offline   (native binary; sums tokens only)
   duckdb      CREATE TABLE t AS SELECT * FROM read_ndjson(glob, union_by_name=true)
 
@@ -157,7 +157,10 @@ def main() -> None:
         print(f"ccusage not measured: {e}")
     commands = {
         "workbench": ([python, "-c", ingest_code, str(tree), str(work / "ds"), "0"], None),
-        "workbench-2": ([python, "-c", ingest_code, str(tree), str(work / "ds"), "2"], None),
+        **{
+            f"workbench-{n}": ([python, "-c", ingest_code, str(tree), str(work / "ds"), str(n)], None)
+            for n in (1, 2, 3, 4)
+        },
         "ccusage": (
             [str(native), "daily", "--json", "--offline"],
             {**os.environ, "CLAUDE_CONFIG_DIR": str(tree)},
