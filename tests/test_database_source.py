@@ -342,3 +342,30 @@ def test_driver_errors_are_scrubbed_with_the_real_password(monkeypatch, tmp_path
     with pytest.raises(DatabaseSourceError) as e:
         sample_database(url, tmp_path / "s", fraction=0.1)
     assert "hunter2" not in str(e.value) and "alice:***@127.0.0.1" in str(e.value)
+
+
+def test_batches_larger_than_sqlite_bind_limit_are_split(tmp_path):
+    """A batch size above SQLite's limit of bound values per statement (lowered here to
+    200) still samples, in batches within the limit, the same rows as small batches."""
+    import sqlite3
+
+    from workbench.sources.synthetic import Scale, generate
+
+    ds = generate(tmp_path / "ds", scale=Scale(projects=3, sessions=300, messages=1_500, jobs=10), seed=2)
+    with open_engine("sqlite", str(tmp_path / "src.sqlite")) as engine:
+        engine.load(ds)
+    url = f"sqlite:///{tmp_path / 'src.sqlite'}"
+
+    def lower_limit(dbapi_conn, _record) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 200)
+
+    sa.event.listen(sa.engine.Engine, "connect", lower_limit)
+    try:
+        big = sample_database(url, tmp_path / "big", fraction=1.0, batch_size=50_000)
+    finally:
+        sa.event.remove(sa.engine.Engine, "connect", lower_limit)
+    small = sample_database(url, tmp_path / "small", fraction=1.0, batch_size=30)
+    assert big.counts["sessions"] == 300
+    for table in ("sessions", "messages", "session_windows", "projects"):
+        assert big.read(table).equals(small.read(table)), table

@@ -95,7 +95,8 @@ def sample_database(
     "created_at"}}}``; a nullable column mapped to ``None`` is filled with NULL.
     ``batch_size`` is the number of session ids per query: each query reads messages by
     ``session_id``, so without an index on it every batch is a full scan, and fewer,
-    larger batches are cheaper. The database is only read.
+    larger batches are cheaper (on SQLite, at most its limit of bound values per query).
+    The database is only read.
     """
     _check_request(fraction, sessions, method, batch_size)
     shown = mask_url(url)
@@ -451,6 +452,7 @@ def _sample_into(
         session_ids += frame["id"].to_list()
         project_ids.update(frame["project_id"].to_list())
 
+    batch_size = min(batch_size, _bind_limit(conn))
     batches = [session_ids[i : i + batch_size] for i in range(0, len(session_ids), batch_size)]
     for name in ("messages", "session_windows", "jobs"):
         sub = tables[name].subquery("t")
@@ -536,6 +538,16 @@ def _tablesample_choice(
 
 def _empty(table: str) -> pl.DataFrame:
     return pl.DataFrame(schema=wb.polars_schema(table))
+
+
+def _bind_limit(conn: sa.Connection) -> int:
+    """How many ids one ``IN`` query may bind: PostgreSQL binds them as one array; SQLite
+    has a per-statement limit on bound values (32,766 by default); 32,766 elsewhere."""
+    if conn.dialect.name == "postgresql":
+        return 2**62
+    if conn.dialect.name == "sqlite":
+        return conn.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return 32_766
 
 
 def _in(conn: sa.Connection, column: sa.ColumnElement, ids: list[int]) -> sa.ColumnElement:
