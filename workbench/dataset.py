@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -61,7 +62,7 @@ class Dataset:
             raise DatasetError(f"Dataset folder {str(path)!r} does not exist: {fix}")
         manifest_path = path / MANIFEST
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = orjson.loads(manifest_path.read_bytes())
         except FileNotFoundError:
             raise DatasetError(f"{str(manifest_path)!r} is missing: {fix}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -383,7 +384,9 @@ class DatasetWriter:
                 "files": files,
                 **self.extra,
             }
-            (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            # orjson: an ingest's manifest lists every file's state (MBs for a big tree)
+            options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+            (self.tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=options))
             _replace_dir(self.tmp, self.dest)
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import ctypes
 import os
 import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +160,23 @@ def _raise_other(dest: Path, what: str) -> None:
     raise DatasetError(
         f"{str(dest)!r} holds {what}: pass overwrite=True (--overwrite) to replace it, or choose another path"
     )
+
+
+def _trim() -> None:
+    """Hand the heap's free pages back to the OS between phases (glibc's ``malloc_trim``,
+    as Dask's workers do): each phase frees most of what the one before allocated, but
+    glibc keeps freed pages mapped, and the next phase's peak would stack on them."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 class _Rechunker:
@@ -543,10 +562,13 @@ class _Run:
 
     def finalize(self, w: DatasetWriter) -> dict[str, Any]:
         winners = self.dedup.winners()
+        _trim()
         self._write_messages(w, winners)
+        _trim()
         sessions, projects = self._sessions_projects()
         w.write("projects", projects)
         w.write("sessions", sessions)
+        _trim()
         w.write("session_windows", self._windows(winners))
         w.write("jobs", pl.DataFrame(schema=schema.polars_schema("jobs")))
         return {

@@ -335,7 +335,7 @@ def read_file(
         parser = LineParser(src)
         pending = 0
         try:
-            for block, complete in _lines(f, hasher):
+            for block, complete in _lines(f, hasher, size - offset):
                 for line in block:
                     lineno += 1
                     n = len(line) + complete  # as in the file, with its newline
@@ -392,13 +392,15 @@ def _gc_paused() -> Iterator[None]:
 BLOCK_BYTES = 1 << 20
 
 
-def _lines(f, hasher) -> Iterator[tuple[list[bytes], bool]]:
+def _lines(f, hasher, left: int = 0) -> Iterator[tuple[list[bytes], bool]]:
     """``(lines, True)`` per block of complete lines (newlines stripped, bytes hashed), then
     ``([last], False)`` if the file ends without a newline. A line longer than a block is
-    gathered in pieces, joined once."""
+    gathered in pieces, joined once. ``left``, the bytes expected, sizes the reads: a
+    small file does not allocate (and fragment the heap with) a whole block."""
     parts: list[bytes] = []
     read = f.read
-    while block := read(BLOCK_BYTES):
+    while block := read(min(BLOCK_BYTES, left + 1) if left > 0 else BLOCK_BYTES):
+        left -= len(block)
         cut = block.rfind(b"\n") + 1
         if not cut:
             parts.append(block)
