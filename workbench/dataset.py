@@ -323,6 +323,10 @@ class DatasetWriter:
             self._rows[table] = 0
         return self._writers[table]
 
+    def arrow_schema(self, table: str) -> pa.Schema:
+        """The Arrow schema ``table`` is written with."""
+        return self._writer(table).schema
+
     def write(self, table: str, frame: pl.DataFrame) -> None:
         """Append one chunk to ``table`` (cast strictly to the schema)."""
         frame = schema.conform(table, frame)

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -36,7 +35,7 @@ from workbench.sources.claude_code.reader import (
     hash63,
     resolve_roots,
 )
-from workbench.windows import TOKEN_COLUMNS, windows
+from workbench.windows import TOKEN_COLUMNS, window_rows
 
 KIND = "claude-code"
 #: Rows per Parquet row group of the messages table and side files. Fixed, so that a
@@ -566,11 +565,11 @@ class _Run:
         self._write_messages(w, winners)
         _trim()
         sessions, projects = self._sessions_projects()
-        w.write("projects", projects)
-        w.write("sessions", sessions)
+        w.write_arrow("projects", projects)
+        w.write_arrow("sessions", sessions)
         _trim()
-        w.write("session_windows", self._windows(winners))
-        w.write("jobs", pl.DataFrame(schema=schema.polars_schema("jobs")))
+        w.write_arrow("session_windows", pa.concat_tables(self._windows(winners)))
+        w.write_arrow("jobs", w.arrow_schema("jobs").empty_table())
         return {
             "mode": "incremental" if self.previous else "full",
             "roots": w.source["roots"],
@@ -582,8 +581,8 @@ class _Run:
             "duplicates_collapsed": self.dedup.usage_rows - len(winners),
             "unterminated_lines": self.tally.unterminated,
             "counts": {
-                "projects": projects.height,
-                "sessions": sessions.height,
+                "projects": projects.num_rows,
+                "sessions": sessions.num_rows,
                 "messages": self.rows,
             },
             "file_states": [s.to_json() for s in self.states],
@@ -618,49 +617,37 @@ class _Run:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
             w.write_arrow("messages", empty.rename_columns(renamed))
 
-    def _windows(self, winners: np.ndarray, batch_rows: int = 16_384) -> pl.DataFrame:
-        """``windows`` per range of whole sessions (ids renumbered), so memory stays flat."""
-        if not self.windows_input:
-            frame = pl.DataFrame(
-                schema={"session_id": pl.Int64, "timestamp": pl.Datetime("us")}
-                | dict.fromkeys(TOKEN_COLUMNS, pl.Int64)
-            )
-            return windows(frame)
-        sids = np.concatenate([s for s, _, _ in self.windows_input])
-        stamps = np.concatenate([ts for _, ts, _ in self.windows_input])
-        totals = pa.chunked_array([t for _, _, t in self.windows_input]).combine_chunks()
+    def _windows(self, winners: np.ndarray, batch_rows: int = 16_384) -> Iterator[pa.Table]:
+        """``window_rows`` per range of whole sessions (ids renumbered), so memory stays flat."""
+        sids = np.concatenate([s for s, _, _ in self.windows_input] or [np.zeros(0, np.int64)])
+        stamps = np.concatenate([ts for _, ts, _ in self.windows_input] or [np.zeros(0, np.int64)])
+        totals = pa.chunked_array([t for _, _, t in self.windows_input], pa.int64()).combine_chunks()
         self.windows_input = []
         mask = np.zeros(len(sids), bool)
-        mask[winners] = True
-        valid = mask & totals.is_valid().to_numpy(zero_copy_only=False)
-        totals = np.where(valid, totals.fill_null(0).to_numpy(), 0)
-        order = np.argsort(sids, kind="stable")
-        sids, stamps, totals, valid = sids[order], stamps[order], totals[order], valid[order]
+        mask[winners] = True  # only the winning copy of a streamed response counts its tokens
+        totals = np.where(mask, totals.fill_null(0).to_numpy(), 0)
+        order = np.lexsort((stamps, sids))
+        sids, stamps, totals = sids[order], stamps[order], totals[order]
         starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
-        parts, n_before, lo = [], 0, 0
-        while lo < len(sids):
+        n_before, lo = 0, 0
+        while True:
             cut = np.searchsorted(starts, lo + batch_rows, side="left")
             hi = int(starts[cut]) if cut < len(starts) else len(sids)
-            frame = pl.DataFrame(
-                {
-                    "session_id": sids[lo:hi],
-                    "timestamp": pl.Series(stamps[lo:hi]).cast(pl.Datetime("us")),
-                    "input_tokens": pl.from_arrow(pa.array(totals[lo:hi], mask=~valid[lo:hi])),
-                }
-            ).with_columns(pl.lit(None, pl.Int64).alias(c) for c in TOKEN_COLUMNS[1:])
-            part = windows(frame).with_columns(pl.col("id") + n_before)
-            n_before += part.height
-            parts.append(part)
+            part = window_rows(sids[lo:hi], stamps[lo:hi], totals[lo:hi])
+            part["id"] += n_before
+            n_before += len(part["id"])
+            yield pa.table(part)
             lo = hi
-        return pl.concat(parts)
+            if lo >= len(sids):
+                return
 
-    def _sessions_projects(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def _sessions_projects(self) -> tuple[pa.Table, pa.Table]:
         agg = self.agg
         models, branches, cwds = _most_common(agg.models), _most_common(agg.branches), _most_common(agg.cwds)
         titles = self._titles()
         ids = sorted(agg.sessions)
         rows = [(sid, *agg.sessions[sid]) for sid in ids]
-        sessions = pl.DataFrame(
+        sessions = pa.table(
             {
                 "id": ids,
                 "project_id": [_project_id(r[2]) for r in rows],
@@ -672,8 +659,7 @@ class _Run:
                 "message_count": [r[5] for r in rows],
                 "created_at": [r[3] for r in rows],
                 "updated_at": [r[4] for r in rows],
-            },
-            schema=schema.polars_schema("sessions"),
+            }
         )
         projects = []
         for project, created in agg.projects.items():
@@ -681,8 +667,8 @@ class _Run:
             name = re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
             projects.append((_project_id(project), name, path, created))
         projects.sort()
-        frame = pl.DataFrame(projects, schema=schema.polars_schema("projects"), orient="row")
-        return schema.conform("sessions", sessions), schema.conform("projects", frame)
+        columns = zip(*projects, strict=True) if projects else [[]] * 4
+        return sessions, pa.table(dict(zip(("id", "name", "path", "created_at"), columns, strict=True)))
 
     def _titles(self) -> dict[int, str]:
         """Session titles: the last custom-title, else the last ai-title, else the last summary."""
