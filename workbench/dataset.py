@@ -108,7 +108,7 @@ class Dataset:
         return self.path.name
 
     def file(self, table: str) -> Path:
-        schema.table(table)  # validates the name
+        schema.columns(table)  # validates the name
         return self.path / f"{table}.parquet"
 
     def scan(self, table: str) -> pl.LazyFrame:

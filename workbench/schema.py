@@ -1,9 +1,12 @@
 """The backend's five tables, defined once.
 
-SQLAlchemy Core is the single source of truth: DDL for DuckDB, SQLite and PostgreSQL
-and the Arrow/Polars schema of a Dataset's Parquet files are all derived from
-``METADATA``. Only primary and foreign keys are declared; which secondary indexes
-to add is what the analysis decides.
+``_TABLES`` declares them as plain data; the SQLAlchemy Core tables (``METADATA``, DDL for
+DuckDB, SQLite and PostgreSQL) and the Polars/Arrow schema of a Dataset's Parquet files
+are derived from it. SQLAlchemy is imported only when its objects are first used
+(``METADATA``, ``table``, ``ddl``, ``schema.messages`` ...): reading and writing Datasets,
+an ingest for one, never load it. Every table's primary key is its ``id`` (BIGINT, ids
+come from the Dataset); only primary and foreign keys are declared, since which
+secondary indexes to add is what the analysis decides.
 
 All timestamps are naive UTC (``TIMESTAMP WITHOUT TIME ZONE``), the same on every
 engine, so results compare row for row.
@@ -11,104 +14,102 @@ engine, so results compare row for row.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple
+
 import polars as pl
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.schema import CreateTable
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 SCHEMA_VERSION = 1
 
-METADATA = sa.MetaData()
+
+class Column(NamedTuple):
+    name: str
+    type: str  # a SQLAlchemy type: BigInteger, Integer, Text, DateTime, Boolean
+    nullable: bool = True
+    references: str | None = None  # "table.column"
 
 
-def _id() -> sa.Column:
-    # autoincrement=False: ids come from the Dataset, and it keeps SERIAL out of DDL.
-    return sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False)
+def _required(name: str, type_: str, references: str | None = None) -> Column:
+    return Column(name, type_, False, references)
 
 
-projects = sa.Table(
-    "projects",
-    METADATA,
-    _id(),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("path", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-)
+_ID = _required("id", "BigInteger")
 
-sessions = sa.Table(
-    "sessions",
-    METADATA,
-    _id(),
-    sa.Column("project_id", sa.BigInteger, sa.ForeignKey("projects.id"), nullable=False),
-    sa.Column("external_id", sa.Text, nullable=False),
-    sa.Column("title", sa.Text),
-    sa.Column("model", sa.Text),
-    sa.Column("git_branch", sa.Text),
-    sa.Column("is_sidechain", sa.Boolean, nullable=False),
-    sa.Column("message_count", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
-)
+#: Every table, in dependency order (load in this order, drop in reverse): referenced
+#: tables first, then by name, as SQLAlchemy's ``METADATA.sorted_tables`` orders them.
+_TABLES: dict[str, tuple[Column, ...]] = {
+    "projects": (
+        _ID,
+        _required("name", "Text"),
+        _required("path", "Text"),
+        _required("created_at", "DateTime"),
+    ),
+    "sessions": (
+        _ID,
+        _required("project_id", "BigInteger", "projects.id"),
+        _required("external_id", "Text"),
+        Column("title", "Text"),
+        Column("model", "Text"),
+        Column("git_branch", "Text"),
+        _required("is_sidechain", "Boolean"),
+        _required("message_count", "Integer"),
+        _required("created_at", "DateTime"),
+        _required("updated_at", "DateTime"),
+    ),
+    "jobs": (
+        _ID,
+        Column("session_id", "BigInteger", references="sessions.id"),
+        _required("type", "Text"),
+        _required("status", "Text"),
+        _required("attempts", "Integer"),
+        Column("error", "Text"),
+        _required("created_at", "DateTime"),
+        Column("started_at", "DateTime"),
+        Column("finished_at", "DateTime"),
+    ),
+    "messages": (
+        _ID,
+        _required("session_id", "BigInteger", "sessions.id"),
+        _required("external_id", "Text"),
+        _required("role", "Text"),  # user | assistant
+        _required("type", "Text"),  # text | tool_use | tool_result | thinking | ...
+        _required("content", "Text"),
+        _required("timestamp", "DateTime"),
+        Column("model", "Text"),
+        Column("input_tokens", "Integer"),
+        Column("output_tokens", "Integer"),
+        Column("cache_creation_tokens", "Integer"),
+        Column("cache_read_tokens", "Integer"),
+    ),
+    "session_windows": (
+        _ID,
+        _required("session_id", "BigInteger", "sessions.id"),
+        _required("start_time", "DateTime"),
+        _required("end_time", "DateTime"),
+        _required("last_activity", "DateTime"),
+        _required("message_count", "Integer"),
+        _required("total_tokens", "BigInteger"),
+    ),
+}
 
-messages = sa.Table(
-    "messages",
-    METADATA,
-    _id(),
-    sa.Column("session_id", sa.BigInteger, sa.ForeignKey("sessions.id"), nullable=False),
-    sa.Column("external_id", sa.Text, nullable=False),
-    sa.Column("role", sa.Text, nullable=False),  # user | assistant
-    sa.Column("type", sa.Text, nullable=False),  # text | tool_use | tool_result | thinking | ...
-    sa.Column("content", sa.Text, nullable=False),
-    sa.Column("timestamp", sa.DateTime, nullable=False),
-    sa.Column("model", sa.Text),
-    sa.Column("input_tokens", sa.Integer),
-    sa.Column("output_tokens", sa.Integer),
-    sa.Column("cache_creation_tokens", sa.Integer),
-    sa.Column("cache_read_tokens", sa.Integer),
-)
+TABLES: tuple[str, ...] = tuple(_TABLES)
 
-session_windows = sa.Table(
-    "session_windows",
-    METADATA,
-    _id(),
-    sa.Column("session_id", sa.BigInteger, sa.ForeignKey("sessions.id"), nullable=False),
-    sa.Column("start_time", sa.DateTime, nullable=False),
-    sa.Column("end_time", sa.DateTime, nullable=False),
-    sa.Column("last_activity", sa.DateTime, nullable=False),
-    sa.Column("message_count", sa.Integer, nullable=False),
-    sa.Column("total_tokens", sa.BigInteger, nullable=False),
-)
-
-jobs = sa.Table(
-    "jobs",
-    METADATA,
-    _id(),
-    sa.Column("session_id", sa.BigInteger, sa.ForeignKey("sessions.id")),
-    sa.Column("type", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("started_at", sa.DateTime),
-    sa.Column("finished_at", sa.DateTime),
-)
-
-#: Tables in dependency order: load in this order, drop in reverse.
-TABLES: tuple[str, ...] = tuple(str(t.name) for t in METADATA.sorted_tables)
-
-_POLARS_TYPES: dict[type, pl.DataType] = {
-    sa.BigInteger: pl.Int64(),
-    sa.Integer: pl.Int32(),
-    sa.Text: pl.String(),
-    sa.DateTime: pl.Datetime("us"),
-    sa.Boolean: pl.Boolean(),
+_POLARS_TYPES: dict[str, pl.DataType] = {
+    "BigInteger": pl.Int64(),
+    "Integer": pl.Int32(),
+    "Text": pl.String(),
+    "DateTime": pl.Datetime("us"),
+    "Boolean": pl.Boolean(),
 }
 
 
-def table(name: str) -> sa.Table:
-    """The table called ``name``, or a clear error listing the known ones."""
+def columns(name: str) -> tuple[Column, ...]:
+    """The columns of table ``name``, or a clear error listing the known tables."""
     try:
-        return METADATA.tables[name]
+        return _TABLES[name]
     except KeyError:
         from workbench.errors import WorkbenchError
 
@@ -117,7 +118,7 @@ def table(name: str) -> sa.Table:
 
 def polars_schema(name: str) -> pl.Schema:
     """Column names and Polars dtypes of table ``name``, in declaration order."""
-    return pl.Schema({str(c.name): _POLARS_TYPES[type(c.type)] for c in table(name).columns})
+    return pl.Schema({c.name: _POLARS_TYPES[c.type] for c in columns(name)})
 
 
 def conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -131,13 +132,43 @@ def conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.col(c).cast(t, strict=True) for c, t in schema.items())
 
 
-_DIALECTS = {
-    "postgres": postgresql.dialect(),
-    "sqlite": sqlite.dialect(),
-    # DuckDB speaks PostgreSQL's DDL for these types; duckdb-engine is avoided on purpose
-    # (its SERIAL and reflection problems are in docs/ENVIRONMENT notes).
-    "duckdb": postgresql.dialect(),
-}
+@cache
+def _metadata() -> sa.MetaData:
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    for name, cols in _TABLES.items():
+        sa.Table(
+            name,
+            metadata,
+            *(
+                # autoincrement=False: ids come from the Dataset, and it keeps SERIAL out of DDL.
+                sa.Column(c.name, getattr(sa, c.type), primary_key=True, autoincrement=False)
+                if c.name == "id"
+                else sa.Column(
+                    c.name,
+                    getattr(sa, c.type),
+                    *([sa.ForeignKey(c.references)] if c.references else []),
+                    nullable=c.nullable,
+                )
+                for c in cols
+            ),
+        )
+    return metadata
+
+
+def table(name: str) -> sa.Table:
+    """The SQLAlchemy table called ``name``, or a clear error listing the known ones."""
+    columns(name)
+    return _metadata().tables[name]
+
+
+def __getattr__(name: str) -> Any:  # METADATA and the tables (schema.messages ...), built on first use
+    if name == "METADATA":
+        return _metadata()
+    if name in _TABLES:
+        return table(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def ddl(dialect: str) -> list[str]:
@@ -146,11 +177,16 @@ def ddl(dialect: str) -> list[str]:
     >>> ddl("sqlite")[0].splitlines()[0]
     'CREATE TABLE projects ('
     """
-    compiled = _DIALECTS[dialect]
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateTable
+
+    # DuckDB speaks PostgreSQL's DDL for these types; duckdb-engine is avoided on purpose
+    # (its SERIAL and reflection problems are in docs/ENVIRONMENT notes).
+    compiled = {"postgres": postgresql, "sqlite": sqlite, "duckdb": postgresql}[dialect].dialect()
     # DuckDB backs every foreign key with an ART index on the referencing column: that
     # would be a secondary index the analysis has not chosen, so DuckDB gets none.
     fks = [] if dialect == "duckdb" else None
     return [
         str(CreateTable(t, include_foreign_key_constraints=fks).compile(dialect=compiled)).strip()
-        for t in METADATA.sorted_tables
+        for t in _metadata().sorted_tables
     ]
