@@ -20,13 +20,15 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # Polars is imported where it is used: writing and ingesting need none
+    import polars as pl
 
 from workbench import schema
 from workbench.errors import DatasetError
@@ -88,7 +90,7 @@ class Dataset:
                     f"{str(file)!r} has {meta.num_rows} rows, the manifest says {expected.get('rows')}: {fix}"
                 )
             columns = meta.schema.to_arrow_schema().names
-            if columns != list(schema.polars_schema(name)):
+            if columns != schema.arrow_schema(name).names:
                 raise DatasetError(f"{str(file)!r} has columns {columns}, not the schema's: {fix}")
             if verify and _sha256(file) != expected.get("sha256"):
                 raise DatasetError(f"{str(file)!r} does not match its checksum: {fix}")
@@ -112,13 +114,19 @@ class Dataset:
         return self.path / f"{table}.parquet"
 
     def scan(self, table: str) -> pl.LazyFrame:
+        import polars as pl
+
         return pl.scan_parquet(self.file(table))
 
     def read(self, table: str) -> pl.DataFrame:
+        import polars as pl
+
         return pl.read_parquet(self.file(table))
 
     def session_stats(self) -> pl.DataFrame:
         """One row per session: message count, first/last message, span, windows, tokens."""
+        import polars as pl
+
         per_session = (
             self.scan("messages")
             .group_by("session_id")
@@ -165,6 +173,8 @@ class Dataset:
         the largest sessions always keeps one, so the heavy tail survives. Jobs without
         a session are sampled at the same fraction. Reproducible for a seed.
         """
+        import polars as pl
+
         total = self.counts["sessions"]
         if (fraction is None) == (sessions is None):
             raise DatasetError("Give exactly one of fraction (0 < f <= 1) or sessions (a count)")
@@ -257,6 +267,8 @@ def _existing(dest: str | os.PathLike[str], source: Mapping[str, Any], seed: int
 
 def _choose_sessions(stats: pl.DataFrame, target: int, seed: int, stratify: bool) -> list[int]:
     """Session ids to keep: ``target`` of them, proportionally per size stratum."""
+    import polars as pl
+
     rng = np.random.default_rng([seed, 0])
     frame = stats.select("session_id", "messages").with_columns(
         _u=pl.Series(rng.random(stats.height)),
@@ -316,9 +328,8 @@ class DatasetWriter:
 
     def _writer(self, table: str) -> pq.ParquetWriter:
         if table not in self._writers:
-            arrow_schema = pl.DataFrame(schema=schema.polars_schema(table)).to_arrow().schema
             self._writers[table] = pq.ParquetWriter(
-                self.tmp / f"{table}.parquet", arrow_schema, compression="zstd"
+                self.tmp / f"{table}.parquet", schema.arrow_schema(table), compression="zstd"
             )
             self._rows[table] = 0
         return self._writers[table]
@@ -329,6 +340,7 @@ class DatasetWriter:
 
     def write(self, table: str, frame: pl.DataFrame) -> None:
         """Append one chunk to ``table`` (cast strictly to the schema)."""
+
         frame = schema.conform(table, frame)
         writer = self._writer(table)
         writer.write_table(frame.to_arrow().cast(writer.schema), row_group_size=256_000)
@@ -346,6 +358,7 @@ class DatasetWriter:
 
     def write_lazy(self, table: str, frame: pl.LazyFrame, batch_rows: int = 250_000) -> None:
         """Stream a lazy query into ``table`` in bounded batches."""
+
         for batch in frame.collect_batches(chunk_size=batch_rows):
             self.write(table, batch)
         self._writer(table)  # an empty result still makes an (empty) file
@@ -357,6 +370,8 @@ class DatasetWriter:
         return self.tmp / name
 
     def write_all(self, tables: Mapping[str, pl.DataFrame | Iterable[pl.DataFrame]]) -> None:
+        import polars as pl
+
         for table, frames in tables.items():
             for frame in [frames] if isinstance(frames, pl.DataFrame) else frames:
                 self.write(table, frame)
@@ -416,6 +431,7 @@ def compare(source: Dataset, sample: Dataset, names: tuple[str, str] = ("source"
     session, tokens per message and the job status mix; columns ``metric``, the two
     ``names`` and ``ratio`` (second / first).
     """
+    import polars as pl
 
     def summary(ds: Dataset) -> dict[str, float]:
         stats = ds.session_stats()
@@ -445,6 +461,8 @@ def compare(source: Dataset, sample: Dataset, names: tuple[str, str] = ("source"
 
 def describe(ds: Dataset) -> pl.DataFrame:
     """A dataset's manifest as a small two-column table (for notebooks and reports)."""
+    import polars as pl
+
     source = ds.manifest["source"]
     rows = [("path", ds.name), ("source", source.get("kind", "?"))]
     rows += [
@@ -459,6 +477,8 @@ def describe(ds: Dataset) -> pl.DataFrame:
 
 def shape(stats: pl.DataFrame) -> pl.DataFrame:
     """Quantiles of the per-session numbers from :meth:`Dataset.session_stats`."""
+    import polars as pl
+
     quantiles = {"p10": 0.1, "p50": 0.5, "p90": 0.9, "p99": 0.99}
     columns = {
         "messages": "messages per session",
@@ -480,6 +500,8 @@ def shape(stats: pl.DataFrame) -> pl.DataFrame:
 
 def conclusions(ds: Dataset, stats: pl.DataFrame, comparison: pl.DataFrame) -> str:
     """The notebook's conclusions as sentences computed from the numbers."""
+    import polars as pl
+
     messages = stats["messages"].sort(descending=True)
     top = max(1, round(0.01 * messages.len()))
     top_share = messages.head(top).sum() / max(1, messages.sum())

@@ -1,10 +1,10 @@
 """The backend's five tables, defined once.
 
 ``_TABLES`` declares them as plain data; the SQLAlchemy Core tables (``METADATA``, DDL for
-DuckDB, SQLite and PostgreSQL) and the Polars/Arrow schema of a Dataset's Parquet files
-are derived from it. SQLAlchemy is imported only when its objects are first used
-(``METADATA``, ``table``, ``ddl``, ``schema.messages`` ...): reading and writing Datasets,
-an ingest for one, never load it. Every table's primary key is its ``id`` (BIGINT, ids
+DuckDB, SQLite and PostgreSQL) and the Arrow/Polars schema of a Dataset's Parquet files
+are derived from it. SQLAlchemy and Polars are imported only when first used
+(``METADATA``, ``table``, ``ddl``, ``schema.messages`` ...; ``polars_schema``): writing a
+Dataset, and so an ingest, needs neither. Every table's primary key is its ``id`` (BIGINT, ids
 come from the Dataset); only primary and foreign keys are declared, since which
 secondary indexes to add is what the analysis decides.
 
@@ -17,9 +17,10 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import polars as pl
+import pyarrow as pa
 
 if TYPE_CHECKING:
+    import polars as pl
     import sqlalchemy as sa
 
 SCHEMA_VERSION = 1
@@ -97,12 +98,12 @@ _TABLES: dict[str, tuple[Column, ...]] = {
 
 TABLES: tuple[str, ...] = tuple(_TABLES)
 
-_POLARS_TYPES: dict[str, pl.DataType] = {
-    "BigInteger": pl.Int64(),
-    "Integer": pl.Int32(),
-    "Text": pl.String(),
-    "DateTime": pl.Datetime("us"),
-    "Boolean": pl.Boolean(),
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "BigInteger": pa.int64(),
+    "Integer": pa.int32(),
+    "Text": pa.large_string(),
+    "DateTime": pa.timestamp("us"),
+    "Boolean": pa.bool_(),
 }
 
 
@@ -116,13 +117,22 @@ def columns(name: str) -> tuple[Column, ...]:
         raise WorkbenchError(f"Unknown table {name!r}: expected one of {', '.join(TABLES)}") from None
 
 
+def arrow_schema(name: str) -> pa.Schema:
+    """Table ``name``'s Arrow schema: how a Dataset stores it in Parquet."""
+    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in columns(name)])
+
+
 def polars_schema(name: str) -> pl.Schema:
     """Column names and Polars dtypes of table ``name``, in declaration order."""
-    return pl.Schema({c.name: _POLARS_TYPES[c.type] for c in columns(name)})
+    import polars as pl
+
+    return pl.from_arrow(arrow_schema(name).empty_table()).schema
 
 
 def conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:
     """Select and cast ``frame``'s columns to table ``name``'s schema (strict)."""
+    import polars as pl
+
     schema = polars_schema(name)
     missing = [c for c in schema if c not in frame.columns]
     if missing:

@@ -14,9 +14,14 @@ iteration, and a run rarely holds more than a few windows. ``assign_windows`` an
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
+
+from workbench import schema
+
+if TYPE_CHECKING:  # imported where used: the ingest calls the NumPy core only
+    import polars as pl
 
 WINDOW = timedelta(hours=5)
 _HOUR_US = 3_600_000_000
@@ -78,12 +83,16 @@ def window_rows(
 
 
 def _naive_utc(frame: pl.DataFrame) -> pl.DataFrame:
+    import polars as pl
+
     if getattr(frame.schema["timestamp"], "time_zone", None):  # aware: compare in naive UTC
         return frame.with_columns(pl.col("timestamp").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
     return frame
 
 
 def _stamps(frame: pl.DataFrame) -> np.ndarray:
+    import polars as pl
+
     return frame["timestamp"].cast(pl.Datetime("us")).to_physical().to_numpy()
 
 
@@ -92,6 +101,8 @@ def assign_windows(
 ) -> pl.DataFrame:
     """Add ``window_start`` to every row of ``frame`` (needs ``timestamp`` and ``by``),
     sorted by ``by`` and timestamp."""
+    import polars as pl
+
     keys = [by] if isinstance(by, str) else list(by)
     df = _naive_utc(frame).sort([*keys, "timestamp"])
     new_group = (
@@ -110,20 +121,11 @@ def windows(messages: pl.DataFrame, window: timedelta = WINDOW) -> pl.DataFrame:
     ``messages`` needs ``session_id``, ``timestamp`` and the four token columns.
     Ids are assigned in (session_id, start_time) order starting at 1.
     """
+    import polars as pl
+
     df = _naive_utc(messages).sort("session_id", "timestamp")
     tokens = df.select(pl.sum_horizontal(pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS))
     columns = window_rows(
         df["session_id"].cast(pl.Int64).to_numpy(), _stamps(df), tokens.to_series().to_numpy(), window
     )
-    return pl.DataFrame(columns, schema=_WINDOW_SCHEMA)
-
-
-_WINDOW_SCHEMA = {
-    "id": pl.Int64,
-    "session_id": pl.Int64,
-    "start_time": pl.Datetime("us"),
-    "end_time": pl.Datetime("us"),
-    "last_activity": pl.Datetime("us"),
-    "message_count": pl.Int32,
-    "total_tokens": pl.Int64,
-}
+    return pl.DataFrame(columns, schema=schema.polars_schema("session_windows"))

@@ -50,7 +50,7 @@ LINE_COLUMNS = (
     "file", "line", "project", "session_key", "message_id", "request_id", "is_sidechain",
     "cwd", "git_branch", "version", *TOKEN_COLUMNS,
 )  # fmt: skip
-MESSAGE_COLUMNS = tuple(schema.polars_schema("messages"))
+MESSAGE_COLUMNS = tuple(schema.arrow_schema("messages").names)
 
 
 @dataclass
