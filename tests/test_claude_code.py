@@ -354,12 +354,36 @@ def _variants(user: dict, assistant: dict) -> dict[str, bytes]:
         "malformed": b'{"type":"user","message":',
         "not an object": b"[1]",
         "timestamp a number": dumps({**user, "timestamp": 12}),
+        "deeply nested skipped field": dumps(user)[:-1]
+        + b',"toolUseResult":'
+        + b"[" * 1010
+        + b"]" * 1010
+        + b"}",
+        "number overflowing a double": dumps(user)[:-1] + b',"x":1e400}',
+        "integer beyond 64 bits": dumps(user)[:-1] + b',"x":100000000000000000000}',
+        "duplicate keys": dumps(user)[:-1] + b',"uuid":"second"}',
+        "block type a list": dumps({**user, "message": {"role": "user", "content": [{"type": [1]}]}}),
+        "block types not strings": dumps(
+            {**user, "message": {"role": "user", "content": [{"type": 5}, {"type": 6}]}}
+        ),  # fmt: skip
+        "spaced and escaped block": dumps(user).replace(
+            b'"content":', b'"content": [{"type": "tool_result", "content": "caf\\u00e9 \\/ 1e3"}],"_":', 1
+        ),
     }
 
 
+#: Variants the typed decoder must take itself (the rest it may hand to the general parser).
+FAST_VARIANTS = {
+    "no sessionId", "usage without cache", "usage null", "content empty", "content two texts",
+    "content mixed", "content untyped block", "content a string block", "block type a list",
+    "integer beyond 64 bits", "duplicate keys", "spaced and escaped block", "number overflowing a double",
+}  # fmt: skip
+
+
 def test_fast_and_general_parsers_give_the_same_rows() -> None:
-    """The typed decoder (msgspec) takes nearly every real line and gives exactly the row
-    the general parser (orjson) gives; every other line falls through to the general one."""
+    """The typed decoder takes nearly every real line and gives exactly the row the general
+    parser gives; every other line falls through to the general one; a message's blocks are
+    kept as written (spacing and escapes included)."""
     from workbench.sources.claude_code.reader import Bad, LineParser, find_files
 
     taken = total = 0
@@ -382,6 +406,8 @@ def test_fast_and_general_parsers_give_the_same_rows() -> None:
         try:
             expected = parser.general(line, 1, True)
         except Bad:
-            assert row is None, name
+            assert row is None and name not in FAST_VARIANTS, name
             continue
-        assert row is None or row == expected, name
+        assert row == expected if name in FAST_VARIANTS else row in (None, expected), name
+    spaced = LineParser(src).general(_variants(user, assistant)["spaced and escaped block"], 1, True)
+    assert spaced[8:10] == ("tool_result", '{"type": "tool_result", "content": "caf\\u00e9 \\/ 1e3"}')

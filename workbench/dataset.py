@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -64,7 +63,7 @@ class Dataset:
             raise DatasetError(f"Dataset folder {str(path)!r} does not exist: {fix}")
         manifest_path = path / MANIFEST
         try:
-            manifest = orjson.loads(manifest_path.read_bytes())
+            manifest = json.loads(manifest_path.read_text())
         except FileNotFoundError:
             raise DatasetError(f"{str(manifest_path)!r} is missing: {fix}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -334,13 +333,8 @@ class DatasetWriter:
             self._rows[table] = 0
         return self._writers[table]
 
-    def arrow_schema(self, table: str) -> pa.Schema:
-        """The Arrow schema ``table`` is written with."""
-        return self._writer(table).schema
-
     def write(self, table: str, frame: pl.DataFrame) -> None:
         """Append one chunk to ``table`` (cast strictly to the schema)."""
-
         frame = schema.conform(table, frame)
         writer = self._writer(table)
         writer.write_table(frame.to_arrow().cast(writer.schema), row_group_size=256_000)
@@ -358,7 +352,6 @@ class DatasetWriter:
 
     def write_lazy(self, table: str, frame: pl.LazyFrame, batch_rows: int = 250_000) -> None:
         """Stream a lazy query into ``table`` in bounded batches."""
-
         for batch in frame.collect_batches(chunk_size=batch_rows):
             self.write(table, batch)
         self._writer(table)  # an empty result still makes an (empty) file
@@ -403,9 +396,7 @@ class DatasetWriter:
                 "files": files,
                 **self.extra,
             }
-            # orjson: an ingest's manifest lists every file's state (MBs for a big tree)
-            options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-            (self.tmp / MANIFEST).write_bytes(orjson.dumps(manifest, option=options))
+            (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             _replace_dir(self.tmp, self.dest)
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)

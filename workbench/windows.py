@@ -105,11 +105,7 @@ def assign_windows(
 
     keys = [by] if isinstance(by, str) else list(by)
     df = _naive_utc(frame).sort([*keys, "timestamp"])
-    new_group = (
-        (pl.struct(keys).is_first_distinct() if keys else pl.int_range(pl.len()) == 0)
-        if df.height
-        else pl.lit(False)
-    )
+    new_group = pl.struct(keys).is_first_distinct() if keys else pl.int_range(pl.len()) == 0
     first = df.select(new_group.alias("f"))["f"].to_numpy() if df.height else np.zeros(0, bool)
     starts = window_starts(_stamps(df), first, window)
     return df.with_columns(window_start=pl.Series(starts, dtype=pl.Int64).cast(pl.Datetime("us")))

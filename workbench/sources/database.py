@@ -542,12 +542,13 @@ def _empty(table: str) -> pl.DataFrame:
 
 def _bind_limit(conn: sa.Connection) -> int:
     """How many ids one ``IN`` query may bind: PostgreSQL binds them as one array; SQLite
-    has a per-statement limit on bound values (32,766 by default); 32,766 elsewhere."""
+    has a per-statement limit on bound values (32,766 by default); elsewhere 1,000, the
+    smallest common limit (Oracle's IN list; SQL Server allows 2,100 parameters)."""
     if conn.dialect.name == "postgresql":
         return 2**62
     if conn.dialect.name == "sqlite":
         return conn.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    return 32_766
+    return 1_000
 
 
 def _in(conn: sa.Connection, column: sa.ColumnElement, ids: list[int]) -> sa.ColumnElement:

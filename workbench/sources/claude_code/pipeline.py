@@ -173,8 +173,8 @@ def _trim() -> None:
 @cache
 def _libc() -> ctypes.CDLL | None:
     try:
-        return ctypes.CDLL(None)
-    except OSError:
+        return ctypes.CDLL(None)  # the C library this process runs on
+    except (OSError, TypeError):  # TypeError: Windows cannot open "no library"
         return None
 
 
@@ -569,7 +569,7 @@ class _Run:
         w.write_arrow("sessions", sessions)
         _trim()
         w.write_arrow("session_windows", pa.concat_tables(self._windows(winners)))
-        w.write_arrow("jobs", w.arrow_schema("jobs").empty_table())
+        w.write_arrow("jobs", schema.arrow_schema("jobs").empty_table())
         return {
             "mode": "incremental" if self.previous else "full",
             "roots": w.source["roots"],
@@ -618,7 +618,8 @@ class _Run:
             w.write_arrow("messages", empty.rename_columns(renamed))
 
     def _windows(self, winners: np.ndarray, batch_rows: int = 16_384) -> Iterator[pa.Table]:
-        """``window_rows`` per range of whole sessions (ids renumbered), so memory stays flat."""
+        """``window_rows`` per range of whole sessions (ids renumbered), so the working arrays
+        stay small; the window rows themselves are few (a handful per session)."""
         sids = np.concatenate([s for s, _, _ in self.windows_input] or [np.zeros(0, np.int64)])
         stamps = np.concatenate([ts for _, ts, _ in self.windows_input] or [np.zeros(0, np.int64)])
         totals = pa.chunked_array([t for _, _, t in self.windows_input], pa.int64()).combine_chunks()

@@ -5,8 +5,8 @@ line is ever held whole. ``user``/``assistant`` lines become message rows, every
 entry type becomes a raw row (kept verbatim), and a line that cannot be used becomes a
 quarantine record with file, line number and reason. Each line is first decoded by
 msgspec straight into typed structs that skip the fields no column needs; a line off
-that common shape goes to the general parser (orjson into dicts), which alone decides
-quarantine reasons (``LineParser``).
+that common shape goes to the general parser (dicts), which alone decides quarantine
+reasons (``LineParser``). A message's non-text content is kept as its JSON as written.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ _INT32 = 2**31 - 1
 #: within a file, as collision-free across files as a hash, and no hashing per line.
 _ID_STEP, _ID_MASK = 0x9E3779B97F4A7C15, 2**63 - 1
 _fromiso = datetime.fromisoformat
-_dumps = orjson.dumps
 _BLOCK_TYPES = {"text", "tool_use", "tool_result", "thinking", "image"}
 
 
@@ -211,32 +210,6 @@ def _tokens(usage: Any) -> tuple[int, int, int, int]:
         if type(v) is not int or not 0 <= v <= _INT32:
             raise Bad("bad-field:message.usage", f"usage.{name} is {v!r}, expected a count")
     return a, b, c, d
-
-
-def _content(content: Any) -> tuple[str, str]:
-    """(type, text) of a message's content: plain text, or compact JSON for other blocks."""
-    if isinstance(content, str):
-        return "text", content
-    if not isinstance(content, list):
-        raise Bad("bad-field:message.content", f"content is {type(content).__name__}, expected text or list")
-    if len(content) == 1 and type(content[0]) is dict:  # the common case: one block per line
-        block = content[0]
-        kind = block.get("type")
-        if kind == "text" and type(block.get("text")) is str:
-            return "text", block["text"]
-        kind = "thinking" if kind == "redacted_thinking" else kind
-        return (kind if kind in _BLOCK_TYPES else "other"), _dumps(block).decode()
-    kinds = {b.get("type") if isinstance(b, dict) else None for b in content}
-    if kinds == {"text"} and all(isinstance(b.get("text"), str) for b in content):
-        return "text", "\n\n".join(b["text"] for b in content)
-    if len(kinds) == 1:
-        kind = next(iter(kinds))
-        kind = "thinking" if kind == "redacted_thinking" else kind
-        kind = kind if kind in _BLOCK_TYPES else "other"
-    else:
-        kind = "mixed" if kinds else "text"
-    body = content[0] if len(content) == 1 else content
-    return kind, orjson.dumps(body).decode()
 
 
 class Buffers:
@@ -377,8 +350,9 @@ def read_file(
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause the cycle collector: rows are tuples of plain values, which make no cycles, but
-    while thousands of them are alive each collection scans them all again."""
+    """Pause the cycle collector while a file is parsed into rows and flushed to the sinks:
+    rows are tuples of plain values, which make no cycles, but while thousands of them are
+    alive each collection scans them all again."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -392,14 +366,14 @@ def _gc_paused() -> Iterator[None]:
 BLOCK_BYTES = 1 << 20
 
 
-def _lines(f, hasher, left: int = 0) -> Iterator[tuple[list[bytes], bool]]:
+def _lines(f, hasher, left: int = -1) -> Iterator[tuple[list[bytes], bool]]:
     """``(lines, True)`` per block of complete lines (newlines stripped, bytes hashed), then
     ``([last], False)`` if the file ends without a newline. A line longer than a block is
-    gathered in pieces, joined once. ``left``, the bytes expected, sizes the reads: a
-    small file does not allocate (and fragment the heap with) a whole block."""
+    gathered in pieces, joined once. ``left``, the bytes expected (-1: unknown), sizes the
+    reads: a small file does not allocate (and fragment the heap with) a whole block."""
     parts: list[bytes] = []
     read = f.read
-    while block := read(min(BLOCK_BYTES, left + 1) if left > 0 else BLOCK_BYTES):
+    while block := read(left + 1 if 0 <= left < BLOCK_BYTES else BLOCK_BYTES):
         left -= len(block)
         cut = block.rfind(b"\n") + 1
         if not cut:
@@ -493,22 +467,36 @@ class _Entry(msgspec.Struct):
 
 
 class _Block(msgspec.Struct):
-    type: str | None = None
-    text: str | None = None
+    type: Any = None
+    text: Any = None
+
+
+class _RawMessage(msgspec.Struct):
+    content: list[msgspec.Raw]
+
+
+class _RawContent(msgspec.Struct):
+    message: _RawMessage
 
 
 _decode_entry = msgspec.json.Decoder(_Entry).decode
 _decode_block = msgspec.json.Decoder(_Block).decode
-_NOT_FAST = (msgspec.DecodeError, ValueError)
+_decode_raw_content = msgspec.json.Decoder(_RawContent).decode
+#: float_hook: a number beyond a double's range (valid JSON) is inf, as the typed decoder's
+#: skipping takes it, not a reason to quarantine the line.
+_decode_any = msgspec.json.Decoder(float_hook=float).decode
+_NOT_FAST = (msgspec.DecodeError, ValueError, RecursionError)
 
 
 class LineParser:
     """One file's lines to rows: an entry row for user/assistant lines, else a raw row.
 
-    ``fast`` decodes straight into typed structs (msgspec), skipping the fields no column
-    needs, and answers None for any line that is not exactly the common shape; ``general``
-    (orjson into dicts) takes every line, and alone decides quarantine reasons. For a line
-    both take, they give the same row (tests check this on the real fixtures).
+    ``fast`` decodes straight into typed structs, skipping the fields no column needs,
+    and answers None for any line that is not exactly the common shape; ``general``
+    decodes into dicts, takes every line, and alone decides quarantine reasons. Both use
+    msgspec's JSON parser (so they accept the same lines) and ``_list_content`` (so a
+    message's blocks are stored the same way: as written in the file). For a line both
+    take they give the same row; tests check this on the real fixtures and variants.
     """
 
     def __init__(self, src: SourceFile) -> None:
@@ -555,10 +543,11 @@ class LineParser:
             return None
         try:
             ts = _fromiso(stamp[:-1])
-            content = _fast_content(msg.content)
+            content = msg.content
+            content = ("text", content) if type(content) is str else _list_content(content)
         except _NOT_FAST:
             return None
-        if content is None or ts.tzinfo is not None:
+        if ts.tzinfo is not None:
             return None
         sidechain = e.isSidechain is True
         usage = msg.usage
@@ -591,14 +580,16 @@ class LineParser:
     def general(self, line: bytes, lineno: int, complete: bool) -> tuple:
         """The row for any line, or ``Bad`` saying why it cannot be one."""
         try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
+            obj = _decode_any(line)
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
             raise Bad(_bad_reason(line, complete), str(e)) from None
+        except RecursionError:
+            raise Bad("malformed-json", "nested deeper than the JSON parser allows") from None
         if type(obj) is not dict:
             raise Bad("not-an-object", f"a JSON {type(obj).__name__}, expected an object")
         kind = obj.get("type")
         if kind == "user" or kind == "assistant":
-            return self._message_row(obj, kind, lineno)
+            return self._message_row(obj, kind, lineno, line)
         sid, ts = obj.get("sessionId"), obj.get("timestamp")
         return (
             self.key,
@@ -609,12 +600,19 @@ class LineParser:
             line.decode().rstrip("\r"),
         )
 
-    def _message_row(self, obj: dict, role: str, lineno: int) -> tuple:
+    def _message_row(self, obj: dict, role: str, lineno: int, line: bytes) -> tuple:
         msg = obj.get("message")
         if type(msg) is not dict:
             raise Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
         ts = _timestamp(obj.get("timestamp"))
-        kind, text = _content(msg.get("content"))
+        content = msg.get("content")
+        if isinstance(content, str):
+            kind, text = "text", content
+        elif isinstance(content, list):
+            kind, text = _list_content(_decode_raw_content(line).message.content)
+        else:
+            detail = f"content is {type(content).__name__}, expected text or list"
+            raise Bad("bad-field:message.content", detail)
         sid = obj.get("sessionId", self.hint)
         if type(sid) is not str or not sid:
             raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
@@ -647,30 +645,29 @@ class LineParser:
         )
 
 
-def _fast_content(content: str | list[msgspec.Raw]) -> tuple[str, str] | None:
-    """``_content`` for content msgspec left as raw blocks; None where only ``_content`` knows."""
-    if type(content) is str:
-        return "text", content
-    if not content:
+def _list_content(blocks: list[msgspec.Raw]) -> tuple[str, str]:
+    """(type, content) of a message's list of content blocks: their text when all are text
+    blocks, else their JSON as written in the file (the block, or the list of several)."""
+    if not blocks:
         return "text", "[]"
-    blocks = [_decode_block(raw) for raw in content]
-    if len(blocks) == 1:
-        kind, text = blocks[0].type, blocks[0].text
-        if kind == "text" and text is not None:
-            return "text", text
-        if kind is None:
-            return None
-        return _block_kind(kind), str(content[0], "utf-8")
-    kinds = {b.type for b in blocks}
-    if None in kinds:
-        return None
-    if kinds == {"text"} and all(b.text is not None for b in blocks):
-        return "text", "\n\n".join(b.text for b in blocks)
+    heads = [_block_head(raw) for raw in blocks]
+    kinds = {h.type if h is not None and type(h.type) is str else None for h in heads}
+    if kinds == {"text"} and all(type(h.text) is str for h in heads):
+        return "text", "\n\n".join(h.text for h in heads)
     kind = _block_kind(next(iter(kinds))) if len(kinds) == 1 else "mixed"
-    return kind, "[" + ",".join(str(raw, "utf-8") for raw in content) + "]"
+    body = blocks[0] if len(blocks) == 1 else b"[" + b",".join(blocks) + b"]"
+    return kind, str(body, "utf-8")
 
 
-def _block_kind(kind: str) -> str:
+def _block_head(raw: msgspec.Raw) -> _Block | None:
+    """A block's type and text; None if the block is not an object."""
+    try:
+        return _decode_block(raw)
+    except msgspec.ValidationError:
+        return None
+
+
+def _block_kind(kind: str | None) -> str:
     kind = "thinking" if kind == "redacted_thinking" else kind
     return kind if kind in _BLOCK_TYPES else "other"
 
