@@ -648,6 +648,12 @@ class LineParser:
 def _list_content(blocks: list[msgspec.Raw]) -> tuple[str, str]:
     """(type, content) of a message's list of content blocks: their text when all are text
     blocks, else their JSON as written in the file (the block, or the list of several)."""
+    if len(blocks) == 1:  # the common case, as the rule below has it for one block
+        head = _block_head(blocks[0])
+        kind = head.type if head is not None and type(head.type) is str else None
+        if kind == "text" and type(head.text) is str:
+            return "text", head.text
+        return _block_kind(kind), str(blocks[0], "utf-8")
     if not blocks:
         return "text", "[]"
     heads = [_block_head(raw) for raw in blocks]
