@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta
 
 import polars as pl
+import pytest
 
 from workbench.windows import assign_windows, windows
 
@@ -46,3 +47,9 @@ def test_many_windows_in_one_run_peel_off_iteratively():
     assert out.height == 6
     assert out["message_count"].to_list() == [2] * 6
     assert (out["end_time"] - out["start_time"]).unique().to_list() == [timedelta(hours=5)]
+
+
+def test_null_timestamps_are_refused_with_the_fix():
+    df = frame({1: [0, 60]}).with_columns(pl.when(pl.col("timestamp") > T0).then(pl.col("timestamp")))
+    with pytest.raises(ValueError, match="timestamp has 1 nulls.*drop or fill"):
+        windows(df)

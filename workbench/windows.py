@@ -93,7 +93,13 @@ def _naive_utc(frame: pl.DataFrame) -> pl.DataFrame:
 def _stamps(frame: pl.DataFrame) -> np.ndarray:
     import polars as pl
 
-    return frame["timestamp"].cast(pl.Datetime("us")).to_physical().to_numpy()
+    stamps = frame["timestamp"]
+    if stamps.null_count():
+        raise ValueError(
+            f"timestamp has {stamps.null_count()} nulls: a message without a time belongs to no"
+            " window; drop or fill those rows first"
+        )
+    return stamps.cast(pl.Datetime("us")).to_physical().to_numpy()
 
 
 def assign_windows(
