@@ -523,6 +523,7 @@ class LineParser:
         return self.key, lineno, self.project, skey, session_id, (self.id_seed + lineno * _ID_STEP) & _ID_MASK
 
     def fast(self, line: bytes, lineno: int) -> tuple | None:
+        """The row of a line in the common shape; None hands the line to ``general``."""
         try:
             e = _decode_entry(line)
             if not line.isascii():  # msgspec does not check the UTF-8 of fields it skips
