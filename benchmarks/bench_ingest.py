@@ -83,6 +83,21 @@ def build_tree(dest: Path, size_mb: int) -> Path:
     return dest
 
 
+def one_file(tree: Path) -> Path:
+    """The same transcripts concatenated into one file (``<tree>-one/projects/p/one.jsonl``):
+    the case of a single huge transcript; reused when already built."""
+    dest = tree.with_name(tree.name + "-one")
+    target = dest / "projects" / "p" / "one.jsonl"
+    if (dest / "BUILT").exists():
+        return dest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        for p in sorted(tree.rglob("*.jsonl")):
+            out.write(p.read_bytes())
+    (dest / "BUILT").write_text(f"{tree.name} in one file\n")
+    return dest
+
+
 def _tree_memory(root: psutil.Process) -> tuple[int, int]:
     """(sum of RSS, sum of PSS) in bytes over ``root`` and its descendants, now."""
     rss = pss = 0
@@ -124,12 +139,17 @@ def main() -> None:
     parser.add_argument(
         "--tools", default="workbench,workbench-2,ccusage,duckdb", help="comma-separated subset"
     )
+    parser.add_argument(
+        "--one-file", action="store_true", help="the same tree concatenated into one transcript file"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
     from workbench.sources.claude_code import find_ccusage
 
     tree = build_tree(Path(args.data) / f"bench-ingest-{args.size}mb", args.size)
+    if args.one_file:
+        tree = one_file(tree)
     nbytes = sum(p.stat().st_size for p in tree.rglob("*.jsonl"))
     nfiles = sum(1 for _ in tree.rglob("*.jsonl"))
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.data))

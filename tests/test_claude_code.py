@@ -320,7 +320,7 @@ def _variants(user: dict, assistant: dict) -> dict[str, bytes]:
         "user with odd usage": dumps({**user, "message": {**user["message"], "usage": "n/a"}}),
         "usage without cache": dumps(
             {**assistant, "message": {**msg, "usage": {"input_tokens": 3, "output_tokens": 4}}}
-        ),  # fmt: skip
+        ),
         "usage null": dumps({**assistant, "message": {**msg, "usage": None}}),
         "usage a bool": dumps({**assistant, "message": {**msg, "usage": {**usage, "output_tokens": True}}}),
         "usage too big": dumps({**assistant, "message": {**msg, "usage": {**usage, "input_tokens": 2**31}}}),
@@ -333,7 +333,7 @@ def _variants(user: dict, assistant: dict) -> dict[str, bytes]:
                     "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
                 },
             }
-        ),  # fmt: skip
+        ),
         "content mixed": dumps(
             {
                 **user,
@@ -342,7 +342,7 @@ def _variants(user: dict, assistant: dict) -> dict[str, bytes]:
                     "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {}}],
                 },
             }
-        ),  # fmt: skip
+        ),
         "content untyped block": dumps({**user, "message": {"role": "user", "content": [{"text": "a"}]}}),
         "content a string block": dumps({**user, "message": {"role": "user", "content": ["a"]}}),
         "model a number": dumps({**assistant, "message": {**msg, "model": 4}}),
@@ -365,7 +365,7 @@ def _variants(user: dict, assistant: dict) -> dict[str, bytes]:
         "block type a list": dumps({**user, "message": {"role": "user", "content": [{"type": [1]}]}}),
         "block types not strings": dumps(
             {**user, "message": {"role": "user", "content": [{"type": 5}, {"type": 6}]}}
-        ),  # fmt: skip
+        ),
         "spaced and escaped block": dumps(user).replace(
             b'"content":', b'"content": [{"type": "tool_result", "content": "caf\\u00e9 \\/ 1e3"}],"_":', 1
         ),

@@ -660,7 +660,8 @@ class _Run:
                 "message_count": [r[5] for r in rows],
                 "created_at": [r[3] for r in rows],
                 "updated_at": [r[4] for r in rows],
-            }
+            },
+            schema=schema.arrow_schema("sessions"),
         )
         projects = []
         for project, created in agg.projects.items():
@@ -668,8 +669,9 @@ class _Run:
             name = re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
             projects.append((_project_id(project), name, path, created))
         projects.sort()
-        columns = zip(*projects, strict=True) if projects else [[]] * 4
-        return sessions, pa.table(dict(zip(("id", "name", "path", "created_at"), columns, strict=True)))
+        names = schema.arrow_schema("projects")
+        frame = pa.table({c: [p[i] for p in projects] for i, c in enumerate(names.names)}, schema=names)
+        return sessions, frame
 
     def _titles(self) -> dict[int, str]:
         """Session titles: the last custom-title, else the last ai-title, else the last summary."""

@@ -526,8 +526,8 @@ class LineParser:
         """The row of a line in the common shape; None hands the line to ``general``."""
         try:
             e = _decode_entry(line)
-            if not line.isascii():  # msgspec does not check the UTF-8 of fields it skips
-                line.decode()
+            # msgspec does not check the UTF-8 of the fields it skips
+            text = None if line.isascii() else line.decode()
         except _NOT_FAST:
             return None
         kind = e.type
@@ -536,7 +536,8 @@ class LineParser:
                 return None
             sid = e.sessionId
             sid = None if sid is msgspec.UNSET else sid
-            return (self.key, lineno, kind, sid, e.timestamp, line.decode().rstrip("\r"))
+            text = line.decode() if text is None else text
+            return (self.key, lineno, kind, sid, e.timestamp, text.rstrip("\r"))
         msg, stamp, sid = e.message, e.timestamp, e.sessionId
         if sid is msgspec.UNSET:
             sid = self.hint
@@ -650,28 +651,27 @@ def _list_content(blocks: list[msgspec.Raw]) -> tuple[str, str]:
     """(type, content) of a message's list of content blocks: their text when all are text
     blocks, else their JSON as written in the file (the block, or the list of several)."""
     if len(blocks) == 1:  # the common case, as the rule below has it for one block
-        head = _block_head(blocks[0])
-        kind = head.type if head is not None and type(head.type) is str else None
-        if kind == "text" and type(head.text) is str:
-            return "text", head.text
+        kind, text = _block_head(blocks[0])
+        if kind == "text" and type(text) is str:
+            return "text", text
         return _block_kind(kind), str(blocks[0], "utf-8")
     if not blocks:
         return "text", "[]"
     heads = [_block_head(raw) for raw in blocks]
-    kinds = {h.type if h is not None and type(h.type) is str else None for h in heads}
-    if kinds == {"text"} and all(type(h.text) is str for h in heads):
-        return "text", "\n\n".join(h.text for h in heads)
+    kinds = {kind for kind, _ in heads}
+    if kinds == {"text"} and all(type(text) is str for _, text in heads):
+        return "text", "\n\n".join(text for _, text in heads)
     kind = _block_kind(next(iter(kinds))) if len(kinds) == 1 else "mixed"
-    body = blocks[0] if len(blocks) == 1 else b"[" + b",".join(blocks) + b"]"
-    return kind, str(body, "utf-8")
+    return kind, str(b"[" + b",".join(blocks) + b"]", "utf-8")
 
 
-def _block_head(raw: msgspec.Raw) -> _Block | None:
-    """A block's type and text; None if the block is not an object."""
+def _block_head(raw: msgspec.Raw) -> tuple[str | None, Any]:
+    """A block's type (None unless a string, or if the block is not an object) and text."""
     try:
-        return _decode_block(raw)
+        block = _decode_block(raw)
     except msgspec.ValidationError:
-        return None
+        return None, None
+    return (block.type if type(block.type) is str else None), block.text
 
 
 def _block_kind(kind: str | None) -> str:
