@@ -33,6 +33,7 @@ from workbench.sources.claude_code.reader import (
     FileState,
     SourceFile,
     Tally,
+    gc_paused,
     read_file,
 )
 
@@ -212,6 +213,7 @@ def run_task(task: Task, work: Path, progress: Callable[[int], None] | None = No
         stem.with_suffix(".quarantine.jsonl"),
     )
     with (
+        gc_paused(),
         pa.ipc.new_stream(str(result.entries), ENTRY_SCHEMA, options=COMPRESSED) as entries,
         pa.ipc.new_stream(str(result.raw), RAW_SCHEMA) as raw,
         result.quarantine.open("wb") as qfile,

@@ -32,6 +32,7 @@ from workbench.sources.claude_code.reader import (
     SourceFile,
     Tally,
     find_files,
+    gc_paused,
     hash63,
     resolve_roots,
 )
@@ -123,7 +124,10 @@ def ingest(
     pool = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
-        with tempfile.TemporaryDirectory(prefix=f".{dest.name}.work.", dir=_parent(dest)) as work:
+        with (
+            gc_paused(),
+            tempfile.TemporaryDirectory(prefix=f".{dest.name}.work.", dir=_parent(dest)) as work,
+        ):
             run = _Run(Path(work), previous, old_states)
             writer = DatasetWriter(dest, source=source, overwrite=dest.exists())
             with writer as w:
