@@ -271,8 +271,9 @@ def _outputs(ds: Dataset) -> dict[str, bytes]:
 def test_parallel_parsing_writes_the_same_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixture_ds: Dataset
 ) -> None:
-    """Worker processes, tiny tasks (several per file tree) and tiny read blocks (lines
-    split across blocks) change nothing, byte for byte, in full and incremental ingests."""
+    """Worker processes (with this process parsing beside them), tiny tasks (several per
+    file tree) and tiny read blocks (lines split across blocks) change nothing, byte for
+    byte, in full and incremental ingests."""
     from workbench.sources.claude_code import parallel, reader
 
     monkeypatch.setattr(parallel, "TASK_BYTES", 4096)
@@ -286,11 +287,11 @@ def test_parallel_parsing_writes_the_same_dataset(
     for p in files:  # first ingest sees each file cut mid-line
         p.write_bytes(full[p][: len(full[p]) // 2])
     runs = {}
-    for name, workers in (("one", 0), ("two", 2)):
+    for name, workers in (("one", 0), ("two", 1), ("three", 2)):
         first = ingest([root], tmp_path / name, progress=False, workers=workers)
         assert first.quarantined == {"truncated-line": len(files)}
         runs[name] = first
-    assert _outputs(runs["one"].dataset) == _outputs(runs["two"].dataset)
+    assert _outputs(runs["one"].dataset) == _outputs(runs["two"].dataset) == _outputs(runs["three"].dataset)
     for p in files:
         p.write_bytes(full[p])
     updates = {
@@ -305,6 +306,25 @@ def test_parallel_parsing_writes_the_same_dataset(
         ingest([FIXTURES], tmp_path / "default", progress=False, workers=0).dataset
     )
     assert small_blocks.dataset.content_hash == fixture_ds.content_hash
+
+
+def test_a_parser_process_that_dies_stops_the_ingest_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest does not hang or write a partial Dataset when a worker is killed."""
+    from workbench.sources.claude_code import parallel
+
+    monkeypatch.setattr(parallel, "TASK_BYTES", 4096)
+    send = parallel._Worker.send
+
+    def send_then_die(self, task) -> None:
+        send(self, task)
+        self.proc.kill()
+
+    monkeypatch.setattr(parallel._Worker, "send", send_then_die)
+    with pytest.raises(parallel.ParseError, match="stopped .* Re-run with --workers 0"):
+        ingest([FIXTURES], tmp_path / "ds", progress=False, workers=1)
+    assert list(tmp_path.iterdir()) == []  # no Dataset, no scratch folder left behind
 
 
 def _variants(user: dict, assistant: dict) -> dict[str, bytes]:

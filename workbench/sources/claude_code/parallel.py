@@ -17,6 +17,7 @@ import os
 import pickle
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,10 +109,12 @@ def plan(
 def parse(
     tasks: Sequence[Task], work: Path, workers: int, progress: Callable[[int], None]
 ) -> Iterator[TaskResult]:
-    """Each task's result, in task order; ``workers`` processes (0: in this process).
+    """Each task's result, in task order; ``workers`` processes beside this one (0: none).
 
-    ``progress(bytes)`` hears of bytes read: line by line in this process, per task from
-    workers.
+    This process parses too: whenever the result it needs next is not ready, it runs the
+    next task nobody has started, so no core idles while the workers catch up (and with
+    one worker, both cores of a 2-core machine parse). ``progress(bytes)`` hears of bytes
+    read: line by line here, per task from workers.
 
     Workers are plain ``python -m`` subprocesses fed task files over a pipe, rather than
     a multiprocessing pool: spawn would re-run the caller's ``__main__`` script in every
@@ -121,17 +124,32 @@ def parse(
         for task in tasks:
             yield run_task(task, work, progress)
         return
+    queue = deque(tasks)  # not started yet
+    owner: dict[int, _Worker] = {}
+    done: dict[int, TaskResult] = {}  # parsed here, waiting their turn (on disk)
     pool = [_Worker(work, i) for i in range(min(workers, len(tasks)))]
+
+    def feed() -> None:
+        for worker in pool:  # results waiting their turn sit on disk, so two ahead is cheap
+            while len(worker.pending) < 2 and queue:
+                task = queue.popleft()
+                worker.send(task)
+                owner[task.index] = worker
+
     try:
-        ahead = 2 * len(pool)  # tasks in flight: results waiting their turn sit on disk
-        for i, task in enumerate(tasks[:ahead]):
-            pool[i % len(pool)].send(task)
-        for i in range(len(tasks)):
-            result = pool[i % len(pool)].receive()
-            if i + ahead < len(tasks):
-                pool[(i + ahead) % len(pool)].send(tasks[i + ahead])
-            progress(result.task.nbytes)
-            yield result
+        feed()
+        for task in tasks:
+            while task.index not in done:
+                worker = owner.get(task.index)
+                if worker is not None and (worker.ready() or not queue):
+                    result = worker.receive()
+                    progress(result.task.nbytes)
+                    done[result.task.index] = result
+                else:  # the next task nobody has started (this one, if nobody has)
+                    mine = queue.popleft()
+                    done[mine.index] = run_task(mine, work, progress)
+                feed()
+            yield done.pop(task.index)
     finally:
         for worker in pool:
             worker.close()
@@ -142,6 +160,7 @@ class _Worker:
 
     def __init__(self, work: Path, n: int) -> None:
         self.work, self.log = work, work / f"worker-{n}.log"
+        self.pending: deque[Path] = deque()  # result files of the tasks sent, in order
         path = os.pathsep.join([str(_SOURCE_ROOT), os.environ.get("PYTHONPATH", "")])
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -155,23 +174,35 @@ class _Worker:
     def send(self, task: Task) -> None:
         path = self.work / f"task-{task.index:06d}.pickle"
         path.write_bytes(pickle.dumps(task))
-        self.proc.stdin.write(f"{path}\n".encode())
-        self.proc.stdin.flush()
+        self.pending.append(path.with_suffix(".result"))
+        try:
+            self.proc.stdin.write(f"{path}\n".encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._stopped() from None
+
+    def ready(self) -> bool:
+        """Whether the oldest task sent is done (its result file is renamed in when whole)."""
+        return self.pending[0].exists()
 
     def receive(self) -> TaskResult:
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            detail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise ParseError(
-                f"A parser process stopped (exit code {self.proc.returncode}): "
-                + (" / ".join(detail) or "no output")
-                + ". Re-run with --workers 0 to parse in one process."
-            )
-        outcome = pickle.loads(Path(line.decode().rstrip("\n")).read_bytes())
+        if not self.proc.stdout.readline():
+            raise self._stopped()
+        path = self.pending.popleft()
+        outcome = pickle.loads(path.read_bytes())
+        path.unlink()
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def _stopped(self) -> ParseError:
+        self.proc.wait()
+        detail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+        return ParseError(
+            f"A parser process stopped (exit code {self.proc.returncode}): "
+            + (" / ".join(detail) or "no output")
+            + ". Re-run with --workers 0 to parse in one process."
+        )
 
     def close(self) -> None:
         try:
@@ -197,7 +228,9 @@ def _serve(work: Path) -> None:
         except Exception as e:  # handed to the parent, which raises it
             outcome = e
         out = task_path.with_suffix(".result")
-        out.write_bytes(pickle.dumps(outcome))
+        partial = out.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(outcome))
+        partial.replace(out)  # whole or absent: the parent polls for it
         sys.stdout.write(f"{out}\n")
         sys.stdout.flush()
 
