@@ -1,12 +1,15 @@
 """Parse transcript files on worker processes; hand the results back in file order.
 
 Parsing (JSON, row building) is pure Python per line, so with ``--workers N`` it runs
-on N processes beside the parent (which deduplicates and writes). Consecutive files
-are grouped into tasks of about ``TASK_BYTES``; a worker streams a task's lines through
-``read_file`` into Arrow IPC files in the ingest's scratch folder (so a 3 GB file never
-has to fit in memory, and results waiting their turn sit on disk, not in RAM). ``parse``
-yields the tasks' results strictly in order, keeping only a few tasks in flight, so the
-Dataset does not depend on how many workers ran.
+on N processes beside the parent (which deduplicates and writes, and parses too when it
+would otherwise wait). Consecutive files are grouped into tasks of about ``TASK_BYTES``;
+a task's lines stream through ``read_file`` into Arrow IPC files in the ingest's scratch
+folder (so a 3 GB file never has to fit in memory, and results waiting their turn sit on
+disk, not in RAM). The IPC files are uncompressed: compressing them (lz4) cost about 10%
+of an ingest's CPU, and the entry files stay only until the messages table is written
+(scratch space is about half the size of the transcripts read). ``parse`` yields the
+tasks' results strictly in order, keeping only a few tasks in flight, so the Dataset
+does not depend on how many workers ran.
 
 This module must stay light to import: it is what each worker process loads.
 """
@@ -41,8 +44,6 @@ from workbench.sources.claude_code.reader import (
 #: Bytes of transcripts per task: big enough that per-task costs vanish, small enough
 #: that the last tasks balance across workers.
 TASK_BYTES = 16 << 20
-#: Entry files stay until the messages table is written at the end: lz4 keeps them small.
-COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -247,7 +248,7 @@ def run_task(task: Task, work: Path, progress: Callable[[int], None] | None = No
     )
     with (
         gc_paused(),
-        pa.ipc.new_stream(str(result.entries), ENTRY_SCHEMA, options=COMPRESSED) as entries,
+        pa.ipc.new_stream(str(result.entries), ENTRY_SCHEMA) as entries,
         pa.ipc.new_stream(str(result.raw), RAW_SCHEMA) as raw,
         result.quarantine.open("wb") as qfile,
     ):

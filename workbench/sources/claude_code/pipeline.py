@@ -409,7 +409,7 @@ class _Run:
         self.raw = _Rechunker(CHUNK_ROWS, lambda t: self.raw_file.write_table(t, row_group_size=CHUNK_ROWS))
         self.uuids_path = self.work / "uuids.arrow"
         uuid_schema = pa.schema([ENTRY_SCHEMA.field("uuid"), ENTRY_SCHEMA.field("session_id")])
-        self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema, options=parallel.COMPRESSED)
+        self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema)
 
     def add_entries(self, t: pa.Table) -> None:
         """Message rows (``META_COLUMNS``) in final order; their full rows are in ``segments``.
@@ -519,7 +519,7 @@ class _Run:
         The merged rows become a new segment (the task's own entry file is dropped).
         """
         segment = result.entries.with_suffix(".merged.arrow")
-        writer = pa.ipc.new_stream(str(segment), ENTRY_SCHEMA, options=parallel.COMPRESSED)
+        writer = pa.ipc.new_stream(str(segment), ENTRY_SCHEMA)
 
         def add(t: pa.Table) -> None:
             writer.write_table(t)
