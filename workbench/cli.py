@@ -174,8 +174,9 @@ def sample(
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Parser processes beside this one (0: parse in this process, the least memory). "
-    "Worth 2+ only on idle cores; the Dataset is the same either way.",
+    help="Parser processes beside this one, which also parses whenever it would wait "
+    "(0: parse only here, the least memory). 1 keeps a second core busy: about 1.4x "
+    "faster for about 80 MiB more. The Dataset is the same either way.",
 )
 def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int) -> None:
     """Ingest Claude Code transcript trees into a Dataset.

@@ -107,8 +107,10 @@ def ingest(
     If ``dest`` already holds a claude-code Dataset of the same roots, only new files and
     the appended bytes of grown files are read (``update=False`` re-reads everything); the
     result equals a full ingest. Any other existing dataset is replaced only with
-    ``overwrite=True``. ``workers`` > 0 parser processes run beside this one (default 0:
-    parse here, the least memory; see docs/BENCHMARKS.md); the Dataset is the same.
+    ``overwrite=True``. ``workers`` > 0 parser processes run beside this one, which parses
+    too whenever it would wait (default 0: parse only here, the least memory; see
+    docs/BENCHMARKS.md); the Dataset is the same. Scratch files (about half the size of
+    the transcripts read) live beside ``dest`` until the end.
     """
     roots = resolve_roots(paths)
     dest = Path(dest)
