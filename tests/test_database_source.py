@@ -19,9 +19,11 @@ from workbench.sources.database import (
     SchemaMismatchError,
     hash_expr,
     hash_id,
+    mix,
     read_only_connection,
     salt,
     sample_database,
+    xor_portable,
 )
 
 CONTENT = {"projects", "sessions", "messages", "session_windows", "jobs"}
@@ -146,6 +148,14 @@ def test_hash_in_sql_matches_python(source_url):
         ]
     assert got == [hash_id(v, s) for v in values]
     assert all(0 <= h < 2**32 for h in got)
+    # the SQL other engines get (XOR as (a | b) - (a & b)), run here on SQLite and PostgreSQL
+    with read_only_connection(source_url) as conn:
+        salt_param = sa.bindparam(None, s, sa.BigInteger)
+        portable = [
+            conn.execute(sa.select(mix(sa.literal(v, sa.BigInteger), salt_param, xor_portable))).scalar_one()
+            for v in values
+        ]
+    assert portable == got
 
 
 # ---- read-only, always --------------------------------------------------------------------------

@@ -9,8 +9,8 @@ the sample started.
 
 Sampling happens in the database: only the chosen sessions' rows ever leave it.
 
-1. Sessions are ranked by a seeded 32-bit hash of their id, computed in SQL with
-   operators every engine has (``&``, ``|``, ``>>``, ``*``), so PostgreSQL and SQLite
+1. Sessions are ranked by a seeded 32-bit hash of their id, computed in the database
+   (:func:`hash_expr`: the same function on every engine), so PostgreSQL and SQLite
    pick the *same* sessions for the same data and seed, a row's fate does not depend
    on the physical layout, and a smaller sample (same seed) is a subset of a larger
    one. The first ``round(fraction * total)`` (or ``sessions``) by hash are kept; with
@@ -46,8 +46,10 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import Grouping
+from sqlalchemy.sql.functions import FunctionElement
 
 from workbench import schema as wb
 from workbench.dataset import Dataset, DatasetWriter, _allocate
@@ -184,6 +186,7 @@ def _create_engine(url: str) -> sa.Engine:
         def connect() -> sqlite3.Connection:
             con = sqlite3.connect(ro_uri, uri=True, isolation_level=None)  # BEGIN is ours to send
             con.execute("PRAGMA query_only = ON")
+            con.create_function("workbench_hash32", 2, _sqlite_hash32, deterministic=True)
             return con
 
         return _engine_or_error(make_url("sqlite://"), url, creator=connect)
@@ -391,25 +394,64 @@ def hash_id(value: int, salt_value: int) -> int:
 
 
 def hash_expr(column: sa.ColumnElement, salt_value: int) -> sa.ColumnElement:
-    """A seeded 32-bit hash of an integer column, portable SQL (no XOR operator needed)."""
+    """:func:`hash_id` of an integer column, computed in the database.
 
+    SQLite runs ``hash_id`` itself, registered on each connection this module opens as a
+    deterministic function (connection-local: nothing is written). PostgreSQL has an XOR
+    operator (``#``). Other engines emulate XOR as ``(a | b) - (a & b)``, which repeats
+    its operands, so their SQL holds the column 512 times: portable, but slow.
+    """
+    return _Hash32(column, sa.bindparam(None, salt_value, sa.BigInteger))
+
+
+class _Hash32(FunctionElement):
+    type = sa.BigInteger()
+    name = "workbench_hash32"  # the SQLite function
+    inherit_cache = True
+
+
+def _sqlite_hash32(value: Any, salt_value: int) -> int | None:
+    return None if value is None else hash_id(int(value), salt_value)
+
+
+def xor_portable(a: Any, b: Any) -> sa.ColumnElement:
+    """``a ^ b`` with the operators every engine has."""
+    return Grouping(sa.type_coerce(_op(a, "|", b) - _op(a, "&", b), sa.BigInteger))
+
+
+@compiles(_Hash32)
+def _compile_portable(element: _Hash32, compiler: Any, **kw: Any) -> str:
+    return compiler.process(mix(*element.clauses, xor_portable), **kw)
+
+
+@compiles(_Hash32, "postgresql")
+def _compile_postgres(element: _Hash32, compiler: Any, **kw: Any) -> str:
+    return compiler.process(mix(*element.clauses, lambda a, b: _op(a, "#", b)), **kw)
+
+
+@compiles(_Hash32, "sqlite")
+def _compile_sqlite(element: _Hash32, compiler: Any, **kw: Any) -> str:
+    return compiler.visit_function(element, **kw)
+
+
+def _op(a: Any, o: str, b: Any) -> sa.ColumnElement:
     # Every step is parenthesised: PostgreSQL and SQLite rank - above & | >>, other engines may not.
-    def op(a: Any, o: str, b: Any) -> sa.ColumnElement:
-        return Grouping(sa.type_coerce(a, sa.BigInteger).op(o, return_type=sa.BigInteger)(b))
+    return Grouping(sa.type_coerce(a, sa.BigInteger).op(o, return_type=sa.BigInteger)(b))
 
-    def xor(a: Any, b: Any) -> sa.ColumnElement:
-        return Grouping(sa.type_coerce(op(a, "|", b) - op(a, "&", b), sa.BigInteger))  # a ^ b
+
+def mix(column: Any, salt_param: Any, xor: Any) -> sa.ColumnElement:
+    """``hash_id``'s steps as SQL, with ``xor(a, b)`` as the engine can write it."""
 
     def lit(n: int) -> sa.ColumnElement:
         return sa.literal_column(str(n), sa.BigInteger)  # our constants, never input
 
     x = xor(
-        xor(op(column, "&", lit(_M32)), op(op(column, ">>", lit(32)), "&", lit(_M32))),
-        sa.cast(sa.bindparam(None, salt_value, sa.BigInteger), sa.BigInteger),
+        xor(_op(column, "&", lit(_M32)), _op(_op(column, ">>", lit(32)), "&", lit(_M32))),
+        sa.cast(salt_param, sa.BigInteger),
     )
     for _ in range(2):
-        x = op(xor(op(x, ">>", lit(16)), x) * lit(_MIX), "&", lit(_M32))
-    return xor(op(x, ">>", lit(16)), x)
+        x = _op(xor(_op(x, ">>", lit(16)), x) * lit(_MIX), "&", lit(_M32))
+    return xor(_op(x, ">>", lit(16)), x)
 
 
 def _stratum(count: sa.ColumnElement) -> sa.ColumnElement:
