@@ -272,9 +272,10 @@ def test_parallel_parsing_writes_the_same_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixture_ds: Dataset
 ) -> None:
     """Worker processes (with this process parsing beside them), tiny tasks (several per
-    file tree) and tiny read blocks (lines split across blocks) change nothing, byte for
-    byte, in full and incremental ingests."""
-    from workbench.sources.claude_code import parallel, reader
+    file tree), tiny read blocks (lines split across blocks) and the number of partitions
+    of the dedup and window state change nothing, byte for byte, in full and incremental
+    ingests."""
+    from workbench.sources.claude_code import parallel, pipeline, reader
 
     monkeypatch.setattr(parallel, "TASK_BYTES", 4096)
     root = _tree(tmp_path)
@@ -300,6 +301,10 @@ def test_parallel_parsing_writes_the_same_dataset(
     }
     assert updates["two"].files["grown"] == len(files) == 16
     assert _outputs(updates["one"].dataset) == _outputs(updates["two"].dataset)
+    for partitions in (1, 3):  # dedup and windows give the same rows however they are split
+        monkeypatch.setattr(pipeline, "PARTITIONS", partitions)
+        split = ingest([FIXTURES], tmp_path / f"partitions-{partitions}", progress=False)
+        assert split.dataset.content_hash == fixture_ds.content_hash
     monkeypatch.setattr(reader, "BLOCK_BYTES", 97)
     small_blocks = ingest([FIXTURES], tmp_path / "blocks", progress=False, workers=0)
     assert _outputs(small_blocks.dataset) == _outputs(

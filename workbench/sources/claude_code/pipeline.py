@@ -255,18 +255,65 @@ def _old_raw(ds: Dataset) -> Iterator[pa.Table]:
         yield raw.read_row_group(i).cast(RAW_SCHEMA)
 
 
+#: Partitions of the per-row dedup and window state: 1/16 of it is in memory at a time.
+PARTITIONS = 16
+DEDUP_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("keyed", pa.bool_()), ("key", pa.int64()), ("mid", pa.int64()),
+     ("total", pa.int64()), ("side", pa.bool_())]
+)  # fmt: skip
+WINDOW_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("session", pa.int64()), ("stamp", pa.int64()), ("total", pa.int64())]
+)
+
+
+class _Partitions:
+    """Rows of NumPy columns hash-partitioned into scratch files, read back one partition at
+    a time: what dedup and the windows keep per row (about 60 bytes a message) does not
+    have to fit in memory at once, so peak memory does not grow with the tree (Grace hash
+    partitioning; every group a computation needs lies in one partition)."""
+
+    def __init__(self, path: Path, schema_: pa.Schema, count: int) -> None:
+        self.schema = schema_
+        self.paths = [path.with_name(f"{path.name}-{i:02d}.arrow") for i in range(count)]
+        self.writers = [pa.ipc.new_stream(str(p), schema_) for p in self.paths]
+
+    def add(self, by: np.ndarray, **columns: np.ndarray) -> None:
+        """Append rows; ``by`` (64-bit integers) picks each row's partition."""
+        part = by.view(np.uint64) % np.uint64(len(self.writers))
+        order = np.argsort(part, kind="stable")  # keeps row order within a partition
+        bounds = np.r_[0, np.cumsum(np.bincount(part, minlength=len(self.writers)))]
+        for i, writer in enumerate(self.writers):
+            if bounds[i + 1] > bounds[i]:
+                take = order[bounds[i] : bounds[i + 1]]
+                writer.write_batch(
+                    pa.record_batch([columns[f.name][take] for f in self.schema], schema=self.schema)
+                )
+
+    def read(self) -> Iterator[dict[str, np.ndarray]]:
+        """Each partition's columns (its rows in the order they were added), then its file is removed."""
+        for writer in self.writers:
+            writer.close()
+        for path in self.paths:
+            with pa.OSFile(str(path)) as f:
+                table = pa.ipc.open_stream(f).read_all()
+            path.unlink()
+            if table.num_rows:
+                yield {name: table.column(name).to_numpy() for name in table.column_names}
+
+
 class _Dedup:
     """ccusage's dedup of streamed copies, fed chunk by chunk in row order.
 
     Copies sharing (message.id, requestId) collapse to the one with the largest token total
     (first in file order on a tie). Then, among survivors sharing a message.id with
     different requestIds, sidechain copies are duplicates: a non-sidechain copy wins,
-    else the largest sidechain copy. Only usage rows are kept, as 33 bytes of NumPy each:
-    the keys as 64-bit hashes (Python's SipHash of the strings, within this process).
+    else the largest sidechain copy. Only usage rows are kept, as 34 bytes each, the keys
+    as 64-bit hashes (Python's SipHash of the strings, within this process), partitioned
+    by message.id: every group the rule looks at lies in one partition.
     """
 
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, ...]] = []
+    def __init__(self, work: Path) -> None:
+        self.parts = _Partitions(work / "dedup", DEDUP_SCHEMA, PARTITIONS)
         self.usage_rows = 0
 
     def add(self, t: pa.Table, offset: int) -> None:
@@ -281,32 +328,37 @@ class _Dedup:
         mid = np.array([hash(m) for m in mids], np.int64)
         total = _total(u).to_numpy().astype(np.int64)
         side = u.column("is_sidechain").to_numpy().astype(bool)
-        self.parts.append((rows, keyed, key, mid, total, side))
+        self.parts.add(mid, row=rows, keyed=keyed, key=key, mid=mid, total=total, side=side)
         self.usage_rows += len(rows)
 
     def winners(self) -> np.ndarray:
-        if not self.parts:
-            return np.zeros(0, np.int64)
-        rows, keyed, key, mid, total, side = (np.concatenate(c) for c in zip(*self.parts, strict=True))
-        self.parts = []
-        loose = rows[~keyed]
-        rows, key, mid, total, side = rows[keyed], key[keyed], mid[keyed], total[keyed], side[keyed]
-        # per key: largest total, then first row
-        order = np.lexsort((rows, -total, key))
-        first = np.ones(len(order), bool)
-        first[1:] = key[order][1:] != key[order][:-1]
-        pick = order[first]
-        rows, mid, total, side = rows[pick], mid[pick], total[pick], side[pick]
-        # per message.id: the non-sidechain copies, else the best sidechain copy
-        order = np.lexsort((rows, -total, mid))
-        m = mid[order]
-        starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
-        has_main = np.logical_or.reduceat(~side[order], starts) if len(order) else np.zeros(0, bool)
-        group = np.cumsum(np.r_[True, m[1:] != m[:-1]]) - 1 if len(order) else np.zeros(0, np.int64)
-        is_first = np.zeros(len(order), bool)
-        is_first[starts] = True
-        keep = np.where(has_main[group], ~side[order], is_first)
-        return np.sort(np.concatenate([rows[order][keep], loose]))
+        """The rows whose tokens count, sorted."""
+        found = [_winners(**columns) for columns in self.parts.read()]
+        return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+
+def _winners(
+    row: np.ndarray, keyed: np.ndarray, key: np.ndarray, mid: np.ndarray, total: np.ndarray, side: np.ndarray
+) -> np.ndarray:
+    """``_Dedup``'s rule on one partition's usage rows: the rows that keep their tokens."""
+    loose = row[~keyed]
+    rows, key, mid, total, side = row[keyed], key[keyed], mid[keyed], total[keyed], side[keyed]
+    # per key: largest total, then first row
+    order = np.lexsort((rows, -total, key))
+    first = np.ones(len(order), bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    pick = order[first]
+    rows, mid, total, side = rows[pick], mid[pick], total[pick], side[pick]
+    # per message.id: the non-sidechain copies, else the best sidechain copy
+    order = np.lexsort((rows, -total, mid))
+    m = mid[order]
+    starts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
+    has_main = np.logical_or.reduceat(~side[order], starts) if len(order) else np.zeros(0, bool)
+    group = np.cumsum(np.r_[True, m[1:] != m[:-1]]) - 1 if len(order) else np.zeros(0, np.int64)
+    is_first = np.zeros(len(order), bool)
+    is_first[starts] = True
+    keep = np.where(has_main[group], ~side[order], is_first)
+    return np.concatenate([rows[order][keep], loose])
 
 
 class _Aggregates:
@@ -391,11 +443,11 @@ class _Run:
         self.states: list[FileState] = []
         self.files: Counter[str] = Counter()
         self.rows = 0
-        self.dedup = _Dedup()
+        self.dedup = _Dedup(work)
         self.agg = _Aggregates()
         self.counts: Counter[str] = Counter()
         self.titles: list[tuple[str, str | None, str]] = []
-        self.windows_input: list[tuple[np.ndarray, np.ndarray, pa.Array]] = []
+        self.windows_input = _Partitions(work / "windows", WINDOW_SCHEMA, PARTITIONS)
         self.pending: list[pa.Table] = []
         self.segments: list[Path] = []  # entry files holding the message rows, in order
         self.pending_rows = 0
@@ -435,19 +487,13 @@ class _Run:
         self.agg.add(t)
         for role, n in zip(*_value_counts(t.column("role")), strict=True):
             self.counts[role] += n
-        total = pc.add(
-            pc.add(t.column("input_tokens").cast(pa.int64()), t.column("output_tokens").cast(pa.int64())),
-            pc.add(
-                t.column("cache_creation_tokens").cast(pa.int64()),
-                t.column("cache_read_tokens").cast(pa.int64()),
-            ),
-        )
-        self.windows_input.append(
-            (
-                t.column("session_id").to_numpy(),
-                t.column("timestamp").cast(pa.int64()).to_numpy(),
-                total.combine_chunks() if isinstance(total, pa.ChunkedArray) else total,
-            )
+        sessions = t.column("session_id").to_numpy()
+        self.windows_input.add(
+            sessions,
+            row=np.arange(self.rows, self.rows + t.num_rows, dtype=np.int64),
+            session=sessions,
+            stamp=t.column("timestamp").cast(pa.int64()).to_numpy(),
+            total=_total(t).fill_null(0).to_numpy(),
         )
         self.rows += t.num_rows
 
@@ -574,7 +620,7 @@ class _Run:
         w.write_arrow("projects", projects)
         w.write_arrow("sessions", sessions)
         _trim()
-        w.write_arrow("session_windows", pa.concat_tables(self._windows(winners)))
+        w.write_arrow("session_windows", self._windows(winners))
         w.write_arrow("jobs", schema.arrow_schema("jobs").empty_table())
         return {
             "mode": "incremental" if self.previous else "full",
@@ -602,11 +648,7 @@ class _Run:
             nonlocal offset
             rows = np.arange(offset, offset + t.num_rows, dtype=np.int64)
             offset += t.num_rows
-            if len(winners):
-                at = np.minimum(np.searchsorted(winners, rows), len(winners) - 1)
-                keep = pa.array(winners[at] == rows)
-            else:
-                keep = pa.array(np.zeros(len(rows), bool))
+            keep = pa.array(_among(rows, winners))
             for c in TOKEN_COLUMNS:
                 i = t.schema.get_field_index(c)
                 col = t.column(i)
@@ -623,30 +665,24 @@ class _Run:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
             w.write_arrow("messages", empty.rename_columns(renamed))
 
-    def _windows(self, winners: np.ndarray, batch_rows: int = 16_384) -> Iterator[pa.Table]:
-        """``window_rows`` per range of whole sessions (ids renumbered), so the working arrays
-        stay small; the window rows themselves are few (a handful per session)."""
-        sids = np.concatenate([s for s, _, _ in self.windows_input] or [np.zeros(0, np.int64)])
-        stamps = np.concatenate([ts for _, ts, _ in self.windows_input] or [np.zeros(0, np.int64)])
-        totals = pa.chunked_array([t for _, _, t in self.windows_input], pa.int64()).combine_chunks()
-        self.windows_input = []
-        mask = np.zeros(len(sids), bool)
-        mask[winners] = True  # only the winning copy of a streamed response counts its tokens
-        totals = np.where(mask, totals.fill_null(0).to_numpy(), 0)
-        order = np.lexsort((stamps, sids))
-        sids, stamps, totals = sids[order], stamps[order], totals[order]
-        starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
-        n_before, lo = 0, 0
-        while True:
-            cut = np.searchsorted(starts, lo + batch_rows, side="left")
-            hi = int(starts[cut]) if cut < len(starts) else len(sids)
-            part = window_rows(sids[lo:hi], stamps[lo:hi], totals[lo:hi])
-            part["id"] += n_before
-            n_before += len(part["id"])
-            yield pa.table(part)
-            lo = hi
-            if lo >= len(sids):
-                return
+    def _windows(self, winners: np.ndarray) -> pa.Table:
+        """``window_rows`` per partition of whole sessions, ids renumbered in (session, start)
+        order; the window rows themselves are few (a handful per session)."""
+        parts = []
+        for p in self.windows_input.read():
+            # only the winning copy of a streamed response counts its tokens
+            won = _among(p["row"], winners)
+            order = np.lexsort((p["stamp"], p["session"]))  # stable: ties keep file order
+            parts.append(
+                window_rows(p["session"][order], p["stamp"][order], np.where(won, p["total"], 0)[order])
+            )
+        if not parts:
+            parts = [window_rows(*(np.zeros(0, np.int64) for _ in range(3)))]
+        columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        order = np.lexsort((columns["start_time"], columns["session_id"]))
+        columns = {k: v[order] for k, v in columns.items()}
+        columns["id"] = np.arange(1, len(order) + 1, dtype=np.int64)
+        return pa.table(columns)
 
     def _sessions_projects(self) -> tuple[pa.Table, pa.Table]:
         agg = self.agg
@@ -721,6 +757,14 @@ class _Run:
             if cur is None or (rank, -order) < (cur[0], -cur[1]):
                 best[sid] = (rank, order, title)
         return {sid: title for sid, (_, _, title) in best.items()}
+
+
+def _among(rows: np.ndarray, winners: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` are in ``winners`` (sorted)."""
+    if not len(winners):
+        return np.zeros(len(rows), bool)
+    at = np.minimum(np.searchsorted(winners, rows), len(winners) - 1)
+    return winners[at] == rows
 
 
 def _total(t: pa.Table) -> pa.ChunkedArray:
