@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -327,8 +328,18 @@ def test_a_parser_process_that_dies_stops_the_ingest_with_the_fix(
         self.proc.kill()
 
     monkeypatch.setattr(parallel._Worker, "send", send_then_die)
-    with pytest.raises(parallel.ParseError, match="stopped .* Re-run with --workers 0"):
-        ingest([FIXTURES], tmp_path / "ds", progress=False, workers=1)
+
+    def hung(*_: object) -> None:
+        raise TimeoutError("the ingest hung on a dead worker")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # a hang fails the test instead of stalling CI
+    try:
+        with pytest.raises(parallel.ParseError, match="stopped .* Re-run with --workers 0"):
+            ingest([FIXTURES], tmp_path / "ds", progress=False, workers=1)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert list(tmp_path.iterdir()) == []  # no Dataset, no scratch folder left behind
 
 

@@ -140,14 +140,18 @@ def test_tablesample_bernoulli_on_postgres(pg_source, tiny, tmp_path):
 
 
 def test_hash_in_sql_matches_python(source_url):
-    values = [0, 1, 2, 59, 2**31 - 1, 2**32 + 5, 2**40 + 123, 2**62]
+    values = [0, 1, 2, 59, 2**31 - 1, 2**32 + 5, 2**40 + 123, 2**62, 2**63 - 1, -1, -(2**63)]
     s = salt(9, "sessions")
     with read_only_connection(source_url) as conn:
+        fast = sa.select(hash_expr(sa.literal(1, sa.BigInteger), s)).compile(conn)
+        assert ("workbench_hash32(" if conn.dialect.name == "sqlite" else " # ") in str(fast)
         got = [
             conn.execute(sa.select(hash_expr(sa.literal(v, sa.BigInteger), s))).scalar_one() for v in values
         ]
+        null = conn.execute(sa.select(hash_expr(sa.null(), s))).scalar_one()
     assert got == [hash_id(v, s) for v in values]
     assert all(0 <= h < 2**32 for h in got)
+    assert null is None
     # the SQL other engines get (XOR as (a | b) - (a & b)), run here on SQLite and PostgreSQL
     with read_only_connection(source_url) as conn:
         salt_param = sa.bindparam(None, s, sa.BigInteger)

@@ -410,8 +410,8 @@ class _Hash32(FunctionElement):
     inherit_cache = True
 
 
-def _sqlite_hash32(value: Any, salt_value: int) -> int | None:
-    return None if value is None else hash_id(int(value), salt_value)
+def _sqlite_hash32(value: int | None, salt_value: int) -> int | None:
+    return None if value is None else hash_id(value, salt_value)
 
 
 def xor_portable(a: Any, b: Any) -> sa.ColumnElement:
@@ -431,7 +431,9 @@ def _compile_postgres(element: _Hash32, compiler: Any, **kw: Any) -> str:
 
 @compiles(_Hash32, "sqlite")
 def _compile_sqlite(element: _Hash32, compiler: Any, **kw: Any) -> str:
-    return compiler.visit_function(element, **kw)
+    column, salt_param = (compiler.process(c, **kw) for c in element.clauses)
+    # CAST: a text or real id becomes the integer SQLite's own & and >> would see
+    return f"{_Hash32.name}(CAST({column} AS INTEGER), {salt_param})"
 
 
 def _op(a: Any, o: str, b: Any) -> sa.ColumnElement:

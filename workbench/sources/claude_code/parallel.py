@@ -8,7 +8,8 @@ folder (so a 3 GB file never has to fit in memory, and results waiting their tur
 disk, not in RAM). The IPC files are uncompressed: compressing them (lz4) cost about 10%
 of an ingest's CPU, and the entry files stay only until the messages table is written
 (scratch space is about half the size of the transcripts read). ``parse`` yields the
-tasks' results strictly in order, keeping only a few tasks in flight, so the Dataset
+tasks' results strictly in order (each worker two tasks ahead at most; this process may
+run further ahead while a worker is slow, its results waiting on disk), so the Dataset
 does not depend on how many workers ran.
 
 This module must stay light to import: it is what each worker process loads.
@@ -131,11 +132,14 @@ def parse(
     pool = [_Worker(work, i) for i in range(min(workers, len(tasks)))]
 
     def feed() -> None:
-        for worker in pool:  # results waiting their turn sit on disk, so two ahead is cheap
-            while len(worker.pending) < 2 and queue:
-                task = queue.popleft()
-                worker.send(task)
-                owner[task.index] = worker
+        # One task each before anyone gets a second (two ahead is cheap: results waiting
+        # their turn sit on disk); the last task stays here, so this process has work too.
+        for depth in (1, 2):
+            for worker in pool:
+                if len(worker.pending) < depth and len(queue) > 1:
+                    task = queue.popleft()
+                    worker.send(task)
+                    owner[task.index] = worker
 
     try:
         feed()
@@ -179,7 +183,7 @@ class _Worker:
         try:
             self.proc.stdin.write(f"{path}\n".encode())
             self.proc.stdin.flush()
-        except BrokenPipeError:
+        except OSError:  # BrokenPipeError; EINVAL on Windows
             raise self._stopped() from None
 
     def ready(self) -> bool:
