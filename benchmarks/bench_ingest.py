@@ -6,8 +6,9 @@ timestamps (cached under --data), then measures side by side, each run a fresh
 subprocess (wall time, and peak memory of its whole process tree, sampled every 10 ms:
 the sum of RSS, and the sum of PSS, which counts shared pages once):
 
-  workbench   ingest(tree) -> Dataset (all five tables, dedup, quarantine, side files),
-              one process (the default, --workers 0)
+  workbench   workbench ingest TREE --out DS (all five tables, dedup, quarantine, side
+              files), one process (the default, --workers 0); the command a user runs,
+              progress bar off
   workbench-N the same with --workers N (1-4): N parser processes beside it
   ccusage     ccusage daily --json --offline   (native binary; sums tokens only)
   duckdb      CREATE TABLE t AS SELECT * FROM read_ndjson(glob, union_by_name=true)
@@ -154,12 +155,6 @@ def main() -> None:
     nfiles = sum(1 for _ in tree.rglob("*.jsonl"))
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.data))
     python = sys.executable
-    ingest_code = (
-        "import sys; from workbench.sources.claude_code import ingest; "
-        "r = ingest([sys.argv[1]], sys.argv[2], progress=False, overwrite=True, update=False, "
-        "workers=int(sys.argv[3])); "
-        "print(r.counts, file=sys.stderr)"
-    )
     duck_code = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[2]); "
         'con.execute("CREATE OR REPLACE TABLE t AS SELECT * FROM read_ndjson(?, union_by_name=true, '
@@ -176,10 +171,12 @@ def main() -> None:
     except Exception as e:  # a missing ccusage only drops its row
         print(f"ccusage not measured: {e}")
     commands = {
-        "workbench": ([python, "-c", ingest_code, str(tree), str(work / "ds"), "0"], None),
         **{
-            f"workbench-{n}": ([python, "-c", ingest_code, str(tree), str(work / "ds"), str(n)], None)
-            for n in (1, 2, 3, 4)
+            name: (
+                [python, "-m", "workbench", "ingest", str(tree), "--out", str(work / "ds"), "--workers", n],
+                {"WORKBENCH_PROGRESS": "0"},
+            )
+            for name, n in [("workbench", "0"), *((f"workbench-{n}", str(n)) for n in (1, 2, 3, 4))]
         },
         "ccusage": (
             [str(native), "daily", "--json", "--offline"],

@@ -5,7 +5,7 @@ on N processes beside the parent (which deduplicates and writes, and parses too 
 would otherwise wait). Consecutive files are grouped into tasks of about ``TASK_BYTES``;
 a task's lines stream through ``read_file`` into Arrow IPC files in the ingest's scratch
 folder (so a 3 GB file never has to fit in memory, and results waiting their turn sit on
-disk, not in RAM). The IPC files are uncompressed: compressing them (lz4) cost about 10%
+disk, not in RAM). The IPC files are uncompressed: compressing them (lz4) cost 1-20%
 of an ingest's CPU, and the entry files stay only until the messages table is written
 (scratch space is about half the size of the transcripts read). ``parse`` yields the
 tasks' results strictly in order (each worker two tasks ahead at most; this process may
