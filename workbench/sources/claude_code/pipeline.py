@@ -595,7 +595,7 @@ class _Run:
             for rec in new_quarantine.get(key, []):
                 quarantine(rec)
         writer.close()
-        result.entries.unlink()
+        parallel.discard(result.entries)
         self.segments.append(segment)
 
     def _count_file(self, old: FileState | None, done: parallel.FileResult) -> None:
@@ -659,7 +659,7 @@ class _Run:
         for segment in self.segments:
             for t in parallel.read_tables(segment, MESSAGE_SOURCE):
                 chunker.add(t)
-            segment.unlink()
+            parallel.discard(segment)
         chunker.close()
         if self.rows == 0:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
