@@ -595,7 +595,7 @@ class _Run:
             for rec in new_quarantine.get(key, []):
                 quarantine(rec)
         writer.close()
-        parallel.discard(result.entries)
+        result.entries.unlink()
         self.segments.append(segment)
 
     def _count_file(self, old: FileState | None, done: parallel.FileResult) -> None:
@@ -659,7 +659,7 @@ class _Run:
         for segment in self.segments:
             for t in parallel.read_tables(segment, MESSAGE_SOURCE):
                 chunker.add(t)
-            parallel.discard(segment)
+            segment.unlink()
         chunker.close()
         if self.rows == 0:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
