@@ -175,8 +175,8 @@ def sample(
     default=0,
     show_default=True,
     help="Parser processes beside this one, which also parses whenever it would wait "
-    "(0: parse only here, the least memory). 1 keeps a second core busy: 1.2-1.4x "
-    "faster on trees of 100 MB-1 GB, for about 80 MiB more. The Dataset is the same either way.",
+    "(0: parse only here, the least memory). 1 keeps a second core busy: 1.4-1.6x "
+    "faster on trees of 200 MB-1 GB, for about 90 MiB more. The Dataset is the same either way.",
 )
 def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int) -> None:
     """Ingest Claude Code transcript trees into a Dataset.
