@@ -482,7 +482,8 @@ class _Run:
         t = pa.concat_tables(self.pending)
         self.pending, self.pending_rows = [], 0
         self.lines.add(t.select(list(LINE_COLUMNS)))
-        self.uuids.write_table(t.select(["uuid", "session_id"]))
+        # one batch per drain (not one per parse batch): _titles looks them up batch by batch
+        self.uuids.write_table(t.select(["uuid", "session_id"]).combine_chunks())
         self.dedup.add(t, self.rows)
         self.agg.add(t)
         for role, n in zip(*_value_counts(t.column("role")), strict=True):
