@@ -321,13 +321,13 @@ def test_a_parser_process_that_dies_stops_the_ingest_with_the_fix(
     from workbench.sources.claude_code import parallel
 
     monkeypatch.setattr(parallel, "TASK_BYTES", 4096)
-    send = parallel._Worker.send
+    send = parallel.Worker.send
 
     def send_then_die(self, task) -> None:
         send(self, task)
         self.proc.kill()
 
-    monkeypatch.setattr(parallel._Worker, "send", send_then_die)
+    monkeypatch.setattr(parallel.Worker, "send", send_then_die)
 
     def hung(*_: object) -> None:
         raise TimeoutError("the ingest hung on a dead worker")

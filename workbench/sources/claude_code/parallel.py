@@ -17,6 +17,7 @@ This module must stay light to import: it is what each worker process loads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -108,10 +109,25 @@ def plan(
     return tasks
 
 
+@contextlib.contextmanager
+def started(work: Path, workers: int) -> Iterator[list[Worker]]:
+    """``workers`` parser processes, started now so that their start-up overlaps the
+    caller's (finding the files, planning); closed on exit if ``parse`` has not."""
+    pool: list[Worker] = []
+    try:
+        pool.extend(Worker(work, i) for i in range(workers))
+        yield pool
+    finally:
+        for worker in pool:
+            worker.close()
+
+
 def parse(
-    tasks: Sequence[Task], work: Path, workers: int, progress: Callable[[int], None]
+    tasks: Sequence[Task], work: Path, pool: list[Worker], progress: Callable[[int], None]
 ) -> Iterator[TaskResult]:
-    """Each task's result, in task order; ``workers`` processes beside this one (0: none).
+    """Each task's result, in task order, parsed by the ``pool`` (from :func:`started`;
+    empty: here only), which is closed once every task is parsed, so the final tables
+    have the workers' memory.
 
     This process parses too: whenever the result it needs next is not ready, it runs the
     next task nobody has started, so no core idles while the workers catch up (and with
@@ -122,14 +138,15 @@ def parse(
     a multiprocessing pool: spawn would re-run the caller's ``__main__`` script in every
     worker, and fork is unsafe once polars or Arrow have started their thread pools.
     """
-    if workers <= 0 or len(tasks) <= 1:
+    if not pool or len(tasks) <= 1:
+        for worker in pool:
+            worker.close()
         for task in tasks:
             yield run_task(task, work, progress)
         return
     queue = deque(tasks)  # not started yet
-    owner: dict[int, _Worker] = {}
+    owner: dict[int, Worker] = {}
     done: dict[int, TaskResult] = {}  # parsed here, waiting their turn (on disk)
-    pool = [_Worker(work, i) for i in range(min(workers, len(tasks)))]
 
     def feed() -> None:
         # One task each before anyone gets a second (two ahead is cheap: results waiting
@@ -160,7 +177,7 @@ def parse(
             worker.close()
 
 
-class _Worker:
+class Worker:
     """One parser process: task file paths in on stdin, result file paths out on stdout."""
 
     def __init__(self, work: Path, n: int) -> None:
