@@ -9,6 +9,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -645,29 +646,39 @@ class _Run:
         }
 
     def _write_messages(self, w: DatasetWriter, winners: np.ndarray) -> None:
-        renamed = [c if c != "uuid" else "external_id" for c in MESSAGE_SOURCE]
-        offset = 0
+        """The messages table, in chunks of ``CHUNK_ROWS`` rows; each chunk is read and
+        prepared on a thread while the one before is encoded (both are Arrow work, which
+        releases the GIL)."""
+        for t in _ahead(self._message_chunks(winners)):
+            w.write_arrow("messages", t)
+        if self.rows == 0:
+            empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
+            w.write_arrow("messages", empty.rename_columns(list(MESSAGE_COLUMNS)))
 
-        def emit(t: pa.Table) -> None:
-            nonlocal offset
-            rows = np.arange(offset, offset + t.num_rows, dtype=np.int64)
+    def _message_chunks(self, winners: np.ndarray) -> Iterator[pa.Table]:
+        """The message rows in chunks of ``CHUNK_ROWS``, tokens kept by the winners only."""
+        offset = 0
+        for t in self._entry_chunks():
+            keep = pa.array(_among(np.arange(offset, offset + t.num_rows, dtype=np.int64), winners))
             offset += t.num_rows
-            keep = pa.array(_among(rows, winners))
             for c in TOKEN_COLUMNS:
                 i = t.schema.get_field_index(c)
                 col = t.column(i)
                 t = t.set_column(i, c, pc.if_else(keep, col, pa.nulls(len(col), col.type)))
-            w.write_arrow("messages", t.rename_columns(renamed))
+            yield t.rename_columns(list(MESSAGE_COLUMNS))
 
-        chunker = _Rechunker(CHUNK_ROWS, emit)
+    def _entry_chunks(self) -> Iterator[pa.Table]:
+        """The entry files' message columns, in order, rechunked to ``CHUNK_ROWS`` rows."""
+        chunks: list[pa.Table] = []
+        chunker = _Rechunker(CHUNK_ROWS, chunks.append)
         for segment in self.segments:
             for t in parallel.read_tables(segment, MESSAGE_SOURCE):
                 chunker.add(t)
+                yield from chunks
+                chunks.clear()
             segment.unlink()
         chunker.close()
-        if self.rows == 0:
-            empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
-            w.write_arrow("messages", empty.rename_columns(renamed))
+        yield from chunks
 
     def _windows(self, winners: np.ndarray) -> pa.Table:
         """``window_rows`` per partition of whole sessions, ids renumbered in (session, start)
@@ -761,6 +772,18 @@ class _Run:
             if cur is None or (rank, -order) < (cur[0], -cur[1]):
                 best[sid] = (rank, order, title)
         return {sid: title for sid, (_, _, title) in best.items()}
+
+
+_DONE = object()
+
+
+def _ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, each one computed on a thread while the caller works on the one before."""
+    with ThreadPoolExecutor(1, thread_name_prefix="ahead") as pool:
+        coming = pool.submit(next, items, _DONE)
+        while (item := coming.result()) is not _DONE:
+            coming = pool.submit(next, items, _DONE)
+            yield item
 
 
 def _among(rows: np.ndarray, winners: np.ndarray) -> np.ndarray:
