@@ -374,17 +374,14 @@ class _Aggregates:
         self.projects: dict[str, Any] = {}
 
     def add(self, t: pa.Table) -> None:
-        g = t.group_by("session_id", use_threads=False).aggregate(
-            [
-                ("session_key", "first"),
-                ("project", "min"),
-                ("timestamp", "min"),
-                ("timestamp", "max"),
-                ("line", "count"),
-            ]
+        # One grouping per chunk (each group_by has a fixed cost): a few rows per session.
+        keys = ["session_id", "session_key", "project", "role", "model", "git_branch", "cwd"]
+        g = t.group_by(keys, use_threads=False).aggregate(
+            [("timestamp", "min"), ("timestamp", "max"), ("line", "count")]
         )
-        sessions = self.sessions
-        for sid, key, project, lo, hi, n in zip(*(c.to_pylist() for c in g.columns), strict=True):
+        sessions, projects = self.sessions, self.projects
+        columns = (g.column(c).to_pylist() for c in [*keys, "timestamp_min", "timestamp_max", "line_count"])
+        for sid, key, project, role, model, branch, cwd, lo, hi, n in zip(*columns, strict=True):
             cur = sessions.get(sid)
             if cur is None:
                 sessions[sid] = [key, project, lo, hi, n]
@@ -393,28 +390,14 @@ class _Aggregates:
                 cur[2] = min(cur[2], lo)
                 cur[3] = max(cur[3], hi)
                 cur[4] += n
-        p = t.group_by("project", use_threads=False).aggregate([("timestamp", "min")])
-        for project, lo in zip(*(c.to_pylist() for c in p.columns), strict=True):
-            cur = self.projects.get(project)
-            self.projects[project] = lo if cur is None else min(cur, lo)
-        model = t.column("model")
-        keep = pc.and_(
-            pc.and_(pc.equal(t.column("role"), "assistant"), pc.not_equal(model, "<synthetic>")),
-            pc.not_equal(model, ""),
-        )
-        _count(self.models, t.filter(keep), "session_id", "model")
-        _count(self.branches, t.filter(pc.not_equal(t.column("git_branch"), "")), "session_id", "git_branch")
-        _count(self.cwds, t.filter(pc.not_equal(t.column("cwd"), "")), "project", "cwd")
-
-
-def _count(counter: Counter, t: pa.Table, by: str, value: str) -> None:
-    """Add ``t``'s (by, value) pair counts (null values left out) to ``counter``."""
-    if not t.num_rows:
-        return
-    g = t.group_by([by, value], use_threads=False).aggregate([("line", "count")])
-    for a, b, n in zip(*(c.to_pylist() for c in g.columns), strict=True):
-        if b is not None:
-            counter[(a, b)] += n
+            first = projects.get(project)
+            projects[project] = lo if first is None else min(first, lo)
+            if role == "assistant" and model and model != "<synthetic>":
+                self.models[(sid, model)] += n
+            if branch:
+                self.branches[(sid, branch)] += n
+            if cwd:
+                self.cwds[(project, cwd)] += n
 
 
 def _most_common(counter: Counter) -> dict[Any, str]:
