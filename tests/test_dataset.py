@@ -160,3 +160,15 @@ def test_sample_files_are_byte_identical_across_runs(tmp_path):
         assert part.read("messages")["id"].is_sorted() and part.read("session_windows")["id"].is_sorted()
         hashes.add(part.content_hash)
     assert len(hashes) == 1
+
+
+@pytest.mark.parametrize("value", ["café/ü", 2**70])
+def test_manifest_round_trips_any_json_value(tiny, tmp_path, value):
+    """The manifest is written by orjson, or by the standard library for integers beyond
+    64 bits: either way it reads back as written, non-ASCII text included."""
+    with DatasetWriter(tmp_path / "ds", source={"kind": "test", "note": value}) as w:
+        for table in dataset_module.schema.TABLES:
+            w.write(table, tiny.read(table))
+    ds = Dataset.open(tmp_path / "ds", verify=True)
+    assert ds.manifest["source"]["note"] == value
+    assert ds.counts == tiny.counts

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,6 +35,16 @@ from workbench.errors import DatasetError
 
 MANIFEST = "manifest.json"
 FORMAT = "workbench-dataset"
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """The manifest as indented JSON (UTF-8). orjson writes an ingest's thousands of file
+    states in milliseconds where the standard library's indenting encoder, pure Python,
+    takes a tenth of a second; that one writes the integers beyond 64 bits orjson refuses."""
+    try:
+        return orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    except orjson.JSONEncodeError:
+        return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
 def _sha256(path: Path) -> str:
@@ -63,7 +74,7 @@ class Dataset:
             raise DatasetError(f"Dataset folder {str(path)!r} does not exist: {fix}")
         manifest_path = path / MANIFEST
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(manifest_path.read_bytes())
         except FileNotFoundError:
             raise DatasetError(f"{str(manifest_path)!r} is missing: {fix}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -396,7 +407,7 @@ class DatasetWriter:
                 "files": files,
                 **self.extra,
             }
-            (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            (self.tmp / MANIFEST).write_bytes(_manifest_bytes(manifest))
             _replace_dir(self.tmp, self.dest)
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)
