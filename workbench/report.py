@@ -208,7 +208,7 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
     data_dir, scale = parameters.get("data_dir"), parameters.get("scale")
     manifest = Path(str(data_dir)) / str(scale) / "manifest.json"
     if data_dir and scale and manifest.exists():
-        m = json.loads(manifest.read_text())
+        m = json.loads(manifest.read_bytes())
         meta["dataset"] = (
             f"{scale}: {json.dumps(m['counts'])}, seed {m['seed']}, hash {m['content_hash'][:16]}"
         )
