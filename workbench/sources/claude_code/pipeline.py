@@ -209,6 +209,26 @@ class _Rechunker:
         self.buf, self.n = [], 0
 
 
+class _Pooled:
+    """Pools tables until ``size`` rows, then hands their concatenation to ``take``."""
+
+    def __init__(self, size: int, take: Callable[[pa.Table], None]) -> None:
+        self.size, self.take, self.buf, self.n = size, take, [], 0
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.buf.append(table)
+            self.n += table.num_rows
+            if self.n >= self.size:
+                self.close()
+
+    def close(self) -> None:
+        if self.buf:
+            table = pa.concat_tables(self.buf)
+            self.buf, self.n = [], 0
+            self.take(table)
+
+
 class _FileRows:
     """Reads row tables sorted by file, handing out one file's rows (up to a line) at a time."""
 
@@ -433,9 +453,10 @@ class _Run:
         self.counts: Counter[str] = Counter()
         self.titles: list[tuple[str, str | None, str]] = []
         self.windows_input = _Partitions(work / "windows", WINDOW_SCHEMA, PARTITIONS)
-        self.pending: list[pa.Table] = []
+        # parse batches (a few thousand rows) pooled until a chunk is worth the per-chunk work
+        self.entries = _Pooled(DRAIN_ROWS, self._take_entries)
+        self.raws = _Pooled(CHUNK_ROWS, self._take_raw)
         self.segments: list[Path] = []  # entry files holding the message rows, in order
-        self.pending_rows = 0
 
     def _open(self, w: DatasetWriter) -> None:
         self.lines_file = pq.ParquetWriter(
@@ -450,22 +471,8 @@ class _Run:
         uuid_schema = pa.schema([ENTRY_SCHEMA.field("uuid"), ENTRY_SCHEMA.field("session_id")])
         self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema)
 
-    def add_entries(self, t: pa.Table) -> None:
-        """Message rows (``META_COLUMNS``) in final order; their full rows are in ``segments``.
-
-        Parse batches are pooled until a chunk is worth the per-chunk work.
-        """
-        if t.num_rows:
-            self.pending.append(t)
-            self.pending_rows += t.num_rows
-            if self.pending_rows >= DRAIN_ROWS:
-                self.drain()
-
-    def drain(self) -> None:
-        if not self.pending:
-            return
-        t = pa.concat_tables(self.pending)
-        self.pending, self.pending_rows = [], 0
+    def _take_entries(self, t: pa.Table) -> None:
+        """Message rows (``META_COLUMNS``) in final order; their full rows are in ``segments``."""
         self.lines.add(t.select(list(LINE_COLUMNS)))
         # one batch per drain (not one per parse batch): _titles looks them up batch by batch
         self.uuids.write_table(t.select(["uuid", "session_id"]).combine_chunks())
@@ -483,9 +490,7 @@ class _Run:
         )
         self.rows += t.num_rows
 
-    def add_raw(self, t: pa.Table) -> None:
-        if not t.num_rows:
-            return
+    def _take_raw(self, t: pa.Table) -> None:
         t = t.cast(RAW_SCHEMA)
         self.raw.add(t)
         for kind, n in zip(*_value_counts(t.column("type")), strict=True):
@@ -529,16 +534,17 @@ class _Run:
                 else:
                     self.segments.append(result.entries)
                     for t in result.entry_tables(META_COLUMNS):
-                        self.add_entries(t)
+                        self.entries.add(t)
                     for t in result.raw_tables():
-                        self.add_raw(t)
+                        self.raws.add(t)
                     for rec in result.quarantine_records():
                         quarantine(rec)
                 for old, done in zip(result.task.old, result.files, strict=True):
                     self._count_file(old, done)
                 self.tally.merge(result.tally)
                 result.remove(entries=False)
-            self.drain()
+            self.entries.close()
+            self.raws.close()
         finally:
             qfile.close()
             bar.close()
@@ -559,7 +565,7 @@ class _Run:
 
         def add(t: pa.Table) -> None:
             writer.write_table(t)
-            self.add_entries(t.select(list(META_COLUMNS)))
+            self.entries.add(t.select(list(META_COLUMNS)))
 
         new_entries = _FileRows(result.entry_tables())
         new_raw = _FileRows(result.raw_tables())
@@ -572,14 +578,14 @@ class _Run:
                 for t in old_entries.take(key, old.lines):
                     add(t)
                 for t in old_raw.take(key, old.lines):
-                    self.add_raw(t)
+                    self.raws.add(t)
                 for rec in old_quarantine.get(key, []):
                     if rec["line"] is not None and rec["line"] <= old.lines:
                         quarantine(rec)
             for t in new_entries.take(key):
                 add(t)
             for t in new_raw.take(key):
-                self.add_raw(t)
+                self.raws.add(t)
             for rec in new_quarantine.get(key, []):
                 quarantine(rec)
         writer.close()
