@@ -123,11 +123,12 @@ def started(work: Path, workers: int) -> Iterator[list[Worker]]:
 
 
 def parse(
-    tasks: Sequence[Task], work: Path, pool: list[Worker], progress: Callable[[int], None]
+    tasks: Sequence[Task], work: Path, workers: list[Worker], progress: Callable[[int], None]
 ) -> Iterator[TaskResult]:
-    """Each task's result, in task order, parsed by the ``pool`` (from :func:`started`;
-    empty: here only), which is closed once every task is parsed, so the final tables
-    have the workers' memory.
+    """Each task's result, in task order, parsed here and by the ``workers`` (from
+    :func:`started`; none: here only). Workers with no task to take (the last task stays
+    here) are stopped at once; the rest are closed once every task is parsed, so the
+    final tables have their memory.
 
     This process parses too: whenever the result it needs next is not ready, it runs the
     next task nobody has started, so no core idles while the workers catch up (and with
@@ -138,9 +139,10 @@ def parse(
     a multiprocessing pool: spawn would re-run the caller's ``__main__`` script in every
     worker, and fork is unsafe once polars or Arrow have started their thread pools.
     """
-    if not pool or len(tasks) <= 1:
-        for worker in pool:
-            worker.close()
+    pool, idle = workers[: max(len(tasks) - 1, 0)], workers[max(len(tasks) - 1, 0) :]
+    for worker in idle:
+        worker.stop()
+    if not pool:
         for task in tasks:
             yield run_task(task, work, progress)
         return
@@ -225,6 +227,11 @@ class Worker:
             + (" / ".join(detail) or "no output")
             + ". Re-run with --workers 0 to parse in one process."
         )
+
+    def stop(self) -> None:
+        """End a worker that holds no task, without waiting for it to start up."""
+        self.proc.kill()
+        self.proc.wait()
 
     def close(self) -> None:
         try:

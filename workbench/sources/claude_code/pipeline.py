@@ -45,7 +45,7 @@ KIND = "claude-code"
 CHUNK_ROWS = 8_192
 #: Message rows (all but their content) pooled before the per-chunk work (side file,
 #: dedup keys, aggregates); a few MB.
-DRAIN_ROWS = 16_384
+POOL_ROWS = 16_384
 FILE_STATUSES = ("new", "grown", "unchanged", "reread", "removed", "empty", "unreadable")
 TITLE_TYPES = ("custom-title", "ai-title", "summary")
 LINE_COLUMNS = (
@@ -129,13 +129,13 @@ def ingest(
         with (
             gc_paused(),
             tempfile.TemporaryDirectory(prefix=f".{dest.name}.work.", dir=_parent(dest)) as work,
-            parallel.started(Path(work), workers) as pool,
+            parallel.started(Path(work), workers) as parsers,
         ):
             files = find_files(roots)
             run = _Run(Path(work), previous, old_states)
             writer = DatasetWriter(dest, source=source, overwrite=dest.exists())
             with writer as w:
-                run.stream(files, w, progress, pool)
+                run.stream(files, w, progress, parsers)
                 extra = run.finalize(w)
                 writer.extra = {"ingest": extra}
     finally:
@@ -454,8 +454,7 @@ class _Run:
         self.titles: list[tuple[str, str | None, str]] = []
         self.windows_input = _Partitions(work / "windows", WINDOW_SCHEMA, PARTITIONS)
         # parse batches (a few thousand rows) pooled until a chunk is worth the per-chunk work
-        self.entries = _Pooled(DRAIN_ROWS, self._take_entries)
-        self.raws = _Pooled(CHUNK_ROWS, self._take_raw)
+        self.entries = _Pooled(POOL_ROWS, self._take_entries)
         self.segments: list[Path] = []  # entry files holding the message rows, in order
 
     def _open(self, w: DatasetWriter) -> None:
@@ -466,7 +465,7 @@ class _Run:
             CHUNK_ROWS, lambda t: self.lines_file.write_table(t, row_group_size=CHUNK_ROWS)
         )
         self.raw_file = pq.ParquetWriter(w.side_file("raw_entries.parquet"), RAW_SCHEMA, compression="zstd")
-        self.raw = _Rechunker(CHUNK_ROWS, lambda t: self.raw_file.write_table(t, row_group_size=CHUNK_ROWS))
+        self.raw = _Rechunker(CHUNK_ROWS, self._take_raw)
         self.uuids_path = self.work / "uuids.arrow"
         uuid_schema = pa.schema([ENTRY_SCHEMA.field("uuid"), ENTRY_SCHEMA.field("session_id")])
         self.uuids = pa.ipc.new_stream(str(self.uuids_path), uuid_schema)
@@ -474,7 +473,7 @@ class _Run:
     def _take_entries(self, t: pa.Table) -> None:
         """Message rows (``META_COLUMNS``) in final order; their full rows are in ``segments``."""
         self.lines.add(t.select(list(LINE_COLUMNS)))
-        # one batch per drain (not one per parse batch): _titles looks them up batch by batch
+        # one batch per pooled chunk (not one per parse batch): _titles looks them up batch by batch
         self.uuids.write_table(t.select(["uuid", "session_id"]).combine_chunks())
         self.dedup.add(t, self.rows)
         self.agg.add(t)
@@ -491,8 +490,8 @@ class _Run:
         self.rows += t.num_rows
 
     def _take_raw(self, t: pa.Table) -> None:
-        t = t.cast(RAW_SCHEMA)
-        self.raw.add(t)
+        """A chunk of ``CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
+        self.raw_file.write_table(t, row_group_size=CHUNK_ROWS)
         for kind, n in zip(*_value_counts(t.column("type")), strict=True):
             self.counts[kind] += n
         titles = t.filter(pc.is_in(t.column("type"), pa.array(TITLE_TYPES)))
@@ -502,9 +501,9 @@ class _Run:
             )
 
     def stream(
-        self, files: list[SourceFile], w: DatasetWriter, progress: bool, pool: list[parallel.Worker]
+        self, files: list[SourceFile], w: DatasetWriter, progress: bool, workers: list[parallel.Worker]
     ) -> None:
-        """Parse the files (here and on the ``pool``'s processes) and take their rows in file order."""
+        """Parse the files (here and on the ``workers``) and take their rows in file order."""
         self._open(w)
         resume = self.previous is not None
         old_entries = _FileRows(_old_entries(self.previous)) if resume else None
@@ -528,7 +527,7 @@ class _Run:
             qfile.write(orjson.dumps(rec) + b"\n")
 
         try:
-            for result in parallel.parse(tasks, self.work, pool, bar.update):
+            for result in parallel.parse(tasks, self.work, workers, bar.update):
                 if any(done.reused for done in result.files):
                     self._take_resumed(result, old_entries, old_raw, old_quarantine, quarantine)
                 else:
@@ -536,7 +535,7 @@ class _Run:
                     for t in result.entry_tables(META_COLUMNS):
                         self.entries.add(t)
                     for t in result.raw_tables():
-                        self.raws.add(t)
+                        self.raw.add(t.cast(RAW_SCHEMA))
                     for rec in result.quarantine_records():
                         quarantine(rec)
                 for old, done in zip(result.task.old, result.files, strict=True):
@@ -544,7 +543,6 @@ class _Run:
                 self.tally.merge(result.tally)
                 result.remove(entries=False)
             self.entries.close()
-            self.raws.close()
         finally:
             qfile.close()
             bar.close()
@@ -578,14 +576,14 @@ class _Run:
                 for t in old_entries.take(key, old.lines):
                     add(t)
                 for t in old_raw.take(key, old.lines):
-                    self.raws.add(t)
+                    self.raw.add(t.cast(RAW_SCHEMA))
                 for rec in old_quarantine.get(key, []):
                     if rec["line"] is not None and rec["line"] <= old.lines:
                         quarantine(rec)
             for t in new_entries.take(key):
                 add(t)
             for t in new_raw.take(key):
-                self.raws.add(t)
+                self.raw.add(t.cast(RAW_SCHEMA))
             for rec in new_quarantine.get(key, []):
                 quarantine(rec)
         writer.close()
