@@ -48,7 +48,7 @@ def test_corrupt_or_missing_manifest(tiny, tmp_path):
 
 def test_row_count_mismatch_and_checksum(tiny, tmp_path):
     dest = copy_of(tiny, tmp_path)
-    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest = json.loads((dest / "manifest.json").read_bytes())
     manifest["files"]["jobs"]["rows"] += 1
     (dest / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DatasetError, match="jobs.parquet' has 120 rows, the manifest says 121"):

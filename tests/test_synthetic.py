@@ -94,7 +94,7 @@ def test_a_dataset_from_an_older_generator_is_regenerated(tiny, tmp_path):
 
     dest = tmp_path / "old"
     generate(dest, "tiny", seed=7)
-    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest = json.loads((dest / "manifest.json").read_bytes())
     manifest["source"]["generator_version"] = 0
     (dest / "manifest.json").write_text(json.dumps(manifest))
     assert generate(dest, "tiny", seed=7).content_hash == tiny.content_hash
