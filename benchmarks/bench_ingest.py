@@ -138,13 +138,17 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     return elapsed, peak_rss / 2**20, peak_pss / 2**20
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", type=int, default=500, help="tree size in MB (default 500)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median reported)")
+def tree_arguments(doc: str | None, size: int, repeat: int) -> argparse.ArgumentParser:
+    """The options of a bench over the replicated transcript tree: --size, --repeat, --data."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=size, help=f"tree size in MB (default {size})")
+    parser.add_argument("--repeat", type=int, default=repeat, help="runs of each (median reported)")
     parser.add_argument("--data", default="data", help="where the tree is cached (default data/)")
+    return parser
+
+
+def main() -> None:
+    parser = tree_arguments(__doc__, size=500, repeat=3)
     parser.add_argument(
         "--tools", default="workbench,workbench-2,ccusage,duckdb", help="comma-separated subset"
     )

@@ -15,7 +15,6 @@ the cycle collector paused as the ingest pauses it:
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 import sys
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_ingest import build_tree  # noqa: E402
+from bench_ingest import build_tree, tree_arguments  # noqa: E402
 
 from workbench.sources.claude_code.reader import (  # noqa: E402
     ENTRY_SCHEMA,
@@ -41,13 +40,7 @@ from workbench.sources.claude_code.reader import (  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", type=int, default=200, help="tree size in MB (default 200)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per variant (median reported)")
-    parser.add_argument("--data", default="data", help="where the tree is cached (default data/)")
-    args = parser.parse_args()
+    args = tree_arguments(__doc__, size=200, repeat=5).parse_args()
 
     tree = build_tree(Path(args.data) / f"bench-ingest-{args.size}mb", args.size)
     files = [(src, src.path.read_bytes().split(b"\n")[:-1]) for src in find_files([tree / "projects"])]

@@ -186,7 +186,7 @@ def _create_engine(url: str) -> sa.Engine:
         def connect() -> sqlite3.Connection:
             con = sqlite3.connect(ro_uri, uri=True, isolation_level=None)  # BEGIN is ours to send
             con.execute("PRAGMA query_only = ON")
-            con.create_function("workbench_hash32", 2, _sqlite_hash32, deterministic=True)
+            con.create_function(_Hash32.name, 2, _sqlite_hash32, deterministic=True)
             return con
 
         return _engine_or_error(make_url("sqlite://"), url, creator=connect)

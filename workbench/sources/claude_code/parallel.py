@@ -139,7 +139,8 @@ def parse(
     a multiprocessing pool: spawn would re-run the caller's ``__main__`` script in every
     worker, and fork is unsafe once polars or Arrow have started their thread pools.
     """
-    pool, idle = workers[: max(len(tasks) - 1, 0)], workers[max(len(tasks) - 1, 0) :]
+    takers = max(len(tasks) - 1, 0)
+    pool, idle = workers[:takers], workers[takers:]
     for worker in idle:
         worker.stop()
     if not pool:

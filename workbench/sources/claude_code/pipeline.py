@@ -338,7 +338,8 @@ class _Dedup:
         self.parts = _Partitions(work / "dedup", DEDUP_SCHEMA, PARTITIONS)
         self.usage_rows = 0
 
-    def add(self, t: pa.Table, offset: int) -> None:
+    def add(self, t: pa.Table, offset: int, total: pa.ChunkedArray) -> None:
+        """The usage rows of ``t`` (whose first row is row ``offset``); ``total`` is each row's token sum."""
         has = pc.is_valid(t.column("input_tokens"))
         if not pc.any(has).as_py():
             return
@@ -348,7 +349,7 @@ class _Dedup:
         keyed = np.array([m is not None and r is not None for m, r in zip(mids, rids, strict=True)], bool)
         key = np.array([hash((m, r)) for m, r in zip(mids, rids, strict=True)], np.int64)
         mid = np.array([hash(m) for m in mids], np.int64)
-        total = _total(u).to_numpy().astype(np.int64)
+        total = total.filter(has).to_numpy().astype(np.int64)
         side = u.column("is_sidechain").to_numpy().astype(bool)
         self.parts.add(mid, row=rows, keyed=keyed, key=key, mid=mid, total=total, side=side)
         self.usage_rows += len(rows)
@@ -475,7 +476,8 @@ class _Run:
         self.lines.add(t.select(list(LINE_COLUMNS)))
         # one batch per pooled chunk (not one per parse batch): _titles looks them up batch by batch
         self.uuids.write_table(t.select(["uuid", "session_id"]).combine_chunks())
-        self.dedup.add(t, self.rows)
+        total = _total(t)
+        self.dedup.add(t, self.rows, total)
         self.agg.add(t)
         for role, n in zip(*_value_counts(t.column("role")), strict=True):
             self.counts[role] += n
@@ -485,7 +487,7 @@ class _Run:
             row=np.arange(self.rows, self.rows + t.num_rows, dtype=np.int64),
             session=sessions,
             stamp=t.column("timestamp").cast(pa.int64()).to_numpy(),
-            total=_total(t).fill_null(0).to_numpy(),
+            total=total.fill_null(0).to_numpy(),
         )
         self.rows += t.num_rows
 
@@ -535,7 +537,7 @@ class _Run:
                     for t in result.entry_tables(META_COLUMNS):
                         self.entries.add(t)
                     for t in result.raw_tables():
-                        self.raw.add(t.cast(RAW_SCHEMA))
+                        self.raw.add(t)
                     for rec in result.quarantine_records():
                         quarantine(rec)
                 for old, done in zip(result.task.old, result.files, strict=True):
@@ -576,14 +578,14 @@ class _Run:
                 for t in old_entries.take(key, old.lines):
                     add(t)
                 for t in old_raw.take(key, old.lines):
-                    self.raw.add(t.cast(RAW_SCHEMA))
+                    self.raw.add(t)
                 for rec in old_quarantine.get(key, []):
                     if rec["line"] is not None and rec["line"] <= old.lines:
                         quarantine(rec)
             for t in new_entries.take(key):
                 add(t)
             for t in new_raw.take(key):
-                self.raw.add(t.cast(RAW_SCHEMA))
+                self.raw.add(t)
             for rec in new_quarantine.get(key, []):
                 quarantine(rec)
         writer.close()
