@@ -186,6 +186,10 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     ccusage does; bad lines are quarantined with file, line and reason in
     OUT/quarantine.jsonl and every valid entry still arrives.
     """
+    from workbench.sources import claude_code  # light: Arrow is not imported yet
+
+    for name, value in claude_code.ARROW_POOL.items():
+        os.environ.setdefault(name, value)
     from workbench.sources.claude_code import ingest as run
 
     report = run(

@@ -5,9 +5,11 @@ on N processes beside the parent (which deduplicates and writes, and parses too 
 would otherwise wait). Consecutive files are grouped into tasks of about ``TASK_BYTES``;
 a task's lines stream through ``read_file`` into Arrow IPC files in the ingest's scratch
 folder (so a 3 GB file never has to fit in memory, and results waiting their turn sit on
-disk, not in RAM). The IPC files are uncompressed: compressing them (lz4) cost 1-20%
-of an ingest's CPU, and the entry files stay only until the messages table is written
-(scratch space is about half the size of the transcripts read). ``parse`` yields the
+disk, not in RAM). A message's content goes to a file of its own (``EntryFile``): the
+streaming phase takes every other column and never reads it back. The IPC files are
+uncompressed: compressing them (lz4) cost 1-20% of an ingest's CPU, and the entry files
+stay only until the messages table is written (scratch space is about half the size of
+the transcripts read). ``parse`` yields the
 tasks' results strictly in order (each worker two tasks ahead at most; this process may
 run further ahead while a worker is slow, its results waiting on disk), so the Dataset
 does not depend on how many workers ran.
@@ -32,6 +34,7 @@ import orjson
 import pyarrow as pa
 
 from workbench.errors import WorkbenchError
+from workbench.sources.claude_code import ARROW_POOL
 from workbench.sources.claude_code.reader import (
     ENTRY_SCHEMA,
     RAW_SCHEMA,
@@ -65,19 +68,69 @@ class FileResult:
     reused: bool
 
 
+#: Entry rows on disk: every column but ``content`` in one stream, ``content`` in another.
+META_SCHEMA = pa.schema([f for f in ENTRY_SCHEMA if f.name != "content"])
+CONTENT_SCHEMA = pa.schema([ENTRY_SCHEMA.field("content")])
+
+
+@dataclass(frozen=True)
+class EntryFile:
+    """Entry rows as two Arrow IPC streams written batch by batch in lockstep: ``path``
+    holds every column but ``content``, the file beside it ``content``. Reading columns
+    without ``content`` reads (and keeps in memory) none of it: a stream is read a whole
+    batch at a time, and the columns taken from a batch keep all of its bytes alive."""
+
+    path: Path
+
+    @property
+    def content(self) -> Path:
+        return self.path.with_suffix(".content.arrow")
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Callable[[pa.Table], None]]:
+        """A function that appends a table of ``ENTRY_SCHEMA`` rows."""
+        meta_names, content_names = META_SCHEMA.names, CONTENT_SCHEMA.names
+        with (
+            pa.ipc.new_stream(str(self.path), META_SCHEMA) as meta,
+            pa.ipc.new_stream(str(self.content), CONTENT_SCHEMA) as content,
+        ):
+
+            def write(table: pa.Table) -> None:
+                for batch in table.to_batches():  # the same batches in both streams
+                    meta.write_batch(batch.select(meta_names))
+                    content.write_batch(batch.select(content_names))
+
+            yield write
+
+    def tables(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+        """The rows, one table per batch written, with only ``columns`` (in that order)."""
+        names = list(ENTRY_SCHEMA.names if columns is None else columns)
+        meta = read_tables(self.path, [c for c in names if c != "content"])
+        if "content" not in names:
+            yield from meta
+            return
+        for m, c in zip(meta, read_tables(self.content), strict=True):
+            arrays = [c.column(0) if n == "content" else m.column(n) for n in names]
+            yield pa.Table.from_arrays(arrays, schema=pa.schema([ENTRY_SCHEMA.field(n) for n in names]))
+
+    def unlink(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.content.unlink(missing_ok=True)
+
+
 @dataclass
 class TaskResult:
     """Where a task's rows are (Arrow IPC streams, JSONL quarantine) and what it read."""
 
     task: Task
     files: list[FileResult]
-    entries: Path
+    entries: EntryFile
     raw: Path
     quarantine: Path
     tally: Tally = field(default_factory=Tally)
 
     def entry_tables(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
-        yield from read_tables(self.entries, columns)
+        yield from self.entries.tables(columns)
 
     def raw_tables(self) -> Iterator[pa.Table]:
         yield from read_tables(self.raw)
@@ -87,8 +140,10 @@ class TaskResult:
             return [orjson.loads(line) for line in f]
 
     def remove(self, entries: bool = True) -> None:
-        for p in (self.entries, self.raw, self.quarantine) if entries else (self.raw, self.quarantine):
-            p.unlink(missing_ok=True)
+        if entries:
+            self.entries.unlink()
+        self.raw.unlink(missing_ok=True)
+        self.quarantine.unlink(missing_ok=True)
 
 
 def plan(
@@ -193,7 +248,7 @@ class Worker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                env=dict(os.environ, PYTHONPATH=path),
+                env={**ARROW_POOL, **os.environ, "PYTHONPATH": path},
             )
 
     def send(self, task: Task) -> None:
@@ -271,17 +326,17 @@ def run_task(task: Task, work: Path, progress: Callable[[int], None] | None = No
     result = TaskResult(
         task,
         [],
-        stem.with_suffix(".entries.arrow"),
+        EntryFile(stem.with_suffix(".entries.arrow")),
         stem.with_suffix(".raw.arrow"),
         stem.with_suffix(".quarantine.jsonl"),
     )
     with (
         gc_paused(),
-        pa.ipc.new_stream(str(result.entries), ENTRY_SCHEMA) as entries,
+        result.entries.writer() as write_entries,
         pa.ipc.new_stream(str(result.raw), RAW_SCHEMA) as raw,
         result.quarantine.open("wb") as qfile,
     ):
-        buffers = Buffers(entries.write_table, raw.write_table)
+        buffers = Buffers(write_entries, raw.write_table)
 
         def quarantine(rec: dict[str, Any]) -> None:
             qfile.write(orjson.dumps(rec) + b"\n")
