@@ -125,6 +125,21 @@ def test_reingest_is_idempotent(fixture_ds: Dataset, tmp_path: Path) -> None:
     assert update.dataset.content_hash == fixture_ds.content_hash
 
 
+def test_states_of_an_earlier_version_are_read_again(fixture_ds: Dataset, tmp_path: Path) -> None:
+    """A dataset whose file states hold another hash (SHA-256, before XXH3) is updated by
+    reading every file again, not by trusting or rejecting its states."""
+    dest = tmp_path / "old"
+    ingest([FIXTURES], dest, progress=False)
+    manifest = orjson.loads((dest / "manifest.json").read_bytes())
+    for state in manifest["ingest"]["file_states"]:
+        state["sha256"] = "0" * 64
+        del state["xxh3_128"]
+    (dest / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    update = ingest([FIXTURES], dest, progress=False)
+    assert update.mode == "incremental" and update.files["reread"] == 4 and update.files["unchanged"] == 0
+    assert update.dataset.content_hash == fixture_ds.content_hash
+
+
 def test_grown_tree_equals_full_ingest(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     files = sorted(root.rglob("*.jsonl"))

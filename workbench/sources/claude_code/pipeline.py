@@ -120,7 +120,7 @@ def ingest(
     if not update:
         previous = None
     states = previous.manifest["ingest"]["file_states"] if previous else []
-    old_states = {s["key"]: FileState(**s) for s in states}
+    old_states = {s["key"]: FileState.from_json(s) for s in states}
     # Arrow's default pool (mimalloc) keeps freed chunks; the system allocator returns
     # them, which keeps peak RSS flat (about 70 MB less on a 100 MB tree). This covers
     # the arrays built here; Arrow's own buffers (IPC, Parquet) follow ARROW_POOL.
