@@ -461,4 +461,4 @@ def test_fast_and_general_parsers_give_the_same_rows() -> None:
             continue
         assert row == expected if name in FAST_VARIANTS else row in (None, expected), name
     spaced = LineParser(src).general(_variants(user, assistant)["spaced and escaped block"], 1, True)
-    assert spaced[8:10] == ("tool_result", '{"type": "tool_result", "content": "caf\\u00e9 \\/ 1e3"}')
+    assert spaced[8:10] == ("tool_result", b'{"type": "tool_result", "content": "caf\\u00e9 \\/ 1e3"}')
