@@ -7,9 +7,10 @@ subprocess (wall time, and peak memory of its whole process tree: the sum of RSS
 sampled every 10 ms, and the sum of PSS, which counts shared pages once, every 100 ms):
 
   workbench   workbench ingest TREE --out DS (all five tables, dedup, quarantine, side
-              files), one process (the default, --workers 0); the command a user runs,
-              progress bar off
-  workbench-N the same with --workers N (1-4): N parser processes beside it
+              files), the command a user runs, progress bar off; by default one parser
+              process beside the main one when a second core is free (--workers 1)
+  workbench-N the same with --workers N (0-4): N parser processes beside the main one
+              (0: one process, the least memory)
   ccusage     ccusage daily --json --offline   (native binary; sums tokens only)
   duckdb      CREATE TABLE t AS SELECT * FROM read_ndjson(glob, union_by_name=true)
 
@@ -150,7 +151,7 @@ def tree_arguments(doc: str | None, size: int, repeat: int) -> argparse.Argument
 def main() -> None:
     parser = tree_arguments(__doc__, size=500, repeat=3)
     parser.add_argument(
-        "--tools", default="workbench,workbench-2,ccusage,duckdb", help="comma-separated subset"
+        "--tools", default="workbench,workbench-0,ccusage,duckdb", help="comma-separated subset"
     )
     parser.add_argument(
         "--one-file", action="store_true", help="the same tree concatenated into one transcript file"
@@ -185,10 +186,13 @@ def main() -> None:
     commands = {
         **{
             name: (
-                [python, "-m", "workbench", "ingest", str(tree), "--out", str(work / "ds"), "--workers", n],
+                [python, "-m", "workbench", "ingest", str(tree), "--out", str(work / "ds"), *options],
                 {"WORKBENCH_PROGRESS": "0"},
             )
-            for name, n in [("workbench", "0"), *((f"workbench-{n}", str(n)) for n in (1, 2, 3, 4))]
+            for name, options in [
+                ("workbench", []),
+                *((f"workbench-{n}", ["--workers", str(n)]) for n in range(5)),
+            ]
         },
         "ccusage": (
             [str(native), "daily", "--json", "--offline"],

@@ -164,6 +164,15 @@ def plan(
     return tasks
 
 
+def default_workers() -> int:
+    """Parser processes when the caller does not say: one if a second core is free, else
+    none. On two cores one worker is the fastest setting (this process parses too), and
+    with it the ingest stays within its memory target (docs/BENCHMARKS.md); more workers
+    each add a process's memory (about 70 MiB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 1 if cores >= 2 else 0
+
+
 @contextlib.contextmanager
 def started(work: Path, workers: int) -> Iterator[list[Worker]]:
     """``workers`` parser processes, started now so that their start-up overlaps the

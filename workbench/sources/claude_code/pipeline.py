@@ -101,16 +101,17 @@ def ingest(
     progress: bool = True,
     overwrite: bool = False,
     update: bool = True,
-    workers: int = 0,
+    workers: int | None = None,
 ) -> IngestReport:
     """Ingest Claude Code transcript trees at ``paths`` (default: ccusage's roots) into ``dest``.
 
     If ``dest`` already holds a claude-code Dataset of the same roots, only new files and
     the appended bytes of grown files are read (``update=False`` re-reads everything); the
     result equals a full ingest. Any other existing dataset is replaced only with
-    ``overwrite=True``. ``workers`` > 0 parser processes run beside this one, which parses
-    too whenever it would wait (default 0: parse only here, the least memory; see
-    docs/BENCHMARKS.md); the Dataset is the same. Scratch files (about half the size of
+    ``overwrite=True``. ``workers`` parser processes run beside this one, which parses
+    too whenever it would wait (default: one if a second core is free, else none;
+    0 parses only here, with the least memory; see docs/BENCHMARKS.md); the Dataset is
+    the same either way. Scratch files (about half the size of
     the transcripts read) live beside ``dest`` until the end.
     """
     roots = resolve_roots(paths)
@@ -130,7 +131,9 @@ def ingest(
         with (
             gc_paused(),
             tempfile.TemporaryDirectory(prefix=f".{dest.name}.work.", dir=_parent(dest)) as work,
-            parallel.started(Path(work), workers) as parsers,
+            parallel.started(
+                Path(work), parallel.default_workers() if workers is None else workers
+            ) as parsers,
         ):
             files = find_files(roots)
             run = _Run(Path(work), previous, old_states)
