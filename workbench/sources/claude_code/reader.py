@@ -14,10 +14,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -160,15 +159,11 @@ class Tally:
 
     lines: int = 0
     bytes_read: int = 0
-    entries: Counter[str] = field(default_factory=Counter)
-    quarantined: Counter[str] = field(default_factory=Counter)
     unterminated: int = 0
 
     def merge(self, other: Tally) -> None:
         self.lines += other.lines
         self.bytes_read += other.bytes_read
-        self.entries.update(other.entries)
-        self.quarantined.update(other.quarantined)
         self.unterminated += other.unterminated
 
 
@@ -316,7 +311,7 @@ def read_file(
         f = src.path.open("rb")
         size = os.fstat(f.fileno()).st_size
     except OSError as e:
-        _quarantine(quarantine, tally, key, None, "unreadable-file", str(e), b"")
+        _quarantine(quarantine, key, None, "unreadable-file", str(e), b"")
         return FileState(key, str(src.path), -1, 0, 0, xxhash.xxh3_128().hexdigest()), False
     with f:
         offset, lineno, hasher = resume_point(f, old)
@@ -328,28 +323,22 @@ def read_file(
             for block, complete in _lines(f, hasher, size - offset):
                 for line in block:
                     lineno += 1
-                    n = len(line) + complete  # as in the file, with its newline
-                    pending += n
                     try:
                         row = parser.fast(line, lineno)
                         if row is None:
                             row = parser.general(line, lineno, complete)
                     except Bad as e:
-                        _quarantine(quarantine, tally, key, lineno, e.reason, str(e), line, n)
+                        _quarantine(quarantine, key, lineno, e.reason, str(e), line, len(line) + complete)
                         continue
-                    if len(row) == _ENTRY_WIDTH:
-                        entries.append(row)
-                        kind = row[_ROLE]
-                    else:
-                        raw.append(row)
-                        kind = row[_RAW_TYPE]
-                    buffers.size += n
-                    tally.entries[kind] += 1
+                    (entries if len(row) == _ENTRY_WIDTH else raw).append(row)
+                    buffers.size += len(line) + complete  # as in the file, with its newline
                     if buffers.size >= buffers.max_bytes or len(entries) + len(raw) >= buffers.max_rows:
                         buffers.flush()
                         entries, raw = buffers.entries, buffers.raw
+                nbytes = sum(map(len, block)) + len(block) * complete
+                pending += nbytes
                 if complete:
-                    consumed += sum(map(len, block)) + len(block)
+                    consumed += nbytes
                     lines = lineno
                 else:
                     tally.unterminated += 1
@@ -357,7 +346,7 @@ def read_file(
                     progress(pending)
                     pending = 0
         except OSError as e:
-            _quarantine(quarantine, tally, key, lineno + 1, "unreadable-file", str(e), b"")
+            _quarantine(quarantine, key, lineno + 1, "unreadable-file", str(e), b"")
         if progress is not None and pending:
             progress(pending)
         tally.lines += lineno - first
@@ -426,7 +415,6 @@ def _bad_reason(line: bytes, complete: bool) -> str:
 
 def _quarantine(
     sink,
-    tally: Tally,
     key: str,
     lineno: int | None,
     reason: str,
@@ -434,7 +422,6 @@ def _quarantine(
     line: bytes,
     size: int | None = None,
 ) -> None:
-    tally.quarantined[reason] += 1
     sink(
         {
             "file": key,
@@ -447,8 +434,8 @@ def _quarantine(
     )
 
 
-#: Column positions in entry and raw rows, and an entry row's width.
-_ROLE, _RAW_TYPE, _ENTRY_WIDTH = 7, 2, len(ENTRY_SCHEMA)
+#: An entry row's width (a raw row is shorter).
+_ENTRY_WIDTH = len(ENTRY_SCHEMA)
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=_INT32)]
 
