@@ -431,6 +431,31 @@ FAST_VARIANTS = {
 }  # fmt: skip
 
 
+def test_blocks_are_checked_for_utf8_as_python_decodes() -> None:
+    """A block of lines checked whole (by Arrow) is valid exactly when Python can decode
+    it: truncated, overlong and surrogate sequences, stray continuation bytes, and code
+    points beyond U+10FFFF are not."""
+    from workbench.sources.claude_code.reader import _utf8
+
+    valid = ["", "plain", "café", "—", "日本語", "😀", "\u007f\u0080\u07ff\u0800\uffff\U00010000\U0010ffff"]
+    invalid = [
+        b"\xff",
+        b"\xc3",
+        b"ab\xe2\x80",
+        b"\xc0\xaf",
+        b"\xe0\x80\xaf",
+        b"\xed\xa0\x80",
+        b"\x80",
+        b"\xf4\x90\x80\x80",
+    ]
+    for text in valid:
+        assert _utf8(f'{{"a":"{text}"}}\n'.encode()), text
+    for data in invalid:
+        with pytest.raises(UnicodeDecodeError):
+            data.decode()
+        assert not _utf8(b'{"a":"' + data + b'"}\n'), data
+
+
 def test_fast_and_general_parsers_give_the_same_rows() -> None:
     """The typed decoder takes nearly every real line and gives exactly the row the general
     parser gives; every other line falls through to the general one; a message's blocks are
@@ -446,6 +471,7 @@ def test_fast_and_general_parsers_give_the_same_rows() -> None:
             if row is not None:
                 taken += 1
                 assert row == general.general(line, lineno, True), (src.key, lineno)
+                assert fast.fast(line, lineno, utf8=True) == row  # as a block checked whole gives it
     assert total > 250 and taken / total > 0.99, (taken, total)
     lines = (FIXTURES / "projects" / "-src-experiments-claude-p" / f"{C4}.jsonl").read_bytes().splitlines()
     user = orjson.loads(lines[2])
