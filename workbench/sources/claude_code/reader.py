@@ -321,25 +321,32 @@ def read_file(
         parser = LineParser(src)
         pending = 0
         try:
-            for block, complete, utf8 in _lines(f, hasher, size - offset):
-                for line in block:
+            for block, complete, utf8 in _blocks(f, hasher, size - offset):
+                # lines are views into the block: no copy of each line, as splitting made
+                view, find, start, end = memoryview(block), block.find, 0, len(block)
+                while start < end:
+                    stop = find(b"\n", start)
+                    if stop < 0:  # the last line of a file without a final newline
+                        stop = end
+                    line = view[start:stop]
+                    n = stop + complete - start  # as in the file, with its newline
+                    start = stop + 1
                     lineno += 1
                     try:
                         row = parser.fast(line, lineno, utf8)
                         if row is None:
                             row = parser.general(line, lineno, complete)
                     except Bad as e:
-                        _quarantine(quarantine, key, lineno, e.reason, str(e), line, len(line) + complete)
+                        _quarantine(quarantine, key, lineno, e.reason, str(e), bytes(line), n)
                         continue
                     (entries if len(row) == _ENTRY_WIDTH else raw).append(row)
-                    buffers.size += len(line) + complete  # as in the file, with its newline
+                    buffers.size += n
                     if buffers.size >= buffers.max_bytes or len(entries) + len(raw) >= buffers.max_rows:
                         buffers.flush()
                         entries, raw = buffers.entries, buffers.raw
-                nbytes = sum(map(len, block)) + len(block) * complete
-                pending += nbytes
+                pending += end
                 if complete:
-                    consumed += nbytes
+                    consumed += end
                     lines = lineno
                 else:
                     tally.unterminated += 1
@@ -373,10 +380,10 @@ def gc_paused() -> Iterator[None]:
 BLOCK_BYTES = 1 << 20
 
 
-def _lines(f, hasher, left: int = -1) -> Iterator[tuple[list[bytes], bool, bool]]:
-    """``(lines, True, utf8)`` per block of complete lines (newlines stripped, bytes
-    hashed; ``utf8``: the whole block is valid UTF-8), then ``([last], False, False)`` if
-    the file ends without a newline. A line longer than a block is gathered in pieces,
+def _blocks(f, hasher, left: int = -1) -> Iterator[tuple[bytes, bool, bool]]:
+    """``(block, True, utf8)`` per block of whole lines, each ending with its newline
+    (bytes hashed; ``utf8``: the whole block is valid UTF-8), then ``(last, False, False)``
+    if the file ends without a newline. A line longer than a read is gathered in pieces,
     joined once. ``left``, the bytes expected (-1: unknown), sizes the reads: a small file
     does not allocate (and fragment the heap with) a whole block."""
     parts: list[bytes] = []
@@ -396,11 +403,9 @@ def _lines(f, hasher, left: int = -1) -> Iterator[tuple[list[bytes], bool, bool]
         if cut < len(block):
             parts.append(block[cut:])
         hasher.update(data)
-        lines = data.split(b"\n")
-        lines.pop()  # the empty piece after the last newline
-        yield lines, True, _utf8(data)
+        yield data, True, _utf8(data)
     if parts:
-        yield [b"".join(parts)], False, False
+        yield b"".join(parts), False, False
 
 
 def _utf8(data: bytes) -> bool:
@@ -544,13 +549,15 @@ class LineParser:
             session_id = self.session_ids[skey] = hash63("session\x00" + skey)
         return self.key, lineno, self.project, skey, session_id, (self.id_seed + lineno * _ID_STEP) & _ID_MASK
 
-    def fast(self, line: bytes, lineno: int, utf8: bool = False) -> tuple | None:
+    def fast(self, line: bytes | memoryview, lineno: int, utf8: bool = False) -> tuple | None:
         """The row of a line in the common shape; None hands the line to ``general``.
         ``utf8``: the line is known to be valid UTF-8 (else it is checked here)."""
         try:
             e = _decode_entry(line)
-            if not (utf8 or line.isascii()):  # msgspec does not check the fields it skips
-                line.decode()
+            if not utf8:  # msgspec does not check the UTF-8 of the fields it skips
+                line = bytes(line)
+                if not line.isascii():
+                    line.decode()
         except _NOT_FAST:
             return None
         kind = e.type
@@ -559,7 +566,7 @@ class LineParser:
                 return None
             sid = e.sessionId
             sid = None if sid is msgspec.UNSET else sid
-            return (self.key, lineno, kind, sid, e.timestamp, line.rstrip(b"\r"))
+            return (self.key, lineno, kind, sid, e.timestamp, bytes(line).rstrip(b"\r"))
         msg, stamp, sid = e.message, e.timestamp, e.sessionId
         if sid is msgspec.UNSET:
             sid = self.hint
@@ -601,8 +608,9 @@ class LineParser:
             *tokens,
         )
 
-    def general(self, line: bytes, lineno: int, complete: bool) -> tuple:
+    def general(self, line: bytes | memoryview, lineno: int, complete: bool) -> tuple:
         """The row for any line, or ``Bad`` saying why it cannot be one."""
+        line = bytes(line)
         try:
             obj = _decode_any(line)
         except (msgspec.DecodeError, UnicodeDecodeError) as e:
