@@ -7,14 +7,18 @@ facts listed there.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
+import tempfile
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from workbench import schema
@@ -39,6 +43,27 @@ C3 = "326189cf-5676-4237-8cde-1ce80aae4a9f"
 C4 = "2b4ed4c0-b905-41de-9238-273db3ec737a"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TOKENS = ["input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens"]
+
+
+#: Digests of the rows (values, not Parquet bytes) the fixture ingests gave at b60d84f,
+#: before the parser was rewritten for speed (bytes content, memoryview lines, block UTF-8
+#: checks): the output may change only on purpose.
+FIXTURE_ROWS = "24e550647c8e2657f77bbaba8de6a554"
+BAD_INPUT_ROWS = "c802c4f0e442a3ba14524f9ec5ce149d"
+
+
+def _rows_digest(path: Path, quarantine: bool = False) -> str:
+    """Every table's and side file's rows; quarantine records without their parser's message."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in [f"{t}.parquet" for t in sorted(schema.TABLES)] + [
+        "raw_entries.parquet",
+        "message_lines.parquet",
+    ]:
+        h.update(orjson.dumps(pq.read_table(path / name).to_pylist()))
+    if quarantine:
+        records = [orjson.loads(line) for line in (path / "quarantine.jsonl").read_bytes().splitlines()]
+        h.update(orjson.dumps([{k: v for k, v in r.items() if k != "detail"} for r in records]))
+    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +91,7 @@ def _usage_by_session(ds: Dataset) -> pl.DataFrame:
 
 def test_real_fixtures(fixture_ds: Dataset) -> None:
     ds = fixture_ds
+    assert _rows_digest(ds.path) == FIXTURE_ROWS
     sessions = {r["external_id"]: r for r in ds.read("sessions").iter_rows(named=True)}
     assert set(sessions) == {EF, AGENT, C3, C4}
     # user + assistant lines per file (SOURCES.md): 45+62, 8+10, 18+20, 10+12
@@ -210,6 +236,7 @@ def test_bad_input_is_quarantined(tmp_path: Path, fixture_ds: Dataset) -> None:
     }  # fmt: skip
     invalid = next(r for r in records if r["reason"] == "invalid-utf8")
     assert invalid["raw"].startswith('{"type":"user"') and "\\xff" in invalid["raw"]
+    assert _rows_digest(report.dataset.path, quarantine=True) == BAD_INPUT_ROWS
     # every valid entry still arrives, with the same tokens
     assert _usage_by_session(report.dataset).equals(_usage_by_session(fixture_ds))
     assert report.entries == fixture_ds.manifest["ingest"]["entries"]
@@ -327,6 +354,32 @@ def test_parallel_parsing_writes_the_same_dataset(
         ingest([FIXTURES], tmp_path / "default", progress=False, workers=0).dataset
     )
     assert small_blocks.dataset.content_hash == fixture_ds.content_hash
+
+
+def test_workers_default_to_one_beside_this_process_on_two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One parser process when this one may run on 2+ CPUs, none on one; a worker gets
+    the system allocator unless the user chose one."""
+    from workbench.sources.claude_code import ARROW_POOL, parallel
+
+    for cpus, expected in ((set(), 0), ({0}, 0), ({0, 1}, 1), (set(range(64)), 1)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, cpus=cpus: cpus, raising=False)
+        assert parallel.default_workers() == expected, cpus
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("reads a worker's environment from /proc (Linux)")
+    for chosen, expected in ((None, ARROW_POOL["ARROW_DEFAULT_MEMORY_POOL"]), ("jemalloc", "jemalloc")):
+        if chosen is None:
+            monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+        else:
+            monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", chosen)
+        worker = parallel.Worker(Path(tempfile.mkdtemp()), 0)
+        try:
+            # empty until the kernel has set up the new program's stack, just after Popen returns
+            environ, deadline = b"", time.monotonic() + 10
+            while not environ and time.monotonic() < deadline:
+                environ = Path(f"/proc/{worker.proc.pid}/environ").read_bytes()
+        finally:
+            worker.close()
+        assert f"ARROW_DEFAULT_MEMORY_POOL={expected}".encode() in environ.split(b"\0")
 
 
 def test_a_parser_process_that_dies_stops_the_ingest_with_the_fix(
@@ -471,7 +524,9 @@ def test_fast_and_general_parsers_give_the_same_rows() -> None:
             if row is not None:
                 taken += 1
                 assert row == general.general(line, lineno, True), (src.key, lineno)
-                assert fast.fast(line, lineno, utf8=True) == row  # as a block checked whole gives it
+                # as the ingest hands lines over: views into a block checked for UTF-8 whole
+                assert fast.fast(memoryview(line), lineno, utf8=True) == row
+                assert general.general(memoryview(line), lineno, True) == row
     assert total > 250 and taken / total > 0.99, (taken, total)
     lines = (FIXTURES / "projects" / "-src-experiments-claude-p" / f"{C4}.jsonl").read_bytes().splitlines()
     user = orjson.loads(lines[2])
@@ -479,7 +534,7 @@ def test_fast_and_general_parsers_give_the_same_rows() -> None:
     src = find_files([FIXTURES / "projects"])[0]
     for name, line in _variants(user, assistant).items():
         parser = LineParser(src)
-        row = parser.fast(line, 1)
+        row = parser.fast(memoryview(line), 1)
         try:
             expected = parser.general(line, 1, True)
         except Bad:

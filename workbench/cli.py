@@ -174,8 +174,8 @@ def sample(
     type=click.IntRange(min=0),
     default=None,
     help="Parser processes beside this one, which also parses whenever it would wait. "
-    "Default: 1 if a second core is free (the fastest setting on two cores, about 40-50 "
-    "MiB more than 0), else 0. 0 parses only here, with the least memory. The Dataset is the "
+    "Default: 1 if this process may run on two or more CPUs (the fastest setting on two "
+    "cores, about 40 MiB more than 0), else 0. 0 parses only here, with the least memory. The Dataset is the "
     "same either way.",
 )
 def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int | None) -> None:
@@ -186,10 +186,13 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     ccusage does; bad lines are quarantined with file, line and reason in
     OUT/quarantine.jsonl and every valid entry still arrives.
     """
-    from workbench.sources import claude_code  # light: Arrow is not imported yet
+    import sys
 
-    for name, value in claude_code.ARROW_POOL.items():
-        os.environ.setdefault(name, value)
+    from workbench.sources import claude_code  # light: does not import Arrow
+
+    if "pyarrow" not in sys.modules:  # Arrow reads it when first imported, and only then
+        for name, value in claude_code.ARROW_POOL.items():
+            os.environ.setdefault(name, value)
     from workbench.sources.claude_code import ingest as run
 
     report = run(

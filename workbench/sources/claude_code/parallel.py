@@ -109,9 +109,10 @@ class EntryFile:
         if "content" not in names:
             yield from meta
             return
+        schema = pa.schema([ENTRY_SCHEMA.field(n) for n in names])
         for m, c in zip(meta, read_tables(self.content), strict=True):
             arrays = [c.column(0) if n == "content" else m.column(n) for n in names]
-            yield pa.Table.from_arrays(arrays, schema=pa.schema([ENTRY_SCHEMA.field(n) for n in names]))
+            yield pa.Table.from_arrays(arrays, schema=schema)
 
     def unlink(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -165,10 +166,11 @@ def plan(
 
 
 def default_workers() -> int:
-    """Parser processes when the caller does not say: one if a second core is free, else
-    none. On two cores one worker is the fastest setting (this process parses too), and
-    with it the ingest stays within its memory target (docs/BENCHMARKS.md); more workers
-    each add a process's memory (about 70 MiB)."""
+    """Parser processes when the caller does not say: one if this process may run on two
+    or more CPUs, else none (CPU quotas and load are not looked at). On two cores one
+    worker is the fastest setting (this process parses too), and with it the ingest
+    stays within its memory target (docs/BENCHMARKS.md); each further worker adds about
+    70 MiB."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return 1 if cores >= 2 else 0
 
@@ -197,7 +199,7 @@ def parse(
     This process parses too: whenever the result it needs next is not ready, it runs the
     next task nobody has started, so no core idles while the workers catch up (and with
     one worker, both cores of a 2-core machine parse). ``progress(bytes)`` hears of bytes
-    read: line by line here, per task from workers.
+    read: per read block here, per task from workers.
 
     Workers are plain ``python -m`` subprocesses fed task files over a pipe, rather than
     a multiprocessing pool: spawn would re-run the caller's ``__main__`` script in every

@@ -109,7 +109,7 @@ def ingest(
     the appended bytes of grown files are read (``update=False`` re-reads everything); the
     result equals a full ingest. Any other existing dataset is replaced only with
     ``overwrite=True``. ``workers`` parser processes run beside this one, which parses
-    too whenever it would wait (default: one if a second core is free, else none;
+    too whenever it would wait (default: one if this process may run on two or more CPUs, else none;
     0 parses only here, with the least memory; see docs/BENCHMARKS.md); the Dataset is
     the same either way. Scratch files (about half the size of
     the transcripts read) live beside ``dest`` until the end.
@@ -124,7 +124,8 @@ def ingest(
     old_states = {s["key"]: FileState.from_json(s) for s in states}
     # Arrow's default pool (mimalloc) keeps freed chunks; the system allocator returns
     # them, which keeps peak RSS flat (about 70 MB less on a 100 MB tree). This covers
-    # the arrays built here; Arrow's own buffers (IPC, Parquet) follow ARROW_POOL.
+    # the arrays built here; Arrow's own buffers (IPC, Parquet) come from the pool Arrow
+    # chose when first imported: ARROW_POOL in the CLI and the workers.
     memory_pool = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:

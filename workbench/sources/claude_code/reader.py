@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-import orjson
 import pyarrow as pa
 import xxhash
 
@@ -233,9 +232,6 @@ class Buffers:
         self.on_entries, self.on_raw = on_entries, on_raw
         self.max_rows, self.max_bytes = max_rows, max_bytes
 
-    def full(self) -> bool:
-        return self.size >= self.max_bytes or len(self.entries) + len(self.raw) >= self.max_rows
-
     def flush(self) -> None:
         if self.entries:
             self.on_entries(_table(self.entries, ENTRY_SCHEMA))
@@ -256,7 +252,8 @@ def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
 @dataclass
 class FileState:
     """What was consumed of a file: complete lines only, and a hash of those bytes
-    (XXH3-128: it detects a rewritten prefix as surely as a cryptographic hash would, and
+    (XXH3-128: collisions by accident are as unlikely as with a cryptographic hash, which
+    is what an edited transcript risks; it is not built to resist forged ones, and
     SHA-256 took 7% of an ingest's CPU)."""
 
     key: str
@@ -271,15 +268,16 @@ class FileState:
 
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> FileState:
-        """A state as ``to_json`` wrote it. A field an earlier version did not write is
-        None: a state without this version's hash never matches, so its file is read again."""
-        return cls(**{name: state.get(name) for name in cls.__dataclass_fields__})
+        """A state as ``to_json`` wrote it. One an earlier version wrote (with a SHA-256,
+        not this hash) has no hash: its file is read again, whole."""
+        fields = {name: state[name] for name in cls.__dataclass_fields__ if name in state}
+        return cls(**{"xxh3_128": None, **fields})
 
 
 def resume_point(f, old: FileState | None) -> tuple[int, int, Any]:
     """(offset, line number, hasher) to continue ``f`` from, after checking its consumed prefix."""
     hasher = xxhash.xxh3_128()
-    if old is None or old.consumed == 0:
+    if old is None or old.consumed == 0 or old.xxh3_128 is None:
         return 0, 0, hasher
     left = old.consumed
     while left:
@@ -337,7 +335,7 @@ def read_file(
                         if row is None:
                             row = parser.general(line, lineno, complete)
                     except Bad as e:
-                        _quarantine(quarantine, key, lineno, e.reason, str(e), bytes(line), n)
+                        _quarantine(quarantine, key, lineno, e.reason, str(e), bytes(line[:RAW_PREFIX]), n)
                         continue
                     (entries if len(row) == _ENTRY_WIDTH else raw).append(row)
                     buffers.size += n
@@ -715,10 +713,3 @@ def _block_kind(kind: str | None) -> str:
 def hint_agent(key: str) -> str:
     """``agent-<id>`` from a subagent file key."""
     return key.rsplit("/", 1)[-1].removesuffix(".jsonl")
-
-
-def iter_lines_text(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL side file written by this package."""
-    with path.open("rb") as f:
-        for line in f:
-            yield orjson.loads(line)
