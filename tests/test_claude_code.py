@@ -382,6 +382,22 @@ def test_workers_default_to_one_beside_this_process_on_two_cpus(monkeypatch: pyt
         assert f"ARROW_DEFAULT_MEMORY_POOL={expected}".encode() in environ.split(b"\0")
 
 
+def test_workers_import_this_package_whatever_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixture_ds: Dataset
+) -> None:
+    """An ingest run from a folder holding another ``workbench`` package (another
+    checkout) parses with this one in its workers too."""
+    from workbench.sources.claude_code import parallel
+
+    decoy = tmp_path / "elsewhere" / "workbench"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy package was imported')\n")
+    monkeypatch.chdir(decoy.parent)
+    monkeypatch.setattr(parallel, "TASK_BYTES", 4096)  # tasks for the worker to take
+    report = ingest([FIXTURES], tmp_path / "ds", progress=False, workers=1)
+    assert report.dataset.content_hash == fixture_ds.content_hash
+
+
 def test_a_parser_process_that_dies_stops_the_ingest_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

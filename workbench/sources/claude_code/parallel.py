@@ -255,7 +255,9 @@ class Worker:
         path = os.pathsep.join([str(_SOURCE_ROOT), os.environ.get("PYTHONPATH", "")])
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(work)],
+                # -P: not the current folder first on sys.path, where another checkout of
+                # the package would be imported instead of this process's own
+                [sys.executable, "-P", "-m", __name__, str(work)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
