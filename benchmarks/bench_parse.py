@@ -1,7 +1,8 @@
 """Parsing transcript lines into rows: the typed fast path against the dict path and JSON alone.
 
-On the lines of the bench_ingest tree (held in memory, so no I/O is timed), one process,
-the cycle collector paused as the ingest pauses it:
+On the lines of the bench_ingest tree (held in memory, so no I/O is timed; handed over as
+the ingest hands them: views into each file's bytes, the file checked for UTF-8 whole),
+one process, the cycle collector paused as the ingest pauses it:
 
   orjson.loads          parse each line into Python objects, map nothing (the floor a
                         hand-written parser would start from)
@@ -35,6 +36,7 @@ from workbench.sources.claude_code.reader import (  # noqa: E402
     RAW_SCHEMA,
     LineParser,
     _table,
+    _utf8,
     find_files,
 )
 
@@ -43,34 +45,42 @@ def main() -> None:
     args = tree_arguments(__doc__, size=200, repeat=5).parse_args()
 
     tree = build_tree(Path(args.data) / f"bench-ingest-{args.size}mb", args.size)
-    files = [(src, src.path.read_bytes().split(b"\n")[:-1]) for src in find_files([tree / "projects"])]
-    nbytes = sum(len(line) + 1 for _, lines in files for line in lines)
-    nlines = sum(len(lines) for _, lines in files)
+    # lines as the ingest hands them over: views into the file's bytes, checked for UTF-8 whole
+    files = []
+    for src in find_files([tree / "projects"]):
+        data = src.path.read_bytes()
+        view, lines, start = memoryview(data), [], 0
+        while (stop := data.find(b"\n", start)) >= 0:
+            lines.append(view[start:stop])
+            start = stop + 1
+        files.append((src, lines, _utf8(data)))
+    nbytes = sum(len(line) + 1 for _, lines, _ in files for line in lines)
+    nlines = sum(len(lines) for _, lines, _ in files)
 
     def loads() -> None:
-        for _, lines in files:
+        for _, lines, _ in files:
             for line in lines:
                 orjson.loads(line)
 
     def general() -> None:
-        for src, lines in files:
+        for src, lines, _ in files:
             p = LineParser(src)
             for i, line in enumerate(lines, 1):
                 p.general(line, i, True)
 
     def fast() -> None:
-        for src, lines in files:
+        for src, lines, utf8 in files:
             p = LineParser(src)
             for i, line in enumerate(lines, 1):
-                p.fast(line, i) or p.general(line, i, True)
+                p.fast(line, i, utf8) or p.general(line, i, True)
 
     def batches() -> None:
         entries: list[tuple] = []
         raw: list[tuple] = []
-        for src, lines in files:
+        for src, lines, utf8 in files:
             p = LineParser(src)
             for i, line in enumerate(lines, 1):
-                row = p.fast(line, i) or p.general(line, i, True)
+                row = p.fast(line, i, utf8) or p.general(line, i, True)
                 (entries if len(row) == len(ENTRY_SCHEMA) else raw).append(row)
                 if len(entries) + len(raw) >= 4_096:
                     _table(entries, ENTRY_SCHEMA), _table(raw, RAW_SCHEMA)
