@@ -9,10 +9,10 @@ disk, not in RAM). A message's content goes to a file of its own (``EntryFile``)
 streaming phase takes every other column and never reads it back. The IPC files are
 uncompressed: compressing them (lz4) cost 1-20% of an ingest's CPU, and the entry files
 stay only until the messages table is written (scratch space is about half the size of
-the transcripts read). ``parse`` yields the
-tasks' results strictly in order (each worker two tasks ahead at most; this process may
-run further ahead while a worker is slow, its results waiting on disk), so the Dataset
-does not depend on how many workers ran.
+the transcripts read). ``parse`` yields the tasks' results strictly in order (each
+worker two tasks ahead at most; this process may run further ahead while a worker is
+slow, its results waiting on disk), so the Dataset does not depend on how many workers
+ran.
 
 This module must stay light to import: it is what each worker process loads.
 """

@@ -109,10 +109,10 @@ def ingest(
     the appended bytes of grown files are read (``update=False`` re-reads everything); the
     result equals a full ingest. Any other existing dataset is replaced only with
     ``overwrite=True``. ``workers`` parser processes run beside this one, which parses
-    too whenever it would wait (default: one if this process may run on two or more CPUs, else none;
-    0 parses only here, with the least memory; see docs/BENCHMARKS.md); the Dataset is
-    the same either way. Scratch files (about half the size of
-    the transcripts read) live beside ``dest`` until the end.
+    too whenever it would wait (default: one if this process may run on two or more
+    CPUs, else none; 0 parses only here, with the least memory; see docs/BENCHMARKS.md);
+    the Dataset is the same either way. Scratch files (about half the size of the
+    transcripts read) live beside ``dest`` until the end.
     """
     roots = resolve_roots(paths)
     dest = Path(dest)
