@@ -356,6 +356,70 @@ def test_parallel_parsing_writes_the_same_dataset(
     assert small_blocks.dataset.content_hash == fixture_ds.content_hash
 
 
+def test_session_figures_merge_across_chunks_and_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session's figures add up over the chunks it spans; its model is the assistant's
+    most frequent (ties: the smallest; empty, missing and <synthetic> not counted), its
+    branch likewise over every message; sessions come out by id, with or without partitions."""
+    import pyarrow as pa
+
+    from workbench.sources.claude_code import pipeline
+
+    def chunk(rows: list[tuple]) -> pa.Table:
+        names = [
+            "session_id",
+            "session_key",
+            "project",
+            "role",
+            "model",
+            "git_branch",
+            "cwd",
+            "timestamp",
+            "line",
+        ]
+        columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+        columns["timestamp"] = [datetime(2026, 1, 1, h) for h in columns["timestamp"]]
+        fields = [ENTRY_SCHEMA.field(n) for n in names]
+        return pa.table({n: pa.array(columns[n], f.type) for n, f in zip(names, fields, strict=True)})
+
+    from workbench.sources.claude_code.reader import ENTRY_SCHEMA
+
+    first = [
+        (7, "s7", "p", "assistant", "b-model", "main", "/w", 5, 1),
+        (7, "s7", "p", "assistant", "a-model", "", "/w", 3, 2),
+        (7, "s7", "p", "user", "z-model", None, None, 4, 3),  # a user's model does not count
+        (9, "s9", "q", "assistant", "<synthetic>", "dev", "/v", 1, 1),
+    ]
+    second = [
+        (7, "s7", "o", "assistant", "", "main", "/w", 9, 4),
+        (9, "s9", "q", "assistant", None, "dev", "/v", 2, 2),
+        (3, "s3", "p", "assistant", "c-model", "dev", "/w", 6, 1),
+    ]
+    for partitions in (1, 3):
+        monkeypatch.setattr(pipeline, "PARTITIONS", partitions)
+        (tmp_path / f"p{partitions}").mkdir()
+        agg = pipeline._Aggregates(tmp_path / f"p{partitions}")
+        agg.add(chunk(first))
+        agg.add(chunk(second))
+        got = agg.sessions().to_pylist()
+        assert [(r["session_id"], r["session_key"], r["project"], r["n"]) for r in got] == [
+            (3, "s3", "p", 1), (7, "s7", "o", 4), (9, "s9", "q", 2),
+        ]  # fmt: skip
+        assert [(r["model"], r["git_branch"]) for r in got] == [
+            ("c-model", "dev"),
+            ("a-model", "main"),
+            (None, "dev"),
+        ]
+        assert [(r["lo"].hour, r["hi"].hour) for r in got] == [(6, 6), (3, 9), (1, 2)]
+        assert agg.projects == {
+            "p": datetime(2026, 1, 1, 3),
+            "q": datetime(2026, 1, 1, 1),
+            "o": datetime(2026, 1, 1, 9),
+        }
+        assert dict(agg.cwds) == {("p", "/w"): 3, ("q", "/v"): 2, ("o", "/w"): 1}
+
+
 def test_workers_default_to_one_beside_this_process_on_two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     """One parser process when this one may run on 2+ CPUs, none on one; a worker gets
     the system allocator unless the user chose one."""

@@ -294,30 +294,29 @@ WINDOW_SCHEMA = pa.schema(
 
 
 class _Partitions:
-    """Rows of NumPy columns hash-partitioned into scratch files, read back one partition at
-    a time: what dedup and the windows keep per row (about 60 bytes a message) does not
-    have to fit in memory at once, so peak memory does not grow with the tree (Grace hash
-    partitioning; every group a computation needs lies in one partition)."""
+    """Rows hash-partitioned into scratch files, read back one partition at a time: what
+    dedup, the windows and the session figures keep per row (about 60 bytes a message,
+    a few hundred a session) does not have to fit in memory at once, so peak memory does
+    not grow with the tree (Grace hash partitioning; every group a computation needs lies
+    in one partition)."""
 
     def __init__(self, path: Path, schema_: pa.Schema, count: int) -> None:
         self.schema = schema_
         self.paths = [path.with_name(f"{path.name}-{i:02d}.arrow") for i in range(count)]
         self.writers = [pa.ipc.new_stream(str(p), schema_) for p in self.paths]
 
-    def add(self, by: np.ndarray, **columns: np.ndarray) -> None:
-        """Append rows; ``by`` (64-bit integers) picks each row's partition."""
+    def add(self, by: np.ndarray, rows: pa.RecordBatch | pa.Table) -> None:
+        """Append ``rows`` (of the partitions' schema); ``by``, 64-bit integers, one per row,
+        picks each row's partition."""
         part = by.view(np.uint64) % np.uint64(len(self.writers))
         order = np.argsort(part, kind="stable")  # keeps row order within a partition
         bounds = np.r_[0, np.cumsum(np.bincount(part, minlength=len(self.writers)))]
         for i, writer in enumerate(self.writers):
             if bounds[i + 1] > bounds[i]:
-                take = order[bounds[i] : bounds[i + 1]]
-                writer.write_batch(
-                    pa.record_batch([columns[f.name][take] for f in self.schema], schema=self.schema)
-                )
+                writer.write(rows.take(order[bounds[i] : bounds[i + 1]]))
 
-    def read(self) -> Iterator[dict[str, np.ndarray]]:
-        """Each partition's columns (its rows in the order they were added), then its file is removed."""
+    def read(self) -> Iterator[pa.Table]:
+        """Each non-empty partition (its rows in the order they were added), then its file is removed."""
         for writer in self.writers:
             writer.close()
         for path in self.paths:
@@ -325,7 +324,11 @@ class _Partitions:
                 table = pa.ipc.open_stream(f).read_all()
             path.unlink()
             if table.num_rows:
-                yield {name: table.column(name).to_numpy() for name in table.column_names}
+                yield table
+
+
+def _numpy(table: pa.Table) -> dict[str, np.ndarray]:
+    return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
 class _Dedup:
@@ -356,12 +359,13 @@ class _Dedup:
         mid = np.array([hash(m) for m in mids], np.int64)
         total = total.filter(has).to_numpy().astype(np.int64)
         side = u.column("is_sidechain").to_numpy().astype(bool)
-        self.parts.add(mid, row=rows, keyed=keyed, key=key, mid=mid, total=total, side=side)
+        columns = {"row": rows, "keyed": keyed, "key": key, "mid": mid, "total": total, "side": side}
+        self.parts.add(mid, pa.record_batch(columns, schema=DEDUP_SCHEMA))
         self.usage_rows += len(rows)
 
     def winners(self) -> np.ndarray:
         """The rows whose tokens count, sorted."""
-        found = [_winners(**columns) for columns in self.parts.read()]
+        found = [_winners(**_numpy(part)) for part in self.parts.read()]
         return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
 
 
@@ -389,41 +393,82 @@ def _winners(
     return np.concatenate([rows[order][keep], loose])
 
 
-class _Aggregates:
-    """Per-session and per-project figures, merged chunk by chunk (a few rows per session)."""
+#: One row per group of a chunk's message rows: the session figures' partial sums.
+GROUP_KEYS = ("session_id", "session_key", "project", "role", "model", "git_branch", "cwd")
+GROUP_SCHEMA = pa.schema(
+    [*(ENTRY_SCHEMA.field(k) for k in GROUP_KEYS), ("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")),
+     ("n", pa.int64())]
+)  # fmt: skip
 
-    def __init__(self) -> None:
-        self.sessions: dict[int, list[Any]] = {}  # id -> [key, project, first, last, count]
-        self.models: Counter[tuple[int, str]] = Counter()
-        self.branches: Counter[tuple[int, str]] = Counter()
+
+class _Aggregates:
+    """Per-session and per-project figures. Each chunk's rows are grouped (a few groups per
+    session) and the groups spilled to partitions by session, merged one partition at a
+    time at the end, so no per-session state is held while the tree is read. Per-project
+    state (first activity, working folders) is a few entries per project and stays here."""
+
+    def __init__(self, work: Path) -> None:
+        self.groups = _Partitions(work / "sessions", GROUP_SCHEMA, PARTITIONS)
         self.cwds: Counter[tuple[str, str]] = Counter()
         self.projects: dict[str, Any] = {}
 
     def add(self, t: pa.Table) -> None:
         # One grouping per chunk (each group_by has a fixed cost): a few rows per session.
-        keys = ["session_id", "session_key", "project", "role", "model", "git_branch", "cwd"]
-        g = t.group_by(keys, use_threads=False).aggregate(
+        g = t.group_by(list(GROUP_KEYS), use_threads=False).aggregate(
             [("timestamp", "min"), ("timestamp", "max"), ("line", "count")]
         )
-        sessions, projects = self.sessions, self.projects
-        columns = (g.column(c).to_pylist() for c in [*keys, "timestamp_min", "timestamp_max", "line_count"])
-        for sid, key, project, role, model, branch, cwd, lo, hi, n in zip(*columns, strict=True):
-            cur = sessions.get(sid)
-            if cur is None:
-                sessions[sid] = [key, project, lo, hi, n]
-            else:
-                cur[1] = min(cur[1], project)
-                cur[2] = min(cur[2], lo)
-                cur[3] = max(cur[3], hi)
-                cur[4] += n
-            first = projects.get(project)
-            projects[project] = lo if first is None else min(first, lo)
-            if role == "assistant" and model and model != "<synthetic>":
-                self.models[(sid, model)] += n
-            if branch:
-                self.branches[(sid, branch)] += n
+        g = g.select([*GROUP_KEYS, "timestamp_min", "timestamp_max", "line_count"])
+        g = g.rename_columns(GROUP_SCHEMA.names)
+        self.groups.add(g.column("session_id").to_numpy(), g)
+        p = g.group_by(["project", "cwd"], use_threads=False).aggregate([("lo", "min"), ("n", "sum")])
+        columns = (p.column(c).to_pylist() for c in ("project", "cwd", "lo_min", "n_sum"))
+        for project, cwd, lo, n in zip(*columns, strict=True):
+            first = self.projects.get(project)
+            self.projects[project] = lo if first is None else min(first, lo)
             if cwd:
                 self.cwds[(project, cwd)] += n
+
+    def sessions(self) -> pa.Table:
+        """One row per session, by id: ``SESSION_SCHEMA``'s figures, its model and git
+        branch the ones with the most messages (the assistant's, ``<synthetic>`` aside)."""
+        parts = [SESSION_SCHEMA.empty_table()]
+        for g in self.groups.read():
+            s = g.group_by("session_id", use_threads=False).aggregate(
+                [("session_key", "min"), ("project", "min"), ("lo", "min"), ("hi", "max"), ("n", "sum")]
+            )
+            role, model, branch = g.column("role"), g.column("model"), g.column("git_branch")
+            counted = {  # nulls compare to null, which the filter drops
+                "model": pc.and_(
+                    pc.and_(pc.equal(role, "assistant"), pc.not_equal(model, "<synthetic>")),
+                    pc.not_equal(model, ""),
+                ),
+                "git_branch": pc.not_equal(branch, ""),
+            }
+            for column, mask in counted.items():
+                s = s.join(_most_frequent(g.filter(mask), column), "session_id", join_type="left outer")
+            parts.append(s.select(_SESSION_COLUMNS).rename_columns(SESSION_SCHEMA.names))
+        return pa.concat_tables(parts).cast(SESSION_SCHEMA).sort_by("session_id")
+
+
+#: A partition's session table as its group_by and joins name the columns, and as returned.
+_SESSION_COLUMNS = [
+    "session_id", "session_key_min", "project_min", "lo_min", "hi_max", "n_sum", "model", "git_branch",
+]  # fmt: skip
+SESSION_SCHEMA = pa.schema(
+    [("session_id", pa.int64()), ("session_key", pa.string()), ("project", pa.string()),
+     ("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")), ("n", pa.int64()),
+     ("model", pa.string()), ("git_branch", pa.string())]
+)  # fmt: skip
+
+
+def _most_frequent(groups: pa.Table, column: str) -> pa.Table:
+    """Per session, the value of ``column`` with the most messages (ties: the smallest)."""
+    counts = groups.group_by(["session_id", column], use_threads=False).aggregate([("n", "sum")])
+    counts = counts.sort_by([("session_id", "ascending"), ("n_sum", "descending"), (column, "ascending")])
+    ids = counts.column("session_id").to_numpy()
+    first = np.ones(len(ids), bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return counts.filter(first).select(["session_id", column])
 
 
 def _most_common(counter: Counter) -> dict[Any, str]:
@@ -455,7 +500,7 @@ class _Run:
         self.files: Counter[str] = Counter()
         self.rows = 0
         self.dedup = _Dedup(work)
-        self.agg = _Aggregates()
+        self.agg = _Aggregates(work)
         self.counts: Counter[str] = Counter()
         self.titles: list[tuple[str, str | None, str]] = []
         self.windows_input = _Partitions(work / "windows", WINDOW_SCHEMA, PARTITIONS)
@@ -487,13 +532,13 @@ class _Run:
         for role, n in zip(*_value_counts(t.column("role")), strict=True):
             self.counts[role] += n
         sessions = t.column("session_id").to_numpy()
-        self.windows_input.add(
-            sessions,
-            row=np.arange(self.rows, self.rows + t.num_rows, dtype=np.int64),
-            session=sessions,
-            stamp=t.column("timestamp").cast(pa.int64()).to_numpy(),
-            total=total.fill_null(0).to_numpy(),
-        )
+        columns = {
+            "row": np.arange(self.rows, self.rows + t.num_rows, dtype=np.int64),
+            "session": sessions,
+            "stamp": t.column("timestamp").cast(pa.int64()).to_numpy(),
+            "total": total.fill_null(0).to_numpy(),
+        }
+        self.windows_input.add(sessions, pa.record_batch(columns, schema=WINDOW_SCHEMA))
         self.rows += t.num_rows
 
     def _take_raw(self, t: pa.Table) -> None:
@@ -677,7 +722,8 @@ class _Run:
         """``window_rows`` per partition of whole sessions, ids renumbered in (session, start)
         order; the window rows themselves are few (a handful per session)."""
         parts = []
-        for p in self.windows_input.read():
+        for part in self.windows_input.read():
+            p = _numpy(part)
             # only the winning copy of a streamed response counts its tokens
             won = _among(p["row"], winners)
             order = np.lexsort((p["stamp"], p["session"]))  # stable: ties keep file order
@@ -694,25 +740,26 @@ class _Run:
 
     def _sessions_projects(self) -> tuple[pa.Table, pa.Table]:
         agg = self.agg
-        models, branches, cwds = _most_common(agg.models), _most_common(agg.branches), _most_common(agg.cwds)
-        titles = self._titles()
-        ids = sorted(agg.sessions)
-        rows = [(sid, *agg.sessions[sid]) for sid in ids]
+        found = agg.sessions()
+        ids = found.column("session_id").to_pylist()
+        keys = found.column("session_key").to_pylist()
+        titles = self._titles(found.column("session_id"))
         sessions = pa.table(
             {
                 "id": ids,
-                "project_id": [_project_id(r[2]) for r in rows],
-                "external_id": [r[1] for r in rows],
+                "project_id": [_project_id(p) for p in found.column("project").to_pylist()],
+                "external_id": keys,
                 "title": [titles.get(sid) for sid in ids],
-                "model": [models.get(sid) for sid in ids],
-                "git_branch": [branches.get(sid) for sid in ids],
-                "is_sidechain": ["/" in r[1] for r in rows],
-                "message_count": [r[5] for r in rows],
-                "created_at": [r[3] for r in rows],
-                "updated_at": [r[4] for r in rows],
+                "model": found.column("model"),
+                "git_branch": found.column("git_branch"),
+                "is_sidechain": ["/" in k for k in keys],
+                "message_count": found.column("n"),
+                "created_at": found.column("lo"),
+                "updated_at": found.column("hi"),
             },
             schema=schema.arrow_schema("sessions"),
         )
+        cwds = _most_common(agg.cwds)
         projects = []
         for project, created in agg.projects.items():
             path = cwds.get(project, project)
@@ -723,8 +770,9 @@ class _Run:
         frame = pa.table({c: [p[i] for p in projects] for i, c in enumerate(names.names)}, schema=names)
         return sessions, frame
 
-    def _titles(self) -> dict[int, str]:
-        """Session titles: the last custom-title, else the last ai-title, else the last summary."""
+    def _titles(self, sessions: pa.ChunkedArray) -> dict[int, str]:
+        """Titles of the ``sessions`` (ids): the last custom-title, else the last ai-title,
+        else the last summary."""
         found: list[tuple[int, str | None, str | None, str]] = []
         for kind, session, text in self.titles:
             try:
@@ -753,10 +801,12 @@ class _Run:
                             part.column(0).to_pylist(), part.column(1).to_pylist(), strict=True
                         ):
                             leaves.setdefault(u, sid)
-        by_key = {v[0]: sid for sid, v in self.agg.sessions.items()}
+        known = set(sessions.to_pylist())
         best: dict[int, tuple[int, int, str]] = {}
         for order, (rank, session, leaf, title) in enumerate(found):
-            sid = by_key.get(session) if session is not None else None
+            sid = hash63("session\x00" + session) if session is not None else None  # as LineParser names it
+            if sid not in known:
+                sid = None
             if sid is None and leaf is not None:
                 sid = leaves.get(leaf)
             if sid is None:
