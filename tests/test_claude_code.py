@@ -356,6 +356,34 @@ def test_parallel_parsing_writes_the_same_dataset(
     assert small_blocks.dataset.content_hash == fixture_ds.content_hash
 
 
+def test_titles_find_their_session_by_id_or_by_leaf(tmp_path: Path) -> None:
+    """A custom-title beats a summary; a title names its session by sessionId (a subagent's
+    by its external id) or, for a summary, by the message its leafUuid points at; a title
+    of a session without messages is dropped."""
+    stamp = "2026-01-01T00:00:0{}.000Z"
+    lines = [
+        {"type": "user", "sessionId": "s", "timestamp": stamp.format(0), "uuid": "u1",
+         "message": {"role": "user", "content": "hi"}},
+        {"type": "user", "sessionId": "s", "timestamp": stamp.format(1), "uuid": "u2",
+         "message": {"role": "user", "content": "again"}},
+        {"type": "user", "sessionId": "s", "isSidechain": True, "agentId": "q", "timestamp": stamp.format(2),
+         "uuid": "u3", "message": {"role": "user", "content": "sub"}},
+        {"type": "user", "sessionId": "t", "timestamp": stamp.format(3), "uuid": "u4",
+         "message": {"role": "user", "content": "other"}},
+        {"type": "summary", "summary": "from-leaf", "leafUuid": "u2"},
+        {"type": "summary", "summary": "t-from-leaf", "leafUuid": "u4"},
+        {"type": "custom-title", "sessionId": "s", "customTitle": "by-sid"},
+        {"type": "ai-title", "sessionId": "s/agent-q", "aiTitle": "sub-title"},
+        {"type": "custom-title", "sessionId": "nobody", "customTitle": "lost"},
+    ]  # fmt: skip
+    folder = tmp_path / "tree" / "projects" / "-w"
+    folder.mkdir(parents=True)
+    (folder / "s.jsonl").write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    report = ingest([tmp_path / "tree"], tmp_path / "ds", progress=False, workers=0)
+    titles = dict(report.dataset.read("sessions").select("external_id", "title").iter_rows())
+    assert titles == {"s": "by-sid", "s/agent-q": "sub-title", "t": "t-from-leaf"}
+
+
 def test_session_figures_merge_across_chunks_and_partitions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

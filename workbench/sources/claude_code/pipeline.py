@@ -36,6 +36,7 @@ from workbench.sources.claude_code.reader import (
     gc_paused,
     hash63,
     resolve_roots,
+    session_id,
 )
 from workbench.windows import TOKEN_COLUMNS, window_rows
 
@@ -447,7 +448,8 @@ class _Aggregates:
             for column, mask in counted.items():
                 s = s.join(_most_frequent(g.filter(mask), column), "session_id", join_type="left outer")
             parts.append(s.select(_SESSION_COLUMNS).rename_columns(SESSION_SCHEMA.names))
-        return pa.concat_tables(parts).cast(SESSION_SCHEMA).sort_by("session_id")
+        # one chunk, as the lists it replaced: the Parquet bytes must not depend on the partitions
+        return pa.concat_tables(parts).cast(SESSION_SCHEMA).sort_by("session_id").combine_chunks()
 
 
 #: A partition's session table as its group_by and joins name the columns, and as returned.
@@ -804,7 +806,7 @@ class _Run:
         known = set(sessions.to_pylist())
         best: dict[int, tuple[int, int, str]] = {}
         for order, (rank, session, leaf, title) in enumerate(found):
-            sid = hash63("session\x00" + session) if session is not None else None  # as LineParser names it
+            sid = session_id(session) if session is not None else None
             if sid not in known:
                 sid = None
             if sid is None and leaf is not None:

@@ -86,6 +86,11 @@ def hash63(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 
 
+def session_id(key: str) -> int:
+    """The id of the session with external id ``key`` (a sessionId, or ``<sessionId>/agent-<id>``)."""
+    return hash63("session\x00" + key)
+
+
 def default_roots() -> list[Path]:
     """The ``projects`` folders ccusage reads: ~/.claude, ~/.config/claude, $CLAUDE_CONFIG_DIR."""
     home = Path.home()
@@ -542,10 +547,10 @@ class LineParser:
             skey = f"{sid}/agent-{agent}"
         else:
             skey = sid
-        session_id = self.session_ids.get(skey)
-        if session_id is None:
-            session_id = self.session_ids[skey] = hash63("session\x00" + skey)
-        return self.key, lineno, self.project, skey, session_id, (self.id_seed + lineno * _ID_STEP) & _ID_MASK
+        ident = self.session_ids.get(skey)
+        if ident is None:
+            ident = self.session_ids[skey] = session_id(skey)
+        return self.key, lineno, self.project, skey, ident, (self.id_seed + lineno * _ID_STEP) & _ID_MASK
 
     def fast(self, line: bytes | memoryview, lineno: int, utf8: bool = False) -> tuple | None:
         """The row of a line in the common shape; None hands the line to ``general``.
