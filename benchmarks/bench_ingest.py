@@ -8,9 +8,11 @@ sampled every 10 ms, and the sum of PSS, which counts shared pages once, every 1
 
   workbench   workbench ingest TREE --out DS (all five tables, dedup, quarantine, side
               files), the command a user runs, progress bar off; by default one parser
-              process beside the main one when a second core is free (--workers 1)
+              process beside the main one when it may run on two or more CPUs
   workbench-N the same with --workers N (0-4): N parser processes beside the main one
               (0: one process, the least memory)
+  against-N   with --against DIR: the same command as workbench-N (0-1) run from DIR, a
+              checkout of another commit (before/after comparisons)
   ccusage     ccusage daily --json --offline   (native binary; sums tokens only)
   duckdb      CREATE TABLE t AS SELECT * FROM read_ndjson(glob, union_by_name=true)
 
@@ -113,7 +115,7 @@ def _tree_memory(tree: list[psutil.Process], pss: bool) -> tuple[int, int]:
     return total_rss, total_pss
 
 
-def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+def measure(args: list[str], env: dict[str, str] | None, cwd: Path) -> tuple[float, float, float]:
     """Wall seconds and the peak tree RSS and PSS (MiB) of one subprocess.
 
     RSS is sampled every 10 ms, PSS (which reads /proc/PID/smaps_rollup) every 100 ms and
@@ -121,7 +123,7 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     took a third of a core, which slowed the tools that use both cores.
     """
     started = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(proc.pid)
     tree, peak_rss, peak_pss, tick = [root], 0, 0, 0
     while proc.poll() is None:
@@ -156,17 +158,25 @@ def main() -> None:
     parser.add_argument(
         "--one-file", action="store_true", help="the same tree concatenated into one transcript file"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a checkout of another commit (git worktree add /tmp/base COMMIT): adds against-0 "
+        "and against-1 to the tools, its ingest with 0 and 1 workers",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
     from workbench.sources.claude_code import find_ccusage
 
-    tree = build_tree(Path(args.data) / f"bench-ingest-{args.size}mb", args.size)
+    tree = build_tree(Path(args.data).resolve() / f"bench-ingest-{args.size}mb", args.size)
     if args.one_file:
         tree = one_file(tree)
     nbytes = sum(p.stat().st_size for p in tree.rglob("*.jsonl"))
     nfiles = sum(1 for _ in tree.rglob("*.jsonl"))
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.data))
+    # every tool runs in this scratch folder: `python -m` imports from the current folder
+    # first, which must not be a checkout of the package
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=tree.parent))
     python = sys.executable
     duck_code = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[2]); "
@@ -183,16 +193,17 @@ def main() -> None:
         native = candidate if candidate.exists() else wrapper
     except Exception as e:  # a missing ccusage only drops its row
         print(f"ccusage not measured: {e}")
+    ingest = [python, "-m", "workbench", "ingest", str(tree), "--out", str(work / "ds")]
+    ours = {"WORKBENCH_PROGRESS": "0", "PYTHONPATH": str(ROOT)}
     commands = {
+        "workbench": (ingest, ours),
+        **{f"workbench-{n}": ([*ingest, "--workers", str(n)], ours) for n in range(5)},
         **{
-            name: (
-                [python, "-m", "workbench", "ingest", str(tree), "--out", str(work / "ds"), *options],
-                {"WORKBENCH_PROGRESS": "0"},
+            f"against-{n}": (
+                [*ingest, "--workers", str(n)],
+                {**ours, "PYTHONPATH": str(args.against.resolve())},
             )
-            for name, options in [
-                ("workbench", []),
-                *((f"workbench-{n}", ["--workers", str(n)]) for n in range(5)),
-            ]
+            for n in range(2 if args.against else 0)
         },
         "ccusage": (
             [str(native), "daily", "--json", "--offline"],
@@ -200,14 +211,15 @@ def main() -> None:
         ),
         "duckdb": ([python, "-c", duck_code, str(tree), str(work / "t.duckdb")], None),
     }
-    chosen = [t for t in args.tools.split(",") if t in commands and (t != "ccusage" or native)]
+    tools = args.tools + (",against-0,against-1" if args.against else "")
+    chosen = [t for t in tools.split(",") if t in commands and (t != "ccusage" or native)]
     results: dict[str, list[tuple[float, float, float]]] = {t: [] for t in chosen}
     for _ in range(args.repeat):
         for tool in chosen:  # interleaved, so drift on the shared machine hits all tools alike
             for leftover in (work / "ds", work / "t.duckdb"):
                 shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(True)
             cmd, env = commands[tool]
-            results[tool].append(measure(cmd, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}))
+            results[tool].append(measure(cmd, {**os.environ, **(env or {})}, cwd=work))
     shutil.rmtree(work, ignore_errors=True)
 
     print(f"\ntree: {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {args.repeat} runs each (median)\n")

@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import signal
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -446,9 +445,12 @@ def test_session_figures_merge_across_chunks_and_partitions(
             "o": datetime(2026, 1, 1, 9),
         }
         assert dict(agg.cwds) == {("p", "/w"): 3, ("q", "/v"): 2, ("o", "/w"): 1}
+        assert agg.cwds_by_project() == {"p": "/w", "q": "/v", "o": "/w"}
 
 
-def test_workers_default_to_one_beside_this_process_on_two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_default_to_one_beside_this_process_on_two_cpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One parser process when this one may run on 2+ CPUs, none on one; a worker gets
     the system allocator unless the user chose one."""
     from workbench.sources.claude_code import ARROW_POOL, parallel
@@ -463,7 +465,7 @@ def test_workers_default_to_one_beside_this_process_on_two_cpus(monkeypatch: pyt
             monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
         else:
             monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", chosen)
-        worker = parallel.Worker(Path(tempfile.mkdtemp()), 0)
+        worker = parallel.Worker(tmp_path, 0)
         try:
             # empty until the kernel has set up the new program's stack, just after Popen returns
             environ, deadline = b"", time.monotonic() + 10

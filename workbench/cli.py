@@ -7,6 +7,7 @@ Library errors (:class:`WorkbenchError`) become ``Error: ...`` and exit code 1.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -186,8 +187,6 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     ccusage does; bad lines are quarantined with file, line and reason in
     OUT/quarantine.jsonl and every valid entry still arrives.
     """
-    import sys
-
     from workbench.sources import claude_code  # light: does not import Arrow
 
     if "pyarrow" not in sys.modules:  # Arrow reads it when first imported, and only then

@@ -429,6 +429,19 @@ class _Aggregates:
             if cwd:
                 self.cwds[(project, cwd)] += n
 
+    def cwds_by_project(self) -> dict[str, str]:
+        """Per project, the working folder with the most messages (ties: the smallest)."""
+        keys = list(self.cwds)
+        counts = pa.table(
+            {
+                "project": pa.array([project for project, _ in keys], pa.string()),
+                "cwd": pa.array([cwd for _, cwd in keys], pa.string()),
+                "n": pa.array(list(self.cwds.values()), pa.int64()),
+            }
+        )
+        best = _most_frequent(counts, "project", "cwd").to_pydict()
+        return dict(zip(best["project"], best["cwd"], strict=True))
+
     def sessions(self) -> pa.Table:
         """One row per session, by id: ``SESSION_SCHEMA``'s figures, its model and git
         branch the ones with the most messages (the assistant's, ``<synthetic>`` aside)."""
@@ -446,7 +459,8 @@ class _Aggregates:
                 "git_branch": pc.not_equal(branch, ""),
             }
             for column, mask in counted.items():
-                s = s.join(_most_frequent(g.filter(mask), column), "session_id", join_type="left outer")
+                frequent = _most_frequent(g.filter(mask), "session_id", column)
+                s = s.join(frequent, "session_id", join_type="left outer")
             parts.append(s.select(_SESSION_COLUMNS).rename_columns(SESSION_SCHEMA.names))
         # one chunk, as the lists it replaced: the Parquet bytes must not depend on the partitions
         return pa.concat_tables(parts).cast(SESSION_SCHEMA).sort_by("session_id").combine_chunks()
@@ -463,24 +477,14 @@ SESSION_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
-def _most_frequent(groups: pa.Table, column: str) -> pa.Table:
-    """Per session, the value of ``column`` with the most messages (ties: the smallest)."""
-    counts = groups.group_by(["session_id", column], use_threads=False).aggregate([("n", "sum")])
-    counts = counts.sort_by([("session_id", "ascending"), ("n_sum", "descending"), (column, "ascending")])
-    ids = counts.column("session_id").to_numpy()
-    first = np.ones(len(ids), bool)
-    first[1:] = ids[1:] != ids[:-1]
-    return counts.filter(first).select(["session_id", column])
-
-
-def _most_common(counter: Counter) -> dict[Any, str]:
-    """Per key, the most frequent value (ties: the smallest)."""
-    best: dict[Any, tuple[int, str]] = {}
-    for (key, value), n in counter.items():
-        cur = best.get(key)
-        if cur is None or n > cur[0] or (n == cur[0] and value < cur[1]):
-            best[key] = (n, value)
-    return {k: v for k, (_, v) in best.items()}
+def _most_frequent(groups: pa.Table, key: str, column: str) -> pa.Table:
+    """Per ``key``, the value of ``column`` with the most messages ``n`` (ties: the smallest)."""
+    counts = groups.group_by([key, column], use_threads=False).aggregate([("n", "sum")])
+    counts = counts.sort_by([(key, "ascending"), ("n_sum", "descending"), (column, "ascending")])
+    keys = counts.column(key).to_numpy(zero_copy_only=False)
+    first = np.ones(len(keys), bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return counts.filter(first).select([key, column])
 
 
 MESSAGE_SOURCE = ("id", "session_id", "uuid", "role", "type", "content", "timestamp", "model", *TOKEN_COLUMNS)
@@ -761,7 +765,7 @@ class _Run:
             },
             schema=schema.arrow_schema("sessions"),
         )
-        cwds = _most_common(agg.cwds)
+        cwds = agg.cwds_by_project()
         projects = []
         for project, created in agg.projects.items():
             path = cwds.get(project, project)
