@@ -116,3 +116,16 @@ def test_dataset_notebook_runs_on_real_transcripts(tmp_path):
     assert "streamed duplicates" in text and "collapsed" in text  # what the ingest did
     assert "synthetic" in text and "claude-code-claude-code" in text  # real against generator
     assert "4 sessions in 3 projects hold 185 messages" in text
+
+
+def test_verdicts_round_trip_and_render(tmp_path):
+    verdicts = [
+        report.Verdict("the plan's JOIN", "3.1x slower than N+1 (today)", "rows <shipped> 2x", "sqlite"),
+        report.Verdict("index on jobs", "tie", ""),
+    ]
+    path = report.save_verdicts("02_n_plus_one", verdicts, tmp_path)
+    assert path == tmp_path / "02_n_plus_one" / "verdicts.json"
+    assert report.load_verdicts(tmp_path, "02_n_plus_one") == verdicts
+    assert report.load_verdicts(tmp_path, "03_missing") == []
+    page = report.verdicts_html(verdicts)
+    assert "&lt;shipped&gt;" in page and page.count("<tr>") == 3

@@ -33,6 +33,27 @@ def setup() -> None:
     pl.Config.set_tbl_hide_dataframe_shape(True)
 
 
+DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
+OUT_DIR_ENV = "WORKBENCH_OUT_DIR"
+
+
+def data_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    """A notebook's ``data_dir`` parameter: itself, else ``$WORKBENCH_DATA_DIR``, else ``../data``.
+
+    Tests set the variable to a temporary folder, so they never write into ``data/``.
+    """
+    return Path(value or os.environ.get(DATA_DIR_ENV) or "../data")
+
+
+def out_dir(value: str | os.PathLike[str] | None = None) -> Path:
+    """A notebook's ``out_dir`` parameter: itself, else ``$WORKBENCH_OUT_DIR``, else ``../reports``.
+
+    Tests set the variable to a temporary folder, so ``reports/`` holds only what
+    ``make report`` wrote.
+    """
+    return Path(value or os.environ.get(OUT_DIR_ENV) or "../reports")
+
+
 def open_dataset(
     source: str, data_dir: str | os.PathLike[str], *, scale: str = "small", seed: int = 7
 ) -> Dataset:

@@ -17,7 +17,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -285,3 +285,70 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+# ---- verdicts -------------------------------------------------------------------------------
+VERDICTS_FILE = "verdicts.json"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One computed answer to one of the plan's questions.
+
+    ``topic`` is the question in the plan's words ("the plan's three-table JOIN"),
+    ``verdict`` the short answer ("3.1x slower than N+1 (today)", "tie", "met"),
+    ``detail`` the sentence with the numbers behind it, ``engine`` where it was measured.
+    """
+
+    topic: str
+    verdict: str
+    detail: str = ""
+    engine: str | None = None
+
+
+def verdicts_frame(verdicts: Sequence[Verdict]) -> pl.DataFrame:
+    schema = {"topic": pl.String, "engine": pl.String, "verdict": pl.String, "detail": pl.String}
+    rows = [{k: getattr(v, k) for k in schema} for v in verdicts]
+    return pl.DataFrame(rows, schema=schema)
+
+
+def save_verdicts(notebook: str, verdicts: Sequence[Verdict], out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``out_dir/<notebook>/verdicts.json`` (the index page gathers these)."""
+    folder = Path(out_dir) / notebook
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / VERDICTS_FILE
+    _write_atomic(path, json.dumps([asdict(v) for v in verdicts], indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_verdicts(out_dir: str | os.PathLike[str], notebook: str) -> list[Verdict]:
+    """The verdicts a notebook saved, or [] when it saved none."""
+    path = Path(out_dir) / notebook / VERDICTS_FILE
+    if not path.exists():
+        return []
+    return [Verdict(**v) for v in json.loads(path.read_bytes())]
+
+
+def show_verdicts(notebook: str, verdicts: Sequence[Verdict], out_dir: str | os.PathLike[str]) -> Any:
+    """Save the verdicts and return them as an HTML table for the notebook to display.
+
+    Call it last in the Conclude cell tagged ``verdicts``: the HTML export shows that
+    cell's output at the top of the page.
+    """
+    from IPython.display import HTML
+
+    save_verdicts(notebook, verdicts, out_dir)
+    return HTML(verdicts_html(verdicts))
+
+
+def verdicts_html(verdicts: Sequence[Verdict]) -> str:
+    rows = "\n".join(
+        f"<tr><td>{html.escape(v.topic)}</td><td>{html.escape(v.engine or '')}</td>"
+        f"<td><b>{html.escape(v.verdict)}</b></td><td>{html.escape(v.detail)}</td></tr>"
+        for v in verdicts
+    )
+    return (
+        "<table class='verdicts'><thead><tr><th style='text-align:left'>question</th>"
+        "<th style='text-align:left'>engine</th><th style='text-align:left'>verdict</th>"
+        f"<th style='text-align:left'>why</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
+    )
