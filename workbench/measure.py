@@ -35,6 +35,13 @@ from workbench.errors import WorkbenchError
 FORMAT_VERSION = 1
 #: A measurement is flagged unstable above this coefficient of variation (pyperf warns at 10%).
 UNSTABLE_CV = 0.10
+#: Fewest timed runs a calibrated cell gets: with 5 the 95% CI of a median is [min, max].
+MIN_RUNS = 20
+#: Two timings whose ratio's CI lies within 1/(1 + margin) .. 1 + margin are a practical tie.
+EQUIVALENCE_MARGIN = 0.10
+#: Above this 1-minute load average per core, timings are not ranked (two runs at load
+#: 1.8-6 on 2 cores disagreed by up to 30%; below 1.8 they agreed within 4%).
+HIGH_LOAD_PER_CORE = 0.9
 CACHE_STATES = ("warm", "cold")
 Clock = Callable[[], int]
 
@@ -107,14 +114,22 @@ def measure_interleaved(
     clock: Clock = time.perf_counter_ns,
     after: Callable[[str], Any] | None = None,
     pause_gc: bool = True,
+    budget_s: float | None = None,
+    max_repeat: int = 1000,
 ) -> dict[str, list[int]]:
     """Time several functions round-robin, so drift hits all alike.
 
-    Ratios between them are then measured side by side. Each round starts one function
-    further on (A B C, B C A, C A B, ...), so no function always runs right after the same
-    other one (after N+1's thousand round trips, say) or always first. ``after(name)`` is
-    called untimed after each timed call (e.g. to read a statement counter).
-    ``pause_gc``: see :func:`gc_paused`.
+    Ratios between them are then measured side by side, and run ``i`` of each function
+    comes from the same round, so :func:`paired_ratio` can pair them. Each round starts
+    one function further on (A B C, B C A, C A B, ...), so no function always runs right
+    after the same other one (after N+1's thousand round trips, say) or always first.
+    ``after(name)`` is called untimed after each timed call (e.g. to read a statement
+    counter). ``pause_gc``: see :func:`gc_paused`.
+
+    ``budget_s`` calibrates the number of rounds instead (see :func:`enough_rounds`):
+    at least ``repeat`` rounds, then more until the timed calls have used ``budget_s``
+    seconds of the clock, and more again (up to twice the budget) while any function's
+    coefficient of variation is above :data:`UNSTABLE_CV`; never more than ``max_repeat``.
     """
     if repeat < 1:
         raise MeasureError(f"repeat={repeat!r}: measure at least one run")
@@ -123,16 +138,55 @@ def measure_interleaved(
         for fn in fns.values():
             fn()
     times: dict[str, list[int]] = {name: [] for name in fns}
+    budget_ns = None if budget_s is None else int(budget_s * 1e9)
+    spent, round_ = 0, 0
     with gc_paused(pause_gc):
-        for round_ in range(repeat):
+        while not enough_rounds(times, round_, spent, repeat, budget_ns, max_repeat):
             shift = round_ % len(names)
             for name in names[shift:] + names[:shift]:
                 started = clock()
                 fns[name]()
-                times[name].append(clock() - started)
+                elapsed = clock() - started
+                times[name].append(elapsed)
+                spent += elapsed
                 if after is not None:
                     after(name)
+            round_ += 1
     return times
+
+
+def enough_rounds(
+    times: Mapping[str, Sequence[int]],
+    rounds: int,
+    spent_ns: int,
+    repeat: int,
+    budget_ns: int | None,
+    max_repeat: int = 1000,
+) -> bool:
+    """Whether an interleaved measurement may stop after ``rounds`` rounds.
+
+    Without a budget: after ``repeat`` rounds. With one: never before ``repeat`` rounds,
+    then once ``spent_ns`` reaches the budget, unless a function's runs are still
+    unstable (CV above :data:`UNSTABLE_CV`), which buys up to a second budget.
+    ``max_repeat`` ends it regardless.
+    """
+    if rounds >= max_repeat:
+        return True
+    if rounds < repeat:
+        return False
+    if budget_ns is None:
+        return True
+    if spent_ns < budget_ns:
+        return False
+    noisy = any(_cv(t) > UNSTABLE_CV for t in times.values())
+    return not noisy or spent_ns >= 2 * budget_ns
+
+
+def _cv(values: Sequence[float]) -> float:
+    data = np.asarray(values, dtype=float)
+    if data.size < 2 or data.mean() <= 0:
+        return 0.0
+    return float(data.std(ddof=1) / data.mean())
 
 
 # ---- statistics ---------------------------------------------------------------------------
@@ -213,6 +267,89 @@ def ratio(
     alpha = (1 - level) / 2
     lo, hi = np.quantile(boots, [alpha, 1 - alpha])
     return float(np.median(a) / np.median(b)), float(lo), float(hi)
+
+
+def paired_ratio(
+    numerator_ns: Sequence[float],
+    denominator_ns: Sequence[float],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Median of the per-round ratios ``numerator[i] / denominator[i]``, with a bootstrap CI.
+
+    For runs from :func:`measure_interleaved`, where run ``i`` of every function comes
+    from round ``i``: a slow moment of the machine slows both sides of a pair, so it
+    cancels in their ratio instead of widening the interval (as resampling each side
+    alone, :func:`ratio`, lets it). Rounds are resampled whole.
+    """
+    a, b = np.asarray(numerator_ns, dtype=float), np.asarray(denominator_ns, dtype=float)
+    if a.size == 0 or b.size == 0:
+        raise MeasureError("A ratio needs timings on both sides")
+    if a.size != b.size:
+        raise MeasureError(f"Paired runs must pair up: {a.size} against {b.size} runs")
+    pairs = a / b
+    lo, hi = bootstrap(pairs, np.median, n_boot=n_boot, level=level, seed=seed)
+    return float(np.median(pairs)), lo, hi
+
+
+def equivalence(lo: float, hi: float, margin: float = EQUIVALENCE_MARGIN) -> str:
+    """Class of a ratio ``a / b`` from its interval alone (the point estimate plays no part).
+
+    ``"tie"`` when the whole interval lies within ``1/(1 + margin) .. 1 + margin``;
+    ``"slower"`` (a takes longer) when it lies wholly above ``1 + margin``; ``"faster"``
+    when wholly below ``1/(1 + margin)``; ``"unclear"`` when it straddles a margin's
+    edge (a difference too small or too noisy to call). Ratios of 1.104 and 1.108 with
+    the intervals such noise gives fall in the same class.
+    """
+    top, bottom = 1 + margin, 1 / (1 + margin)
+    if bottom <= lo and hi <= top:
+        return "tie"
+    if lo > top:
+        return "slower"
+    if hi < bottom:
+        return "faster"
+    return "unclear"
+
+
+def compare_text(r: float, lo: float, hi: float, margin: float = EQUIVALENCE_MARGIN) -> str:
+    """``a / b`` in words for a sentence about a (e.g. "3.10x slower (95% CI 2.9x-3.3x)")."""
+    kind = equivalence(lo, hi, margin)
+    ci = f"95% CI {lo:.2f}-{hi:.2f}"
+    if kind == "slower":
+        return f"{r:.2f}x slower ({ci})"
+    if kind == "faster":
+        return f"{1 / r:.2f}x faster (time ratio {r:.2f}, {ci})"
+    if kind == "tie":
+        return f"a tie (time ratio {r:.2f}, {ci}, within ±{margin:.0%})"
+    return f"no clear difference (time ratio {r:.2f}, {ci}, not within ±{margin:.0%} nor outside it)"
+
+
+def load_average() -> float | None:
+    """The 1-minute load average now (None where the platform has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def load_limit(per_core: float = HIGH_LOAD_PER_CORE) -> float:
+    """The load average above which timings on this machine are not ranked."""
+    return per_core * (os.cpu_count() or 1)
+
+
+def load_note(before: float | None, after: float | None, limit: float | None = None) -> str | None:
+    """None when the load stayed under ``limit``; else why the timings are not ranked.
+
+    >>> load_note(0.4, 3.6, limit=1.8)
+    'load average 0.40 before, 3.60 after timing: 2.0x the limit of 1.80, not ranked'
+    """
+    limit = load_limit() if limit is None else limit
+    worst = max((x for x in (before, after) if x is not None), default=None)
+    if worst is None or worst <= limit:
+        return None
+    b = "?" if before is None else f"{before:.2f}"
+    a = "?" if after is None else f"{after:.2f}"
+    over = f"{worst / limit:.1f}x the limit of {limit:.2f}"
+    return f"load average {b} before, {a} after timing: {over}, not ranked"
 
 
 # ---- context ------------------------------------------------------------------------------
@@ -363,11 +500,14 @@ class Results:
         """One row per group: n, median/p50/p95/p99 (ms) with intervals, cv, unstable, and counts."""
         out = []
         extra = [c for c in ("statements", "rows", "bytes", "server_ms") if c in self.frame.columns]
+        loads = [c for c in ("load_before", "load_after") if c in self.frame.columns]
         for keys, part in self.frame.group_by(list(by), maintain_order=True):
             row = dict(zip(by, keys, strict=True))
             row.update(summarize(part["wall_ns"].to_list(), seed=seed))
             for c in extra:
                 row[c] = part[c].drop_nulls().median() if part[c].drop_nulls().len() else None
+            for c in loads:  # the worst the engine's timing saw
+                row[c] = part[c].drop_nulls().max() if part[c].drop_nulls().len() else None
             out.append(row)
         return pl.DataFrame(out)
 
@@ -377,21 +517,31 @@ class Results:
         by: Sequence[str] = ("engine", "sessions"),
         column: str = "strategy",
         seed: int = 0,
+        paired: bool = False,
+        margin: float = EQUIVALENCE_MARGIN,
     ) -> pl.DataFrame:
         """Speedup of each ``column`` value over ``baseline`` within each group, with intervals.
 
         ``speedup`` = median(baseline) / median(other): above 1 the other is faster.
+        ``paired=True`` (runs from one interleaved measurement, matched by ``run``):
+        the median of the per-round ratios with :func:`paired_ratio`'s interval, and
+        ``class``, the :func:`equivalence` class of the other's time against the baseline's.
         """
         out = []
         for keys, part in self.frame.group_by(list(by), maintain_order=True):
-            base = part.filter(pl.col(column) == baseline)["wall_ns"].to_list()
+            base = part.filter(pl.col(column) == baseline).sort("run")["wall_ns"].to_list()
             if not base:
                 continue
             for (value,), other in part.group_by(column, maintain_order=True):
-                r, lo, hi = ratio(base, other["wall_ns"].to_list(), seed=seed)
-                out.append(
-                    {**dict(zip(by, keys, strict=True)), column: value, "speedup": r, "lo": lo, "hi": hi}
-                )
+                row: dict[str, Any] = {**dict(zip(by, keys, strict=True)), column: value}
+                if paired:
+                    r, lo, hi = paired_ratio(other.sort("run")["wall_ns"].to_list(), base, seed=seed)
+                    row.update(speedup=1 / r, lo=1 / hi, hi=1 / lo, n=len(base))
+                    row["class"] = equivalence(lo, hi, margin)
+                else:
+                    r, lo, hi = ratio(base, other["wall_ns"].to_list(), seed=seed)
+                    row.update(speedup=r, lo=lo, hi=hi)
+                out.append(row)
         return pl.DataFrame(out)
 
 

@@ -163,7 +163,10 @@ def parse(engine: str, raw: Any) -> Plan:
 
 def explain(engine: Any, sql: str, params: Mapping[str, Any] | None = None, analyze: bool = True) -> Plan:
     """Run the engine's EXPLAIN (ANALYZE where it has it) and parse it into a :class:`Plan`."""
-    return parse(engine.name, engine.explain(sql, params, analyze=analyze))
+    raw = engine.explain(sql, params, analyze=analyze)
+    if engine.name == "sqlite":
+        return parse_sqlite(raw, sql)
+    return parse(engine.name, raw)
 
 
 _DUCKDB_WRAPPERS = {"RESULT_COLLECTOR", "EXPLAIN_ANALYZE", "QUERY"}
@@ -209,6 +212,11 @@ def _duck_node(op: Mapping[str, Any]) -> Node:
         details["filter"] = (
             extra["Filters"] if isinstance(extra["Filters"], str) else " AND ".join(extra["Filters"])
         )
+    # A filter built at run time from a join's (or TOP_N's) other side: the scan's rows
+    # are counted after it, while its estimate is the rows before it.
+    runtime = extra.get("Dynamic Filters") or ("Dynamic Filter" in details.get("filter", "") or None)
+    if runtime:
+        details["runtime_filter"] = runtime if isinstance(runtime, str) else "Dynamic Filter"
     if "rows_scanned" in op or "operator_rows_scanned" in op:
         details["rows_scanned"] = int(op.get("operator_rows_scanned", op.get("rows_scanned")) or 0)
     inclusive = None
@@ -287,6 +295,10 @@ def _pg_node(p: Mapping[str, Any], processes: int = 1) -> Node:
         operator = {"Hashed": "HashAggregate", "Sorted": "GroupAggregate", "Mixed": "MixedAggregate"}[
             p["Strategy"]
         ]
+    if per_loop_rows is not None and (loops or 0) > 1 and float(per_loop_rows).is_integer():
+        # PostgreSQL reports rows per loop rounded to an integer: the total is known
+        # only to within half a row per loop.
+        details["rows_uncertainty"] = 0.5 * loops
     return Node(
         operator=operator,
         actual_rows=None if per_loop_rows is None else int(round(per_loop_rows * total_loops)),
@@ -301,8 +313,25 @@ def _pg_node(p: Mapping[str, Any], processes: int = 1) -> Node:
 _SQLITE_TABLE = re.compile(r"^(SCAN|SEARCH)\s+(?:TABLE\s+)?(\w+)(?:\s+AS\s+(\w+))?(.*)$")
 
 
-def parse_sqlite(raw: Any) -> Plan:
-    """SQLite ``EXPLAIN QUERY PLAN`` rows ``(id, parent, detail)`` into a :class:`Plan` (no actuals)."""
+def sqlite_aliases(sql: str) -> dict[str, str]:
+    """Alias → table (or CTE) name for every table reference in ``sql`` (sqlglot), {} if unparsable."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return {}
+    return {t.alias_or_name: t.name for t in tree.find_all(exp.Table) if t.name}
+
+
+def parse_sqlite(raw: Any, sql: str | None = None) -> Plan:
+    """SQLite ``EXPLAIN QUERY PLAN`` rows ``(id, parent, detail)`` into a :class:`Plan` (no actuals).
+
+    SQLite names a relation by its alias in the query (``SCAN m``); with ``sql`` the
+    alias is resolved to the table (``messages``), kept in ``details["alias"]``.
+    """
+    aliases = sqlite_aliases(sql) if sql else {}
     root = Node("QUERY PLAN")
     by_id: dict[int, Node] = {0: root}
     for row in raw:
@@ -311,7 +340,9 @@ def parse_sqlite(raw: Any) -> Plan:
         operator = detail
         if m := _SQLITE_TABLE.match(detail):
             operator = m.group(1)
-            details["relation"] = m.group(2)
+            details["relation"] = aliases.get(m.group(2), m.group(2))
+            if details["relation"] != m.group(2):
+                details["alias"] = m.group(2)
             rest = m.group(4).strip()
             if rest:
                 details["access"] = rest
@@ -363,31 +394,79 @@ def _spills(n: Node) -> str | None:
     return None
 
 
+#: Operators that stop pulling rows from their input once they have enough.
+_LIMITS = {"LIMIT", "STREAMING_LIMIT", "LIMIT_PERCENT", "TOP_N"}
+
+
+def _under_limit(plan: Plan) -> set[int]:
+    """Pre-order indices of the nodes below a Limit (PostgreSQL) or LIMIT/TOP_N (DuckDB)."""
+    below: set[int] = set()
+
+    def visit(node: Node, under: bool, counter: list[int]) -> None:
+        index = counter[0]
+        counter[0] += 1
+        if under:
+            below.add(index)
+        for child in node.children:
+            visit(child, under or node.operator.upper() in _LIMITS, counter)
+
+    visit(plan.root, False, [0])
+    return below
+
+
+def _at(f: Finding, node: int) -> Finding:
+    return Finding(f.kind, node, f.operator, f.value, f.message, f.severity)
+
+
+def _misestimate(n: Node, under_limit: bool) -> Finding | None:
+    """A row misestimate worth a look, or None.
+
+    Not flagged: a node that never ran (loops 0: no rows whatever its estimate); fewer
+    rows than estimated under a Limit/TOP_N (it stopped early, as asked) or on a scan
+    cut by a run-time join filter (the estimate counts the rows before that filter);
+    a PostgreSQL total whose per-loop rounding alone could close the gap.
+    """
+    if n.actual_rows is None or n.estimated_rows is None or n.loops == 0:
+        return None
+    a, e = float(n.actual_rows), float(n.estimated_rows)
+    if a < e and (under_limit or n.details.get("runtime_filter")):
+        return None
+    slack = float(n.details.get("rows_uncertainty") or 0.0)
+    nearest = min(e, a + slack) if a < e else max(e, a - slack)  # actual rows closest to the estimate
+    factor = max(nearest, e) / max(min(nearest, e), 1.0)
+    if factor < MISESTIMATE_FACTOR or max(a, e) < MISESTIMATE_MIN_ROWS:
+        return None
+    way = "under" if a > e else "over"
+    message = f"{n.label}: {way}estimated {factor:.0f}x ({e:,.0f} estimated, {a:,.0f} actual)"
+    return Finding("misestimate", 0, n.label, factor, message)
+
+
+def _rounding(n: Node) -> Finding | None:
+    """A note where PostgreSQL's per-loop rounding moves a node's total rows by 10% or more."""
+    slack = n.details.get("rows_uncertainty")
+    if not slack or n.actual_rows is None or slack < 0.1 * max(n.actual_rows, 1):
+        return None
+    message = (
+        f"{n.label}: {n.actual_rows:,} rows over {n.loops:,} loops is a total of per-loop counts "
+        f"PostgreSQL rounds, good to ±{slack:,.0f} rows"
+    )
+    return Finding("rounded_rows", 0, n.label, float(slack), message, "info")
+
+
 def findings(plan: Plan) -> list[Finding]:
     """What an analyzer would flag on ``plan``, in node order."""
     out: list[Finding] = []
     total = plan.total_ms or 0.0
+    stops_early = _under_limit(plan)
     for i, n in enumerate(plan.nodes()):
         ex = n.exclusive_ms
         if ex is not None and total > 0 and ex / total >= HOTSPOT_SHARE:
             message = f"{n.label} takes {ex / total:.0%} of the time on its own"
             out.append(Finding("time_share", i, n.label, ex / total, message, "info"))
-        # A node that never ran (loops 0, e.g. the inner side of a join whose outer side was
-        # empty) has 0 actual rows whatever its estimate: that is no misestimate.
-        if n.actual_rows is not None and n.estimated_rows is not None and n.loops != 0:
-            a, e = float(n.actual_rows), float(n.estimated_rows)
-            factor = max(a, e) / max(min(a, e), 1.0)
-            if factor >= MISESTIMATE_FACTOR and max(a, e) >= MISESTIMATE_MIN_ROWS:
-                way = "under" if a > e else "over"
-                out.append(
-                    Finding(
-                        "misestimate",
-                        i,
-                        n.label,
-                        factor,
-                        f"{n.label}: {way}estimated {factor:.0f}x ({e:,.0f} estimated, {a:,.0f} actual)",
-                    )
-                )
+        if found := _misestimate(n, i in stops_early):
+            out.append(_at(found, i))
+        if found := _rounding(n):
+            out.append(_at(found, i))
         removed, scanned = n.details.get("rows_removed"), n.details.get("rows_scanned")
         if removed is None and scanned is not None and n.actual_rows is not None and n.details.get("filter"):
             removed = max(0, scanned - n.actual_rows)
@@ -506,21 +585,51 @@ def _label(row: Mapping[str, Any]) -> str:
     return f"{row['operator']} on {row['relation']}" if row["relation"] else row["operator"]
 
 
+_INDEX_OPERATORS = ("INDEX", "Index Scan", "Index Only Scan", "Bitmap Index Scan")
+
+
+def index_nodes(plan: Plan) -> list[str]:
+    """Labels of the nodes that read through an index (DuckDB: a SEQ_SCAN of Type "Index Scan")."""
+    return [n.label for n in plan.nodes() if any(k.upper() in n.operator.upper() for k in _INDEX_OPERATORS)]
+
+
+def plan_change(before: Plan, after: Plan) -> dict[str, Any]:
+    """Whether the operators changed between two plans, and what to say about it.
+
+    Returns ``changed`` (the operator trees differ), ``index_before``/``index_after``
+    (:func:`index_nodes`) and ``summary``: "plan unchanged (...)" or the operators
+    removed and added. On DuckDB it states whether the ART index was used, read from
+    the plan (an ART index shows only as extra_info Type "Index Scan" on a SEQ_SCAN).
+    No timing is in it: a single EXPLAIN ANALYZE run is no evidence of a speedup.
+    """
+    changed = before.operators() != after.operators()
+    used = index_nodes(after)
+    if changed:
+        d = diff(before, after)
+        removed = d.filter(pl.col("change") == "removed")["label"].to_list()
+        added = d.filter(pl.col("change") == "added")["label"].to_list()
+        parts = ["plan changed"]
+        if removed:
+            parts.append("removed: " + ", ".join(removed))
+        if added:
+            parts.append("added: " + ", ".join(added))
+        summary = "; ".join(parts)
+    else:
+        summary = f"plan unchanged ({' > '.join(after.operators())})"
+    if after.engine == "duckdb":
+        scans = [n.label for n in after.nodes() if n.operator.upper() in ("SEQ_SCAN", "TABLE_SCAN")]
+        if used:
+            summary += f"; DuckDB used its ART index ({', '.join(used)}: Type 'Index Scan')"
+        elif scans:
+            summary += f"; DuckDB did not use its ART index ({', '.join(scans)}: Type 'Sequential Scan')"
+    elif used and changed:
+        summary += f"; reads through an index: {', '.join(used)}"
+    return {"changed": changed, "index_before": index_nodes(before), "index_after": used, "summary": summary}
+
+
 def diff_summary(before: Plan, after: Plan) -> str:
-    """A sentence on what changed: execution time ratio and operators added or removed."""
-    d = diff(before, after)
-    removed = d.filter(pl.col("change") == "removed")["label"].to_list()
-    added = d.filter(pl.col("change") == "added")["label"].to_list()
-    parts = []
-    if before.execution_ms and after.execution_ms:
-        ratio = before.execution_ms / after.execution_ms
-        faster = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
-        parts.append(f"execution {before.execution_ms:.2f} ms → {after.execution_ms:.2f} ms ({faster})")
-    if removed:
-        parts.append("removed: " + ", ".join(removed))
-    if added:
-        parts.append("added: " + ", ".join(added))
-    return "; ".join(parts) or "no change in operators"
+    """A sentence on what changed in the operators (:func:`plan_change`'s summary)."""
+    return plan_change(before, after)["summary"]
 
 
 def side_by_side(plans: Mapping[str, Plan], actuals: bool = False, gap: int = 4) -> str:

@@ -9,8 +9,9 @@ engine and refuses to go on when any differs, so no timing of a wrong answer is 
 ============== ==================================================== ====================
 strategy       what it runs                                         statements
 ============== ==================================================== ====================
-n_plus_one     sessions, then per session its messages and windows  1 + 2N
-joined         the plan's sessions ⟕ messages ⟕ windows (m×w rows)  1
+n_plus_one     "N+1 (today)": sessions, then per session its         1 + 2N
+               messages and windows
+joined         "JOIN (plan)": sessions ⟕ messages ⟕ windows (m×w)  1
 per_relation   sessions ⟕ messages, sessions ⋈ windows              2
 batch          sessions, then ``session_id IN (...)`` per relation  3 (1 when N = 0)
                (``= ANY(:ids::bigint[])`` on PostgreSQL)
@@ -24,17 +25,21 @@ Statements are counted, not assumed: :class:`CountingEngine` wraps an engine's
 >>> loads = check_equal(engine, project_id=1, limit=10)          # doctest: +SKIP
 """
 
+from workbench.strategies.costs import (
+    index_effect,
+    multiplication,
+    statement_cost,
+    statement_cost_sentence,
+    worst_sessions,
+)
 from workbench.strategies.experiments import (
     ACCESS_PATH_INDEXES,
     compare,
-    conclusions,
     crossings,
     drop_indexes,
     ensure_indexes,
     log_sizes,
-    recommend,
     scaling,
-    scaling_conclusions,
 )
 from workbench.strategies.loading import (
     MESSAGE_COLUMNS,
@@ -54,6 +59,8 @@ from workbench.strategies.loading import (
     check_equal,
     first_difference,
     joined,
+    label,
+    labelled,
     largest_project,
     n_plus_one,
     payload_bytes,
@@ -62,9 +69,27 @@ from workbench.strategies.loading import (
     server_time_ms,
     strategy,
 )
+from workbench.strategies.verdicts import (
+    PLAN_WORDS,
+    best_verdicts,
+    conclusions,
+    join_verdicts,
+    recommend,
+    scaling_conclusions,
+)
 
 __all__ = [
     "ACCESS_PATH_INDEXES",
+    "PLAN_WORDS",
+    "best_verdicts",
+    "index_effect",
+    "join_verdicts",
+    "label",
+    "labelled",
+    "multiplication",
+    "statement_cost",
+    "statement_cost_sentence",
+    "worst_sessions",
     "CountingEngine",
     "Load",
     "Loader",

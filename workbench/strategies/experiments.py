@@ -13,7 +13,7 @@ import polars as pl
 
 from workbench import schema
 from workbench.engines.base import Engine, identifier
-from workbench.measure import Results, context, measure_interleaved, ratio
+from workbench.measure import MIN_RUNS, Results, context, load_average, measure_interleaved
 from workbench.strategies.loading import (
     STRATEGIES,
     CountingEngine,
@@ -31,31 +31,42 @@ def compare(
     limit: int,
     *,
     names: Sequence[str] | None = None,
-    repeat: int = 5,
+    repeat: int = MIN_RUNS,
     warmup: int | None = None,
     server_time: bool = True,
     dataset: Any = None,
     clock: Callable[[], int] = time.perf_counter_ns,
+    budget_s: float | None = None,
 ) -> tuple[Results, pl.DataFrame]:
     """Every strategy on every engine: equality first, then interleaved timed runs.
 
     ``warmup``: untimed rounds before the timed ones, the checked run included; by
     default the engine's ``warmup_runs`` (11 on PostgreSQL, until prepared statements
-    and their plans are settled; 1 elsewhere).
+    and their plans are settled; 1 elsewhere). ``repeat``: timed rounds (at least);
+    ``budget_s``: seconds of timed calls per engine to fill beyond that, more while runs
+    are unstable (see :func:`~workbench.measure.measure_interleaved`).
 
     Returns the timed runs (:class:`~workbench.measure.Results`, one row per run, with
-    the counted statements and rows of that run) and the accounting frame (statements,
-    rows, bytes and server-side milliseconds from the checked run).
+    the counted statements and rows of that run and the load average before and after
+    the engine's timing) and the accounting frame (statements, rows, bytes and
+    server-side milliseconds from the checked run).
     """
     runs: list[dict[str, Any]] = []
     books = []
     for engine in engines.values():
-        rounds = engine.warmup_runs if warmup is None else warmup
-        runs_e, book = _measure_engine(engine, project_id, limit, names, repeat, rounds, server_time, clock)
+        timing = Timing(repeat, engine.warmup_runs if warmup is None else warmup, budget_s, clock)
+        runs_e, book = _measure_engine(engine, project_id, limit, names, timing, server_time)
         runs += runs_e
         books.append(book)
     ctx = context(engines.values(), dataset, experiment="strategies", project_id=project_id, limit=limit)
     return Results.from_runs(runs, ctx), pl.concat(books, how="diagonal_relaxed")
+
+
+class Timing:
+    """How a cell is timed: rounds, warm-up rounds, budget and clock (one for compare and scaling)."""
+
+    def __init__(self, repeat: int, warmup: int, budget_s: float | None, clock: Callable[[], int]) -> None:
+        self.repeat, self.warmup, self.budget_s, self.clock = repeat, warmup, budget_s, clock
 
 
 def _measure_engine(
@@ -63,10 +74,8 @@ def _measure_engine(
     project_id: int,
     limit: int,
     names: Sequence[str] | None,
-    repeat: int,
-    warmup: int,
+    timing: Timing,
     server_time: bool | None,
-    clock: Callable[[], int],
 ) -> tuple[list[dict[str, Any]], pl.DataFrame | None]:
     names = list(names or STRATEGIES)
     loads = check_equal(engine, project_id, limit, names)  # also the first warm-up run
@@ -83,7 +92,16 @@ def _measure_engine(
         db.reset()
 
     fns = {name: _bound(strategy(name).load, counters[name], project_id, limit) for name in names}
-    times = measure_interleaved(fns, repeat=repeat, warmup=max(0, warmup - 1), clock=clock, after=counted)
+    load_before = load_average()
+    times = measure_interleaved(
+        fns,
+        repeat=timing.repeat,
+        warmup=max(0, timing.warmup - 1),
+        clock=timing.clock,
+        after=counted,
+        budget_s=timing.budget_s,
+    )
+    load_after = load_average()
     by_name = {} if book is None else {r["strategy"]: r for r in book.iter_rows(named=True)}
     runs = []
     for name in names:
@@ -99,6 +117,8 @@ def _measure_engine(
                     "rows": rows,
                     "bytes": by_name.get(name, {}).get("bytes"),
                     "server_ms": by_name.get(name, {}).get("server_ms"),
+                    "load_before": load_before,
+                    "load_after": load_after,
                 }
             )
     return runs, book
@@ -124,27 +144,31 @@ def scaling(
     sizes: Sequence[int],
     *,
     names: Sequence[str] | None = None,
-    repeat: int = 3,
-    warmup: int = 1,
+    repeat: int = MIN_RUNS,
+    warmup: int | None = None,
     max_statements: int | None = None,
     dataset: Any = None,
     clock: Callable[[], int] = time.perf_counter_ns,
+    budget_s: float | None = None,
 ) -> Results:
     """Cost against the number of sessions loaded, per strategy and engine.
 
-    Each size is checked for equality first. ``max_statements`` bounds the work: a
-    strategy whose statement count at a size would exceed it (N+1 at large N) is
-    skipped there. ``sessions`` in the result is the number actually loaded (a
-    project may have fewer than asked).
+    Each size is checked for equality first, then timed as :func:`compare` times (the
+    same warm-up: the engine's ``warmup_runs`` unless ``warmup`` is given, so crossing
+    points do not move with it). ``max_statements`` bounds the work: a strategy whose
+    statement count at a size would exceed it (N+1 at large N) is skipped there.
+    ``sessions`` in the result is the number actually loaded (a project may have fewer
+    than asked).
     """
     names = list(names or STRATEGIES)
     runs: list[dict[str, Any]] = []
     for engine in engines.values():
+        timing = Timing(repeat, engine.warmup_runs if warmup is None else warmup, budget_s, clock)
         for size in sizes:
             keep = [
                 n for n in names if max_statements is None or strategy(n).statements(size) <= max_statements
             ]
-            engine_runs, _ = _measure_engine(engine, project_id, size, keep, repeat, warmup, None, clock)
+            engine_runs, _ = _measure_engine(engine, project_id, size, keep, timing, None)
             runs += engine_runs
     ctx = context(engines.values(), dataset, experiment="scaling", project_id=project_id, sizes=list(sizes))
     return Results.from_runs(runs, ctx)
@@ -154,14 +178,15 @@ def crossings(summary: pl.DataFrame, involving: Sequence[str] | None = None) -> 
     """Where two strategies swap places as more sessions are loaded, per engine.
 
     ``involving``: only pairs with one of these strategies (e.g. ``["n_plus_one"]``:
-    where each alternative overtakes N+1); strategies within noise of each other swap
-    back and forth, which is rarely the question.
+    where N+1 and each alternative swap).
 
-    ``summary`` is a scaling run's ``Results.summary()``. For each pair of strategies
-    measured at the same sizes, wherever the sign of log(median a / median b) changes
-    between two neighbouring sizes, the crossing is interpolated on log-log axes:
-    ``sessions`` (fractional) and ``ms`` there, the strategy faster below it and the one
-    faster above it.
+    ``summary`` is a scaling run's ``Results.summary()``. A pair is "apart" at a size
+    when their medians' intervals (``median_lo`` .. ``median_hi``) do not overlap. A
+    crossing is reported only between two sizes where the pair is apart in opposite
+    orders, so curves that wander within each other's noise cross nowhere. It is placed
+    where the medians' log ratio, interpolated on log-log axes between those two sizes,
+    is zero: ``sessions`` (fractional) and ``ms`` there, the strategy faster below it
+    and the one faster above it.
     """
     rows = []
     for (engine,), part in summary.group_by("engine", maintain_order=True):
@@ -175,25 +200,7 @@ def crossings(summary: pl.DataFrame, involving: Sequence[str] | None = None) -> 
                     .join(part.filter(pl.col("strategy") == b), on="sessions", suffix="_b")
                     .sort("sessions")
                 )
-                x = np.log(both["sessions"].to_numpy().astype(float))
-                ya, yb = np.log(both["median_ms"].to_numpy()), np.log(both["median_ms_b"].to_numpy())
-                d = ya - yb  # < 0: a is faster
-                signed = np.flatnonzero(d != 0)  # a tie is where they cross, not a crossing itself
-                for k, j in zip(signed[:-1], signed[1:], strict=True):
-                    if d[k] * d[j] > 0:
-                        continue
-                    # Between neighbours: interpolate; across ties: at the first tie.
-                    t = d[k] / (d[k] - d[j]) if j == k + 1 else 1.0
-                    j = k + 1
-                    rows.append(
-                        {
-                            "engine": engine,
-                            "faster_below": a if d[k] < 0 else b,
-                            "faster_above": b if d[k] < 0 else a,
-                            "sessions": float(np.exp(x[k] + t * (x[j] - x[k]))),
-                            "ms": float(np.exp(ya[k] + t * (ya[j] - ya[k]))),
-                        }
-                    )
+                rows += _pair_crossings(engine, a, b, both)
     schema = {
         "engine": pl.String,
         "faster_below": pl.String,
@@ -204,74 +211,32 @@ def crossings(summary: pl.DataFrame, involving: Sequence[str] | None = None) -> 
     return pl.DataFrame(rows, schema=schema).sort("engine", "sessions")
 
 
-def scaling_conclusions(summary: pl.DataFrame, floors: pl.DataFrame, crossed: pl.DataFrame) -> str:
-    """Per engine, in words: the fastest strategy at the largest size, how much of N+1's
-    time there the per-statement floor explains, and where N+1 stops being competitive."""
-    floor = dict(zip(floors["engine"], floors["floor_ms"], strict=True))
-    lines = []
-    for (engine,), part in summary.group_by("engine", maintain_order=True):
-        top = part.filter(pl.col("sessions") == part["sessions"].max()).sort("median_ms", "strategy")
-        best = top.row(0, named=True)
-        text = f"{engine}: at {best['sessions']:,} sessions {best['strategy']} is fastest"
-        text += f" ({best['median_ms']:.1f} ms)"
-        n1 = top.filter(pl.col("strategy") == "n_plus_one")
-        if not n1.is_empty() and engine in floor:
-            r = n1.row(0, named=True)
-            bound = r["statements"] * floor[engine]
-            text += (
-                f"; N+1 takes {r['median_ms']:.1f} ms for {r['statements']:,.0f} statements, "
-                f"{bound / r['median_ms']:.0%} of it the per-statement floor "
-                f"({floor[engine] * 1000:.0f} µs each)"
-            )
-        mine = crossed.filter((pl.col("engine") == engine) & (pl.col("faster_below") == "n_plus_one"))
-        if not mine.is_empty():
-            where = ", ".join(
-                f"{b} at ~{n:,.0f}" for b, n in zip(mine["faster_above"], mine["sessions"], strict=True)
-            )
-            text += f"; N+1 is overtaken by {where} sessions"
-        lines.append(text + ".")
-    return "\n".join(lines)
-
-
-def recommend(results: Results, baseline: str = "n_plus_one", seed: int = 0) -> pl.DataFrame:
-    """Per engine (at the largest size measured): the fastest strategy, its speedup over
-    ``baseline`` with a bootstrap interval, and the runner-up's ratio to it."""
-    frame = results.frame
-    largest = frame.group_by("engine").agg(pl.col("sessions").max())
-    frame = frame.join(largest, on=["engine", "sessions"], how="semi")
-    out = []
-    for (engine,), part in frame.group_by("engine", maintain_order=True):
-        medians = part.group_by("strategy").agg(pl.col("wall_ns").median()).sort("wall_ns", "strategy")
-        best, runner = medians["strategy"][0], medians["strategy"][1] if medians.height > 1 else None
-        times = {s: part.filter(pl.col("strategy") == s)["wall_ns"].to_list() for s in medians["strategy"]}
-        row: dict[str, Any] = {"engine": engine, "sessions": part["sessions"][0], "best": best}
-        row["best_ms"] = float(np.median(times[best])) / 1e6
-        if baseline in times:
-            row["speedup"], row["lo"], row["hi"] = ratio(times[baseline], times[best], seed=seed)
-        if runner is not None:
-            r, lo, _ = ratio(times[runner], times[best], seed=seed)
-            row.update(runner_up=runner, runner_up_ratio=r, runner_up_lo=lo)
-        out.append(row)
-    return pl.DataFrame(out)
-
-
-def conclusions(results: Results, baseline: str = "n_plus_one") -> str:
-    """The recommendation per engine as sentences built from the measured numbers."""
-    lines = []
-    base = STRATEGIES[baseline].label if baseline in STRATEGIES else baseline
-    for r in recommend(results, baseline).iter_rows(named=True):
-        label = STRATEGIES[r["best"]].label if r["best"] in STRATEGIES else r["best"]
-        text = f"{r['engine']}: load {r['sessions']} sessions with {label} ({r['best_ms']:.2f} ms median)"
-        if r.get("speedup") is not None and r["best"] != baseline:
-            text += f", {r['speedup']:.1f}x faster than {base} (95% CI {r['lo']:.1f}x-{r['hi']:.1f}x)"
-        if r.get("runner_up"):
-            runner = STRATEGIES[r["runner_up"]].label if r["runner_up"] in STRATEGIES else r["runner_up"]
-            if r["runner_up_lo"] <= 1.0:
-                text += f"; {runner} is statistically indistinguishable ({r['runner_up_ratio']:.2f}x)"
-            else:
-                text += f"; the runner-up, {runner}, is {r['runner_up_ratio']:.2f}x slower"
-        lines.append(text + ".")
-    return "\n".join(lines)
+def _pair_crossings(engine: str, a: str, b: str, both: pl.DataFrame) -> list[dict[str, Any]]:
+    x = np.log(both["sessions"].to_numpy().astype(float))
+    ya, yb = np.log(both["median_ms"].to_numpy()), np.log(both["median_ms_b"].to_numpy())
+    lo = both["median_lo"].to_numpy() if "median_lo" in both.columns else both["median_ms"].to_numpy()
+    hi = both["median_hi"].to_numpy() if "median_hi" in both.columns else both["median_ms"].to_numpy()
+    lo_b = both["median_lo_b"].to_numpy() if "median_lo_b" in both.columns else np.exp(yb)
+    hi_b = both["median_hi_b"].to_numpy() if "median_hi_b" in both.columns else np.exp(yb)
+    # -1: a faster with the intervals apart; +1: b faster, apart; 0: they overlap.
+    state = np.where(hi < lo_b, -1, np.where(lo > hi_b, 1, 0))
+    apart = np.flatnonzero(state != 0)
+    rows = []
+    for k, j in zip(apart[:-1], apart[1:], strict=True):
+        if state[k] == state[j]:
+            continue
+        d_k, d_j = ya[k] - yb[k], ya[j] - yb[j]
+        t = d_k / (d_k - d_j) if d_k != d_j else 0.5
+        rows.append(
+            {
+                "engine": engine,
+                "faster_below": a if state[k] < 0 else b,
+                "faster_above": b if state[k] < 0 else a,
+                "sessions": float(np.exp(x[k] + t * (x[j] - x[k]))),
+                "ms": float(np.exp(ya[k] + t * (ya[j] - ya[k]))),
+            }
+        )
+    return rows
 
 
 #: The indexes the backend's access paths need (the foreign keys, with the sort column).

@@ -247,13 +247,25 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("n_plus_one", n_plus_one, "N+1 (plan)", lambda n: 1 + 2 * n),
-        Strategy("joined", joined, "3-table LEFT JOIN (plan)", lambda n: 1),
-        Strategy("per_relation", per_relation, "one join per relation", lambda n: 2),
+        Strategy("n_plus_one", n_plus_one, "N+1 (today)", lambda n: 1 + 2 * n),
+        Strategy("joined", joined, "JOIN (plan)", lambda n: 1),
+        Strategy("per_relation", per_relation, "one JOIN per relation", lambda n: 2),
         Strategy("batch", batch, "batch (select-in)", lambda n: 3 if n else 1),
         Strategy("aggregate", aggregate, "aggregate in DB", lambda n: 1),
     )
 }
+
+
+def label(name: str) -> str:
+    """What a strategy is called in figures, tables and sentences ("N+1 (today)", "JOIN (plan)")."""
+    return STRATEGIES[name].label if name in STRATEGIES else name
+
+
+def labelled(frame: pl.DataFrame, column: str = "strategy") -> pl.DataFrame:
+    """``frame`` with its strategy names replaced by their labels (for tables people read)."""
+    return frame.with_columns(
+        pl.col(column).replace_strict({n: s.label for n, s in STRATEGIES.items()}, default=pl.col(column))
+    )
 
 
 def strategy(name: str) -> Strategy:
