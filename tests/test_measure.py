@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import polars as pl
@@ -211,3 +212,96 @@ def test_latency_floor_uses_the_engine_and_the_clock(tmp_path):
     with open_engine("sqlite", str(tmp_path / "f.sqlite")) as engine:
         floor = measure.latency_floor(engine, repeat=10, warmup=2, clock=lambda: next(ticks))
     assert floor == {"engine": "sqlite", "floor_ms": 0.25, "lo": 0.25, "hi": 0.25}
+
+
+def test_paired_ratio_pairs_rounds_so_shared_drift_cancels():
+    # Both sides slow down together round by round (drift): each pair's ratio is exactly 2.
+    drift = [1, 3, 1.5, 4, 1, 2.5, 3.5, 1.2, 2, 5] * 2
+    a = [200 * d for d in drift]
+    b = [100 * d for d in drift]
+    assert measure.paired_ratio(a, b) == (2.0, 2.0, 2.0)
+    r, lo, hi = measure.ratio(a, b)  # resampling each side alone: drift widens the interval
+    assert hi - lo > 1.0
+    with pytest.raises(MeasureError, match="must pair up: 2 against 3"):
+        measure.paired_ratio([1, 2], [1, 2, 3])
+
+
+def test_paired_ratio_interval_on_a_fake_clock():
+    rng = np.random.default_rng(4)
+    noise = rng.normal(1.0, 0.02, 40)
+    durations = []
+    for k in noise:  # round-robin: a then b in even rounds, b then a in odd ones
+        durations += [int(1_100_000 * k), int(1_000_000 * k)]
+    times = measure.measure_interleaved(
+        {"a": lambda: None, "b": lambda: None}, repeat=40, warmup=0, clock=FakeClock(durations)
+    )
+    r, lo, hi = measure.paired_ratio(times["a"], times["b"])
+    assert lo <= r <= hi
+    # Odd rounds start with b, so their durations land swapped: half the pairs are 1.1, half 1/1.1.
+    assert sorted({round(x, 2) for x in np.array(times["a"]) / np.array(times["b"])}) == [0.91, 1.1]
+
+
+def test_equivalence_margin_and_verdicts_that_do_not_flip_on_noise():
+    assert measure.equivalence(0.95, 1.05) == "tie"
+    assert measure.equivalence(1.12, 1.30) == "slower"
+    assert measure.equivalence(0.5, 0.8) == "faster"
+    assert measure.equivalence(0.97, 1.25) == "unclear"
+    # 1.104 and 1.108 with the intervals such noise gives: the same class, the same words.
+    a = measure.equivalence(1.06, 1.15)
+    b = measure.equivalence(1.07, 1.16)
+    assert a == b == "unclear"
+    assert measure.compare_text(1.104, 1.06, 1.15).startswith("not clearly different")
+    assert measure.compare_text(1.108, 1.07, 1.16).startswith("not clearly different")
+    assert measure.compare_text(1.02, 0.98, 1.05).startswith("a tie (time ratio 1.02")
+    assert measure.compare_text(3.1, 2.9, 3.3) == "3.10x slower (95% CI 2.90x-3.30x)"
+    assert measure.compare_text(0.5, 0.4, 0.625) == "2.00x faster (95% CI 1.60x-2.50x)"
+    assert measure.equivalence(0.93, 1.07, margin=0.05) == "unclear"
+
+
+def test_calibration_fills_the_budget_with_at_least_the_minimum_runs():
+    steady = measure.measure_interleaved(
+        {"a": lambda: None, "b": lambda: None},
+        repeat=20,
+        warmup=0,
+        budget_s=1.0,
+        clock=FakeClock([10_000_000] * 400),
+    )
+    # 20 ms a round: 20 rounds use 0.4 s, so rounds go on until 1 s is spent (50 rounds).
+    assert len(steady["a"]) == len(steady["b"]) == 50
+    quick = measure.measure_interleaved(
+        {"a": lambda: None}, repeat=20, warmup=0, budget_s=0.001, clock=FakeClock([1_000_000] * 100)
+    )
+    assert len(quick["a"]) == 20  # the minimum, even when the budget is spent sooner
+    capped = measure.measure_interleaved(
+        {"a": lambda: None}, repeat=5, warmup=0, budget_s=10, max_repeat=8, clock=FakeClock([1] * 100)
+    )
+    assert len(capped["a"]) == 8
+
+
+def test_calibration_takes_more_runs_while_unstable():
+    noisy = [1_000_000, 3_000_000] * 200  # CV about 50%
+    times = measure.measure_interleaved(
+        {"a": lambda: None}, repeat=20, warmup=0, budget_s=0.05, clock=FakeClock(noisy)
+    )
+    assert sum(times["a"]) >= 2 * 50_000_000 > sum(times["a"][:-1])  # a second budget, then stop
+    assert measure.enough_rounds({"a": [1, 1]}, 2, 10, 2, None)
+    assert not measure.enough_rounds({"a": [1, 1]}, 1, 10, 2, None)
+
+
+def test_load_is_noted_only_when_too_high_and_says_by_how_much():
+    assert measure.load_note(0.5, 1.2, limit=1.8) is None
+    note = measure.load_note(0.4, 3.6, limit=1.8)
+    assert note == "load average 0.40 before, 3.60 after timing: 2.0x the limit of 1.80, not ranked"
+    assert measure.load_note(None, None) is None
+    assert measure.load_limit(0.9) == pytest.approx(0.9 * (os.cpu_count() or 1))
+
+
+def test_paired_ratios_from_results():
+    rows = [
+        {"engine": "e", "strategy": s, "sessions": 1, "run": i, "wall_ns": t, "statements": 1, "rows": 1}
+        for s, ts in (("base", [100, 200, 100, 300]), ("fast", [50, 100, 50, 150]))
+        for i, t in enumerate(ts)
+    ]
+    out = Results.from_runs(rows, {}).ratios("base", paired=True).filter(pl.col("strategy") == "fast")
+    r = out.row(0, named=True)
+    assert (r["speedup"], r["lo"], r["hi"], r["class"], r["n"]) == (2.0, 2.0, 2.0, "faster", 4)

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from workbench import figures, strategies
+from workbench import figures, queries, strategies
 from workbench.engines import open_engine
 from workbench.measure import Results, latency_floor
 from workbench.strategies import STRATEGIES, CountingEngine, StrategyMismatchError
@@ -151,7 +151,7 @@ def test_scaling_bounds_n_plus_one_and_records_sessions_loaded(engine):
     summary = results.summary()
     fig = figures.scaling_figure(summary, pl.DataFrame([latency_floor(engine, repeat=5, warmup=1)]))
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
-    assert {t.name for t in fig.data if t.showlegend is not False} == set(STRATEGIES)
+    assert {t.name for t in fig.data if t.showlegend is not False} == {s.label for s in STRATEGIES.values()}
 
 
 def test_log_sizes():
@@ -185,13 +185,101 @@ def test_recommendation_is_computed_from_the_numbers():
         }
     )
     rec = strategies.recommend(results).row(0, named=True)
-    assert rec["best"] == "batch" and rec["runner_up"] == "joined"
-    assert rec["speedup"] == pytest.approx(10.0) and rec["lo"] <= rec["speedup"] <= rec["hi"]
+    assert rec["best"] == "batch" and rec["runner_up"] == "joined" and rec["n"] == 5
+    assert rec["speedup"] == pytest.approx(10.0, rel=0.02) and rec["lo"] <= rec["speedup"] <= rec["hi"]
+    assert rec["class"] == "faster" and rec["runner_up_class"] == "slower" and rec["ties"] == ""
     text = strategies.conclusions(results)
-    assert text.startswith("duckdb: load 10 sessions with batch (select-in) (10.00 ms median), 10.0x faster")
-    assert "the runner-up, 3-table LEFT JOIN (plan), is 2.00x slower" in text
-    close = synthetic_results({"n_plus_one": [50, 50, 50], "batch": [10, 11, 9], "joined": [10.2, 9.8, 10.1]})
-    assert "statistically indistinguishable" in strategies.conclusions(close)
+    assert text.startswith(
+        "duckdb: load 10 sessions with batch (select-in) (10.00 ms median, n = 5); "
+        "against N+1 (today) it is 10.00x faster"
+    )
+    assert "the runner-up, JOIN (plan), is 2.00x slower" in text
+    close = synthetic_results(
+        {"n_plus_one": [50] * 5, "batch": [10, 10.1, 9.9, 10, 10], "joined": [10.1, 10, 10, 10.1, 10.05]}
+    )
+    assert "JOIN (plan), is a tie" in strategies.conclusions(close)
+    assert strategies.recommend(close)["ties"][0] == "joined"
+
+
+def test_conclusions_carry_unstable_and_load_and_refuse_to_rank_under_load():
+    results = synthetic_results({"n_plus_one": [100, 150, 90, 200, 100], "batch": [10, 10, 10, 10, 10]})
+    assert "Unstable (CV > 10%): N+1 (today) CV" in strategies.conclusions(results)
+    loaded = Results(results.frame.with_columns(load_before=pl.lit(0.5), load_after=pl.lit(3.6)), {})
+    text = strategies.conclusions(loaded, limit=1.8)
+    assert text.startswith("duckdb: load average 0.50 before, 3.60 after timing: 2.0x the limit of 1.80")
+    assert "batch" not in text.split("Unstable")[0]  # no ranking
+    quiet = Results(results.frame.with_columns(load_before=pl.lit(0.5), load_after=pl.lit(0.7)), {})
+    assert "Load average 0.50 before, 0.70 after." in strategies.conclusions(quiet, limit=1.8)
+    (v,) = strategies.best_verdicts(loaded, limit=1.8)
+    assert v.verdict == "not ranked (load too high)" and v.engine == "duckdb"
+
+
+def join_book(engine="duckdb"):
+    return pl.DataFrame(
+        [
+            {
+                "engine": engine,
+                "strategy": "n_plus_one",
+                "messages": 4839,
+                "windows": 123,
+                "statements": 201,
+                "rows": 5062,
+                "bytes": 6_087_224,
+                "server_ms": 19.0,
+            },
+            {
+                "engine": engine,
+                "strategy": "joined",
+                "messages": 4839,
+                "windows": 123,
+                "statements": 1,
+                "rows": 9888,
+                "bytes": 15_085_970,
+                "server_ms": 22.9,
+            },
+        ]
+    )
+
+
+def test_join_verdict_names_the_join_in_the_plans_words():
+    slow = synthetic_results(
+        {
+            "n_plus_one": [40, 41, 39, 40, 40],
+            "joined": [120, 123, 118, 121, 120],
+            "batch": [35, 36, 34, 35, 35],
+        }
+    )
+    (v,) = strategies.join_verdicts(slow, join_book())
+    assert v.engine == "duckdb" and v.topic == "the plan's three-table JOIN"
+    assert v.verdict == "not a good fix: 3.0x slower than N+1 (today)"
+    assert v.detail.startswith(
+        "Against N+1 (today), the plan's single three-table LEFT JOIN (sessions ⟕ messages ⟕ windows) is 3.0"
+    )
+    assert "against batch (select-in), the best alternative, 3.4" in v.detail
+    assert "ships 9,888 rows for 4,962 real ones (2.0x" in v.detail
+    assert "15.1 MB against 6.1 MB for N+1 (today), in 1 statement against 201" in v.detail
+    assert "the engine's own time 22.9 ms against 19.0 ms" in v.detail
+
+
+def test_join_verdict_on_a_tie_and_on_a_win():
+    tie = synthetic_results({"n_plus_one": [40, 41, 39, 40, 40], "joined": [40.5, 40.6, 39.5, 40.2, 40.1]})
+    (v,) = strategies.join_verdicts(tie, join_book())
+    assert v.verdict == "no gain: a tie with N+1 (today)" and "a tie (time ratio 1.0" in v.detail
+    win = synthetic_results(
+        {"n_plus_one": [90, 91, 89, 90, 90], "joined": [30, 31, 29, 30, 30], "batch": [10, 11, 9, 10, 10]}
+    )
+    (v,) = strategies.join_verdicts(win, join_book())
+    assert v.verdict == "helps (3.0x faster than N+1 (today)), but batch (select-in) is 3.0x faster still"
+    both = synthetic_results(
+        {
+            "n_plus_one": [90, 91, 89, 90, 90],
+            "joined": [30, 31, 29, 30, 30],
+            "batch": [30, 30.5, 29.5, 30, 30.1],
+        }
+    )
+    assert strategies.join_verdicts(both, join_book())[0].verdict.startswith(
+        "a good fix: 3.0x faster than N+1 (today), a tie with batch"
+    )
 
 
 def test_strategy_figure_has_one_bar_trace_per_engine():
@@ -203,7 +291,7 @@ def test_strategy_figure_has_one_bar_trace_per_engine():
     )
     fig = figures.strategy_figure(summary)
     assert [t.name for t in fig.data] == ["duckdb", "sqlite"]
-    assert list(fig.data[0].x) == ["n_plus_one", "batch"]
+    assert list(fig.data[0].x) == ["N+1 (today)", "batch (select-in)"]
 
 
 def test_counting_engine_delegates_and_resets(engine):
@@ -326,11 +414,14 @@ def test_scaling_conclusions_are_computed_from_the_numbers():
         for n, t in zip([1, 100], ms, strict=True)
     ]
     summary = Results.from_runs(rows, {"engines": {}}).summary()
-    floors = pl.DataFrame({"engine": ["sqlite"], "floor_ms": [0.25]})
-    text = strategies.scaling_conclusions(summary, floors, strategies.crossings(summary))
-    assert text.startswith("sqlite: at 100 sessions joined is fastest (20.0 ms)")
-    assert "N+1 takes 100.0 ms for 201 statements, 50% of it the per-statement floor (250 µs each)" in text
-    assert "N+1 is overtaken by joined at ~" in text
+    costs = pl.DataFrame({"engine": ["sqlite"], "statement_ms": [0.25], "select1_ms": [0.002]})
+    text = strategies.scaling_conclusions(summary, costs, strategies.crossings(summary))
+    assert text.startswith("sqlite: at 100 sessions JOIN (plan) is fastest (20.0 ms median)")
+    assert (
+        "N+1 (today) takes 100.0 ms for 201 statements, 50% of it their own cost "
+        "(250 µs per child query, measured; SELECT 1 alone: 2 µs)" in text
+    )
+    assert "; N+1 (today) is faster below ~" in text and "sessions, JOIN (plan) above" in text
 
 
 def test_crossings_can_be_limited_to_one_strategy():
@@ -343,3 +434,102 @@ def test_crossings_can_be_limited_to_one_strategy():
     assert strategies.crossings(summary).height == 3
     only = strategies.crossings(summary, involving=["n_plus_one"])
     assert sorted(only["faster_above"]) == ["batch", "joined"]
+
+
+def test_compare_records_the_load_before_and_after_per_engine(engine):
+    results, _ = strategies.compare(
+        {engine.name: engine}, PROJECT, 2, names=["batch"], repeat=2, server_time=False, clock=fake_clock()
+    )
+    frame = results.frame
+    assert frame["load_before"].null_count() == 0 and frame["load_after"].null_count() == 0
+    assert {"load_before", "load_after"} <= set(results.summary().columns)
+
+
+def test_scaling_warms_up_as_compare_does(engine, monkeypatch):
+    calls = []
+
+    def counted(db, project_id, limit):
+        calls.append(limit)
+        return strategies.batch(db, project_id, limit)
+
+    monkeypatch.setitem(STRATEGIES, "counted", strategies.Strategy("counted", counted, "c", lambda n: 3))
+    strategies.scaling({engine.name: engine}, PROJECT, [2], names=["counted"], repeat=2, clock=fake_clock())
+    assert len(calls) == engine.warmup_runs + 2  # the checked run, the engine's warm-up, the timed runs
+
+
+def test_the_multiplication_model_matches_what_the_join_ships(engine, tiny):
+    mult = strategies.multiplication(tiny, PROJECT)
+    limit = 30
+    loads = strategies.check_equal(engine, PROJECT, limit, ["n_plus_one", "joined"])
+    page = mult.head(limit)
+    assert page["session_id"].to_list() == [s["id"] for s in loads["joined"].sessions]
+    assert page["cum_join_rows"][-1] == loads["joined"].rows
+    assert page["cum_real_rows"][-1] == loads["n_plus_one"].messages + loads["n_plus_one"].windows
+    if engine.name != "sqlite":  # SQLite returns booleans as 0/1 integers (8 bytes here, not 1)
+        assert page["cum_join_bytes"][-1] == loads["joined"].bytes
+        assert page["cum_real_bytes"][-1] == loads["n_plus_one"].bytes
+    worst = strategies.worst_sessions(mult, 3)
+    top = worst.row(0, named=True)
+    assert top["extra_rows"] == (mult["join_rows"] - mult["real_rows"]).max()
+    fig = figures.multiplication_figure(mult, worst)
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.tickformat == "~g"
+    assert [t.name for t in fig.data if t.showlegend] == [
+        "JOIN (plan)",
+        "real (messages + windows)",
+        "worst sessions",
+    ]
+
+
+def test_statement_cost_times_the_n_plus_one_child_queries(engine):
+    ticks = itertools.count(0, 100_000)  # every timed statement reads 0.1 ms on this clock
+    cost = strategies.statement_cost(engine, PROJECT, 3, rounds=2, clock=lambda: next(ticks))
+    assert cost["engine"] == engine.name and cost["n"] == 2 * 2 * 3
+    assert cost["statement_ms"] == pytest.approx(0.1) and cost["lo"] == pytest.approx(0.1)
+    assert cost["select1_ms"] == pytest.approx(0.1)
+    text = strategies.statement_cost_sentence(cost, statements=201, n_plus_one_ms=40.0)
+    assert "costs 100 µs on" in text and "201 statements × that cost = 20.1 ms, 50% of N+1's 40.0 ms" in text
+
+
+def test_index_effect_claims_only_what_the_plan_shows(engine, tiny):
+    sql = queries.load("session_messages", engine.dialect)
+    effect = strategies.index_effect(engine, sql, {"session_id": 1}, repeat=3, clock=fake_clock())
+    assert effect["ratio"] == pytest.approx(1.0)
+    if effect["plan_changed"]:
+        assert "plan changed" in effect["sentence"] and "not attributable" not in effect["sentence"]
+    else:
+        assert (
+            "plan unchanged" in effect["sentence"] and "not attributable to the index" in effect["sentence"]
+        )
+    if engine.name == "duckdb":
+        assert "ART index" in effect["sentence"]
+    if engine.name == "sqlite":
+        assert effect["plan_changed"] and effect["index_used"]
+
+
+def test_crossings_need_intervals_apart_on_both_sides():
+    def rows(strategy, per_size):
+        return [
+            {
+                "engine": "pg",
+                "strategy": strategy,
+                "sessions": n,
+                "run": i,
+                "wall_ns": int(t * 1e6),
+                "statements": 1,
+                "rows": 1,
+            }
+            for n, ts in zip([1, 10, 100], per_size, strict=True)
+            for i, t in enumerate(ts)
+        ]
+
+    # b wanders around a within noise at 10 and 100: no crossing, though the medians swap.
+    noisy = rows("n_plus_one", [[1, 1.1, 0.9] * 4, [10, 14, 7] * 4, [50, 60, 40] * 4])
+    noisy += rows("batch", [[5, 5.5, 4.5] * 4, [11, 15, 6] * 4, [48, 62, 41] * 4])
+    summary = Results.from_runs(noisy, {"engines": {}}).summary()
+    assert strategies.crossings(summary).is_empty()
+    # Apart at 1 (N+1 faster) and at 100 (batch faster): one crossing, in that direction.
+    clear = rows("n_plus_one", [[1, 1.1, 0.9] * 4, [10, 14, 7] * 4, [100, 105, 95] * 4])
+    clear += rows("batch", [[5, 5.5, 4.5] * 4, [11, 15, 6] * 4, [20, 21, 19] * 4])
+    found = strategies.crossings(Results.from_runs(clear, {"engines": {}}).summary())
+    assert found.select("faster_below", "faster_above").rows() == [("n_plus_one", "batch")]
+    assert 1 < found["sessions"][0] < 100

@@ -122,11 +122,13 @@ def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: med
     ``summary`` is ``Results.summary()`` (columns engine, strategy, median_ms, median_lo,
     median_hi); the y axis is logarithmic because N+1 and the rest differ by orders.
     """
+    from workbench.strategies.loading import label
+
     fig = go.Figure()
     for (engine,), part in summary.partition_by("engine", as_dict=True, maintain_order=True).items():
         fig.add_trace(
             go.Bar(
-                x=part["strategy"],
+                x=[label(s) for s in part["strategy"]],
                 y=part["median_ms"],
                 name=str(engine),
                 error_y=dict(
@@ -139,7 +141,7 @@ def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: med
             )
         )
     fig.update_layout(barmode="group")
-    fig.update_yaxes(type="log", title="median wall time, ms (log scale; bars: 95% bootstrap CI)")
+    log_ticks(fig.update_yaxes(title="median wall time, ms (log scale; bars: 95% bootstrap CI)"), "y")
     fig.update_xaxes(title="strategy")
     return _layout(fig, title)
 
@@ -159,6 +161,8 @@ def scaling_figure(
     ``crossings`` (``strategies.crossings(summary)``): marked where two strategies swap.
     """
     from plotly.subplots import make_subplots
+
+    from workbench.strategies.loading import label
 
     engines = summary["engine"].unique(maintain_order=True).to_list()
     fig = make_subplots(rows=1, cols=len(engines), subplot_titles=engines, shared_yaxes=True)
@@ -185,7 +189,7 @@ def scaling_figure(
                     x=line["sessions"],
                     y=line["median_ms"],
                     mode="lines+markers",
-                    name=strategy,
+                    name=label(strategy),
                     legendgroup=strategy,
                     showlegend=first,
                     line=dict(color=colors[strategy]),
@@ -199,11 +203,11 @@ def scaling_figure(
                         x=line["sessions"],
                         y=line["statements"] * floor[engine],
                         mode="lines",
-                        name=f"{strategy}: statements × floor",
+                        name=f"{label(strategy)}: statements × cost",
                         legendgroup=strategy,
                         showlegend=False,
                         line=dict(color=colors[strategy], dash="dot", width=1),
-                        hovertemplate="floor %{y:.3f} ms<extra>" + strategy + "</extra>",
+                        hovertemplate="statements × cost %{y:.3f} ms<extra>" + label(strategy) + "</extra>",
                     ),
                     row=1,
                     col=col,
@@ -220,7 +224,7 @@ def scaling_figure(
                     showlegend=not crossed,
                     marker=dict(symbol="x-thin", size=11, line=dict(width=2, color="#444")),
                     text=[
-                        f"{a} faster below, {b} above"
+                        f"{label(a)} faster below, {label(b)} above"
                         for a, b in zip(marks["faster_below"], marks["faster_above"], strict=True)
                     ],
                     hovertemplate="%{text}: %{x:.0f} sessions, %{y:.2f} ms<extra></extra>",
@@ -229,9 +233,9 @@ def scaling_figure(
                 col=col,
             )
             crossed = True
-    fig.update_xaxes(type="log", title="sessions loaded (log)")
-    fig.update_yaxes(type="log")
-    fig.update_yaxes(title="median ms (log); dotted: statements × per-statement floor", row=1, col=1)
+    log_ticks(fig.update_xaxes(title="sessions loaded (log)"), "x")
+    log_ticks(fig, "y")
+    fig.update_yaxes(title="median ms (log); dotted: statements × cost of one", row=1, col=1)
     return _layout(fig, title).update_layout(height=420)
 
 
@@ -272,3 +276,67 @@ def plan_time_figure(
         fig.update_xaxes(title="exclusive ms", row=1, col=col)
     height = max(380, 24 * max(len(p.nodes()) for p in timed.values()) + 120)
     return _layout(fig, title).update_layout(height=height)
+
+
+# ---- query lab, part 2 (notebook 02): readable log axes, the JOIN's multiplication ---------
+def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
+    """Log scale on every ``axis`` ("x" or "y") of ``fig`` with ticks at powers of ten
+    written out (0.1, 1, 10, 100, 1000), not plotly's 2/5 minor labels or 1e3."""
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    return update(type="log", dtick=1, tickformat="~g", minor=dict(ticks="inside", showgrid=False))
+
+
+def multiplication_figure(
+    mult: pl.DataFrame, worst: pl.DataFrame, title: str = "What the plan's JOIN ships as the page grows"
+) -> go.Figure:
+    """Rows (left) and MB (right) the JOIN ships against the real rows and bytes, log-log.
+
+    ``mult`` is :func:`workbench.strategies.multiplication` (running totals in page
+    order); ``worst`` its :func:`~workbench.strategies.worst_sessions`, marked and named
+    where the page reaches them.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["rows shipped", "MB shipped"])
+    x = mult["sessions_loaded"]
+    for col, (join, real, scale) in enumerate(
+        (("cum_join_rows", "cum_real_rows", 1), ("cum_join_bytes", "cum_real_bytes", 1e6)), start=1
+    ):
+        for name, column, dash in (("JOIN (plan)", join, None), ("real (messages + windows)", real, "dot")):
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=mult[column] / scale,
+                    mode="lines",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line=dict(dash=dash, color="#ef553b" if dash is None else "#636efa"),
+                ),
+                row=1,
+                col=col,
+            )
+        at = mult.join(worst.select("session_id"), on="session_id", how="semi")
+        fig.add_trace(
+            go.Scatter(
+                x=at["sessions_loaded"],
+                y=at[join] / scale,
+                mode="markers+text",
+                name="worst sessions",
+                legendgroup="worst",
+                showlegend=col == 1,
+                text=[
+                    f"#{s} ({m}×{w})"
+                    for s, m, w in zip(at["session_id"], at["messages"], at["windows"], strict=True)
+                ],
+                textposition="top left",
+                marker=dict(color="#444", size=7),
+            ),
+            row=1,
+            col=col,
+        )
+    log_ticks(fig.update_xaxes(title="sessions loaded, newest first (log)"), "x")
+    log_ticks(fig, "y")
+    fig.update_yaxes(title="rows (log)", row=1, col=1)
+    fig.update_yaxes(title="MB of values (log)", row=1, col=2)
+    return _layout(fig, title).update_layout(height=440)

@@ -318,12 +318,12 @@ def compare_text(r: float, lo: float, hi: float, margin: float = EQUIVALENCE_MAR
     kind = equivalence(lo, hi, margin)
     ci = f"95% CI {lo:.2f}-{hi:.2f}"
     if kind == "slower":
-        return f"{r:.2f}x slower ({ci})"
+        return f"{r:.2f}x slower (95% CI {lo:.2f}x-{hi:.2f}x)"
     if kind == "faster":
-        return f"{1 / r:.2f}x faster (time ratio {r:.2f}, {ci})"
+        return f"{1 / r:.2f}x faster (95% CI {1 / hi:.2f}x-{1 / lo:.2f}x)"
     if kind == "tie":
         return f"a tie (time ratio {r:.2f}, {ci}, within ±{margin:.0%})"
-    return f"no clear difference (time ratio {r:.2f}, {ci}, not within ±{margin:.0%} nor outside it)"
+    return f"not clearly different (time ratio {r:.2f}, {ci}: neither within ±{margin:.0%} nor beyond it)"
 
 
 def load_average() -> float | None:
