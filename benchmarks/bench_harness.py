@@ -2,6 +2,9 @@
 
 (a) Overhead: ``SELECT 1`` timed through ``measure.measure`` against a bare
     ``perf_counter_ns`` loop around the same driver call (target: within 5%).
+(c) Overhead of the path ``strategies.compare`` really times (interleaved rounds, the
+    counting wrapper, the per-run counter read) against a bare ``perf_counter_ns`` loop
+    calling the same strategy on the bare engine, N+1 at one session (target: within 5%).
 (b) Reproducibility: the same strategy comparison run twice in one process; each
     strategy's speedup over N+1 must agree within ±10% between the two runs.
 
@@ -51,11 +54,28 @@ def overhead(engine, repeat: int, rounds: int) -> dict:
     return {"engine": engine.name, "harness_us": h / 1e3, "bare_us": b / 1e3, "overhead": h / b - 1}
 
 
+def compare_overhead(engine, project_id: int, repeat: int, rounds: int) -> dict:
+    """N+1 at one session: compare()'s timed runs against a bare loop, alternating ``rounds`` times."""
+    harness, bare = [], []
+    for _ in range(rounds):
+        results, _ = strategies.compare(
+            {engine.name: engine}, project_id, 1, names=["n_plus_one"], repeat=repeat, server_time=False
+        )
+        harness += results.frame["wall_ns"].to_list()
+        with measure.gc_paused():
+            for _ in range(repeat):
+                started = time.perf_counter_ns()
+                strategies.n_plus_one(engine, project_id, 1)
+                bare.append(time.perf_counter_ns() - started)
+    h, b = statistics.median(harness), statistics.median(bare)
+    return {"engine": engine.name, "harness_us": h / 1e3, "bare_us": b / 1e3, "overhead": h / b - 1}
+
+
 def reproducibility(engines, project_id: int, limit: int, repeat: int) -> list[dict]:
     runs = []
     for _ in range(2):
         results, _ = strategies.compare(engines, project_id, limit, repeat=repeat, server_time=False)
-        runs.append(results.ratios("n_plus_one"))
+        runs.append(results.ratios("n_plus_one", paired=True))
     first, second = runs
     joined = first.join(second, on=["engine", "sessions", "strategy"], suffix="_2")
     return [
@@ -88,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds for the overhead test")
     parser.add_argument(
+        "--compare-runs", type=int, default=200, help="timed runs per round for compare()'s overhead (c)"
+    )
+    parser.add_argument("--skip-reproducibility", action="store_true", help="run (a) and (c) only")
+    parser.add_argument(
         "--pin", type=int, default=None, help="CPU to run this process and its PostgreSQL backend on"
     )
     args = parser.parse_args(argv)
@@ -115,9 +139,19 @@ def main(argv: list[str] | None = None) -> int:
         ok &= abs(r["overhead"]) <= 0.05
         print(f"{r['engine']:<10} {r['harness_us']:>11.2f} {r['bare_us']:>9.2f} {r['overhead']:>+9.1%}")
 
+    print(
+        f"\n(c) compare()'s timing path, N+1 at one session "
+        f"({args.rounds} x {args.compare_runs} runs, medians)"
+    )
+    print(f"{'engine':<10} {'compare µs':>11} {'bare µs':>9} {'overhead':>9}")
+    for engine in engines.values():
+        r = compare_overhead(engine, project_id, args.compare_runs, args.rounds)
+        ok &= abs(r["overhead"]) <= 0.05
+        print(f"{r['engine']:<10} {r['harness_us']:>11.2f} {r['bare_us']:>9.2f} {r['overhead']:>+9.1%}")
+
     print(f"\n(b) reproducibility: speedup over N+1 ({limit} sessions, {args.repeat} runs), two runs")
     print(f"{'engine':<10} {'strategy':<13} {'run 1':>7} {'run 2':>7} {'diff':>7}")
-    for r in reproducibility(engines, project_id, limit, args.repeat):
+    for r in [] if args.skip_reproducibility else reproducibility(engines, project_id, limit, args.repeat):
         ok &= abs(r["difference"]) <= 0.10
         print(
             f"{r['engine']:<10} {r['strategy']:<13} {r['speedup_1']:>6.2f}x {r['speedup_2']:>6.2f}x "

@@ -485,6 +485,7 @@ def test_statement_cost_times_the_n_plus_one_child_queries(engine):
     cost = strategies.statement_cost(engine, PROJECT, 3, rounds=2, clock=lambda: next(ticks))
     assert cost["engine"] == engine.name and cost["n"] == 2 * 2 * 3
     assert cost["statement_ms"] == pytest.approx(0.1) and cost["lo"] == pytest.approx(0.1)
+    assert cost["mean_ms"] == pytest.approx(0.1)
     assert cost["select1_ms"] == pytest.approx(0.1)
     text = strategies.statement_cost_sentence(cost, statements=201, n_plus_one_ms=40.0)
     assert "costs 100 µs on" in text and "201 statements × that cost = 20.1 ms, 50% of N+1's 40.0 ms" in text
