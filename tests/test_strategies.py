@@ -259,6 +259,10 @@ def test_join_verdict_names_the_join_in_the_plans_words():
     assert "ships 9,888 rows for 4,962 real ones (2.0x" in v.detail
     assert "15.1 MB against 6.1 MB for N+1 (today), in 1 statement against 201" in v.detail
     assert "the engine's own time 22.9 ms against 19.0 ms" in v.detail
+    loaded = Results(slow.frame.with_columns(load_before=pl.lit(4.0), load_after=pl.lit(4.0)), {})
+    (v,) = strategies.join_verdicts(loaded, join_book(), limit=1.8)
+    assert v.verdict == "not ranked (load too high); ships 2.0x the real rows, 2.5x the bytes"
+    assert v.detail.startswith("load average 4.00 before, 4.00 after timing: 2.2x the limit of 1.80")
 
 
 def test_join_verdict_on_a_tie_and_on_a_win():

@@ -184,11 +184,8 @@ def join_verdicts(
         detail = _join_detail(vs_n1, vs_alt, alt, acct, margin, len(times[PLAN]))
         detail += _unstable(times, [PLAN, BASELINE, *([alt] if alt else [])])
         if note:
-            out.append(
-                Verdict(
-                    "the plan's three-table JOIN", "not ranked (load too high)", f"{note}. {detail}", engine
-                )
-            )
+            short = "not ranked (load too high)" + _shipped(acct)
+            out.append(Verdict("the plan's three-table JOIN", short, f"{note}. {detail}", engine))
         else:
             out.append(
                 Verdict(
@@ -196,6 +193,15 @@ def join_verdicts(
                 )
             )
     return out
+
+
+def _shipped(acct: Mapping[str, Mapping[str, Any]]) -> str:
+    """The JOIN's deterministic cost against N+1's, for a verdict that cannot rank timings."""
+    j, b = acct.get(PLAN), acct.get(BASELINE)
+    if not (j and b):
+        return ""
+    rows = j["rows"] / max(j["messages"] + j["windows"], 1)
+    return f"; ships {rows:.1f}x the real rows, {j['bytes'] / max(b['bytes'], 1):.1f}x the bytes"
 
 
 def _join_short(
@@ -279,8 +285,9 @@ def scaling_conclusions(summary: pl.DataFrame, costs: pl.DataFrame, crossed: pl.
                 text += f"; SELECT 1 alone: {c['select1_ms'] * 1000:.0f} µs"
             text += ")"
         for row in crossed.filter(pl.col("engine") == engine).iter_rows(named=True):
+            at = f"{row['sessions']:,.1f}" if row["sessions"] < 10 else f"{row['sessions']:,.0f}"
             text += (
-                f"; {label(row['faster_below'])} is faster below ~{row['sessions']:,.0f} sessions, "
+                f"; {label(row['faster_below'])} is faster below ~{at} sessions, "
                 f"{label(row['faster_above'])} above"
             )
         lines.append(text + ".")
