@@ -1,0 +1,241 @@
+"""A latency proxy on loopback: network distance between the driver and PostgreSQL.
+
+``tc netem`` is not available on these machines, so the delay is added in user space,
+the way toxiproxy's latency toxic does it: every chunk read from one side is stamped on
+arrival and written to the other side ``delay_ms`` later, in order. Each direction has
+its own reader and writer, so a chunk that arrives while an earlier one waits is not
+delayed twice (a streamed result pays the delay once, not once per chunk), and the two
+directions never wait for each other. A round trip therefore costs ``2 × delay_ms``
+more than without the proxy, plus the proxy's own overhead (measure it: :func:`ping_ms`).
+
+Threads, not asyncio. The proxy runs inside the process it measures, beside the driver,
+and shares its GIL. A thread blocked in ``recv``/``sendall`` holds no GIL, so forwarding
+a chunk costs one thread wake-up in each hop; asyncio puts every chunk through the event
+loop's selector, callbacks, futures and timer heap in Python, which costs more per hop
+(benchmarks/bench_proxy.py measures both). At zero delay each direction is a single
+thread copying ``recv`` to ``sendall``; with a delay, a reader thread stamps chunks into
+a queue and a writer thread sleeps until each is due. Writer threads ask the kernel for
+1 ns timer slack (Linux ``prctl``; their own threads only), which cuts a sleep's
+overshoot from ~75 µs to ~25 µs.
+
+Closing either side closes the other: end of stream is passed on as a half-close after
+the data before it, and a reset or error shuts both sockets down.
+
+>>> with LatencyProxy.to(url, delay_ms=0.5) as proxy:           # doctest: +SKIP
+...     engine = PostgresEngine(proxy.rewrite(url))           # 1 ms more per round trip
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from workbench.errors import EngineError
+
+CHUNK = 256 * 1024
+LOOPBACK = "127.0.0.1"
+
+
+class ProxyError(EngineError):
+    """The latency proxy cannot serve this target."""
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _low_timer_slack() -> None:
+    """This thread's sleeps wake within ~1 ns of timer slack instead of 50 µs (Linux only)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK
+
+
+class LatencyProxy:
+    """Forward ``127.0.0.1:port`` to ``target_host:target_port``, ``delay_ms`` later each way.
+
+    A context manager: entering starts listening (``port`` is then the listening port),
+    leaving stops accepting and closes every forwarded connection.
+    """
+
+    def __init__(self, target_host: str, target_port: int, delay_ms: float = 0.0, chunk: int = CHUNK) -> None:
+        if not _loopback(target_host):
+            raise ProxyError(
+                f"Latency proxy target {target_host!r} is not a loopback address: the proxy adds "
+                "delay on top of loopback's; point it at a server on 127.0.0.1 (workbench pg start)"
+            )
+        if delay_ms < 0:
+            raise ProxyError(f"delay_ms={delay_ms!r}: a delay cannot be negative")
+        self.target = (target_host, int(target_port))
+        self.delay_ms = float(delay_ms)
+        self.chunk = chunk
+        self.port = 0
+        self.accepted = 0
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def to(cls, url: str, delay_ms: float = 0.0) -> LatencyProxy:
+        """A proxy in front of the server a PostgreSQL ``url`` names (its host and port)."""
+        parsed = make_url(url)
+        return cls(parsed.host or "", parsed.port or 5432, delay_ms)
+
+    def rewrite(self, url: str) -> str:
+        """``url`` with its host and port replaced by the proxy's (user, database, options kept)."""
+        if not self.port:
+            raise ProxyError("The proxy is not listening yet: use it as a context manager first")
+        parsed = make_url(url)
+        if "host" in parsed.query or "port" in parsed.query:
+            raise ProxyError("The URL sets host or port as a query parameter: put them in the URL's netloc")
+        return parsed.set(host=LOOPBACK, port=self.port).render_as_string(hide_password=False)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> LatencyProxy:
+        self._listener = socket.create_server((LOOPBACK, 0), backlog=128)
+        self.port = self._listener.getsockname()[1]
+        self._spawn(self._accept, self._listener)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            live, threads = list(self._sockets), list(self._threads)
+        for s in live:
+            _shutdown(s)
+        for t in threads:
+            t.join(timeout=2)
+
+    def _spawn(self, target: Callable[..., Any], *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True, name=f"latency-proxy-{target.__name__}")
+        with self._lock:
+            self._threads = [*filter(threading.Thread.is_alive, self._threads), t]
+        t.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=10)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            self.accepted += 1
+            _Connection(self, client, server).start()
+
+
+def _shutdown(s: socket.socket, how: int = socket.SHUT_RDWR) -> None:
+    with contextlib.suppress(OSError):
+        s.shutdown(how)
+
+
+class _Connection:
+    """One client connection and its server connection: two directions, closed together."""
+
+    def __init__(self, proxy: LatencyProxy, client: socket.socket, server: socket.socket) -> None:
+        self.proxy, self.client, self.server = proxy, client, server
+        self.open_directions = 2
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait on small messages
+        with proxy._lock:
+            proxy._sockets |= {client, server}
+
+    def start(self) -> None:
+        for src, dst in ((self.client, self.server), (self.server, self.client)):
+            if self.proxy.delay_ms == 0:
+                self.proxy._spawn(self._copy, src, dst)
+            else:
+                chunks: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
+                self.proxy._spawn(self._read, src, dst, chunks)
+                self.proxy._spawn(self._write, dst, chunks)
+
+    def _copy(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(self.proxy.chunk):
+                dst.sendall(data)
+        except OSError:
+            self._abort()
+        self._done(dst)
+
+    def _read(self, src: socket.socket, dst: socket.socket, chunks: queue.SimpleQueue) -> None:
+        delay = self.proxy.delay_ms / 1000
+        try:
+            while data := src.recv(self.proxy.chunk):
+                chunks.put((time.perf_counter() + delay, data))
+        except OSError:
+            self._abort()
+        chunks.put(None)
+
+    def _write(self, dst: socket.socket, chunks: queue.SimpleQueue) -> None:
+        _low_timer_slack()
+        try:
+            while (item := chunks.get()) is not None:
+                due, data = item
+                if (wait := due - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                dst.sendall(data)
+        except OSError:
+            self._abort()
+            while chunks.get() is not None:  # let the reader finish
+                pass
+        self._done(dst)
+
+    def _abort(self) -> None:
+        _shutdown(self.client)
+        _shutdown(self.server)
+
+    def _done(self, dst: socket.socket) -> None:
+        """End of one direction: pass the half-close on; close both sockets after the second."""
+        _shutdown(dst, socket.SHUT_WR)
+        with self.proxy._lock:
+            self.open_directions -= 1
+            if self.open_directions:
+                return
+            self.proxy._sockets -= {self.client, self.server}
+        self.client.close()
+        self.server.close()
+
+
+def ping_ms(
+    url: str, pings: int = 200, warmup: int = 20, clock: Callable[[], int] = time.perf_counter_ns
+) -> list[float]:
+    """Round-trip times (ms) of ``SELECT 1`` on one new connection to ``url``, after a warm-up.
+
+    Through a proxy, the median minus the direct median is the proxy's cost per round trip.
+    """
+    libpq_url = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url, autocommit=True) as con:
+        for _ in range(warmup):
+            con.execute("SELECT 1").fetchall()
+        out = []
+        for _ in range(pings):
+            started = clock()
+            con.execute("SELECT 1").fetchall()
+            out.append((clock() - started) / 1e6)
+    return out
