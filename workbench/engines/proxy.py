@@ -18,8 +18,8 @@ a queue and a writer thread sleeps until each is due. Writer threads ask the ker
 1 ns timer slack (Linux ``prctl``; their own threads only), which cuts a sleep's
 overshoot from ~75 µs to ~25 µs.
 
-Closing either side closes the other: end of stream is passed on as a half-close after
-the data before it, and a reset or error shuts both sockets down.
+Closing either side closes the other: when one side ends its stream (or resets it), the
+data it sent before is delivered and then both sockets are shut down.
 
 >>> with LatencyProxy.to(url, delay_ms=0.5) as proxy:           # doctest: +SKIP
 ...     engine = PostgresEngine(proxy.rewrite(url))           # 1 ms more per round trip
@@ -105,6 +105,12 @@ class LatencyProxy:
             raise ProxyError("The URL sets host or port as a query parameter: put them in the URL's netloc")
         return parsed.set(host=LOOPBACK, port=self.port).render_as_string(hide_password=False)
 
+    @property
+    def open_connections(self) -> int:
+        """Forwarded connections not yet closed on both sides."""
+        with self._lock:
+            return len(self._sockets) // 2
+
     # ---- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> LatencyProxy:
         self._listener = socket.create_server((LOOPBACK, 0), backlog=128)
@@ -172,24 +178,20 @@ class _Connection:
                 self.proxy._spawn(self._copy, src, dst)
             else:
                 chunks: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
-                self.proxy._spawn(self._read, src, dst, chunks)
+                self.proxy._spawn(self._read, src, chunks)
                 self.proxy._spawn(self._write, dst, chunks)
 
     def _copy(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):
             while data := src.recv(self.proxy.chunk):
                 dst.sendall(data)
-        except OSError:
-            self._abort()
-        self._done(dst)
+        self._done()
 
-    def _read(self, src: socket.socket, dst: socket.socket, chunks: queue.SimpleQueue) -> None:
+    def _read(self, src: socket.socket, chunks: queue.SimpleQueue) -> None:
         delay = self.proxy.delay_ms / 1000
-        try:
+        with contextlib.suppress(OSError):
             while data := src.recv(self.proxy.chunk):
                 chunks.put((time.perf_counter() + delay, data))
-        except OSError:
-            self._abort()
         chunks.put(None)
 
     def _write(self, dst: socket.socket, chunks: queue.SimpleQueue) -> None:
@@ -201,18 +203,19 @@ class _Connection:
                     time.sleep(wait)
                 dst.sendall(data)
         except OSError:
-            self._abort()
-            while chunks.get() is not None:  # let the reader finish
+            self._shutdown_both()  # the reader then sees the end and stops
+            while chunks.get() is not None:
                 pass
-        self._done(dst)
+        self._done()
 
-    def _abort(self) -> None:
+    def _shutdown_both(self) -> None:
         _shutdown(self.client)
         _shutdown(self.server)
 
-    def _done(self, dst: socket.socket) -> None:
-        """End of one direction: pass the half-close on; close both sockets after the second."""
-        _shutdown(dst, socket.SHUT_WR)
+    def _done(self) -> None:
+        """End of one direction, its data delivered: the connection ends (as toxiproxy's do),
+        both sockets are shut down, and closed when the other direction has finished too."""
+        self._shutdown_both()
         with self.proxy._lock:
             self.open_directions -= 1
             if self.open_directions:

@@ -37,6 +37,7 @@ import polars as pl
 
 from workbench.engines.postgres import PostgresEngine
 from workbench.engines.proxy import LatencyProxy, ping_ms
+from workbench.errors import WorkbenchError
 from workbench.measure import gc_paused, summarize
 from workbench.strategies.loading import STRATEGIES, StrategyMismatchError, check_equal, first_difference
 from workbench.strategies.loading import largest_project as _largest_project
@@ -174,7 +175,7 @@ def sweep(
     0.3-0.5 ms of their 40-100 ms: under 1%, and the same at every RTT.
     """
     if 0 not in rtts:
-        raise ValueError(f"rtts={list(rtts)!r}: the sweep needs 0 (the model's work is measured there)")
+        raise WorkbenchError(f"rtts={list(rtts)!r}: the sweep needs 0 (the model's work is measured there)")
     names = list(names or STRATEGIES)
     rtts = sorted(float(r) for r in rtts)
     load_before = os.getloadavg()[0]
