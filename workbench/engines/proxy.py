@@ -8,15 +8,18 @@ delayed twice (a streamed result pays the delay once, not once per chunk), and t
 directions never wait for each other. A round trip therefore costs ``2 × delay_ms``
 more than without the proxy, plus the proxy's own overhead (measure it: :func:`ping_ms`).
 
-Threads, not asyncio. The proxy runs inside the process it measures, beside the driver,
-and shares its GIL. A thread blocked in ``recv``/``sendall`` holds no GIL, so forwarding
-a chunk costs one thread wake-up in each hop; asyncio puts every chunk through the event
-loop's selector, callbacks, futures and timer heap in Python, which costs more per hop
-(benchmarks/bench_proxy.py measures both). At zero delay each direction is a single
-thread copying ``recv`` to ``sendall``; with a delay, a reader thread stamps chunks into
-a queue and a writer thread sleeps until each is due. Writer threads ask the kernel for
-1 ns timer slack (Linux ``prctl``; their own threads only), which cuts a sleep's
-overshoot from ~75 µs to ~25 µs.
+Threads, not asyncio, for the delay's precision at the lowest cost. A delayed chunk
+must leave within microseconds of its due time (a "same zone" round trip is 0.2 ms, so
+0.1 ms each way): ``time.sleep`` waits with nanosecond resolution (``clock_nanosleep``),
+while asyncio's default selector (epoll) rounds every timer wait up to a whole
+millisecond. The writer threads also ask the kernel for 1 ns timer slack (Linux
+``prctl``, their own threads only), which cuts a sleep's overshoot from ~75 µs to
+~25 µs. A thread blocked in ``recv``/``sendall``/``sleep`` holds no GIL, so the driver
+beside it in the same process runs undisturbed. At zero delay each direction is one
+thread copying ``recv`` to ``sendall``, the least work per chunk; with a delay, a reader
+thread stamps chunks into a queue and a writer thread sends each when it is due.
+benchmarks/bench_proxy.py measures the overhead against a direct connection and a
+minimal asyncio forwarder, and the delay's accuracy (docs/BENCHMARKS.md).
 
 Closing either side closes the other: when one side ends its stream (or resets it), the
 data it sent before is delivered and then both sockets are shut down.

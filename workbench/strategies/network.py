@@ -14,10 +14,12 @@ the round trip the proxy actually added (``SELECT 1`` pinged through it, minus t
 ping at zero delay), so the model has no free parameter. N+1 runs ``1 + 2N`` statements,
 the others one to three: N+1 pays the RTT two hundred times at 100 sessions.
 
-Repeats adapt to a time budget: each strategy gets ``budget_s`` split evenly over the
-cells (RTT × strategy), at least ``min_repeat`` and at most ``max_repeat`` runs, so N+1
-runs fewer times at high RTT (0.4 s a run at 2 ms) and the whole sweep stays within
-about half a minute at 100 sessions on the small dataset. ``n`` is in every summary row.
+Repeats adapt to a time budget: ``budget_s`` (12 s) is split evenly over the cells
+(RTT × strategy) and each cell runs as many times as its share allows, between
+``min_repeat`` (3) and ``max_repeat`` (20). N+1 therefore runs fewer times at high RTT
+(0.4-0.5 s a run at 2 ms), the set-based strategies more, and the whole sweep at 100
+sessions on the small dataset takes about half a minute. ``n`` is in every summary row;
+with 3 runs the interval of a median is the range of the runs.
 
 >>> result = sweep(url, limit=100)                              # doctest: +SKIP
 >>> print(conclusions(result.summary(), result.pings))          # doctest: +SKIP
