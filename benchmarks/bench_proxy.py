@@ -9,7 +9,11 @@
 (c) Delay accuracy: the round trip added at each set RTT (ping through the proxy at that
     RTT minus ping through it at zero delay), against the RTT set.
 
-    .venv/bin/python benchmarks/bench_proxy.py [--url URL] [--pings 2000] [--rounds 5]
+(d) With ``--sweep``: the RTT sweep of notebook 02 at its defaults (the ``small``
+    dataset, generated into a temp folder and loaded, 100 sessions), its wall time and
+    its conclusions.
+
+    .venv/bin/python benchmarks/bench_proxy.py [--url URL] [--pings 2000] [--rounds 5] [--sweep]
 
 Without ``--url`` it starts a throwaway PostgreSQL. The load average is printed before
 and after.
@@ -22,6 +26,7 @@ import asyncio
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -121,6 +126,7 @@ def main() -> None:
     parser.add_argument("--url", help="a PostgreSQL URL on loopback (default: a throwaway server)")
     parser.add_argument("--pings", type=int, default=2000, help="pings per block (default 2000)")
     parser.add_argument("--rounds", type=int, default=5, help="blocks per path (default 5)")
+    parser.add_argument("--sweep", action="store_true", help="also run notebook 02's RTT sweep")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     with ExitStack() as stack:
@@ -161,7 +167,32 @@ def main() -> None:
                 m = alternate({"zero": cons["proxy (threads)"], "slow": con}, 300, 3)
             added = (m["slow"] - m["zero"]) / 1000
             print(f"  set {rtt:4.1f} ms  added {added:6.3f} ms  ({added / rtt - 1:+.1%})")
+        if args.sweep:
+            sweep(url)
     print(f"\nload average after: {os.getloadavg()}")
+
+
+def sweep(url: str) -> None:
+    from workbench.engines import open_engine
+    from workbench.sources.synthetic import generate
+    from workbench.strategies import ensure_indexes, network
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = generate(Path(tmp) / "small", "small", 7)
+        with open_engine("postgres", url) as engine:
+            engine.load(dataset)
+            ensure_indexes(engine)
+    print(f"\n(d) RTT sweep, small dataset, 100 sessions; load average {os.getloadavg()[0]:.2f}")
+    started = time.perf_counter()
+    result = network.sweep(url, limit=100)
+    print(f"  wall {time.perf_counter() - started:.1f} s, load average {os.getloadavg()[0]:.2f}")
+    summary = result.summary()
+    for r in summary.iter_rows(named=True):
+        print(
+            f"  {r['rtt_ms']:4.1f} ms  {r['strategy']:13s} n={r['n']:2d}  {r['median_ms']:7.1f} ms"
+            f" [{r['lo_ms']:.1f}, {r['hi_ms']:.1f}]  model {r['model_ms']:7.1f} ms"
+        )
+    print(network.conclusions(summary, result.pings))
 
 
 if __name__ == "__main__":

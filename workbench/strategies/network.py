@@ -157,7 +157,6 @@ def sweep(
     budget_s: float = 12.0,
     min_repeat: int = 3,
     max_repeat: int = 20,
-    warmup: int = 2,
     pings: int = 200,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> NetworkSweep:
@@ -169,10 +168,11 @@ def sweep(
     project with the most sessions. Before anything is timed, the strategies are checked
     equal at each RTT and each RTT's result equal to zero delay's.
 
-    Warm-up: ``warmup`` runs per cell, the checked run included, the last one timed to
-    set the cell's repeats. Statements are prepared on first use (``prepare_threshold =
-    0``, as pgx, the Go backend's driver, does), so N+1's 2N per-session statements are
-    settled in its first run; the set-based strategies may still be planned per execution
+    Warm-up: the checked run of each cell, whose duration also sets the cell's repeats.
+    Statements are prepared on first use (``prepare_threshold = 0``, as pgx, the Go
+    backend's driver, does), so they are prepared from the first timed run on; N+1's 2N
+    per-session statements also reach their generic plans within the checked run. The
+    set-based strategies may still be planned per execution for their first timed runs
     (PostgreSQL tries 5 custom plans before a generic one), which EXPLAIN ANALYZE puts at
     0.3-0.5 ms of their 40-100 ms: under 1%, and the same at every RTT.
     """
@@ -194,26 +194,22 @@ def sweep(
             engines[rtt].con.prepare_threshold = 0
         if project_id is None:
             project_id = _largest_project(engines[0.0])[0]
-        statements, reference = {}, None
-        for rtt, engine in engines.items():
-            loads = check_equal(engine, project_id, limit, names)
-            sessions = next(iter(loads.values())).sessions
-            if reference is not None and sessions != reference:
-                raise StrategyMismatchError(
-                    f"Through the proxy at {rtt} ms the result differs from zero delay's: "
-                    f"{first_difference(reference, sessions)}"
-                )
-            reference = sessions
-            statements |= {(rtt, n): load.statements for n, load in loads.items()}
         fns = {(rtt, n): _bound(engines[rtt], n, project_id, limit) for rtt in rtts for n in names}
         cell_ns = budget_s * 1e9 / len(fns)
-        counts = {}
-        for cell, fn in fns.items():
-            for _ in range(warmup - 2):
-                fn()
+        statements, counts, reference = {}, {}, None
+        for rtt, n in fns:
             started = clock()
-            fn()
-            counts[cell] = min(max_repeat, max(min_repeat, math.floor(cell_ns / max(clock() - started, 1))))
+            load = check_equal(engines[rtt], project_id, limit, [n])[n]  # checks its statement count
+            elapsed = max(clock() - started, 1)
+            if reference is not None and load.sessions != reference:
+                raise StrategyMismatchError(
+                    f"Through the proxy at {rtt} ms {n!r} differs from {names[0]!r} at zero delay: "
+                    f"{first_difference(reference, load.sessions)}"
+                )
+            if reference is None:
+                reference = load.sessions
+            statements[rtt, n] = load.statements
+            counts[rtt, n] = min(max_repeat, max(min_repeat, math.floor(cell_ns / elapsed)))
         seen = dict.fromkeys(fns, 0)
         with gc_paused():
             for round_ in _schedule(counts):
@@ -226,7 +222,7 @@ def sweep(
                         {
                             "rtt_ms": rtt,
                             "strategy": n,
-                            "sessions": len(reference or []),
+                            "sessions": len(reference),
                             "statements": statements[cell],
                             "run": seen[cell],
                             "wall_ns": elapsed,
