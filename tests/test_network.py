@@ -147,3 +147,29 @@ def test_network_figure_measured_points_beside_model_lines():
     assert {10.0, 100.0, 1000.0} <= set(fig.layout.yaxis.tickvals)  # data from 9.8 to 416 ms
     assert "10" in fig.layout.yaxis.ticktext and "1000" in fig.layout.yaxis.ticktext
     assert list(fig.layout.xaxis.tickvals) == list(RTTS)
+
+
+def test_conclusion_refuses_to_rank_under_high_load():
+    summary, pings = synthetic()
+    text = network.conclusions(summary, pings, {"load_before": 1.0, "load_after": 6.0}, max_load=2)
+    assert text.startswith("Not ranked: the load average reached 6.0 on 2 CPUs (3.0x)")
+    assert "Fastest at each RTT" not in text
+    assert f"{STRATEGIES['batch'].label} (model: from 0.05 ms)" in text
+    assert (
+        "0 of 20 cells unstable (CV > 10%), n = 5-5 runs each; load average 1.00 before, 6.00 after." in text
+    )
+    calm = network.conclusions(summary, pings, {"load_before": 0.5, "load_after": 0.7}, max_load=2)
+    assert "Not ranked" not in calm and "Fastest at each RTT" in calm
+
+
+def test_verdicts_name_the_plans_join():
+    summary, _ = synthetic()
+    overall, join = network.verdicts(summary)
+    n1, plan = STRATEGIES["n_plus_one"].label, STRATEGIES["joined"].label
+    assert (overall.topic, overall.verdict, overall.engine) == (
+        f"{n1} across a network",
+        "beaten from 0.2 ms",
+        "postgres",
+    )
+    assert (join.topic, join.verdict) == (f"{plan} across a network", "faster from 0.2 ms")
+    assert "the model (statements × RTT + work): from 0.15 ms" in join.detail

@@ -315,12 +315,32 @@ def _since(rtt: float | None, digits: int | None = None) -> str:
     return f"from {rtt:.{digits}f} ms" if digits else f"from {_ms(rtt)}"
 
 
-def conclusions(summary: pl.DataFrame, pings: pl.DataFrame, baseline: str = BASELINE) -> str:
-    """In words: from which RTT each strategy beats the baseline, the fastest at each RTT,
-    what each ms of RTT costs the baseline, and the proxy's own overhead."""
+def conclusions(
+    summary: pl.DataFrame,
+    pings: pl.DataFrame,
+    context: dict[str, Any] | None = None,
+    baseline: str = BASELINE,
+    max_load: float | None = None,
+) -> str:
+    """In words: what each ms of RTT costs the baseline, from which RTT each strategy beats
+    it, the fastest at each RTT, how many cells were unstable, the load, and the proxy's
+    own overhead.
+
+    With ``context`` (:attr:`NetworkSweep.context`), a load average above ``max_load``
+    (default: the number of CPUs) before or after the sweep withholds the rankings: the
+    sentence says so and by how much, and keeps only the model's crossings.
+    """
     sessions = summary["sessions"][0]
+    load = max(context["load_before"], context["load_after"]) if context else None
+    max_load = max_load or os.cpu_count() or 1
+    busy = load is not None and load > max_load
     base = summary.filter(pl.col("strategy") == baseline).sort("rtt_ms")
     lines = []
+    if busy:
+        lines.append(
+            f"Not ranked: the load average reached {load:.1f} on {max_load:g} CPUs "
+            f"({load / max_load:.1f}x), so the measured times say more about the machine than the strategies."
+        )
     if not base.is_empty():
         n, last = base["statements"][0], base.row(-1, named=True)
         lines.append(
@@ -328,17 +348,25 @@ def conclusions(summary: pl.DataFrame, pings: pl.DataFrame, baseline: str = BASE
             f"trip costs it about {n} ms; measured: {base['median_ms'][0]:.1f} ms at 0 ms, "
             f"{last['median_ms']:.1f} ms at {_ms(last['rtt_ms'])} (model {last['model_ms']:.1f} ms)."
         )
-        parts = [
-            f"{r['label']} {_since(r['measured_from_ms'])} (model: {_since(r['model_from_ms'], 2)})"
-            for r in beats(summary, baseline).iter_rows(named=True)
-        ]
-        lines.append(f"Faster than {_label(baseline)}: " + "; ".join(parts) + ".")
-    by_rtt = fastest(summary)
-    said = []
-    for r in by_rtt.iter_rows(named=True):
-        tie = "" if r["separated"] else f", tied with {_label(r['runner_up'])}"
-        said.append(f"{_ms(r['rtt_ms'])}: {_label(r['fastest'])} ({r['median_ms']:.1f} ms{tie})")
-    lines.append("Fastest at each RTT: " + "; ".join(said) + ".")
+        parts = []
+        for r in beats(summary, baseline).iter_rows(named=True):
+            measured = "" if busy else f" {_since(r['measured_from_ms'])}"
+            parts.append(f"{r['label']}{measured} (model: {_since(r['model_from_ms'], 2)})")
+        lines.append(
+            f"Faster than {_label(baseline)}{' by the model' if busy else ''}: " + "; ".join(parts) + "."
+        )
+    if not busy:
+        said = []
+        for r in fastest(summary).iter_rows(named=True):
+            tie = "" if r["separated"] else f", tied with {_label(r['runner_up'])}"
+            said.append(f"{_ms(r['rtt_ms'])}: {_label(r['fastest'])} ({r['median_ms']:.1f} ms{tie})")
+        lines.append("Fastest at each RTT: " + "; ".join(said) + ".")
+    unstable = int(summary["unstable"].sum())
+    runs = f"{summary['n'].min()}-{summary['n'].max()}"
+    text = f"{unstable} of {summary.height} cells unstable (CV > 10%), n = {runs} runs each"
+    if context:
+        text += f"; load average {context['load_before']:.2f} before, {context['load_after']:.2f} after"
+    lines.append(text + ".")
     o = proxy_overhead(pings)
     lines.append(
         f"The proxy itself adds {o['overhead_ms'] * 1000:.0f} µs per round trip at zero delay "
@@ -346,3 +374,38 @@ def conclusions(summary: pl.DataFrame, pings: pl.DataFrame, baseline: str = BASE
         "the model's work includes it."
     )
     return "\n".join(lines)
+
+
+def verdicts(summary: pl.DataFrame, baseline: str = BASELINE, plan: str = "joined") -> list[Any]:
+    """Two :class:`workbench.report.Verdict` rows for notebook 02: from which RTT the
+    baseline (N+1) is beaten at all, and from which RTT the plan's JOIN beats it (measured,
+    with the model's crossing in the detail)."""
+    from workbench.report import Verdict
+
+    sessions = summary["sessions"][0]
+    found = {r["strategy"]: r for r in beats(summary, baseline).iter_rows(named=True)}
+    measured = {k: r["measured_from_ms"] for k, r in found.items() if r["measured_from_ms"] is not None}
+    out = []
+    if measured:
+        first = min(measured, key=measured.get)
+        verdict = f"beaten {_since(measured[first])}"
+        detail = (
+            f"{_label(first)} is faster than {_label(baseline)} {_since(measured[first])} of added round trip"
+        )
+    else:
+        verdict, detail = "holds", f"no strategy is faster than {_label(baseline)} within the RTTs measured"
+    rtts = f"{summary['rtt_ms'].min():g}-{summary['rtt_ms'].max():g} ms"
+    topic = f"{_label(baseline)} across a network"
+    out.append(Verdict(topic, verdict, f"{detail} ({sessions} sessions, RTT {rtts}).", "postgres"))
+    if plan in found:
+        r = found[plan]
+        verdict = (
+            "never faster" if r["measured_from_ms"] is None else f"faster {_since(r['measured_from_ms'])}"
+        )
+        detail = (
+            f"{r['label']} against {_label(baseline)} at {sessions} sessions: measured "
+            f"{_since(r['measured_from_ms'])} of RTT {rtts}; the model (statements × RTT + work): "
+            f"{_since(r['model_from_ms'], 2)}."
+        )
+        out.append(Verdict(f"{r['label']} across a network", verdict, detail, "postgres"))
+    return out
