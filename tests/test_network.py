@@ -9,6 +9,7 @@ import pytest
 
 from workbench import figures
 from workbench.engines import open_engine
+from workbench.engines.proxy import ProxyError
 from workbench.errors import WorkbenchError
 from workbench.strategies import STRATEGIES, ensure_indexes, network
 
@@ -43,9 +44,11 @@ def test_sweep_checks_rows_times_every_strategy_and_models(loaded):
     assert "Faster than" in network.conclusions(summary, result.pings)
 
 
-def test_sweep_needs_zero_delay():
+def test_sweep_refuses_what_it_cannot_measure():
     with pytest.raises(WorkbenchError, match="needs 0"):
         network.sweep("postgresql://u@127.0.0.1:1/x", rtts=(0.5, 1.0))
+    with pytest.raises(ProxyError, match="not a loopback address"):
+        network.sweep("postgresql://u@db.example.com:5432/x")
 
 
 def test_schedule_spreads_each_strategy_runs_evenly():

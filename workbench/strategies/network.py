@@ -178,6 +178,7 @@ def sweep(
     """
     if 0 not in rtts:
         raise WorkbenchError(f"rtts={list(rtts)!r}: the sweep needs 0 (the model's work is measured there)")
+    LatencyProxy.to(url)  # refuses a server off this machine before anything runs
     names = list(names or STRATEGIES)
     rtts = sorted(float(r) for r in rtts)
     load_before = os.getloadavg()[0]
