@@ -15,9 +15,9 @@ import pytest
 from workbench.engines.proxy import LatencyProxy, ProxyError, ping_ms
 
 
-def _select_1(con: psycopg.Connection) -> float:
+def _timed(con: psycopg.Connection, sql: str = "SELECT 1") -> float:
     started = time.perf_counter()
-    con.execute("SELECT 1").fetchall()
+    con.execute(sql).fetchall()
     return (time.perf_counter() - started) * 1000
 
 
@@ -30,9 +30,9 @@ def test_a_round_trip_costs_the_set_delay_plus_the_zero_delay_overhead(postgres_
         psycopg.connect(slow.rewrite(postgres_server_url), autocommit=True) as b,
     ):
         for _ in range(20):  # warm-up: SELECT 1 prepared on both
-            _select_1(a), _select_1(b)
+            _timed(a), _timed(b)
         # Interleaved, so both see the same load on a busy machine; medians ignore stalls.
-        pairs = [(_select_1(a), _select_1(b)) for _ in range(300)]
+        pairs = [(_timed(a), _timed(b)) for _ in range(300)]
     base = statistics.median(p[0] for p in pairs)
     measured = statistics.median(p[1] for p in pairs)
     expected = 2 * delay_ms + base
@@ -131,3 +131,19 @@ def test_refuses_what_it_cannot_do():
 def test_ping_measures_round_trips(postgres_server_url):
     times = ping_ms(postgres_server_url, pings=10, warmup=1)
     assert len(times) == 10 and all(t > 0 for t in times)
+
+
+def test_a_streamed_result_pays_the_delay_once_not_per_chunk(postgres_server_url):
+    big = "SELECT decode(repeat('ab', 4000000), 'hex')"  # 4 MB: hundreds of chunks
+
+    def fetch_ms(delay_ms: float) -> float:
+        with (
+            LatencyProxy.to(postgres_server_url, delay_ms) as proxy,
+            psycopg.connect(proxy.rewrite(postgres_server_url), autocommit=True) as con,
+        ):
+            con.execute(big).fetchone()
+            return statistics.median(_timed(con, big) for _ in range(3))
+
+    zero, slow = fetch_ms(0), fetch_ms(5.0)
+    # Delayed per chunk, hundreds of chunks would take seconds; pipelined, 10 ms more.
+    assert slow < 2 * zero + 100, (zero, slow)
