@@ -155,7 +155,7 @@ def test_network_figure_measured_points_beside_model_lines():
 def test_conclusion_refuses_to_rank_under_high_load():
     summary, pings = synthetic()
     text = network.conclusions(summary, pings, {"load_before": 1.0, "load_after": 6.0}, max_load=2)
-    assert text.startswith("Not ranked: the load average reached 6.0 on 2 CPUs (3.0x)")
+    assert text.startswith("Not ranked: the load average reached 6.0, 3.0x the limit of 2 on this machine")
     assert "Fastest at each RTT" not in text
     assert f"{STRATEGIES['batch'].label} (model: from 0.05 ms)" in text
     assert (

@@ -328,19 +328,19 @@ def conclusions(
     own overhead.
 
     With ``context`` (:attr:`NetworkSweep.context`), a load average above ``max_load``
-    (default: the number of CPUs) before or after the sweep withholds the rankings: the
-    sentence says so and by how much, and keeps only the model's crossings.
+    (default: 0.9 per CPU, the query lab's rule) before or after the sweep withholds the
+    rankings: the sentence says so and by how much, and keeps only the model's crossings.
     """
     sessions = summary["sessions"][0]
     load = max(context["load_before"], context["load_after"]) if context else None
-    max_load = max_load or os.cpu_count() or 1
+    max_load = max_load or 0.9 * (os.cpu_count() or 1)
     busy = load is not None and load > max_load
     base = summary.filter(pl.col("strategy") == baseline).sort("rtt_ms")
     lines = []
     if busy:
         lines.append(
-            f"Not ranked: the load average reached {load:.1f} on {max_load:g} CPUs "
-            f"({load / max_load:.1f}x), so the measured times say more about the machine than the strategies."
+            f"Not ranked: the load average reached {load:.1f}, {load / max_load:.1f}x the limit of "
+            f"{max_load:g} on this machine: its times say more about the machine than the strategies."
         )
     if not base.is_empty():
         n, last = base["statements"][0], base.row(-1, named=True)
