@@ -21,8 +21,10 @@ Repeats adapt to a time budget: ``budget_s`` (12 s) is split evenly over the cel
 sessions on the small dataset takes about half a minute. ``n`` is in every summary row;
 with 3 runs the interval of a median is the range of the runs.
 
->>> result = sweep(url, limit=100)                              # doctest: +SKIP
->>> print(conclusions(result.summary(), result.pings))          # doctest: +SKIP
+>>> result = sweep(engines["postgres"].target, limit=100)                 # doctest: +SKIP
+>>> summary = result.summary()                                           # doctest: +SKIP
+>>> print(conclusions(summary, result.pings, result.context))            # doctest: +SKIP
+>>> figures.network_figure(summary)                                      # doctest: +SKIP
 """
 
 from __future__ import annotations
