@@ -298,9 +298,12 @@ def network_figure(
     from plotly.colors import qualitative
 
     fig = go.Figure()
-    for i, ((name,), part) in enumerate(summary.sort("rtt_ms").group_by("strategy", maintain_order=True)):
+    # Most statements first (N+1 on top of the legend), as the lines stack up at high RTT.
+    ordered = summary.sort("statements", "strategy", "rtt_ms", descending=[True, False, False])
+    for i, ((name,), part) in enumerate(ordered.group_by("strategy", maintain_order=True)):
         color = qualitative.Plotly[i % len(qualitative.Plotly)]
         label = part["label"][0] if "label" in part.columns else name
+        statements = part["statements"][0]
         fig.add_trace(
             go.Scatter(
                 x=part["rtt_ms"],
@@ -312,7 +315,7 @@ def network_figure(
                 ),
                 mode="markers",
                 marker=dict(color=color, size=8),
-                name=f"{label} ({part['statements'][0]} statements)",
+                name=f"{label} ({statements} statement{'s' if statements != 1 else ''})",
                 legendgroup=name,
                 customdata=part.select("n", "added_rtt_ms").to_numpy(),
                 hovertemplate="%{y:.1f} ms at %{x} ms RTT (%{customdata[1]:.2f} ms added, measured;"
