@@ -340,3 +340,73 @@ def multiplication_figure(
     fig.update_yaxes(title="rows (log)", row=1, col=1)
     fig.update_yaxes(title="MB of values (log)", row=1, col=2)
     return _layout(fig, title).update_layout(height=440)
+
+
+# ---- network distance: cost against round-trip time (notebook 02) -----------------------
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks covering [lo, hi] (1, 2, 5, 10, 20, 50, 100, ... ms): readable on a log axis."""
+    import math
+
+    ticks = [
+        m * 10.0**e
+        for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        for m in (1, 2, 5)
+    ]
+    return [t for t in ticks if lo / 2 <= t <= hi * 2]
+
+
+def network_figure(
+    summary: pl.DataFrame, title: str = "Cost against round-trip time: measured (points) and model (lines)"
+) -> go.Figure:
+    """Each strategy's wall time against the RTT the proxy adds, measured (median with its
+    95% interval) beside the model ``statements × RTT + work`` (dashed), on a log y axis.
+
+    ``summary`` is :meth:`workbench.strategies.network.NetworkSweep.summary`.
+    """
+    from plotly.colors import qualitative
+
+    fig = go.Figure()
+    # Most statements first (N+1 on top of the legend), as the lines stack up at high RTT.
+    ordered = summary.sort("statements", "strategy", "rtt_ms", descending=[True, False, False])
+    for i, ((name,), part) in enumerate(ordered.group_by("strategy", maintain_order=True)):
+        color = qualitative.Plotly[i % len(qualitative.Plotly)]
+        label = part["label"][0] if "label" in part.columns else name
+        statements = part["statements"][0]
+        fig.add_trace(
+            go.Scatter(
+                x=part["rtt_ms"],
+                y=part["median_ms"],
+                error_y=dict(
+                    type="data",
+                    array=(part["hi_ms"] - part["median_ms"]).to_list(),
+                    arrayminus=(part["median_ms"] - part["lo_ms"]).to_list(),
+                ),
+                mode="markers",
+                marker=dict(color=color, size=8),
+                name=f"{label} ({statements} statement{'s' if statements != 1 else ''})",
+                legendgroup=name,
+                customdata=part.select("n", "added_rtt_ms").to_numpy(),
+                hovertemplate="%{y:.1f} ms at %{x} ms RTT (%{customdata[1]:.2f} ms added, measured;"
+                " n=%{customdata[0]})<extra></extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=part["rtt_ms"],
+                y=part["model_ms"],
+                mode="lines",
+                line=dict(color=color, dash="dash"),
+                name=f"{label}: model",
+                legendgroup=name,
+                showlegend=False,
+                hovertemplate="model: %{y:.1f} ms<extra></extra>",
+            )
+        )
+    values = pl.concat([summary["lo_ms"], summary["hi_ms"], summary["model_ms"]]).drop_nulls()
+    ticks = _log_ticks(float(values.min()), float(values.max()))
+    fig.update_yaxes(
+        type="log", title="wall time per load (ms, log)", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks]
+    )
+    rtts = summary["rtt_ms"].unique().sort().to_list()
+    fig.update_xaxes(title="round trip added by the proxy (ms; 0 = loopback)", tickvals=rtts)
+    return _layout(fig, title).update_layout(height=460)

@@ -1,0 +1,178 @@
+"""The RTT sweep through the latency proxy: equal rows, the model, conclusions, the figure."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+import pytest
+
+from workbench import figures
+from workbench.engines import open_engine
+from workbench.engines.proxy import ProxyError
+from workbench.errors import WorkbenchError
+from workbench.strategies import STRATEGIES, ensure_indexes, network
+
+
+@pytest.fixture
+def loaded(postgres_url, tiny):
+    with open_engine("postgres", postgres_url) as engine:
+        engine.load(tiny)
+        ensure_indexes(engine)
+    return postgres_url
+
+
+def test_sweep_checks_rows_times_every_strategy_and_models(loaded):
+    result = network.sweep(loaded, limit=5, rtts=(0, 1.0), budget_s=0.5, min_repeat=2, max_repeat=3, pings=20)
+    summary = result.summary()
+    assert set(summary.columns) >= {"rtt_ms", "strategy", "statements", "n", "median_ms", "lo_ms", "hi_ms"}
+    assert set(summary.columns) >= {"added_rtt_ms", "work_ms", "model_ms"}
+    assert summary.height == 2 * len(STRATEGIES)
+    assert summary["n"].min() >= 2 and summary["n"].max() <= 3
+    assert (summary["sessions"] == 5).all()
+    statements = dict(zip(summary["strategy"], summary["statements"], strict=False))
+    assert statements == {name: s.statements(5) for name, s in STRATEGIES.items()}
+    zero = summary.filter(pl.col("rtt_ms") == 0)
+    assert (zero["model_ms"] == zero["median_ms"]).all() and (zero["work_ms"] == zero["median_ms"]).all()
+    one = summary.filter(pl.col("rtt_ms") == 1.0)
+    # A sleep never ends early: the proxy adds at least most of the 1 ms asked for.
+    assert (one["added_rtt_ms"] > 0.5).all()
+    assert (one["model_ms"] == one["statements"] * one["added_rtt_ms"] + one["work_ms"]).all()
+    assert result.pings["path"].to_list() == ["direct", "proxy", "proxy"]
+    assert result.overhead()["proxy_ms"] > 0
+    assert result.context["load_before"] is not None and result.context["load_after"] is not None
+    assert "Faster than" in network.conclusions(summary, result.pings)
+
+
+def test_sweep_refuses_what_it_cannot_measure():
+    with pytest.raises(WorkbenchError, match="needs 0"):
+        network.sweep("postgresql://u@127.0.0.1:1/x", rtts=(0.5, 1.0))
+    with pytest.raises(ProxyError, match="not a loopback address"):
+        network.sweep("postgresql://u@db.example.com:5432/x")
+
+
+def test_schedule_spreads_each_strategy_runs_evenly():
+    rounds = network._schedule({"a": 4, "b": 2, "c": 1})
+    assert Counter(n for r in rounds for n in r) == {"a": 4, "b": 2, "c": 1}
+    assert [("b" in r, "c" in r) for r in rounds] == [
+        (False, False),
+        (True, False),
+        (False, False),
+        (True, True),
+    ]
+
+
+# ---- conclusions on made-up numbers (no timing) ------------------------------------------
+RTTS = (0.0, 0.2, 0.5, 1.0, 2.0)
+FAKE = {  # strategy: (statements, work ms)
+    "n_plus_one": (201, 10.0),
+    "batch": (3, 20.0),
+    "joined": (1, 40.0),
+    "aggregate": (1, 1000.0),
+}
+
+
+def synthetic(tie_at: float | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rows = []
+    for rtt in RTTS:
+        for name, (statements, work) in FAKE.items():
+            ms = statements * rtt + work
+            if name == "joined" and rtt == tie_at:
+                ms = 3 * rtt + 20.0 + 0.1  # within batch's interval
+            rows.append(
+                {
+                    "rtt_ms": rtt,
+                    "strategy": name,
+                    "label": STRATEGIES[name].label,
+                    "sessions": 100,
+                    "statements": statements,
+                    "n": 5,
+                    "median_ms": ms,
+                    "lo_ms": ms * 0.98,
+                    "hi_ms": ms * 1.02,
+                    "cv": 0.01,
+                    "unstable": False,
+                }
+            )
+    pings = pl.DataFrame(
+        {
+            "path": ["direct"] + ["proxy"] * len(RTTS),
+            "rtt_ms": [None, *RTTS],
+            "median_ms": [0.05] + [0.08 + r for r in RTTS],
+        }
+    )
+    return network.model(pl.DataFrame(rows), pings), pings
+
+
+def test_beats_measured_and_modelled():
+    summary, _ = synthetic()
+    beats = {r["strategy"]: r for r in network.beats(summary).iter_rows(named=True)}
+    assert beats["batch"]["measured_from_ms"] == 0.2
+    assert beats["batch"]["model_from_ms"] == pytest.approx(10 / 198)
+    assert beats["joined"]["measured_from_ms"] == 0.2
+    assert beats["joined"]["model_from_ms"] == pytest.approx(30 / 200)
+    assert beats["aggregate"]["measured_from_ms"] is None
+    assert beats["aggregate"]["model_from_ms"] == pytest.approx(990 / 200)
+
+
+def test_conclusion_sentence():
+    summary, pings = synthetic()
+    text = network.conclusions(summary, pings)
+    n1, batch = STRATEGIES["n_plus_one"].label, STRATEGIES["batch"].label
+    assert (
+        f"At 100 sessions {n1} runs 201 statements, so each added ms of round trip costs it about 201 ms"
+        in text
+    )
+    assert "measured: 10.0 ms at 0 ms, 412.0 ms at 2 ms (model 412.0 ms)" in text
+    assert f"{batch} from 0.2 ms (model: from 0.05 ms)" in text
+    assert f"{STRATEGIES['aggregate'].label} not within the RTTs measured (model: from 4.95 ms)" in text
+    assert f"Fastest at each RTT: 0 ms: {n1} (10.0 ms); 0.2 ms: {batch} (20.6 ms)" in text
+    assert (
+        "The proxy itself adds 30 µs per round trip at zero delay (SELECT 1: 0.050 ms direct, 0.080 ms"
+        in text
+    )
+
+
+def test_conclusion_names_a_tie():
+    summary, pings = synthetic(tie_at=1.0)
+    text = network.conclusions(summary, pings)
+    assert f"1 ms: {STRATEGIES['batch'].label} (23.0 ms, tied with {STRATEGIES['joined'].label})" in text
+
+
+def test_network_figure_measured_points_beside_model_lines():
+    summary, _ = synthetic()
+    fig = figures.network_figure(summary)
+    points = [t for t in fig.data if t.mode == "markers"]
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(points) == len(lines) == len(FAKE)
+    assert all(t.error_y.array is not None for t in points)
+    assert fig.layout.yaxis.type == "log"
+    assert {10.0, 100.0, 1000.0} <= set(fig.layout.yaxis.tickvals)  # data from 9.8 to 416 ms
+    assert "10" in fig.layout.yaxis.ticktext and "1000" in fig.layout.yaxis.ticktext
+    assert list(fig.layout.xaxis.tickvals) == list(RTTS)
+
+
+def test_conclusion_refuses_to_rank_under_high_load():
+    summary, pings = synthetic()
+    text = network.conclusions(summary, pings, {"load_before": 1.0, "load_after": 6.0}, max_load=2)
+    assert text.startswith("Not ranked: the load average reached 6.0, 3.0x the limit of 2 on this machine")
+    assert "Fastest at each RTT" not in text
+    assert f"{STRATEGIES['batch'].label} (model: from 0.05 ms)" in text
+    assert (
+        "0 of 20 cells unstable (CV > 10%), n = 5-5 runs each; load average 1.00 before, 6.00 after." in text
+    )
+    calm = network.conclusions(summary, pings, {"load_before": 0.5, "load_after": 0.7}, max_load=2)
+    assert "Not ranked" not in calm and "Fastest at each RTT" in calm
+
+
+def test_verdicts_name_the_plans_join():
+    summary, _ = synthetic()
+    overall, join = network.verdicts(summary)
+    n1, plan = STRATEGIES["n_plus_one"].label, STRATEGIES["joined"].label
+    assert (overall.topic, overall.verdict, overall.engine) == (
+        f"{n1} across a network",
+        "beaten from 0.2 ms",
+        "postgres",
+    )
+    assert (join.topic, join.verdict) == (f"{plan} across a network", "faster from 0.2 ms")
+    assert "the model (statements × RTT + work): from 0.15 ms" in join.detail
