@@ -6,20 +6,26 @@
 # ---
 
 # %% [markdown]
-# # 02 · N+1 and the ways around it
+# # 02 · N+1 and the plan's JOIN
 #
-# The backend's plan loads "a project's N most recent sessions with their messages and
-# windows" with one query for the sessions and then two per session (N+1), and proposes a
-# single three-table LEFT JOIN instead. This notebook asks: **which loading strategy is
-# fastest on each engine, by how much, and why** — after checking that every strategy
-# returns exactly the same sessions, messages and windows.
+# The backend loads "a project's N most recent sessions with their messages and windows"
+# with one query for the sessions and then two per session: **N+1 (today)**. The plan
+# proposes to replace it with **a single three-table LEFT JOIN** (sessions ⟕ messages ⟕
+# windows): **JOIN (plan)**. This notebook asks, per engine: **is the three-table JOIN a
+# good fix, against N+1 and against the best alternative, and why?**
 #
-# Strategies (`workbench.strategies`): `n_plus_one` (the plan), `joined` (the plan's
-# three-table LEFT JOIN, m×w rows per session, de-duplicated in Python), `per_relation`
-# (sessions⟕messages, sessions⋈windows), `batch` (sessions, then `session_id IN (...)`, or
-# `= ANY(:ids::bigint[])` on PostgreSQL) and `aggregate` (children aggregated in the
+# Every strategy is first checked to return exactly the same sessions, messages and
+# windows. The alternatives (`workbench.strategies`): one JOIN per relation
+# (sessions⟕messages, sessions⋈windows), batch (sessions, then `session_id IN (...)`, or
+# `= ANY(:ids::bigint[])` on PostgreSQL) and aggregate in DB (children aggregated by the
 # database: `json_agg`, DuckDB lists of structs, `json_group_array`). The SQL is in
 # `queries/*.sql`.
+#
+# How to read the numbers: strategies are timed round-robin, at least `min_runs` rounds
+# and more to fill `budget_s` (more again while a strategy's runs vary by over 10%).
+# Ratios are medians of the per-round ratios with 95% bootstrap intervals; two strategies
+# whose interval lies within ±`margin` are a **tie**. When the machine's load average was
+# above `max_load` while an engine was timed, its timings are not ranked.
 #
 # Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
 
@@ -27,22 +33,32 @@
 scale = "small"
 seed = 7
 engines = ["duckdb", "sqlite", "postgres"]
-data_dir = "../data"
+data_dir = None  # None: $WORKBENCH_DATA_DIR, else ../data
+out_dir = None  # None: $WORKBENCH_OUT_DIR, else ../reports
 postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local server
-out_dir = "../reports"
-limit = 100  # sessions loaded in the main comparison
-repeat = 5  # timed runs per strategy (after a checked warm-up run)
-scaling_points = 6  # log-spaced sizes from 1 to min(1000, the project's sessions): 1, 4, 16, 63, 251, 1000
-scaling_repeat = 3
-max_statements = 2001  # bounds N+1 in the scaling sweep: 1 + 2N, so N+1 runs up to 1,000 sessions
+limit = 100  # sessions loaded in the main comparison (the page size)
+min_runs = 20  # timed rounds per strategy, at least
+budget_s = 1.0  # seconds of timed calls per engine in the main comparison (more rounds if they fit)
+scaling_points = 4  # log-spaced sizes from 1 to scaling_max: 1, 5, 22, 100
+scaling_max = 100  # largest page in the scaling sweep (up to the project's sessions; 1000 for the full sweep)
+max_statements = 2001  # bounds N+1 in the sweep: 1 + 2N statements, so N+1 runs up to 1,000 sessions
+margin = 0.10  # practical-equivalence margin: ratios within ±10% are a tie
+max_load = None  # None: 0.9 × CPU cores; above it timings are not ranked
+# round trips (ms) the latency proxy adds; [0, 0.2, 0.5, 1, 2] for the full sweep
+network_rtts = [0.0, 0.5, 2.0]
+network_budget_s = 6.0  # seconds of timed runs over the whole RTT sweep (PostgreSQL only)
 
 # %%
 import polars as pl
 
 from workbench import figures, lab, measure, plans, queries, report, strategies
 from workbench.sources.synthetic import generate
+from workbench.strategies import network
 
 lab.setup()
+data = lab.data_dir(data_dir)
+out = lab.out_dir(out_dir)
+load_limit = measure.load_limit() if max_load is None else max_load
 
 # %% [markdown]
 # ## Data
@@ -51,23 +67,16 @@ lab.setup()
 # notebook adds the access-path indexes the backend's queries need.
 
 # %%
-ds = generate(f"{data_dir}/{scale}", scale, seed)
+ds = generate(data / scale, scale, seed)
 ds.counts
 
 # %% tags=["nbval-ignore-output"]
-opened, loads = lab.open_engines(ds, engines, f"{data_dir}/querylab", pg_url=postgres_url)
-loads
+opened, loads = lab.open_engines(ds, engines, data / "querylab", pg_url=postgres_url)
+loads.group_by("engine", maintain_order=True).agg(rows=pl.col("rows").sum(), seconds=pl.col("seconds").sum())
 
 # %% [markdown]
-# The named queries every strategy is built from:
-
-# %%
-queries.describe()
-
-# %% [markdown]
-# The project with the most sessions is the one whose page N+1 hurts most. Before the
-# access-path indexes exist, a session's messages are a full scan of `messages`; the plan
-# diff shows what the index changes (plans on the largest session of that project).
+# The project with the most sessions is the one whose page N+1 hurts most; its largest
+# session is the worst case for a per-session query.
 
 # %%
 project_id, project_sessions = strategies.largest_project(next(iter(opened.values())))
@@ -75,39 +84,36 @@ n = min(limit, project_sessions)
 biggest = ds.session_stats().filter(pl.col("project_id") == project_id).sort("messages", "session_id")[-1]
 session_id = biggest["session_id"].item()
 print(
-    f"project {project_id}: {project_sessions} sessions; main comparison loads {n}; session {session_id} "
-    f"has {biggest['messages'].item()} messages"
+    f"project {project_id}: {project_sessions} sessions; the main comparison loads {n}; "
+    f"session {session_id} has {biggest['messages'].item()} messages"
 )
 
-# %%
-explain_before = {}
-for name, engine in opened.items():
-    strategies.drop_indexes(engine)
-    explain_before[name] = plans.explain(
-        engine, queries.load("session_messages", engine.dialect), {"session_id": session_id}
-    )
-indexes = pl.concat([strategies.ensure_indexes(engine) for engine in opened.values()])
-indexes
+# %% [markdown]
+# ### What the access-path indexes change
+# N+1's child query (one session's messages) without and with the indexes on the foreign
+# keys. A change is claimed only where the plan changed; where it did not, the timing
+# difference is given with its interval and attributed to nothing. DuckDB's use of its
+# ART index is read from the plan (it shows only as a `SEQ_SCAN` of Type "Index Scan").
 
 # %%
-explain_after = {
-    name: plans.explain(engine, queries.load("session_messages", engine.dialect), {"session_id": session_id})
-    for name, engine in opened.items()
+child_sql = {name: queries.load("session_messages", e.dialect) for name, e in opened.items()}
+effects = {
+    name: strategies.index_effect(e, child_sql[name], {"session_id": session_id}, repeat=min_runs)
+    for name, e in opened.items()
 }
-print(plans.side_by_side({f"{e} without index": p for e, p in explain_before.items()}))
+print(plans.side_by_side({f"{e} without index": x["plans"][0] for e, x in effects.items()}))
 print()
-print(plans.side_by_side({f"{e} with index": p for e, p in explain_after.items()}))
+print(plans.side_by_side({f"{e} with index": x["plans"][1] for e, x in effects.items()}))
 
 # %% tags=["nbval-ignore-output"]
-for name in opened:
-    print(f"{name}: {plans.diff_summary(explain_before[name], explain_after[name])}")
+for x in effects.values():
+    print(x["sentence"])
 
 # %% [markdown]
 # ## Measure
 # Correctness first: every strategy on every engine must return identical sessions
-# (same values, same order), and the counted statements must match the strategy's
-# shape (N+1 runs exactly 1 + 2N). `check_equal` raises otherwise, and the timings below
-# are only taken after it passed.
+# (same values, same order), and the counted statements must match the strategy's shape
+# (N+1 runs exactly 1 + 2N). `check_equal` raises otherwise; timings come after it.
 
 # %%
 checked = {name: strategies.check_equal(engine, project_id, n) for name, engine in opened.items()}
@@ -120,40 +126,100 @@ print(
     f"{count} loads agree: {len(first.sessions)} sessions, {first.messages} messages, {first.windows} windows"
 )
 
+# %% [markdown]
+# What each strategy ships for that page (the same on every engine): statements, rows and
+# bytes of values received. The JOIN's rows are messages × windows per session.
+
 # %%
-accounting = pl.concat([strategies.accounting(runs) for runs in checked.values()])
+accounting = strategies.labelled(strategies.accounting(checked[next(iter(checked))]).drop("engine"))
 accounting
 
 # %% [markdown]
-# Timed runs: strategies interleaved round-robin on each engine (so drift hits all alike),
-# warm caches, medians with 95% bootstrap intervals; `unstable` flags a coefficient of
-# variation above 10%. `server_ms` is the engine's own execution time summed over the
-# statements (EXPLAIN ANALYZE; SQLite has none), and `bytes` the payload the client received.
+# Timed runs: strategies interleaved round-robin on each engine (drift hits all alike),
+# warm caches (the same warm-up as the scaling sweep below), `n` timed rounds each.
+# `server_ms` is the engine's own execution time summed over the statements
+# (EXPLAIN ANALYZE; SQLite has none).
 
 # %% tags=["nbval-ignore-output"]
-results, book = strategies.compare(opened, project_id, n, repeat=repeat, dataset=ds)
+results, book = strategies.compare(opened, project_id, n, repeat=min_runs, budget_s=budget_s, dataset=ds)
 summary = results.summary()
-summary.select(
-    "engine", "strategy", "median_ms", "median_lo", "median_hi", "p95_ms", "cv", "unstable", "server_ms"
+strategies.labelled(
+    summary.select(
+        "engine",
+        "strategy",
+        "n",
+        "median_ms",
+        "median_lo",
+        "median_hi",
+        "p95_ms",
+        "cv",
+        "unstable",
+        "server_ms",
+        "load_before",
+        "load_after",
+    )
 ).with_columns(pl.col(pl.Float64).round(2))
 
+# %% [markdown]
+# Each strategy against N+1 (today): the speedup is the median of the per-round ratios
+# (N+1's time / the strategy's), with its 95% interval and its class (faster, tie within
+# ±margin, slower, or unclear when the interval straddles the margin).
+
 # %% tags=["nbval-ignore-output"]
-results.ratios("n_plus_one").sort("engine", "speedup", descending=[False, True]).with_columns(
-    pl.col(pl.Float64).round(2)
+strategies.labelled(
+    results.ratios("n_plus_one", paired=True, margin=margin).filter(pl.col("strategy") != "n_plus_one")
+).sort("engine", "speedup", descending=[False, True]).with_columns(pl.col(pl.Float64).round(2))
+
+# %% [markdown]
+# ### What one more statement of N+1 costs
+# N+1's child queries themselves (one session's messages, one session's windows: the
+# indexed lookups, through the same driver call, prepared on PostgreSQL), each of the
+# page's sessions in turn: the median is what one more statement for a typical session
+# costs (the mean carries the largest sessions' rows too); `SELECT 1` beside it is the
+# floor no statement goes under.
+
+# %% tags=["nbval-ignore-output"]
+costs = pl.DataFrame([strategies.statement_cost(engine, project_id, n) for engine in opened.values()])
+costs.select(
+    "engine",
+    "n",
+    *[
+        (pl.col(c) * 1000).round(1).alias(f"{name} (µs)")
+        for c, name in [
+            ("statement_ms", "child query, median"),
+            ("lo", "95% CI low"),
+            ("hi", "95% CI high"),
+            ("mean_ms", "child query, mean"),
+            ("select1_ms", "SELECT 1"),
+        ]
+    ],
 )
 
 # %% [markdown]
-# Scaling: cost against the number of sessions loaded (1 … 1,000 of the project's, log-spaced,
-# every strategy including N+1), with each engine's per-statement floor (median latency of
-# `SELECT 1` through the same driver call).
+# ### The JOIN's row multiplication
+# A session with m messages and w windows comes back from the plan's JOIN as m × w rows,
+# each repeating the session's columns, a message's and a window's. Over the whole
+# project, newest session first (the page's order), what the JOIN ships against the rows
+# that exist (computed from the dataset, checked against the counted rows in the tests):
+
+# %%
+mult = strategies.multiplication(ds, project_id)
+worst = strategies.worst_sessions(mult, 5)
+worst
+
+# %% [markdown]
+# ### Scaling
+# Cost against the number of sessions loaded (log-spaced up to `scaling_max`), every
+# strategy including N+1, timed as above.
 
 # %% tags=["nbval-ignore-output"]
-sizes = strategies.log_sizes(min(1000, project_sessions), scaling_points)
+sizes = strategies.log_sizes(min(scaling_max, project_sessions), scaling_points)
 scaled = strategies.scaling(
-    opened, project_id, sizes, repeat=scaling_repeat, max_statements=max_statements, dataset=ds
+    opened, project_id, sizes, repeat=min_runs, max_statements=max_statements, dataset=ds
 )
-floors = pl.DataFrame([measure.latency_floor(engine) for engine in opened.values()])
-floors
+scaled_summary = scaled.summary()
+crossed = strategies.crossings(scaled_summary, involving=["n_plus_one"])
+print(f"sizes {sizes}; {scaled.frame.height} timed runs")
 
 # %% [markdown]
 # ## Look
@@ -161,23 +227,57 @@ floors
 # %% tags=["nbval-ignore-output"]
 figures.strategy_figure(summary, title=f"Loading {n} sessions with messages and windows")
 
+# %%
+figures.multiplication_figure(mult, worst)
+
+# %% [markdown]
+# Dotted lines: statements × the measured cost of one N+1 child statement. Where a
+# strategy's line meets its dotted line it is bound by its statements, not by the rows.
+# Crosses mark where N+1 and an alternative swap places with their intervals apart on
+# both sides; hover for which is faster below and above.
+
 # %% tags=["nbval-ignore-output"]
-scaled_summary = scaled.summary()
-crossed = strategies.crossings(scaled_summary, involving=["n_plus_one"])
+floors = costs.select("engine", floor_ms="statement_ms")
 figures.scaling_figure(scaled_summary, floors, crossings=crossed)
 
+# %% tags=["nbval-ignore-output"]
+print(strategies.scaling_conclusions(scaled_summary, costs, crossed))
+strategies.labelled(strategies.labelled(crossed, "faster_below"), "faster_above").with_columns(
+    pl.col("sessions", "ms").round(1)
+)
+
 # %% [markdown]
-# Dotted lines are statements × the engine's per-statement floor: where a strategy's line
-# sits on its dotted line it is bound by round trips, not by the work. Crosses mark where
-# an alternative overtakes N+1 (interpolated between measured sizes on log-log axes):
+# ### Network distance
+# PostgreSQL runs on this machine, so each round trip above is a loopback one. The
+# backend's database is further away (same zone ~0.2 ms, across zones 0.5-2 ms). A
+# latency proxy the workbench starts itself sits between the driver and PostgreSQL and
+# adds a set delay each way; every strategy is timed through it at each round-trip time
+# (RTT), beside the model `statements × RTT + work` (work: the strategy at zero delay
+# through the proxy). `workbench.strategies.network`; a small sweep by default.
 
 # %% tags=["nbval-ignore-output"]
-print(strategies.scaling_conclusions(scaled_summary, floors, crossed))
-crossed.with_columns(pl.col("sessions", "ms").round(1))
+if "postgres" in opened:
+    swept = network.sweep(
+        opened["postgres"].target,
+        project_id,
+        n,
+        rtts=network_rtts,
+        budget_s=network_budget_s,
+        schema_name=opened["postgres"].schema_name,
+    )
+    net_summary = swept.summary()
+    print(network.conclusions(net_summary, swept.pings, swept.context, max_load=load_limit))
+else:
+    swept = net_summary = None
+    print("PostgreSQL was not opened in this run: no network sweep (it needs a PostgreSQL server).")
+
+# %% tags=["nbval-ignore-output"]
+figures.network_figure(net_summary) if net_summary is not None else None
 
 # %% [markdown]
-# The plan's joined query, side by side on each engine: operators (stable across runs),
-# then where the time goes and what an analyzer would flag.
+# The plan's JOIN, side by side on each engine: operators (stable across runs), then where
+# the time goes and what an analyzer would flag (no misestimate is flagged under a Limit
+# or TOP_N that stopped early, nor on a DuckDB scan cut by a run-time join filter).
 
 # %%
 joined_plans = {
@@ -200,25 +300,50 @@ pl.concat([plans.findings_frame(p).with_columns(engine=pl.lit(e)) for e, p in jo
 
 # %% [markdown]
 # ## Conclude
-# Computed from the measurements above (fastest strategy per engine at N sessions, its
-# speedup over the plan's N+1 with a 95% bootstrap interval, and how close the runner-up is).
+# Computed from the measurements above: the fastest strategy per engine at N sessions
+# (with n, the unstable strategies and the load), then the verdicts.
 
 # %% tags=["nbval-ignore-output"]
-print(strategies.conclusions(results))
+print(strategies.conclusions(results, margin=margin, limit=load_limit))
+
+# %% tags=["verdicts", "nbval-ignore-output"]
+n1 = summary.filter(pl.col("strategy") == "n_plus_one")
+n1_ms = dict(zip(n1["engine"], n1["median_ms"], strict=True))
+cost_verdicts = [
+    report.Verdict(
+        "what one more N+1 statement costs",
+        f"{c['statement_ms'] * 1000:.0f} µs (SELECT 1: {c['select1_ms'] * 1000:.0f} µs)",
+        strategies.statement_cost_sentence(c, 1 + 2 * n, n1_ms[c["engine"]]),
+        c["engine"],
+    )
+    for c in costs.iter_rows(named=True)
+]
+verdicts = (
+    strategies.join_verdicts(results, book, margin=margin, limit=load_limit)
+    + strategies.best_verdicts(results, margin=margin, limit=load_limit)
+    + cost_verdicts
+    + (network.verdicts(net_summary) if net_summary is not None else [])
+)
+report.show_verdicts("02_n_plus_one", verdicts, out)
 
 # %% [markdown]
 # ## Export
-# Timed runs as versioned Parquet (with engine versions, CPU, Python, dataset hash and git
-# commit), so later runs and other commits compare against them; tables as CSV.
+# Timed runs as versioned Parquet (with engine versions, CPU, Python, dataset hash, git
+# commit and load), so later runs and other commits compare against them; tables as CSV.
 
 # %% tags=["nbval-ignore-output"]
-results.save(f"{out_dir}/02_n_plus_one/strategies.parquet")
-scaled.save(f"{out_dir}/02_n_plus_one/scaling.parquet")
+results.save(out / "02_n_plus_one" / "strategies.parquet")
+scaled.save(out / "02_n_plus_one" / "scaling.parquet")
 report.export_frames(
-    out_dir,
+    out,
     "02_n_plus_one",
-    summary=summary,
-    accounting=book,
-    floors=floors,
-    recommendation=strategies.recommend(results),
+    summary=strategies.labelled(summary),
+    accounting=strategies.labelled(book),
+    statement_cost=costs,
+    multiplication=worst,
+    recommendation=strategies.labelled(
+        strategies.labelled(strategies.recommend(results, margin=margin, limit=load_limit), "best"),
+        "runner_up",
+    ),
+    **({"network": net_summary} if net_summary is not None else {}),
 )
