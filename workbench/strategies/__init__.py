@@ -21,6 +21,12 @@ aggregate      one row per session, children aggregated in the DB   1
 Statements are counted, not assumed: :class:`CountingEngine` wraps an engine's
 ``execute`` and counts (and optionally records) every statement.
 
+Modules: ``loading`` (the strategies, counted and checked), ``experiments`` (compare,
+scaling, crossings, the access-path indexes), ``costs`` (one N+1 statement's cost,
+index effects read from plans, the JOIN's row multiplication), ``verdicts`` (the
+fastest per engine and the plan's JOIN judged, in words), ``network`` (the RTT sweep
+through the latency proxy).
+
 >>> sessions = batch(engine, project_id=1, limit=10)            # doctest: +SKIP
 >>> loads = check_equal(engine, project_id=1, limit=10)          # doctest: +SKIP
 """
