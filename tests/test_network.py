@@ -115,6 +115,14 @@ def test_beats_measured_and_modelled():
     assert beats["aggregate"]["model_from_ms"] == pytest.approx(990 / 200)
 
 
+def test_without_the_baseline_nothing_is_beaten():
+    summary, pings = synthetic()
+    summary = summary.filter(pl.col("strategy") != "n_plus_one")
+    assert network.beats(summary).is_empty()
+    assert network.verdicts(summary) == []
+    assert "Fastest at each RTT: 0 ms: " in network.conclusions(summary, pings)
+
+
 def test_conclusion_sentence():
     summary, pings = synthetic()
     text = network.conclusions(summary, pings)

@@ -264,6 +264,8 @@ def beats(summary: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
     others = summary.filter(pl.col("strategy") != baseline)
     for (name,), part in others.group_by("strategy", maintain_order=True):
         both = part.join(base, on="rtt_ms").sort("rtt_ms")
+        if both.is_empty():  # the baseline was not measured
+            continue
         ahead = (both["hi_ms"] < both["b_lo"]).to_list()
         measured = None
         for rtt, ok in zip(reversed(both["rtt_ms"].to_list()), reversed(ahead), strict=True):
@@ -382,9 +384,11 @@ def conclusions(
 def verdicts(summary: pl.DataFrame, baseline: str = BASELINE, plan: str = "joined") -> list[Any]:
     """Two :class:`workbench.report.Verdict` rows for notebook 02: from which RTT the
     baseline (N+1) is beaten at all, and from which RTT the plan's JOIN beats it (measured,
-    with the model's crossing in the detail)."""
+    with the model's crossing in the detail). None without the baseline."""
     from workbench.report import Verdict
 
+    if baseline not in summary["strategy"]:
+        return []
     sessions = summary["sessions"][0]
     found = {r["strategy"]: r for r in beats(summary, baseline).iter_rows(named=True)}
     measured = {k: r["measured_from_ms"] for k, r in found.items() if r["measured_from_ms"] is not None}
