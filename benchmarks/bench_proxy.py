@@ -192,7 +192,7 @@ def sweep(url: str) -> None:
             f"  {r['rtt_ms']:4.1f} ms  {r['strategy']:13s} n={r['n']:2d}  {r['median_ms']:7.1f} ms"
             f" [{r['lo_ms']:.1f}, {r['hi_ms']:.1f}]  model {r['model_ms']:7.1f} ms"
         )
-    print(network.conclusions(summary, result.pings))
+    print(network.conclusions(summary, result.pings, result.context))
 
 
 if __name__ == "__main__":

@@ -115,6 +115,14 @@ def test_beats_measured_and_modelled():
     assert beats["aggregate"]["model_from_ms"] == pytest.approx(990 / 200)
 
 
+def test_without_the_baseline_nothing_is_beaten():
+    summary, pings = synthetic()
+    summary = summary.filter(pl.col("strategy") != "n_plus_one")
+    assert network.beats(summary).is_empty()
+    assert network.verdicts(summary) == []
+    assert "Fastest at each RTT: 0 ms: " in network.conclusions(summary, pings)
+
+
 def test_conclusion_sentence():
     summary, pings = synthetic()
     text = network.conclusions(summary, pings)
@@ -154,14 +162,14 @@ def test_network_figure_measured_points_beside_model_lines():
 
 def test_conclusion_refuses_to_rank_under_high_load():
     summary, pings = synthetic()
-    text = network.conclusions(summary, pings, {"load_before": 1.0, "load_after": 6.0}, max_load=2)
+    text = network.conclusions(summary, pings, {"load_before": 6.0, "load_after": 1.0}, max_load=2)
     assert text.startswith("Not ranked: the load average reached 6.0, 3.0x the limit of 2 on this machine")
     assert "Fastest at each RTT" not in text
     assert f"{STRATEGIES['batch'].label} (model: from 0.05 ms)" in text
     assert (
-        "0 of 20 cells unstable (CV > 10%), n = 5-5 runs each; load average 1.00 before, 6.00 after." in text
+        "0 of 20 cells unstable (CV > 10%), n = 5-5 runs each; load average 6.00 before, 1.00 after." in text
     )
-    calm = network.conclusions(summary, pings, {"load_before": 0.5, "load_after": 0.7}, max_load=2)
+    calm = network.conclusions(summary, pings, {"load_before": 0.5, "load_after": 2.5}, max_load=2)
     assert "Not ranked" not in calm and "Fastest at each RTT" in calm
 
 
