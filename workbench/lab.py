@@ -20,17 +20,37 @@ from workbench.engines import ENGINES, Engine, LoadReport, open_engine
 from workbench.errors import EngineError, WorkbenchError
 
 _servers: list = []
+#: The engines this kernel's notebook opened: name -> None when it ran, else why it was left out.
+_engines: dict[str, str | None] = {}
 
 
 def setup() -> None:
-    """Notebook display settings: the figure renderer and readable Polars tables."""
+    """Notebook display settings: the figure renderer and tables for people.
+
+    Every DataFrame a cell displays renders as :func:`workbench.report.html_table` (text
+    left-aligned and never cut, numbers right-aligned with separators, units in headers,
+    no dtype row); the text form hides dtypes and shape too.
+    """
     from workbench.figures import use_renderer
+    from workbench.report import html_table
 
     use_renderer()
     pl.Config.set_tbl_rows(30)
     pl.Config.set_tbl_cols(12)
-    pl.Config.set_fmt_str_lengths(60)
+    pl.Config.set_fmt_str_lengths(100)
     pl.Config.set_tbl_hide_dataframe_shape(True)
+    pl.Config.set_tbl_hide_column_data_types(True)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook stack
+        return
+    if (shell := get_ipython()) is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pl.DataFrame, html_table)
+
+
+def engines_run() -> dict[str, str | None]:
+    """The engines :func:`open_engines` opened in this process: name -> None, or why it was left out."""
+    return dict(_engines)
 
 
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
@@ -151,8 +171,10 @@ def open_engines(
             if name != "postgres":
                 raise
             print(f"Note: PostgreSQL left out of this run: {e}")
+            _engines.setdefault(name, str(e))
             continue
         engines[name] = engine
+        _engines[name] = None
         try:
             reports.append(engine.load(dataset))
         except BaseException:
