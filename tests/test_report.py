@@ -1,5 +1,6 @@
 """The report pipeline end to end: execute a notebook, export HTML, draw it in Chromium."""
 
+import json
 import os
 import re
 import shutil
@@ -11,21 +12,54 @@ from workbench import report
 from workbench.errors import WorkbenchError
 
 
+def tree_state(folder):
+    """Every file under ``folder``: relative path -> (size, mtime)."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def at(page, cls):
+    """Where the first element of class ``cls`` starts (nbconvert rewrites quotes to double)."""
+    found = re.search(rf"class=[\"']{cls}[\"']", page)
+    assert found, f"no element of class {cls!r}"
+    return found.start()
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """Notebook 01 at the tiny scale, as on a machine without PostgreSQL's binaries.
+
+    ``auto`` resolves to DuckDB and SQLite with a note; PostgreSQL is also asked for
+    explicitly, so the kernel's attempt to start it fails and the notebook leaves it out.
+    """
     out = tmp_path_factory.mktemp("reports")
-    index = report.build_report(
-        out,
-        {"scale": "tiny", "seed": 7, "engines": ["duckdb"]},
-        only=["01_data"],
-        data_dir=out / "data",
-        progress=False,
-    )
-    return out, index
+    saved = {k: os.environ.get(k) for k in ("WORKBENCH_PG_BINDIR", "WORKBENCH_POSTGRES_URL")}
+    os.environ["WORKBENCH_PG_BINDIR"] = str(tmp_path_factory.mktemp("no-postgres"))
+    os.environ.pop("WORKBENCH_POSTGRES_URL", None)
+    guarded = {name: tree_state(report.ROOT / name) for name in ("reports", "data")}
+    try:
+        auto = report.resolve_engines("auto")
+        index = report.build_report(
+            out,
+            {"scale": "tiny", "seed": 7, "engines": ["duckdb", "postgres"]},
+            only=["01_data"],
+            notes=auto[1],
+            progress=False,
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return out, index, auto, guarded
 
 
 def test_index_links_the_notebook_with_run_metadata(built):
-    out, index = built
+    out, index, _, _ = built
     page = index.read_text()
     assert "href='01_data.html'" in page and ">ok<" in page
     for fact in ("git commit", "duckdb", "cpu", "tiny:", "python"):
@@ -36,8 +70,100 @@ def test_index_links_the_notebook_with_run_metadata(built):
     assert (out / "01_data" / "sample_comparison.csv").exists()
 
 
+def test_without_postgres_binaries_every_page_says_so_at_the_top(built):
+    out, index, (engines, notes), _ = built
+    assert engines == ["duckdb", "sqlite"]
+    assert len(notes) == 1 and "make system-deps" in notes[0] and "not found" in notes[0]
+    for page in (index.read_text(), (out / "01_data.html").read_text()):
+        banner = at(page, "wb-banner")
+        assert banner < page.index("<h1") or banner < page.index("01 · The data under test")
+        assert "<code>make system-deps</code>" in page[banner : banner + 2000]
+    # PostgreSQL was asked for, could not start, and the notebook left it out: said too.
+    assert "postgres was left out of 01_data" in (out / "01_data.html").read_text()
+
+
+def test_index_lists_the_engines_each_notebook_ran_on(built):
+    out, index, _, _ = built
+    assert json.loads((out / "01_data" / "engines.json").read_text())["ran"] == ["duckdb"]
+    notebooks = index.read_text().split("<h2>Notebooks</h2>")[1]
+    row = re.search(r"<tr><td><a href='01_data.html'>.*?</tr>", notebooks).group(0)
+    assert "<td class='engines'>duckdb</td>" in row
+
+
+def test_verdicts_open_the_page_and_the_index(built):
+    out, index, _, _ = built
+    verdicts = report.load_verdicts(out, "01_data")
+    assert {v.topic for v in verdicts} >= {"heavy tail of session sizes", "same rows in every engine"}
+    page = (out / "01_data.html").read_text()
+    top = at(page, "verdicts")
+    assert page.index("01 · The data under test") < top < page.index('id="Data"')
+    assert len(re.findall("class=[\"']verdicts", page)) == 1  # moved, not copied
+    assert "same rows in every engine" in page[top : top + 5000]
+    index_page = index.read_text()
+    assert at(index_page, "verdicts") < index_page.index("<h2>Notebooks</h2>")
+    for v in verdicts:
+        assert v.verdict.replace("'", "&#x27;") in index_page
+
+
+def test_code_is_hidden_in_the_page(built):
+    out, _, _, _ = built
+    page = (out / "01_data.html").read_text()
+    for code in ("lab.open_engines(", "lab.setup()", "from workbench import", 'class="highlight'):
+        assert code not in page
+    assert "The data under test" in page  # markdown stays
+
+
+def test_report_numbers_match_its_csvs(built):
+    """Every table the page shows from an exported frame holds the CSV's numbers."""
+    import polars as pl
+    from bs4 import BeautifulSoup
+
+    out, _, _, _ = built
+    soup = BeautifulSoup((out / "01_data.html").read_text(), "html.parser")
+    shown = [
+        (
+            [th.get_text() for th in t.select("thead th")],
+            [[td.get_text() for td in tr.select("td")] for tr in t.select("tbody tr")],
+        )
+        for t in soup.select("table.wb-table")
+    ]
+    for name in ("shape", "sample_comparison", "loads"):
+        csv = pl.read_csv(out / "01_data" / f"{name}.csv")
+        units = {"seconds": "s"} if name == "loads" else {}
+        heads = [report.header(c, units.get(c)) for c in csv.columns]
+        rows = next(rows for h, rows in shown if h == heads)
+        assert len(rows) == csv.height, name
+        for row, expected in zip(rows, csv.iter_rows(), strict=True):
+            for text, value in zip(row, expected, strict=True):
+                if isinstance(value, float):
+                    digits = text.split(".")[1] if "." in text else ""
+                    assert abs(float(text.replace(",", "")) - value) <= 0.5 * 10 ** -len(digits), (name, text)
+                else:
+                    assert text == report.format_value(value), (name, text, value)
+
+
+def test_the_report_tests_leave_reports_and_data_untouched(built, scratch_dirs):
+    _, _, _, before = built
+    for name, state in before.items():
+        assert tree_state(report.ROOT / name) == state, f"{name}/ changed"
+
+
+def test_notebooks_with_default_parameters_write_to_the_session_scratch(tmp_path, scratch_dirs):
+    """What nbval runs: no data_dir or out_dir, so $WORKBENCH_DATA_DIR/$WORKBENCH_OUT_DIR apply."""
+    data, out = scratch_dirs
+    before = {name: tree_state(report.ROOT / name) for name in ("reports", "data")}
+    report.execute(
+        report.NOTEBOOKS / "01_data.ipynb",
+        tmp_path / "01.ipynb",
+        {"scale": "tiny", "engines": ["duckdb"]},
+        renderer="plotly_mimetype",
+    )
+    assert (out / "01_data" / "verdicts.json").exists() and (data / "tiny" / "manifest.json").exists()
+    assert {name: tree_state(report.ROOT / name) for name in before} == before
+
+
 def test_exported_plot_is_drawn_by_headless_chromium(built, tmp_path, in_ci):
-    out, _ = built
+    out, *_ = built
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         if in_ci:
@@ -129,3 +255,41 @@ def test_verdicts_round_trip_and_render(tmp_path):
     assert report.load_verdicts(tmp_path, "03_missing") == []
     page = report.verdicts_html(verdicts)
     assert "&lt;shipped&gt;" in page and page.count("<tr>") == 3
+
+
+def test_tables_for_people():
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {
+            "engine": ["duckdb", "a very long engine name that must not be cut off at thirty chars"],
+            "median_ms": [1234.5678, 0.012345],
+            "rows": [1_234_567, None],
+        }
+    )
+    page = report.html_table(frame, decimals={"median_ms": 1})
+    assert "<th class='text'>engine</th><th class='num'>median (ms)</th><th class='num'>rows</th>" in page
+    assert "<td class='text'>a very long engine name that must not be cut off at thirty chars</td>" in page
+    assert "<td class='num'>1,234.6</td>" in page and "<td class='num'>1,234,567</td>" in page
+    assert "<td class='num'>–</td>" in page and "str" not in page and "&quot;" not in page
+    assert report.header("seconds", "s") == "seconds (s)" and report.header("rows") == "rows"
+    assert report.format_value(0.012345) == "0.01235" and report.format_value(True) == "yes"
+    long = report.html_table(pl.DataFrame({"n": range(100)}), max_rows=20)
+    assert long.count("<tr>") == 1 + 20 and "… 80 more rows" in long
+    assert "<caption>loads</caption>" in report.table(frame, caption="loads")._repr_html_()
+
+
+def test_auto_engines_follow_what_is_installed(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_POSTGRES_URL", "postgresql://u@127.0.0.1:1/x")
+    assert report.resolve_engines("auto") == (["duckdb", "sqlite", "postgres"], [])
+    monkeypatch.delenv("WORKBENCH_POSTGRES_URL")
+    monkeypatch.setenv("WORKBENCH_PG_BINDIR", str(tmp_path))
+    names, notes = report.resolve_engines("auto")
+    assert names == ["duckdb", "sqlite"] and "make system-deps" in notes[0]
+    assert report.resolve_engines("duckdb, postgres") == (["duckdb", "postgres"], [])
+
+
+def test_index_without_verdicts_says_so(tmp_path):
+    run = report.NotebookRun("03_x", "03 · X", 1.0, "Boom: x", [], {"postgres": "no binaries"})
+    page = report.write_index(tmp_path, [run], {"date": "today"}).read_text()
+    assert "failed before its verdicts" in page and "postgres was left out of 03_x: no binaries" in page

@@ -176,6 +176,10 @@ def load_times(
         if not reports.is_empty()
         else []
     )
+    if not reports.is_empty():
+        totals = reports.group_by("engine", maintain_order=True).agg(pl.col("seconds").sum())
+        for engine in totals.filter(pl.col("seconds") == 0)["engine"]:
+            fig.add_annotation(x=engine, y=0, text="already held<br>this dataset", showarrow=False, yshift=20)
     missing = [e for e in engines or [] if reports.is_empty() or e not in set(reports["engine"])]
     if missing:
         title += f" ({', '.join(missing)}: not run, see the note at the top)"

@@ -96,11 +96,16 @@ PAGE_CSS = """
 .wb-summary h2 { margin-top: .2rem; }
 .wb-summary .engines { color: #555; margin: .3rem 0 .8rem; }
 table.verdicts, table.wb-table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: 14px; }
-table.verdicts th, table.verdicts td, table.wb-table th, table.wb-table td {
+.jp-RenderedHTMLCommon table.verdicts, .jp-RenderedHTMLCommon table.wb-table { table-layout: auto; }
+table.verdicts th, table.verdicts td, table.wb-table th, table.wb-table td,
+.jp-RenderedHTMLCommon table.verdicts td, .jp-RenderedHTMLCommon table.wb-table td {
   border-bottom: 1px solid #ddd; padding: .3rem .6rem; vertical-align: top; white-space: normal; }
 table.verdicts th, table.wb-table th { border-bottom: 2px solid #999; font-weight: 600; }
-table.verdicts td, table.verdicts th, table.wb-table .text { text-align: left; }
-table.wb-table .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.verdicts td, table.verdicts th, table.wb-table .text,
+.jp-RenderedHTMLCommon table.verdicts td, .jp-RenderedHTMLCommon table.verdicts th,
+.jp-RenderedHTMLCommon table.wb-table .text { text-align: left; }
+table.wb-table .num, .jp-RenderedHTMLCommon table.wb-table .num {
+  text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.wb-table caption { caption-side: top; text-align: left; font-weight: 600; padding: .2rem 0; }
 table.wb-table tr.skipped td { text-align: center; color: #666; font-style: italic; }
 /* Polars' own HTML (frames displayed without lab.setup): left-align text, no dtype row */

@@ -1,4 +1,4 @@
-"""Notebook 01's verdicts: the data's heavy tail, its windows, the engines' agreement, the sample.
+"""Notebook 01's survey of the data as verdicts: heavy tail, windows, engines agree, sample.
 
 Each answer is computed from the data, so the notebook's summary stays true when the
 data changes.
@@ -14,7 +14,7 @@ from workbench.dataset import Dataset
 from workbench.report import Verdict
 
 #: A sample keeps the tail when its p90, p99 and largest session are within this factor of the source's.
-TAIL_TOLERANCE = 1.25
+TAIL_TOLERANCE = 1.5
 
 
 def verdicts(
