@@ -234,7 +234,9 @@ def test_dataset_notebook_runs_on_real_transcripts(tmp_path):
         renderer="plotly_mimetype",
     )
     text = "\n".join(
-        str(o.get("text") or o.get("data", {}).get("text/plain", ""))
+        str(
+            o.get("text") or o.get("data", {}).get("text/markdown") or o.get("data", {}).get("text/plain", "")
+        )
         for c in nbformat.read(out, as_version=4).cells
         if c.cell_type == "code"
         for o in c.outputs

@@ -53,6 +53,24 @@ def engines_run() -> dict[str, str | None]:
     return dict(_engines)
 
 
+ENGINES_FILE_ENV = "WORKBENCH_ENGINES_FILE"
+
+
+def _record_engines() -> None:
+    """Write what :func:`engines_run` says to ``$WORKBENCH_ENGINES_FILE`` (set by the report for
+    each notebook it runs, so its index lists the engines every notebook really ran on)."""
+    if not (path := os.environ.get(ENGINES_FILE_ENV)):
+        return
+    import json
+
+    data = {
+        "ran": [name for name, why in _engines.items() if why is None],
+        "left_out": {name: why for name, why in _engines.items() if why is not None},
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
 OUT_DIR_ENV = "WORKBENCH_OUT_DIR"
 
@@ -181,5 +199,6 @@ def open_engines(
             for opened in engines.values():
                 opened.close()
             raise
+    _record_engines()
     frame = pl.concat([r.frame() for r in reports]) if reports else pl.DataFrame()
     return engines, frame

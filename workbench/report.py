@@ -276,29 +276,12 @@ def resolve_engines(spec: str | Sequence[str]) -> tuple[list[str], list[str]]:
     return ["duckdb", "sqlite", "postgres"], []
 
 
-def save_engines(notebook: str, out_dir: str | os.PathLike[str]) -> Path | None:
-    """Write ``out_dir/<notebook>/engines.json``: the engines this kernel ran, and why any was left out."""
-    from workbench import lab
-
-    record = lab.engines_run()
-    if not record:
-        return None
-    folder = Path(out_dir) / notebook
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ENGINES_FILE
-    data = {
-        "ran": [name for name, why in record.items() if why is None],
-        "left_out": {name: why for name, why in record.items() if why is not None},
-    }
-    _write_atomic(path, json.dumps(data, indent=2) + "\n")
-    return path
-
-
 def load_engines(out_dir: str | os.PathLike[str], notebook: str) -> tuple[list[str], dict[str, str]]:
-    """The engines a notebook ran on and those it left out (with why), as it saved them.
+    """The engines a notebook ran on and those it left out (with why).
 
-    A notebook that opened no engines through :mod:`workbench.lab` saved none: its
-    verdicts' engines stand in.
+    :func:`workbench.lab.open_engines` writes them to ``$WORKBENCH_ENGINES_FILE``, which
+    :func:`build_report` points at ``out_dir/<notebook>/engines.json``. A notebook that
+    opened no engines through it wrote none: its verdicts' engines stand in.
     """
     path = Path(out_dir) / notebook / ENGINES_FILE
     if path.exists():
@@ -327,7 +310,7 @@ def build_report(
     """
     from tqdm.auto import tqdm
 
-    from workbench.lab import DATA_DIR_ENV
+    from workbench.lab import DATA_DIR_ENV, ENGINES_FILE_ENV
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -343,7 +326,8 @@ def build_report(
             (out / nb.stem / stale).unlink(missing_ok=True)
         error = None
         try:
-            execute(nb, executed, params)
+            with _environ(**{ENGINES_FILE_ENV: str(out / nb.stem / ENGINES_FILE)}):
+                execute(nb, executed, params)
         except Exception as e:  # papermill's errors carry the cell's traceback
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
         ran, left_out = load_engines(out, nb.stem)
@@ -472,7 +456,7 @@ evidence (charts, tables, plans). Code is hidden in the pages; it is in <code>no
 {chr(10).join(verdict_rows)}
 </tbody></table>
 <h2>Notebooks</h2>
-<table><tr><th>notebook</th><th>question</th><th>engines it ran on</th><th>time</th><th>status</th></tr>
+<table><tr><th>notebook</th><th>title</th><th>engines it ran on</th><th>time</th><th>status</th></tr>
 {rows}
 </table>
 <h2>Run</h2>
@@ -555,7 +539,6 @@ def show_verdicts(notebook: str, verdicts: Sequence[Verdict], out_dir: str | os.
     from IPython.display import HTML
 
     save_verdicts(notebook, verdicts, out_dir)
-    save_engines(notebook, out_dir)
     return HTML(verdicts_html(verdicts))
 
 
@@ -604,13 +587,20 @@ def header(column: str, unit: str | None = None) -> str:
     return f"{name} ({unit})" if unit else name
 
 
-def _decimals(value: float) -> int:
-    """Decimals that show about four significant digits (never more than six)."""
+def _decimals(value: float, significant: int = 4) -> int:
+    """Decimals that show ``significant`` digits of ``value`` (between 0 and 6)."""
     import math
 
     if value == 0 or not math.isfinite(value):
         return 0
-    return max(0, min(6, 3 - math.floor(math.log10(abs(value)))))
+    return max(0, min(6, significant - 1 - math.floor(math.log10(abs(value)))))
+
+
+def _column_decimals(values: pl.Series) -> int:
+    """One number of decimals for a float column: three significant digits of its median size."""
+    sizes = values.drop_nulls().drop_nans().abs()
+    sizes = sizes.filter(sizes > 0)
+    return _decimals(float(sizes.median()), 3) if sizes.len() else 0  # type: ignore[arg-type]
 
 
 def format_value(value: Any, decimals: int | None = None) -> str:
@@ -642,12 +632,20 @@ def html_table(
 ) -> str:
     """``frame`` as an HTML table for people.
 
-    Text left-aligned and never cut; numbers right-aligned with thousands separators and
-    about four significant digits (``decimals`` fixes a column's); units in the headers
+    Text left-aligned and never cut; numbers right-aligned with thousands separators, a
+    float column with one number of decimals (three significant digits of its median, at
+    least two per cell; ``decimals`` fixes a column's); units in the headers
     (``units``, else read from suffixes such as ``_ms``); no dtype row, no shape line.
     """
     units, decimals = units or {}, decimals or {}
     numeric = {c for c, t in frame.schema.items() if t.is_numeric()}
+    column = {c: _column_decimals(frame[c]) for c, t in frame.schema.items() if t.is_float()}
+
+    def cell(c: str, v: Any) -> str:
+        if c in decimals or c not in column or not isinstance(v, float) or v != v:
+            return format_value(v, decimals.get(c))
+        return format_value(v, max(column[c], _decimals(v, 2)))  # at least two significant digits
+
     heads = "".join(
         f"<th class='{'num' if c in numeric else 'text'}'>{html.escape(header(c, units.get(c)))}</th>"
         for c in frame.columns
@@ -666,8 +664,7 @@ def html_table(
                 "(all in the notebook's CSV export)</td></tr>"
             )
         cells = "".join(
-            f"<td class='{'num' if c in numeric else 'text'}'>"
-            f"{html.escape(format_value(v, decimals.get(c)))}</td>"
+            f"<td class='{'num' if c in numeric else 'text'}'>{html.escape(cell(c, v))}</td>"
             for c, v in zip(frame.columns, row, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
