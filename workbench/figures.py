@@ -53,7 +53,7 @@ def ccdf(values: pl.Series) -> pl.DataFrame:
     return (
         frame.group_by("x", maintain_order=True)
         .agg(pl.col("rank").min())
-        .select("x", share=1 - pl.col("rank") / n)
+        .select("x", share=(n - pl.col("rank")) / n)
     )
 
 

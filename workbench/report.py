@@ -263,15 +263,16 @@ def resolve_engines(spec: str | Sequence[str]) -> tuple[list[str], list[str]]:
         return list(spec), []
     if os.environ.get("WORKBENCH_POSTGRES_URL"):
         return ["duckdb", "sqlite", "postgres"], []
-    from workbench.engines.server import find_bindir
+    from workbench.engines.server import INSTALL_HINT, find_bindir
     from workbench.errors import EngineError
 
     try:
         find_bindir()
     except EngineError as e:
+        where = str(e).removesuffix(f": {INSTALL_HINT}")
         return ["duckdb", "sqlite"], [
-            f"PostgreSQL is not in this report: its server binaries were not found ({e}). "
-            f"Install them with `{SYSTEM_DEPS}`, then run `make report` again."
+            f"PostgreSQL is not in this report: {where}. Install them with `{SYSTEM_DEPS}` "
+            "(apt-get install postgresql postgresql-15-hypopg), then run `make report` again."
         ]
     return ["duckdb", "sqlite", "postgres"], []
 
