@@ -238,6 +238,7 @@ class NotebookRun:
     error: str | None = None
     engines: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
 
     def left_out_notes(self) -> list[str]:
         return [
@@ -337,7 +338,14 @@ def build_report(
         if error:
             page_notes.insert(0, f"This notebook failed ({error}); its traceback is in the page below.")
         if executed.exists():
-            export_html(executed, out / f"{nb.stem}.html", engines=ran, notes=page_notes)
+            page = export_html(executed, out / f"{nb.stem}.html", engines=ran, notes=page_notes)
+            if differ := tables_against_csvs(page, out / nb.stem):
+                run.mismatches = differ
+                page_notes.append(
+                    f"This page's tables disagree with its CSVs in {nb.stem}/ ({len(differ)} cells), "
+                    f"e.g. {differ[0]}."
+                )
+                export_html(executed, page, engines=ran, notes=page_notes)
         run.seconds = time.perf_counter() - started
         runs.append(run)
     index = write_index(out, runs, run_metadata(params), notes=notes)
@@ -410,6 +418,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _status(run: NotebookRun) -> str:
+    if run.error:
+        return run.error
+    if run.mismatches:
+        return f"tables disagree with the CSVs ({len(run.mismatches)} cells)"
+    return "ok"
+
+
 def write_index(
     out: Path, runs: Sequence[NotebookRun], meta: Mapping[str, Any], notes: Sequence[str] = ()
 ) -> Path:
@@ -431,7 +447,7 @@ def write_index(
         f"<tr><td><a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a></td>"
         f"<td>{html.escape(r.title)}</td><td class='engines'>{html.escape(', '.join(r.engines) or '–')}</td>"
         f"<td>{r.seconds:.1f} s</td>"
-        f"<td class='{'fail' if r.error else 'ok'}'>{html.escape(r.error or 'ok')}</td></tr>"
+        f"<td class='{'fail' if r.error or r.mismatches else 'ok'}'>{html.escape(_status(r))}</td></tr>"
         for r in runs
     )
     facts = "\n".join(
@@ -648,7 +664,8 @@ def html_table(
         return format_value(v, max(column[c], _decimals(v, 2)))  # at least two significant digits
 
     heads = "".join(
-        f"<th class='{'num' if c in numeric else 'text'}'>{html.escape(header(c, units.get(c)))}</th>"
+        f"<th class='{'num' if c in numeric else 'text'}' data-column='{html.escape(c)}'>"
+        f"{html.escape(header(c, units.get(c)))}</th>"
         for c in frame.columns
     )
     shown = frame
@@ -703,3 +720,61 @@ def table(
     >>> report.table(loads, units={"seconds": "s"}, decimals={"seconds": 2})  # doctest: +SKIP
     """
     return Table(frame, units, decimals, caption)
+
+
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:")
+
+
+def _cell_matches(text: str, value: Any) -> bool:
+    if isinstance(value, bool) or value is None:
+        return text == format_value(value)
+    if isinstance(value, int | float):
+        try:
+            shown = float(text.replace(",", ""))
+        except ValueError:
+            return text == format_value(value)
+        digits = len(text.split(".")[1]) if "." in text else 0
+        return abs(shown - value) <= 0.5 * 10**-digits * (1 + 1e-9)
+    if _ISO_TIME.match(str(value)):  # the CSV's ISO form against the table's display form
+        return text.replace(" ", "T")[:19] == str(value).replace(" ", "T")[:19]
+    return text == str(value)
+
+
+def tables_against_csvs(page: str | os.PathLike[str], folder: str | os.PathLike[str]) -> list[str]:
+    """Check that every table ``page`` shows from a CSV in ``folder`` holds the CSV's values.
+
+    A table is matched to a CSV by its columns (``html_table`` records each column's
+    name); its numbers must agree to the digits shown. Returns the disagreements (empty
+    when the page and its CSVs come from the same run); CSVs the page does not show are
+    not checked.
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(Path(page).read_text(encoding="utf-8"), "html.parser")
+    shown = []
+    for t in soup.select("table.wb-table"):
+        columns = [th.get("data-column") for th in t.select("thead th")]
+        trs = t.select("tbody tr")
+        rows = [[td.get_text() for td in tr.select("td")] for tr in trs]
+        skipped = [i for i, tr in enumerate(trs) if "skipped" in (tr.get("class") or [])]
+        shown.append((columns, rows, skipped))
+    problems = []
+    for csv in sorted(Path(folder).glob("*.csv")):
+        frame = pl.read_csv(csv, infer_schema_length=None)
+        for columns, rows, skipped in shown:
+            if columns != frame.columns:
+                continue
+            if skipped:  # head ... tail: compare each part with its end of the CSV
+                i = skipped[0]
+                expected = [*frame.head(i).iter_rows(), *frame.tail(len(rows) - i - 1).iter_rows()]
+                rows = rows[:i] + rows[i + 1 :]
+            else:
+                expected = list(frame.iter_rows())
+            if len(rows) != len(expected):
+                problems.append(f"{csv.name}: the page shows {len(rows)} rows, the CSV holds {len(expected)}")
+                continue
+            for n, (row, values) in enumerate(zip(rows, expected, strict=True)):
+                for column, text, value in zip(frame.columns, row, values, strict=True):
+                    if not _cell_matches(text, value):
+                        problems.append(f"{csv.name} row {n + 1} {column}: page {text!r}, CSV {value!r}")
+    return problems
