@@ -40,11 +40,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    changed = [name for name in GUARDED if tree_state(ROOT / name) != _before.get(name)]
+    changed = []
+    for name in GUARDED:
+        before, after = _before.get(name, {}), tree_state(ROOT / name)
+        changed += [
+            f"{name}/{path}"
+            for path in sorted(set(before) | set(after))
+            if before.get(path) != after.get(path)
+        ]
     if changed:
-        session.config.get_terminal_writer().line(
-            f"FAILED: the tests wrote into {', '.join(f'{c}/' for c in changed)}: "
-            "tests must write only to temporary folders",
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(
+            f"FAILED: the tests wrote into the repository: {', '.join(changed[:5])}"
+            f"{' ...' if len(changed) > 5 else ''}. Tests must write only to temporary folders "
+            "(notebooks: data_dir = None, out_dir = None, resolved by lab.data_dir/lab.out_dir).",
             red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
