@@ -650,8 +650,8 @@ def html_table(
     """``frame`` as an HTML table for people.
 
     Text left-aligned and never cut; numbers right-aligned with thousands separators, a
-    float column with one number of decimals (three significant digits of its median, at
-    least two per cell; ``decimals`` fixes a column's); units in the headers
+    float column with one number of decimals (three significant digits of its median;
+    each cell keeps two to four significant digits; ``decimals`` fixes a column's); units in the headers
     (``units``, else read from suffixes such as ``_ms``); no dtype row, no shape line.
     """
     units, decimals = units or {}, decimals or {}
@@ -661,7 +661,8 @@ def html_table(
     def cell(c: str, v: Any) -> str:
         if c in decimals or c not in column or not isinstance(v, float) or v != v:
             return format_value(v, decimals.get(c))
-        return format_value(v, max(column[c], _decimals(v, 2)))  # at least two significant digits
+        # the column's decimals, but at least two significant digits and at most four
+        return format_value(v, min(max(column[c], _decimals(v, 2)), max(_decimals(v, 4), 0)))
 
     heads = "".join(
         f"<th class='{'num' if c in numeric else 'text'}' data-column='{html.escape(c)}'>"
