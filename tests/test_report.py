@@ -289,3 +289,18 @@ def test_index_without_verdicts_says_so(tmp_path):
     run = report.NotebookRun("03_x", "03 · X", 1.0, "Boom: x", [], {"postgres": "no binaries"})
     page = report.write_index(tmp_path, [run], {"date": "today"}).read_text()
     assert "failed before its verdicts" in page and "postgres was left out of 03_x: no binaries" in page
+
+
+def test_open_engines_records_what_ran_for_the_report(tiny, tmp_path, monkeypatch):
+    from workbench import lab
+
+    monkeypatch.setenv("WORKBENCH_ENGINES_FILE", str(tmp_path / "01_x" / "engines.json"))
+    monkeypatch.setenv("WORKBENCH_PG_BINDIR", str(tmp_path))  # no server binaries here
+    monkeypatch.delenv("WORKBENCH_POSTGRES_URL", raising=False)
+    monkeypatch.setattr(lab, "_engines", {})
+    monkeypatch.setattr(lab, "_servers", [])
+    opened, _ = lab.open_engines(tiny, ["duckdb", "postgres"], tmp_path)
+    for engine in opened.values():
+        engine.close()
+    ran, left_out = report.load_engines(tmp_path, "01_x")
+    assert ran == ["duckdb"] and list(left_out) == ["postgres"] and "not found" in left_out["postgres"]
