@@ -99,6 +99,7 @@ def test_verdicts_open_the_page_and_the_index(built):
     assert page.index("01 · The data under test") < top < page.index('id="Data"')
     assert len(re.findall("class=[\"']verdicts", page)) == 1  # moved, not copied
     assert "same rows in every engine" in page[top : top + 5000]
+    assert re.search(r"href=[\"']01_data/shape.csv[\"']", page[:top])  # the CSVs, linked above
     index_page = index.read_text()
     assert at(index_page, "verdicts") < index_page.index("<h2>Notebooks</h2>")
     for v in verdicts:

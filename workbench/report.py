@@ -135,8 +135,11 @@ def banner_html(notes: Sequence[str]) -> str:
     return f"<div class='wb-banner'><strong>Note:</strong> {items}</div>" if notes else ""
 
 
-def _summary_first(nb: Any, engines: Sequence[str], notes: Sequence[str]) -> None:
-    """Move the output of the cell tagged ``verdicts`` under the title; put ``notes`` above it."""
+def _summary_first(nb: Any, engines: Sequence[str], notes: Sequence[str], files: Sequence[str] = ()) -> None:
+    """Move the output of the cell tagged ``verdicts`` under the title; put ``notes`` above it.
+
+    ``files`` (paths relative to the page, e.g. the notebook's CSVs) are linked under the verdicts.
+    """
     verdict_outputs: list[Any] = []
     for cell in nb.cells:
         if cell.cell_type == "code" and _tagged(cell, "verdicts"):
@@ -145,6 +148,9 @@ def _summary_first(nb: Any, engines: Sequence[str], notes: Sequence[str]) -> Non
             ]
             cell.outputs = [o for o in cell.outputs if o not in verdict_outputs]
     ran = f"<p class='engines'>Engines: {html.escape(', '.join(engines))}</p>" if engines else ""
+    if files:
+        links = ", ".join(f"<a href='{html.escape(f)}'>{html.escape(Path(f).name)}</a>" for f in files)
+        ran += f"<p class='engines'>The numbers behind the tables and charts: {links}</p>"
     summary = _html_cell(f"<div class='wb-summary'><h2>Verdicts</h2>{ran}</div>")
     if verdict_outputs:
         summary.outputs += verdict_outputs
@@ -165,20 +171,21 @@ def export_html(
     *,
     engines: Sequence[str] = (),
     notes: Sequence[str] = (),
+    files: Sequence[str] = (),
     show_code: bool = False,
 ) -> Path:
     """Export an executed notebook to a self-contained HTML page for a reviewer.
 
     The verdicts (the output of the cell tagged ``verdicts``) come first, under the
-    title, with the ``engines`` it ran on; ``notes`` (e.g. PostgreSQL left out) are a
-    banner above the title; code is hidden unless ``show_code``; tables and charts keep
-    their outputs.
+    title, with the ``engines`` it ran on and links to ``files`` (its CSVs, relative to
+    the page); ``notes`` (e.g. PostgreSQL left out) are a banner above the title; code is
+    hidden unless ``show_code``; tables and charts keep their outputs.
     """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
-    _summary_first(nb, engines, notes)
+    _summary_first(nb, engines, notes, files)
     exporter = HTMLExporter(
         template_name="lab",
         exclude_input=not show_code,
@@ -337,15 +344,16 @@ def build_report(
         page_notes = [*notes, *run.left_out_notes()]
         if error:
             page_notes.insert(0, f"This notebook failed ({error}); its traceback is in the page below.")
+        csvs = [f"{nb.stem}/{p.name}" for p in sorted((out / nb.stem).glob("*.csv"))]
         if executed.exists():
-            page = export_html(executed, out / f"{nb.stem}.html", engines=ran, notes=page_notes)
+            page = export_html(executed, out / f"{nb.stem}.html", engines=ran, notes=page_notes, files=csvs)
             if differ := tables_against_csvs(page, out / nb.stem):
                 run.mismatches = differ
                 page_notes.append(
                     f"This page's tables disagree with its CSVs in {nb.stem}/ ({len(differ)} cells), "
                     f"e.g. {differ[0]}."
                 )
-                export_html(executed, page, engines=ran, notes=page_notes)
+                export_html(executed, page, engines=ran, notes=page_notes, files=csvs)
         run.seconds = time.perf_counter() - started
         runs.append(run)
     index = write_index(out, runs, run_metadata(params), notes=notes)
