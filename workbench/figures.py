@@ -185,7 +185,7 @@ def load_times(
         title += f" ({', '.join(missing)}: not run, see the note at the top)"
     fig.update_layout(barmode="stack", legend_title_text="table")
     fig.update_xaxes(title="engine")
-    fig.update_yaxes(title="seconds to load (0 when the engine already held this dataset)")
+    fig.update_yaxes(title="seconds to load")
     return _layout(fig, title)
 
 
