@@ -79,7 +79,7 @@ def _sample(comparison: pl.DataFrame) -> Verdict:
     sessions = comparison.filter(pl.col("metric") == "sessions")[comparison.columns[2]].item()
     tail = {k: ratio.get(f"messages/session {k}") for k in ("p50", "p90", "p99", "max")}
     off = [
-        f"{k} {r:.2f}x"
+        f"{k} {'missing' if r is None else f'{r:.2f}x'}"
         for k, r in tail.items()
         if k != "p50" and (r is None or not 1 / TAIL_TOLERANCE <= r <= TAIL_TOLERANCE)
     ]
