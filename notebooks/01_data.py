@@ -35,7 +35,7 @@ postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local ser
 import polars as pl
 from IPython.display import Markdown, display
 
-from workbench import dataset, figures, lab, report, survey
+from workbench import dataset, figures, lab, report, survey, tables
 
 lab.setup()
 data_dir, out_dir = lab.data_dir(data_dir), lab.out_dir(out_dir)
@@ -64,7 +64,7 @@ pl.DataFrame([{"dataset": name, **d.counts} for name, d in (("source", ds), ("sa
 
 # %% tags=["nbval-ignore-output"]
 opened, loads = lab.open_engines(ds, engines, data_dir, pg_url=postgres_url)
-report.table(loads, units={"seconds": "s"}, decimals={"seconds": 3})
+tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 3})
 
 # %% tags=["nbval-ignore-output"]
 rows = pl.DataFrame([{"engine": name, **engine.table_counts()} for name, engine in opened.items()])

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from workbench import report
+from workbench import report, tables
 from workbench.errors import WorkbenchError
 
 
@@ -120,7 +120,7 @@ def test_report_numbers_match_its_csvs(built, tmp_path):
 
     out, index, _, _ = built
     page = out / "01_data.html"
-    assert report.tables_against_csvs(page, out / "01_data") == []
+    assert tables.tables_against_csvs(page, out / "01_data") == []
     assert ">ok<" in index.read_text()
     # The check does compare: a CSV from another run (one changed number) is caught.
     for name in ("shape", "sample_comparison", "loads"):
@@ -129,7 +129,7 @@ def test_report_numbers_match_its_csvs(built, tmp_path):
         stale = csv.with_columns(pl.col(number) * 2 + 1)
         (tmp_path / name).mkdir()
         stale.write_csv(tmp_path / name / f"{name}.csv")
-        assert report.tables_against_csvs(page, tmp_path / name), f"{name} is not shown on the page"
+        assert tables.tables_against_csvs(page, tmp_path / name), f"{name} is not shown on the page"
 
 
 def test_the_report_tests_leave_reports_and_data_untouched(built, scratch_dirs):
@@ -247,33 +247,6 @@ def test_verdicts_round_trip_and_render(tmp_path):
     assert report.load_verdicts(tmp_path, "03_missing") == []
     page = report.verdicts_html(verdicts)
     assert "&lt;shipped&gt;" in page and page.count("<tr>") == 3
-
-
-def test_tables_for_people():
-    import polars as pl
-
-    frame = pl.DataFrame(
-        {
-            "engine": ["duckdb", "a very long engine name that must not be cut off at thirty chars"],
-            "median_ms": [1234.5678, 0.012345],
-            "rows": [1_234_567, None],
-        }
-    )
-    page = report.html_table(frame, decimals={"median_ms": 1})
-    heads = re.findall(r"<th class='(\w+)' data-column='(\w+)'>([^<]*)</th>", page)
-    assert heads == [
-        ("text", "engine", "engine"),
-        ("num", "median_ms", "median (ms)"),
-        ("num", "rows", "rows"),
-    ]
-    assert "<td class='text'>a very long engine name that must not be cut off at thirty chars</td>" in page
-    assert "<td class='num'>1,234.6</td>" in page and "<td class='num'>1,234,567</td>" in page
-    assert "<td class='num'>–</td>" in page and "str" not in page and "&quot;" not in page
-    assert report.header("seconds", "s") == "seconds (s)" and report.header("rows") == "rows"
-    assert report.format_value(0.012345) == "0.01235" and report.format_value(True) == "yes"
-    long = report.html_table(pl.DataFrame({"n": range(100)}), max_rows=20)
-    assert long.count("<tr>") == 1 + 20 and "… 80 more rows" in long
-    assert "<caption>loads</caption>" in report.table(frame, caption="loads")._repr_html_()
 
 
 def test_auto_engines_follow_what_is_installed(monkeypatch, tmp_path):

@@ -27,12 +27,12 @@ _engines: dict[str, str | None] = {}
 def setup() -> None:
     """Notebook display settings: the figure renderer and tables for people.
 
-    Every DataFrame a cell displays renders as :func:`workbench.report.html_table` (text
+    Every DataFrame a cell displays renders as :func:`workbench.tables.html_table` (text
     left-aligned and never cut, numbers right-aligned with separators, units in headers,
     no dtype row); the text form hides dtypes and shape too.
     """
     from workbench.figures import use_renderer
-    from workbench.report import html_table
+    from workbench.tables import html_table
 
     use_renderer()
     pl.Config.set_tbl_rows(30)
