@@ -447,9 +447,10 @@ def write_index(
         if not verdicts:
             why = "failed before its verdicts" if r.error else "no verdicts recorded"
             verdict_rows.append(f"<tr><td>{link}</td><td colspan='4' class='none'>{why}</td></tr>")
-        for v in verdicts:
+        for i, v in enumerate(verdicts):
+            first = f"<td rowspan='{len(verdicts)}'>{link}</td>" if i == 0 else ""
             verdict_rows.append(
-                f"<tr><td>{link}</td><td>{html.escape(v.topic)}</td><td>{html.escape(v.engine or '')}</td>"
+                f"<tr>{first}<td>{html.escape(v.topic)}</td><td>{html.escape(v.engine or '')}</td>"
                 f"<td><b>{html.escape(v.verdict)}</b></td><td>{html.escape(v.detail)}</td></tr>"
             )
     rows = "\n".join(
