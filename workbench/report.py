@@ -351,8 +351,8 @@ def build_report(
             if differ := tables_against_csvs(page, out / nb.stem):
                 run.mismatches = differ
                 page_notes.append(
-                    f"This page's tables disagree with its CSVs in {nb.stem}/ ({len(differ)} cells), "
-                    f"e.g. {differ[0]}."
+                    f"This page's tables disagree with its CSVs in {nb.stem}/ "
+                    f"({len(differ)} tables): {'; '.join(differ)}."
                 )
                 export_html(executed, page, engines=ran, notes=page_notes, files=csvs)
         run.seconds = time.perf_counter() - started
@@ -431,7 +431,7 @@ def _status(run: NotebookRun) -> str:
     if run.error:
         return run.error
     if run.mismatches:
-        return f"tables disagree with the CSVs ({len(run.mismatches)} cells)"
+        return f"tables disagree with the CSVs ({len(run.mismatches)} tables)"
     return "ok"
 
 
