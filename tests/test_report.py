@@ -278,3 +278,10 @@ def test_open_engines_records_what_ran_for_the_report(tiny, tmp_path, monkeypatc
         engine.close()
     ran, left_out = report.load_engines(tmp_path, "01_x")
     assert ran == ["duckdb"] and list(left_out) == ["postgres"] and "not found" in left_out["postgres"]
+
+
+def test_index_flags_a_page_whose_tables_disagree_with_its_csvs(tmp_path):
+    differ = ["t.csv: 1 of the 3 rows shown are not in the CSV"]
+    run = report.NotebookRun("01_x", "01 · X", 1.0, mismatches=differ)
+    page = report.write_index(tmp_path, [run], {}).read_text()
+    assert "<td class='fail'>tables disagree with the CSVs (1 tables)</td>" in page
