@@ -149,6 +149,7 @@ def _summary_first(nb: Any, engines: Sequence[str], notes: Sequence[str], files:
             ]
             cell.outputs = [o for o in cell.outputs if o not in verdict_outputs]
     ran = f"<p class='engines'>Engines: {html.escape(', '.join(engines))}</p>" if engines else ""
+    ran += "<p class='engines'><a href='index.html'>Every notebook's verdicts (index)</a></p>"
     if files:
         links = ", ".join(f"<a href='{html.escape(f)}'>{html.escape(Path(f).name)}</a>" for f in files)
         ran += f"<p class='engines'>The numbers behind the tables and charts: {links}</p>"
