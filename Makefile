@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCALE ?= small
 SEED ?= 7
-ENGINES ?= duckdb,sqlite
+# auto: duckdb,sqlite, plus postgres when its server binaries are installed (workbench report --help)
+ENGINES ?= auto
 CCUSAGE_VERSION ?= 20.0.24  # the newest with a linux-x64 native package
 
 .DEFAULT_GOAL := help
@@ -25,7 +26,7 @@ install: $(BIN)/.installed  ## Create .venv and install the project (reused when
 data: install  ## Build the default dataset (data/$(SCALE)); reused when it exists
 	$(BIN)/workbench generate data/$(SCALE) --scale $(SCALE) --seed $(SEED)
 
-report: data  ## Run every notebook on the embedded engines and write reports/index.html
+report: data  ## Run every notebook (DuckDB, SQLite, PostgreSQL if installed); write reports/index.html
 	$(BIN)/workbench report --scale $(SCALE) --seed $(SEED) --engines $(ENGINES)
 
 test: install tools  ## The whole suite: unit, CLI, PostgreSQL, Chromium and nbval

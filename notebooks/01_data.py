@@ -27,17 +27,18 @@ scale = "small"  # tiny, small, medium, large (synthetic only)
 seed = 7
 engines = ["duckdb", "sqlite", "postgres"]
 sample_fraction = 0.1
-data_dir = "../data"
-out_dir = "../reports"
+data_dir = None  # None: $WORKBENCH_DATA_DIR, else ../data
+out_dir = None  # None: $WORKBENCH_OUT_DIR, else ../reports
 postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local server
 
 # %%
 import polars as pl
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from workbench import dataset, figures, lab, report
+from workbench import dataset, figures, lab, report, survey, tables
 
 lab.setup()
+data_dir, out_dir = lab.data_dir(data_dir), lab.out_dir(out_dir)
 
 # %% [markdown]
 # ## Data
@@ -54,7 +55,7 @@ dataset.describe(ds)
 
 # %%
 sample = ds.sample(f"{data_dir}/{ds.name}-sample", fraction=sample_fraction, seed=seed, overwrite=True)
-sample.counts
+pl.DataFrame([{"dataset": name, **d.counts} for name, d in (("source", ds), ("sample", sample))])
 
 # %% [markdown]
 # ## Measure
@@ -63,7 +64,7 @@ sample.counts
 
 # %% tags=["nbval-ignore-output"]
 opened, loads = lab.open_engines(ds, engines, data_dir, pg_url=postgres_url)
-loads
+tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 3})
 
 # %% tags=["nbval-ignore-output"]
 rows = pl.DataFrame([{"engine": name, **engine.table_counts()} for name, engine in opened.items()])
@@ -96,6 +97,8 @@ else:
 
 # %% [markdown]
 # ## Look
+# The share of sessions with at least x messages (a complementary CDF), on log-log axes:
+# a straight falling line is a heavy tail, and its last point is the largest session.
 
 # %%
 figures.messages_per_session(stats)
@@ -121,16 +124,21 @@ comparison
 figures.sample_vs_source(stats, sample.session_stats())
 
 # %% tags=["nbval-ignore-output"]
-figures.load_times(loads)
+figures.load_times(loads, engines=engines)
 
 # %% [markdown]
 # ## Conclude
 
 # %%
-print(dataset.conclusions(ds, stats, comparison))
+Markdown(dataset.conclusions(ds, stats, comparison).replace("\n", "\n\n"))
+
+# %% tags=["verdicts", "nbval-ignore-output"]
+rows_by_engine = {name: engine.table_counts() for name, engine in opened.items()}
+report.show_verdicts("01_data", survey.verdicts(ds, stats, comparison, rows_by_engine), out_dir)
 
 # %% [markdown]
 # ## Export
 
 # %% tags=["nbval-ignore-output"]
-report.export_frames(out_dir, "01_data", shape=shape, sample_comparison=comparison, loads=loads)
+paths = report.export_frames(out_dir, "01_data", shape=shape, sample_comparison=comparison, loads=loads)
+print(f"CSV files in {paths[0].parent}: {', '.join(p.name for p in paths)}")

@@ -3,6 +3,9 @@
 PostgreSQL comes from ``WORKBENCH_POSTGRES_URL`` or, without it, a throwaway cluster
 started from the system's binaries. On a laptop without PostgreSQL its tests skip with
 a visible reason; in CI (``CI=true``) they fail instead, so they can never skip there.
+
+The repository's ``conftest.py`` points ``WORKBENCH_DATA_DIR`` and ``WORKBENCH_OUT_DIR``
+at temporary folders for the whole session (``scratch_dirs``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,6 +24,12 @@ from workbench.errors import EngineError
 from workbench.sources.synthetic import generate
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def scratch_dirs() -> tuple[Path, Path]:
+    """The session's ``WORKBENCH_DATA_DIR`` and ``WORKBENCH_OUT_DIR`` (temporary folders)."""
+    return Path(os.environ["WORKBENCH_DATA_DIR"]), Path(os.environ["WORKBENCH_OUT_DIR"])
 
 
 @pytest.fixture(scope="session")

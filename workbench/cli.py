@@ -303,24 +303,33 @@ def pg_status() -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(
     "--engines",
-    default="duckdb,sqlite",
+    default="auto",
     show_default=True,
-    help="Comma-separated engines the notebooks compare (add postgres for a real server).",
+    help="Comma-separated engines the notebooks compare. 'auto': duckdb and sqlite, plus postgres "
+    "(a throwaway server each notebook starts) when its binaries are installed or "
+    "WORKBENCH_POSTGRES_URL is set; without them the report says so at the top of every page.",
 )
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--notebook", "only", multiple=True, help="Run only these notebooks (by file name stem).")
 def report(scale: str, seed: int, engines: str, out_dir: Path, only: tuple[str, ...]) -> None:
-    """Execute every notebook with these parameters and export HTML + reports/index.html."""
-    from workbench.report import build_report
+    """Execute every notebook with these parameters and export HTML + reports/index.html.
 
-    names = [e.strip() for e in engines.split(",") if e.strip()]
+    Each page opens with the notebook's verdicts, code hidden; index.html gathers every
+    notebook's verdicts and the engines each ran on.
+    """
+    from workbench.report import build_report, resolve_engines
+
+    names, notes = resolve_engines(engines)
     unknown = sorted(set(names) - set(ENGINE_NAMES))
     if unknown:
         raise WorkbenchError(f"Unknown engine {unknown[0]!r}: expected one of {', '.join(ENGINE_NAMES)}")
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
     index = build_report(
         out_dir,
         parameters={"scale": scale, "seed": seed, "engines": names},
         only=list(only) or None,
+        notes=notes,
         progress=_progress(),
     )
     click.echo(f"Report: {index}")
@@ -332,6 +341,8 @@ def refresh(only: tuple[str, ...]) -> None:
     """Re-execute notebooks/*.py into their .ipynb with default parameters.
 
     Run after editing a notebook: the refreshed outputs are what nbval checks in CI.
+    Datasets are reused from data/; the notebooks' exports go to a temporary folder,
+    so reports/ keeps only what `workbench report` wrote.
     """
     from workbench.report import refresh as run
 

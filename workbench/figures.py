@@ -29,23 +29,77 @@ def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
     return fig.update_layout(title=title, template=TEMPLATE, height=380, margin=dict(t=60, b=40), **kwargs)
 
 
-# ---- dataset shape (notebook 01) --------------------------------------------------------
-def messages_per_session(stats: pl.DataFrame, title: str = "Messages per session") -> go.Figure:
-    """Histogram of messages per session on log-log axes (the heavy tail is the point)."""
-    counts = stats["messages"].filter(stats["messages"] > 0)
-    edges = [2**i for i in range(0, int(counts.max()).bit_length() + 1)]
-    hist = (
-        pl.DataFrame({"n": counts})
-        .with_columns(bin=pl.col("n").cut(edges[1:], labels=[str(e) for e in edges], left_closed=True))
-        .group_by("bin")
-        .len()
-        .with_columns(lower=pl.col("bin").cast(pl.String).cast(pl.Int64))
-        .sort("lower")
+def log_axis(fig: go.Figure, axis: str = "y", title: str | None = None, **kwargs: object) -> go.Figure:
+    """Make ``axis`` ("x" or "y") logarithmic with readable ticks: 1, 10, 100, 1,000 (no 1e3, no 2k)."""
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    options: dict = dict(
+        type="log", dtick=1, tickformat=",", exponentformat="none", minor=dict(ticks="outside")
     )
-    fig = go.Figure(go.Bar(x=hist["lower"], y=hist["len"], name="sessions", hovertemplate="≥%{x}: %{y}"))
-    fig.update_xaxes(type="log", title="messages in session (bin lower edge, log scale)")
-    fig.update_yaxes(type="log", title="sessions (log scale)")
-    return _layout(fig, title)
+    if title is not None:
+        options["title"] = title
+    update(**{**options, **kwargs})
+    return fig
+
+
+def ccdf(values: pl.Series) -> pl.DataFrame:
+    """(x, share): the share of values at least x, one row per distinct value (the largest included).
+
+    >>> ccdf(pl.Series([1, 1, 2, 10])).rows()
+    [(1, 1.0), (2, 0.5), (10, 0.25)]
+    """
+    sorted_values = values.drop_nulls().sort()
+    n = sorted_values.len()
+    frame = pl.DataFrame({"x": sorted_values, "rank": pl.int_range(0, n, eager=True)})
+    return (
+        frame.group_by("x", maintain_order=True)
+        .agg(pl.col("rank").min())
+        .select("x", share=(n - pl.col("rank")) / n)
+    )
+
+
+# ---- dataset shape (notebook 01) --------------------------------------------------------
+def _ccdf_trace(fig: go.Figure, counts: pl.Series, name: str) -> None:
+    curve = ccdf(counts.filter(counts > 0))
+    fig.add_trace(
+        go.Scatter(
+            x=curve["x"],
+            y=curve["share"],
+            mode="lines+markers",
+            marker=dict(size=4),
+            line=dict(shape="hv"),
+            name=name,
+            hovertemplate="%{y:.2%} of sessions have ≥ %{x:,} messages<extra>" + name + "</extra>",
+        )
+    )
+
+
+def messages_per_session(stats: pl.DataFrame, title: str = "Messages per session") -> go.Figure:
+    """The complementary CDF of messages per session on log-log axes, the largest session marked.
+
+    A straight falling line is a heavy (power-law-like) tail; its last point is the
+    largest session, 1 in n of them.
+    """
+    counts = stats["messages"]
+    fig = go.Figure()
+    _ccdf_trace(fig, counts, f"{counts.len():,} sessions")
+    largest = int(counts.max() or 0)
+    fig.add_annotation(  # on log axes, annotation coordinates are log10 of the value
+        x=_log10(largest),
+        y=_log10(1 / max(1, counts.len())),
+        text=f"largest: {largest:,} messages",
+        showarrow=True,
+        ax=-70,
+        ay=-30,
+    )
+    log_axis(fig, "x", "messages in the session (log scale)")
+    log_axis(fig, "y", "share of sessions with at least x messages (log scale)", tickformat="~%")
+    return _layout(fig, title, showlegend=False)
+
+
+def _log10(value: float) -> float:
+    import math
+
+    return math.log10(value) if value > 0 else 0.0
 
 
 def activity(messages: pl.DataFrame, title: str = "Activity over time") -> go.Figure:
@@ -59,9 +113,10 @@ def activity(messages: pl.DataFrame, title: str = "Activity over time") -> go.Fi
     )
     fig.update_layout(
         xaxis=dict(domain=[0, 0.62], title="day"),
-        yaxis=dict(title="messages"),
-        xaxis2=dict(domain=[0.72, 1], anchor="y2", title="hour (UTC)"),
-        yaxis2=dict(anchor="x2", title="messages"),
+        yaxis=dict(title="messages per day", tickformat=","),
+        xaxis2=dict(domain=[0.72, 1], anchor="y2", title="hour of day (UTC)"),
+        yaxis2=dict(anchor="x2", title="messages in that hour, all days", tickformat=","),
+        legend=dict(orientation="h", y=-0.2),
     )
     return _layout(fig, title)
 
@@ -71,22 +126,27 @@ def window_durations(windows: pl.DataFrame, title: str = "5-hour windows: active
     minutes = windows.select(
         ((pl.col("last_activity") - pl.col("start_time")).dt.total_seconds() / 60).alias("minutes")
     )["minutes"]
-    fig = go.Figure(go.Histogram(x=minutes, nbinsx=30, name="windows"))
-    fig.update_xaxes(title="minutes from window start to last activity", range=[0, 300])
-    fig.update_yaxes(title="windows")
+    fig = go.Figure(go.Histogram(x=minutes, xbins=dict(start=0, end=300, size=10), name="windows"))
+    fig.update_xaxes(title="minutes from window start to last activity (10-minute bins)", range=[0, 300])
+    fig.update_yaxes(title="windows", tickformat=",")
     return _layout(fig, title)
 
 
 def job_mix(jobs: pl.DataFrame, title: str = "Jobs by type and status") -> go.Figure:
+    """Grouped bars (one per status) of jobs per type on a log axis: rare statuses stay visible.
+
+    Grouped, not stacked: stacked bars on a log axis misstate every segment but the first.
+    """
     mix = jobs.group_by("type", "status").len().sort("type", "status")
     fig = go.Figure(
         [
-            go.Bar(x=part["type"], y=part["len"], name=status)
-            for (status,), part in mix.partition_by("status", as_dict=True).items()
+            go.Bar(x=part["type"], y=part["len"], name=str(status), hovertemplate="%{x}: %{y:,} jobs")
+            for (status,), part in mix.partition_by("status", as_dict=True, maintain_order=True).items()
         ]
     )
-    fig.update_layout(barmode="stack")
-    fig.update_yaxes(type="log", title="jobs (log scale)")
+    fig.update_layout(barmode="group", legend_title_text="status")
+    fig.update_xaxes(title="job type")
+    log_axis(fig, "y", "jobs (log scale)")
     return _layout(fig, title)
 
 
@@ -94,24 +154,38 @@ def sample_vs_source(source: pl.DataFrame, sample: pl.DataFrame, title: str | No
     """Complementary CDFs of messages per session: does the sample keep the heavy tail?"""
     fig = go.Figure()
     for name, stats in (("source", source), ("sample", sample)):
-        counts = stats["messages"].sort()
-        share = 1 - pl.int_range(0, counts.len(), eager=True) / counts.len()
-        fig.add_trace(go.Scatter(x=counts, y=share, mode="lines", name=f"{name} ({counts.len()} sessions)"))
-    fig.update_xaxes(type="log", title="messages in session (log scale)")
-    fig.update_yaxes(type="log", title="share of sessions with at least x messages")
+        _ccdf_trace(fig, stats["messages"], f"{name} ({stats.height:,} sessions)")
+    log_axis(fig, "x", "messages in the session (log scale)")
+    log_axis(fig, "y", "share of sessions with at least x messages (log scale)", tickformat="~%")
     return _layout(fig, title or "Sample against source: messages per session")
 
 
-def load_times(reports: pl.DataFrame, title: str = "Load time per engine and table") -> go.Figure:
-    """Stacked bars of seconds per table from ``LoadReport.frame()`` rows."""
+def load_times(
+    reports: pl.DataFrame, title: str = "Load time per engine and table", engines: list[str] | None = None
+) -> go.Figure:
+    """Stacked bars (linear axis) of seconds per table from ``LoadReport.frame()`` rows.
+
+    ``engines``: the engines asked for; any without a load row is named in the title
+    (it was left out of the run), so every engine is in the figure or said to be missing.
+    """
     fig = go.Figure(
         [
-            go.Bar(x=part["engine"], y=part["seconds"], name=table)
-            for (table,), part in reports.partition_by("table", as_dict=True).items()
+            go.Bar(x=part["engine"], y=part["seconds"], name=str(table), hovertemplate="%{x}: %{y:.3f} s")
+            for (table,), part in reports.partition_by("table", as_dict=True, maintain_order=True).items()
         ]
+        if not reports.is_empty()
+        else []
     )
-    fig.update_layout(barmode="stack")
-    fig.update_yaxes(title="seconds")
+    if not reports.is_empty():
+        totals = reports.group_by("engine", maintain_order=True).agg(pl.col("seconds").sum())
+        for engine in totals.filter(pl.col("seconds") == 0)["engine"]:
+            fig.add_annotation(x=engine, y=0, text="already held<br>this dataset", showarrow=False, yshift=20)
+    missing = [e for e in engines or [] if reports.is_empty() or e not in set(reports["engine"])]
+    if missing:
+        title += f" ({', '.join(missing)}: not run, see the note at the top)"
+    fig.update_layout(barmode="stack", legend_title_text="table")
+    fig.update_xaxes(title="engine")
+    fig.update_yaxes(title="seconds to load")
     return _layout(fig, title)
 
 

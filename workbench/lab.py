@@ -20,17 +20,55 @@ from workbench.engines import ENGINES, Engine, LoadReport, open_engine
 from workbench.errors import EngineError, WorkbenchError
 
 _servers: list = []
+#: The engines this kernel's notebook opened: name -> None when it ran, else why it was left out.
+_engines: dict[str, str | None] = {}
 
 
 def setup() -> None:
-    """Notebook display settings: the figure renderer and readable Polars tables."""
+    """Notebook display settings: the figure renderer and tables for people.
+
+    Every DataFrame a cell displays renders as :func:`workbench.tables.html_table` (text
+    left-aligned and never cut, numbers right-aligned with separators, units in headers,
+    no dtype row); the text form hides dtypes and shape too.
+    """
     from workbench.figures import use_renderer
+    from workbench.tables import html_table
 
     use_renderer()
     pl.Config.set_tbl_rows(30)
     pl.Config.set_tbl_cols(12)
-    pl.Config.set_fmt_str_lengths(60)
+    pl.Config.set_fmt_str_lengths(100)
     pl.Config.set_tbl_hide_dataframe_shape(True)
+    pl.Config.set_tbl_hide_column_data_types(True)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook stack
+        return
+    if (shell := get_ipython()) is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pl.DataFrame, html_table)
+
+
+def engines_run() -> dict[str, str | None]:
+    """The engines :func:`open_engines` opened in this process: name -> None, or why it was left out."""
+    return dict(_engines)
+
+
+ENGINES_FILE_ENV = "WORKBENCH_ENGINES_FILE"
+
+
+def _record_engines() -> None:
+    """Write what :func:`engines_run` says to ``$WORKBENCH_ENGINES_FILE`` (set by the report for
+    each notebook it runs, so its index lists the engines every notebook really ran on)."""
+    if not (path := os.environ.get(ENGINES_FILE_ENV)):
+        return
+    import json
+
+    data = {
+        "ran": [name for name, why in _engines.items() if why is None],
+        "left_out": {name: why for name, why in _engines.items() if why is not None},
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 DATA_DIR_ENV = "WORKBENCH_DATA_DIR"
@@ -151,13 +189,16 @@ def open_engines(
             if name != "postgres":
                 raise
             print(f"Note: PostgreSQL left out of this run: {e}")
+            _engines.setdefault(name, str(e))
             continue
         engines[name] = engine
+        _engines[name] = None
         try:
             reports.append(engine.load(dataset))
         except BaseException:
             for opened in engines.values():
                 opened.close()
             raise
+    _record_engines()
     frame = pl.concat([r.frame() for r in reports]) if reports else pl.DataFrame()
     return engines, frame

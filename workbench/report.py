@@ -17,7 +17,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +29,7 @@ from workbench import __version__
 from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
+from workbench.tables import tables_against_csvs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -52,17 +53,23 @@ def notebooks(
 
 
 @contextlib.contextmanager
-def _renderer(name: str) -> Iterator[None]:
-    """Set ``$WORKBENCH_PLOTLY_RENDERER`` for kernels started inside the block."""
-    previous = os.environ.get(RENDERER_ENV)
-    os.environ[RENDERER_ENV] = name  # kernels inherit it; figures.use_renderer reads it
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for kernels started inside the block, restored after."""
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)  # kernels inherit them
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(RENDERER_ENV, None)
-        else:
-            os.environ[RENDERER_ENV] = previous
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _renderer(name: str) -> contextlib.AbstractContextManager[None]:
+    """Set ``$WORKBENCH_PLOTLY_RENDERER`` (read by figures.use_renderer) for kernels started inside."""
+    return _environ(**{RENDERER_ENV: name})
 
 
 def execute(notebook: Path, output: Path, parameters: Mapping[str, Any], renderer: str = "notebook") -> None:
@@ -81,16 +88,117 @@ def execute(notebook: Path, output: Path, parameters: Mapping[str, Any], rendere
         )
 
 
-def export_html(notebook: Path, output: Path) -> Path:
-    """Export an executed notebook to a self-contained HTML file."""
+PAGE_CSS = """
+<style>
+/* workbench report: read top-down by someone who will not run the code */
+.wb-banner { background: #fff4e5; border: 2px solid #d97706; border-radius: 6px; padding: .6rem 1rem;
+  margin: .5rem 0 1rem; font: 15px/1.5 system-ui, sans-serif; color: #5c3a00; }
+.wb-banner code { background: #fde7c7; padding: 0 .25rem; }
+.wb-summary h2 { margin-top: .2rem; }
+.wb-summary .engines { color: #555; margin: .3rem 0 .8rem; }
+table.verdicts, table.wb-table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: 14px; }
+.jp-RenderedHTMLCommon table.verdicts, .jp-RenderedHTMLCommon table.wb-table { table-layout: auto; }
+table.verdicts th, table.verdicts td, table.wb-table th, table.wb-table td,
+.jp-RenderedHTMLCommon table.verdicts td, .jp-RenderedHTMLCommon table.wb-table td {
+  border-bottom: 1px solid #ddd; padding: .3rem .6rem; vertical-align: top; white-space: normal; }
+table.verdicts th, table.wb-table th { border-bottom: 2px solid #999; font-weight: 600; }
+table.verdicts td, table.verdicts th, table.wb-table .text,
+.jp-RenderedHTMLCommon table.verdicts td, .jp-RenderedHTMLCommon table.verdicts th,
+.jp-RenderedHTMLCommon table.wb-table .text { text-align: left; }
+table.wb-table .num, .jp-RenderedHTMLCommon table.wb-table .num {
+  text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.wb-table caption { caption-side: top; text-align: left; font-weight: 600; padding: .2rem 0; }
+table.wb-table tr.skipped td { text-align: center; color: #666; font-style: italic; }
+/* Polars' own HTML (frames displayed without lab.setup): left-align text, no dtype row */
+.dataframe td, .dataframe th { text-align: left; white-space: pre-wrap; }
+</style>
+"""
+SYSTEM_DEPS = "make system-deps"
+
+
+def _tagged(cell: Any, tag: str) -> bool:
+    return tag in cell.get("metadata", {}).get("tags", [])
+
+
+def _html_cell(markup: str) -> Any:
+    """A code cell whose only output is ``markup`` (its input is hidden in the export)."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": markup, "text/plain": ""})]
+    return cell
+
+
+def banner_html(notes: Sequence[str]) -> str:
+    """The warning shown at the top of each page and the index (e.g. PostgreSQL left out)."""
+    items = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+    items = re.sub(r"`([^`]+)`", r"<code>\1</code>", items)
+    return f"<div class='wb-banner'><strong>Note:</strong> {items}</div>" if notes else ""
+
+
+def _summary_first(nb: Any, engines: Sequence[str], notes: Sequence[str], files: Sequence[str] = ()) -> None:
+    """Move the output of the cell tagged ``verdicts`` under the title; put ``notes`` above it.
+
+    ``files`` (paths relative to the page, e.g. the notebook's CSVs) are linked under the verdicts.
+    """
+    verdict_outputs: list[Any] = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and _tagged(cell, "verdicts"):
+            verdict_outputs += [
+                o for o in cell.outputs if "verdicts" in str(o.get("data", {}).get("text/html", ""))
+            ]
+            cell.outputs = [o for o in cell.outputs if o not in verdict_outputs]
+    ran = f"<p class='engines'>Engines: {html.escape(', '.join(engines))}</p>" if engines else ""
+    ran += "<p class='engines'><a href='index.html'>Every notebook's verdicts (index)</a></p>"
+    if files:
+        links = ", ".join(f"<a href='{html.escape(f)}'>{html.escape(Path(f).name)}</a>" for f in files)
+        ran += f"<p class='engines'>The numbers behind the tables and charts: {links}</p>"
+    summary = _html_cell(f"<div class='wb-summary'><h2>Verdicts</h2>{ran}</div>")
+    if verdict_outputs:
+        summary.outputs += verdict_outputs
+    else:
+        summary.outputs[0].data["text/html"] = (
+            f"<div class='wb-summary'><h2>Verdicts</h2>{ran}<p>This notebook recorded no verdicts "
+            "(no cell tagged <code>verdicts</code> ran).</p></div>"
+        )
+    title = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+    nb.cells.insert(title + 1, summary)
+    if notes:
+        nb.cells.insert(0, _html_cell(banner_html(notes)))
+
+
+def export_html(
+    notebook: Path,
+    output: Path,
+    *,
+    engines: Sequence[str] = (),
+    notes: Sequence[str] = (),
+    files: Sequence[str] = (),
+    show_code: bool = False,
+) -> Path:
+    """Export an executed notebook to a self-contained HTML page for a reviewer.
+
+    The verdicts (the output of the cell tagged ``verdicts``) come first, under the
+    title, with the ``engines`` it ran on and links to ``files`` (its CSVs, relative to
+    the page); ``notes`` (e.g. PostgreSQL left out) are a banner above the title; code is
+    hidden unless ``show_code``; tables and charts keep their outputs.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab")
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    nb = nbformat.read(notebook, as_version=4)
+    _summary_first(nb, engines, notes, files)
+    exporter = HTMLExporter(
+        template_name="lab",
+        exclude_input=not show_code,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    body, _ = exporter.from_notebook_node(nb)
     # The template and plotly reference require.js and MathJax on a CDN; the reports use
     # neither (plotly.js is inlined), and offline those tags only stall the page.
-    _write_atomic(output, _EXTERNAL_SCRIPT.sub("", body))
+    body = _EXTERNAL_SCRIPT.sub("", body).replace("</head>", PAGE_CSS + "</head>", 1)
+    _write_atomic(output, body)
     return output
 
 
@@ -98,16 +206,24 @@ def refresh(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None, progres
     """Sync each ``.ipynb`` from its jupytext ``.py`` and re-execute it in place.
 
     This produces the committed outputs nbval compares against: default parameters,
-    compact figures (``plotly_mimetype``), no timing metadata.
+    compact figures (``plotly_mimetype``), no timing metadata. The notebooks' exports
+    (``out_dir``) go to a temporary folder, never into ``reports/``.
     """
+    import tempfile
+
     import jupytext
     import nbformat
     from nbclient import NotebookClient
     from tqdm.auto import tqdm
 
+    from workbench.lab import OUT_DIR_ENV
+
     sources = notebooks(folder, only, suffix=".py")  # a new notebook may have no .ipynb yet
     done = []
-    with _renderer("plotly_mimetype"):
+    with (
+        tempfile.TemporaryDirectory(prefix="workbench-refresh-") as scratch,
+        _environ(**{RENDERER_ENV: "plotly_mimetype", OUT_DIR_ENV: scratch}),
+    ):
         for source in tqdm(sources, desc="refresh", unit="nb", disable=not progress):
             nb = jupytext.read(source)
             NotebookClient(
@@ -129,6 +245,61 @@ class NotebookRun:
     title: str
     seconds: float
     error: str | None = None
+    engines: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+
+    def left_out_notes(self) -> list[str]:
+        return [
+            f"{engine} was left out of {self.name}: {why} "
+            f"(`{SYSTEM_DEPS}` installs the PostgreSQL server binaries)."
+            for engine, why in self.left_out.items()
+        ]
+
+
+ENGINES_FILE = "engines.json"
+
+
+def resolve_engines(spec: str | Sequence[str]) -> tuple[list[str], list[str]]:
+    """The engines a report runs on, and notes for the reader about any left out.
+
+    ``"auto"`` is DuckDB and SQLite, plus PostgreSQL when ``$WORKBENCH_POSTGRES_URL`` is
+    set or the server binaries are found (the notebooks then start a throwaway server);
+    without them the note says so and names the command that installs them.
+    """
+    if isinstance(spec, str) and spec != "auto":
+        spec = [e.strip() for e in spec.split(",") if e.strip()]
+    if spec != "auto":
+        return list(spec), []
+    if os.environ.get("WORKBENCH_POSTGRES_URL"):
+        return ["duckdb", "sqlite", "postgres"], []
+    from workbench.engines.server import INSTALL_HINT, find_bindir
+    from workbench.errors import EngineError
+
+    try:
+        find_bindir()
+    except EngineError as e:
+        where = str(e).removesuffix(f": {INSTALL_HINT}")
+        return ["duckdb", "sqlite"], [
+            f"PostgreSQL is not in this report: {where}. Install them with `{SYSTEM_DEPS}` "
+            "(apt-get install postgresql postgresql-15-hypopg), then run `make report` again."
+        ]
+    return ["duckdb", "sqlite", "postgres"], []
+
+
+def load_engines(out_dir: str | os.PathLike[str], notebook: str) -> tuple[list[str], dict[str, str]]:
+    """The engines a notebook ran on and those it left out (with why).
+
+    :func:`workbench.lab.open_engines` writes them to ``$WORKBENCH_ENGINES_FILE``, which
+    :func:`build_report` points at ``out_dir/<notebook>/engines.json``. A notebook that
+    opened no engines through it wrote none: its verdicts' engines stand in.
+    """
+    path = Path(out_dir) / notebook / ENGINES_FILE
+    if path.exists():
+        data = json.loads(path.read_bytes())
+        return list(data["ran"]), dict(data["left_out"])
+    named = [e.strip() for v in load_verdicts(out_dir, notebook) if v.engine for e in v.engine.split(",")]
+    return list(dict.fromkeys(named)), {}
 
 
 def build_report(
@@ -137,34 +308,57 @@ def build_report(
     *,
     only: Sequence[str] | None = None,
     folder: Path = NOTEBOOKS,
-    data_dir: str | os.PathLike[str] = ROOT / "data",
+    data_dir: str | os.PathLike[str] | None = None,
+    notes: Sequence[str] = (),
     progress: bool = True,
 ) -> Path:
     """Execute the notebooks, export HTML, write ``index.html``; return its path.
 
-    A failing notebook is still exported (with its traceback) and listed as failed;
-    the error is raised after the index is written.
+    ``data_dir`` defaults to ``$WORKBENCH_DATA_DIR``, else the repository's ``data/``.
+    ``notes`` are shown at the top of every page (e.g. an engine the run could not use),
+    as is any engine a notebook had to leave out. A failing notebook is still exported
+    (with its traceback) and listed as failed; the error is raised after the index is written.
     """
     from tqdm.auto import tqdm
 
+    from workbench.lab import DATA_DIR_ENV, ENGINES_FILE_ENV
+
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    params = {"data_dir": str(Path(data_dir).resolve()), "out_dir": str(out), **parameters}
+    data = Path(data_dir or os.environ.get(DATA_DIR_ENV) or ROOT / "data").resolve()
+    params = {"data_dir": str(data), "out_dir": str(out), **parameters}
     runs: list[NotebookRun] = []
     bar = tqdm(notebooks(folder, only), desc="notebooks", unit="nb", disable=not progress)
     for nb in bar:
         bar.set_postfix_str(nb.stem)
         started = time.perf_counter()
         executed = out / f"{nb.stem}.ipynb"
+        for stale in (VERDICTS_FILE, ENGINES_FILE):  # a failed run must not show the last run's
+            (out / nb.stem / stale).unlink(missing_ok=True)
         error = None
         try:
-            execute(nb, executed, params)
+            with _environ(**{ENGINES_FILE_ENV: str(out / nb.stem / ENGINES_FILE)}):
+                execute(nb, executed, params)
         except Exception as e:  # papermill's errors carry the cell's traceback
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        ran, left_out = load_engines(out, nb.stem)
+        run = NotebookRun(nb.stem, _title(nb), 0.0, error, ran, left_out)
+        page_notes = [*notes, *run.left_out_notes()]
+        if error:
+            page_notes.insert(0, f"This notebook failed ({error}); its traceback is in the page below.")
+        csvs = [f"{nb.stem}/{p.name}" for p in sorted((out / nb.stem).glob("*.csv"))]
         if executed.exists():
-            export_html(executed, out / f"{nb.stem}.html")
-        runs.append(NotebookRun(nb.stem, _title(nb), time.perf_counter() - started, error))
-    index = write_index(out, runs, run_metadata(params))
+            page = export_html(executed, out / f"{nb.stem}.html", engines=ran, notes=page_notes, files=csvs)
+            if differ := tables_against_csvs(page, out / nb.stem):
+                run.mismatches = differ
+                page_notes.append(
+                    f"This page's tables disagree with its CSVs in {nb.stem}/ "
+                    f"({len(differ)} tables): {'; '.join(differ)}."
+                )
+                export_html(executed, page, engines=ran, notes=page_notes, files=csvs)
+        run.seconds = time.perf_counter() - started
+        runs.append(run)
+    index = write_index(out, runs, run_metadata(params), notes=notes)
     failed = [r for r in runs if r.error]
     if failed:
         raise WorkbenchError(
@@ -234,28 +428,63 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def write_index(out: Path, runs: Sequence[NotebookRun], meta: Mapping[str, Any]) -> Path:
-    """``index.html``: one row per notebook (link, time, status) and the run metadata."""
+def _status(run: NotebookRun) -> str:
+    if run.error:
+        return run.error
+    if run.mismatches:
+        return f"tables disagree with the CSVs ({len(run.mismatches)} tables)"
+    return "ok"
+
+
+def write_index(
+    out: Path, runs: Sequence[NotebookRun], meta: Mapping[str, Any], notes: Sequence[str] = ()
+) -> Path:
+    """``index.html``: every notebook's verdicts first, then the notebooks (link, engines,
+    time, status), then the run metadata; ``notes`` in a banner at the top."""
+    verdict_rows = []
+    for r in runs:
+        link = f"<a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a>"
+        verdicts = load_verdicts(out, r.name)
+        if not verdicts:
+            why = "failed before its verdicts" if r.error else "no verdicts recorded"
+            verdict_rows.append(f"<tr><td>{link}</td><td colspan='4' class='none'>{why}</td></tr>")
+        for i, v in enumerate(verdicts):
+            first = f"<td rowspan='{len(verdicts)}'>{link}</td>" if i == 0 else ""
+            verdict_rows.append(
+                f"<tr>{first}<td>{html.escape(v.topic)}</td><td>{html.escape(v.engine or '')}</td>"
+                f"<td><b>{html.escape(v.verdict)}</b></td><td>{html.escape(v.detail)}</td></tr>"
+            )
     rows = "\n".join(
         f"<tr><td><a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a></td>"
-        f"<td>{html.escape(r.title)}</td><td>{r.seconds:.1f} s</td>"
-        f"<td class='{'fail' if r.error else 'ok'}'>{html.escape(r.error or 'ok')}</td></tr>"
+        f"<td>{html.escape(r.title)}</td><td class='engines'>{html.escape(', '.join(r.engines) or '–')}</td>"
+        f"<td>{r.seconds:.1f} s</td>"
+        f"<td class='{'fail' if r.error or r.mismatches else 'ok'}'>{html.escape(_status(r))}</td></tr>"
         for r in runs
     )
     facts = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items()
     )
+    left_out = [n for r in runs for n in r.left_out_notes()]
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Workbench report</title>
+{PAGE_CSS}
 <style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }}
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }}
 table {{ border-collapse: collapse; width: 100%; margin-bottom: 2rem; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: left; vertical-align: top; }}
-.ok {{ color: #1a7f37; }} .fail {{ color: #cf222e; font-weight: 600; }}
+.ok {{ color: #1a7f37; }} .fail {{ color: #cf222e; font-weight: 600; }} .none {{ color: #666; }}
 </style></head><body>
+{banner_html([*notes, *left_out])}
 <h1>Workbench report</h1>
-<p>Each notebook was executed with the parameters below; charts render offline.</p>
-<table><tr><th>notebook</th><th>question</th><th>time</th><th>status</th></tr>
+<p>What each notebook concluded, computed from its measurements; follow a link for the
+evidence (charts, tables, plans). Code is hidden in the pages; it is in <code>notebooks/</code>.</p>
+<h2>Verdicts</h2>
+<table class='verdicts'><thead><tr><th>notebook</th><th>question</th><th>engine</th><th>verdict</th>
+<th>why</th></tr></thead><tbody>
+{chr(10).join(verdict_rows)}
+</tbody></table>
+<h2>Notebooks</h2>
+<table><tr><th>notebook</th><th>title</th><th>engines it ran on</th><th>time</th><th>status</th></tr>
 {rows}
 </table>
 <h2>Run</h2>

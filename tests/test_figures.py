@@ -1,0 +1,42 @@
+"""Notebook 01's figure builders: honest axes, readable log ticks, tails visible."""
+
+import polars as pl
+
+from workbench import figures
+
+
+def test_ccdf_keeps_every_value_and_the_largest():
+    curve = figures.ccdf(pl.Series([1, 1, 2, 10]))
+    assert curve.rows() == [(1, 1.0), (2, 0.5), (10, 0.25)]  # the largest: 1 of 4 sessions
+
+
+def test_messages_per_session_is_a_log_log_ccdf_reaching_the_largest_session(tiny):
+    stats = tiny.session_stats()
+    fig = figures.messages_per_session(stats)
+    (trace,) = fig.data
+    assert max(trace.x) == stats["messages"].max()
+    assert min(trace.y) == 1 / stats.height  # the tail is drawn to its last session
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+        assert axis.type == "log" and axis.dtick == 1 and axis.exponentformat == "none"
+    assert fig.layout.xaxis.tickformat == ","  # 1, 10, 100, 1,000: no 1e3, no 2k
+    assert f"largest: {stats['messages'].max():,} messages" in fig.layout.annotations[0].text
+
+
+def test_job_mix_groups_bars_on_its_log_axis(tiny):
+    fig = figures.job_mix(tiny.read("jobs"))
+    assert fig.layout.barmode == "group" and fig.layout.yaxis.type == "log"
+
+
+def test_load_times_names_engines_left_out_and_reused_loads():
+    loads = pl.DataFrame(
+        {
+            "engine": ["duckdb", "duckdb", "sqlite", "sqlite"],
+            "table": ["jobs", "messages", "jobs", "messages"],
+            "rows": [1, 2, 1, 2],
+            "seconds": [0.1, 0.5, 0.0, 0.0],
+        }
+    )
+    fig = figures.load_times(loads, engines=["duckdb", "sqlite", "postgres"])
+    assert fig.layout.barmode == "stack" and fig.layout.yaxis.type != "log"
+    assert "postgres: not run" in fig.layout.title.text
+    assert [a.x for a in fig.layout.annotations] == ["sqlite"]  # reused, not zero-cost
