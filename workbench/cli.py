@@ -187,11 +187,11 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     ccusage does; bad lines are quarantined with file, line and reason in
     OUT/quarantine.jsonl and every valid entry still arrives.
     """
-    from workbench.sources import claude_code  # light: does not import Arrow
-
-    if "pyarrow" not in sys.modules:  # Arrow reads it when first imported, and only then
-        for name, value in claude_code.ARROW_POOL.items():
-            os.environ.setdefault(name, value)
+    # The one process-wide setting of an ingest, made here and not in the library: Arrow's
+    # allocator, read when Arrow is first imported (parser processes inherit it). The C
+    # library's hands freed pages back; mimalloc, Arrow's default, keeps them.
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from workbench.sources.claude_code import ingest as run
 
     report = run(

@@ -42,14 +42,8 @@ tie between copies goes to the first in file order (ccusage prefers a copy with 
 
 import importlib
 
-#: Arrow's allocator for an ingest's processes, unless the user chose one: the C
-#: library's, which hands freed pages back (mimalloc, Arrow's default, keeps them: about
-#: 20 MiB more at the peak of each process). Arrow reads this when it is first imported,
-#: so the CLI sets it before that, and ``parallel`` sets it for its worker processes.
-ARROW_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
-
-# Imported lazily (PEP 562): parser workers import this package's ``parallel`` module
-# and must not pay for polars and SQLAlchemy, which ``pipeline`` needs.
+# Imported lazily (PEP 562): parser processes import this package's ``reader`` module
+# and must not pay for polars, which ``pipeline`` needs.
 _EXPORTS = {
     "pipeline": ("IngestReport", "ingest"),
     "reader": ("SourceError", "default_roots"),
