@@ -128,17 +128,36 @@ def test_real_fixtures(fixture_ds: Dataset) -> None:
     assert messages["id"].n_unique() == messages.height
 
 
-def test_ccusage_agreement(fixture_ds: Dataset) -> None:
+def _older_layout(tmp_path: Path) -> Path:
+    """A tree as Claude Code 2.0.x wrote it (fixtures' FORMAT.md): the subagent's transcript
+    ``agent-<8 hex>.jsonl`` beside the session files, not under ``<session>/subagents/``."""
+    project = FIXTURES / "projects" / "-experiments-worktrees"
+    dest = tmp_path / "older" / "projects" / project.name
+    dest.mkdir(parents=True)
+    shutil.copy(project / f"{EF}.jsonl", dest)
+    agent = (project / EF / "subagents" / "agent-a36efb2a1231c41e2.jsonl").read_bytes()
+    (dest / "agent-a36efb2a.jsonl").write_bytes(agent.replace(b"a36efb2a1231c41e2", b"a36efb2a"))
+    return tmp_path / "older"
+
+
+def test_ccusage_agreement(fixture_ds: Dataset, tmp_path: Path) -> None:
+    """Daily, session and 5-hour block totals equal ccusage's, on the fixtures and on a tree
+    of the older layout, where ccusage gives the subagent's file a session row of its own."""
     try:
         binary = find_ccusage()
     except CcusageMissing as e:
         if IN_CI:
             pytest.fail(f"ccusage is required in CI: {e}")
         pytest.skip(f"ccusage agreement not checked: {e}")
-    for command, ours in (("daily", daily_usage), ("session", session_usage), ("blocks", block_usage)):
-        theirs = ccusage_frame(command, run_ccusage(command, FIXTURES, binary))
-        mine = ours(fixture_ds).select(theirs.columns).cast(theirs.schema)
-        assert mine.equals(theirs), (command, mine, theirs)
+    older = _older_layout(tmp_path)
+    older_ds = ingest([older], tmp_path / "older-ds", progress=False).dataset
+    assert set(session_usage(older_ds)["session"]) == {EF, "agent-a36efb2a"}
+    assert set(session_usage(fixture_ds)["session"]) == {EF, C3, C4}
+    for tree, ds in ((FIXTURES, fixture_ds), (older, older_ds)):
+        for command, ours in (("daily", daily_usage), ("session", session_usage), ("blocks", block_usage)):
+            theirs = ccusage_frame(command, run_ccusage(command, tree, binary))
+            mine = ours(ds).select(theirs.columns).cast(theirs.schema)
+            assert mine.equals(theirs), (tree, command, mine, theirs)
 
 
 def test_reingest_is_idempotent(fixture_ds: Dataset, tmp_path: Path) -> None:

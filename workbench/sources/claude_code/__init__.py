@@ -31,13 +31,17 @@ How transcripts map to the tables:
   message's source file/line and raw usage, so an update can rebuild the tables.
 
 Agreement with ccusage (``daily``/``session``/``blocks --timezone UTC``): token sums
-match per day, per session (ccusage groups subagents under the parent ``sessionId``)
-and per 5-hour block. Deliberate differences: only ``assistant`` lines count usage
-(ccusage would count usage on any line type; none exist in real files); a usage line
-ccusage rejects for an empty or non-semver ``version``/id field is counted here; a
-tie between copies goes to the first in file order (ccusage prefers a copy with a
-``speed`` field); ``cache_creation_input_tokens`` is used, not the 5m/1h breakdown
-(they are equal in every real file).
+match per day, per session and per 5-hour block. ccusage's session rows are transcript
+files: a subagent's file under ``<session>/subagents/`` counts for its session, an older
+``agent-<id>.jsonl`` beside the sessions has a row of its own (``session_usage`` does the
+same; the sessions table instead gives every subagent a session of its own).
+
+Deliberate differences: only ``assistant`` lines count usage (ccusage would count usage
+on any line type; none exist in real files); a usage line ccusage rejects for an empty
+or non-semver ``version``/id field is counted here; a tie between copies goes to the
+first in file order (ccusage prefers a copy with a ``speed`` field);
+``cache_creation_input_tokens`` is used, not the 5m/1h breakdown (they are equal in
+every real file).
 """
 
 import importlib
