@@ -128,13 +128,13 @@ def sample(
     From a Dataset:   workbench sample data/medium data/medium-5pct --fraction 0.05
     From a database:  workbench sample --from postgresql://user@host/db data/prod-1pct --fraction 0.01
     """
-    from workbench.dataset import Dataset, compare
+    from workbench.dataset import Dataset, check_sample_size
+    from workbench.shape import compare
 
     if len(paths) != (1 if url else 2):
         raise click.UsageError("Give SOURCE and DEST folders, or --from URL and DEST, not both")
     *source, dest = paths
-    if (fraction is None) == (sessions is None):
-        raise click.UsageError("Give exactly one of --fraction or --sessions")
+    check_sample_size(fraction, sessions, click.UsageError)
     if url is not None:
         from workbench.sources.database import sample_database
 
