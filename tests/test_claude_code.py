@@ -43,25 +43,45 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TOKENS = ["input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens"]
 
 
-#: Digests of the rows (values, not Parquet bytes) the fixture ingests gave at b60d84f,
-#: before the parser was rewritten for speed (bytes content, memoryview lines, block UTF-8
-#: checks): the output may change only on purpose.
-FIXTURE_ROWS = "24e550647c8e2657f77bbaba8de6a554"
-BAD_INPUT_ROWS = "c802c4f0e442a3ba14524f9ec5ce149d"
+#: The rows the fixture ingests must give, one per line (tests/fixtures/claude-code/expected):
+#: the output may change only on purpose. Regenerate with WORKBENCH_WRITE_EXPECTED=1.
+EXPECTED = FIXTURES / "expected"
+LONG = 60  # characters of text kept as they are; longer text is shown cut, with its length and hash
 
 
-def _rows_digest(path: Path, quarantine: bool = False) -> str:
-    """Every table's and side file's rows; quarantine records without their parser's message."""
-    h = hashlib.blake2b(digest_size=16)
-    for name in [f"{t}.parquet" for t in sorted(schema.TABLES)] + [
-        "raw_entries.parquet",
-        "message_lines.parquet",
-    ]:
-        h.update(orjson.dumps(pq.read_table(path / name).to_pylist()))
-    if quarantine:
-        records = [orjson.loads(line) for line in (path / "quarantine.jsonl").read_bytes().splitlines()]
-        h.update(orjson.dumps([{k: v for k, v in r.items() if k != "detail"} for r in records]))
-    return h.hexdigest()
+def _readable(value: object) -> object:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and len(value) > LONG:
+        digest = hashlib.blake2b(value.encode(), digest_size=6).hexdigest()
+        return f"{value[:LONG]}... [{len(value)} chars, {digest}]"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _rows(path: Path) -> list[dict]:
+    """Every table's and side file's rows, quarantine records included (an unreadable
+    file's detail names a temporary path, so it is left out)."""
+    rows = []
+    for name in [*sorted(schema.TABLES), "raw_entries", "message_lines"]:
+        for row in pq.read_table(path / f"{name}.parquet").to_pylist():
+            rows.append({"table": name, **{k: _readable(v) for k, v in row.items()}})
+    for line in (path / "quarantine.jsonl").read_bytes().splitlines():
+        record = orjson.loads(line)
+        if record["reason"] == "unreadable-file":
+            del record["detail"]
+        rows.append({"table": "quarantine", **{k: _readable(v) for k, v in record.items()}})
+    return rows
+
+
+def _check_rows(path: Path, name: str) -> None:
+    expected = EXPECTED / f"{name}.jsonl"
+    got = _rows(path)
+    if os.environ.get("WORKBENCH_WRITE_EXPECTED") == "1":
+        expected.parent.mkdir(exist_ok=True)
+        expected.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in got))
+    assert got == [orjson.loads(line) for line in expected.read_bytes().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +109,7 @@ def _usage_by_session(ds: Dataset) -> pl.DataFrame:
 
 def test_real_fixtures(fixture_ds: Dataset) -> None:
     ds = fixture_ds
-    assert _rows_digest(ds.path) == FIXTURE_ROWS
+    _check_rows(ds.path, "fixtures")
     sessions = {r["external_id"]: r for r in ds.read("sessions").iter_rows(named=True)}
     assert set(sessions) == {EF, AGENT, C3, C4}
     # user + assistant lines per file (SOURCES.md): 45+62, 8+10, 18+20, 10+12
@@ -253,7 +273,7 @@ def test_bad_input_is_quarantined(tmp_path: Path, fixture_ds: Dataset) -> None:
     }  # fmt: skip
     invalid = next(r for r in records if r["reason"] == "invalid-utf8")
     assert invalid["raw"].startswith('{"type":"user"') and "\\xff" in invalid["raw"]
-    assert _rows_digest(report.dataset.path, quarantine=True) == BAD_INPUT_ROWS
+    _check_rows(report.dataset.path, "bad-input")
     # every valid entry still arrives, with the same tokens
     assert _usage_by_session(report.dataset).equals(_usage_by_session(fixture_ds))
     assert report.entries == fixture_ds.manifest["ingest"]["entries"]

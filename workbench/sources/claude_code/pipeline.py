@@ -335,8 +335,8 @@ def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[pa.Table,
 
 
 def _read(path: Path) -> pa.Table:
-    with pa.OSFile(str(path)) as f:
-        return pa.ipc.open_stream(f).read_all()
+    """An Arrow IPC file, memory-mapped: the columns never used are never read."""
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
 
 
 class _Run:
@@ -369,17 +369,20 @@ class _Run:
         )
         with raw_file, bar, w.side_file("quarantine.jsonl").open("wb") as qfile:
             for task, parsed in zip(tasks, _parsed(tasks, self.work, workers, bar), strict=True):
+                segment = parsed.entries
                 if any(reused for _, reused in parsed.states):
                     entries, raw_rows, quarantine = _merged(parsed, task, previous)
-                    with pa.ipc.new_stream(str(parsed.entries), ENTRY_SCHEMA) as out:
+                    segment = segment.with_suffix(".merged.arrow")
+                    with pa.ipc.new_file(str(segment), ENTRY_SCHEMA) as out:
                         out.write_table(entries)
+                    parsed.entries.unlink()
                 else:
                     entries, raw_rows, quarantine = (
                         _read(parsed.entries),
                         _read(parsed.raw),
                         parsed.quarantine,
                     )
-                self.segments.append(parsed.entries)
+                self.segments.append(segment)
                 self._take_entries(entries.drop_columns(["content"]))
                 raw.add(raw_rows)
                 for rec in quarantine:
@@ -482,11 +485,10 @@ class _Run:
         }
 
     def _segments(self, columns: Sequence[str]) -> Iterator[pa.Table]:
-        fields = [ENTRY_SCHEMA.get_field_index(c) for c in columns]
         for path in self.segments:
-            with pa.OSFile(str(path)) as f:
-                for batch in pa.ipc.open_stream(f, options=pa.ipc.IpcReadOptions(included_fields=fields)):
-                    yield pa.Table.from_batches([batch]).select(list(columns))
+            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            for i in range(reader.num_record_batches):
+                yield pa.Table.from_batches([reader.get_batch(i)]).select(list(columns))
 
     def _write_messages(self, w: DatasetWriter, won: np.ndarray) -> None:
         """The messages table and its side file of source lines, in chunks of ``CHUNK_ROWS``

@@ -445,7 +445,7 @@ def _quarantine(key: str, lineno: int | None, reason: str, detail: str, line: by
 
 @dataclass
 class Parsed:
-    """What parsing some files gave: rows in Arrow IPC stream files, and the rest in memory."""
+    """What parsing some files gave: rows in Arrow IPC files, and the rest in memory."""
 
     entries: Path
     raw: Path
@@ -456,6 +456,9 @@ class Parsed:
 
 #: Rows per Arrow batch written while parsing.
 BATCH_ROWS = 4_096
+#: Read buffer: lines are split out of reads this large (Python's default, 8 KiB, made
+#: reading lines 2.5x slower).
+READ_BYTES = 1 << 20
 
 
 def parse_files(
@@ -468,8 +471,8 @@ def parse_files(
     unchanged) into IPC files named after ``stem``."""
     out = Parsed(stem.with_suffix(".entries.arrow"), stem.with_suffix(".raw.arrow"))
     with (
-        pa.ipc.new_stream(str(out.entries), ENTRY_SCHEMA) as entries_file,
-        pa.ipc.new_stream(str(out.raw), RAW_SCHEMA) as raw_file,
+        pa.ipc.new_file(str(out.entries), ENTRY_SCHEMA) as entries_file,
+        pa.ipc.new_file(str(out.raw), RAW_SCHEMA) as raw_file,
     ):
         rows: dict[bool, list[tuple]] = {True: [], False: []}  # entry rows, raw rows
 
@@ -501,7 +504,7 @@ def _read_file(
 ) -> Iterator[tuple]:
     """The rows of ``src``'s lines; its state, quarantined lines and tallies go to ``out``."""
     try:
-        f = src.path.open("rb")
+        f = src.path.open("rb", buffering=READ_BYTES)
         size = os.fstat(f.fileno()).st_size
     except OSError as e:
         out.quarantine.append(_quarantine(src.key, None, "unreadable-file", str(e), b"", 0))
