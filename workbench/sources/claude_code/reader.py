@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,14 @@ class _Message(msgspec.Struct):
     content: str | list[msgspec.Raw] | None = None
     id: Any = None
     model: Any = None
-    usage: Any = None
+    usage: msgspec.Raw = msgspec.Raw(b"null")  # decoded only for an assistant's message
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: Any = None
+    output_tokens: Any = None
+    cache_creation_input_tokens: Any = None
+    cache_read_input_tokens: Any = None
 
 
 class _Fields(msgspec.Struct):
@@ -239,6 +246,7 @@ class _Block(msgspec.Struct):
 # float_hook: a number beyond a double's range (valid JSON) is inf, not a reason to quarantine
 _decode_line = msgspec.json.Decoder(_Line, float_hook=float).decode
 _decode_loose_line = msgspec.json.Decoder(_LooseLine, float_hook=float).decode
+_decode_usage = msgspec.json.Decoder(_Usage, float_hook=float).decode
 _decode_block = msgspec.json.Decoder(_Block, float_hook=float).decode
 _decode_any = msgspec.json.Decoder(float_hook=float).decode
 _ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
@@ -286,7 +294,7 @@ class LineParser:
         if type(sid) is not str or not sid:
             raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
         tokens = (None, None, None, None)
-        if role == "assistant" and msg.usage is not None:
+        if role == "assistant" and bytes(msg.usage) != b"null":
             tokens = _tokens(msg.usage)
         sidechain = e.isSidechain is True
         model, mid, rid, cwd, branch, version = msg.model, msg.id, e.requestId, e.cwd, e.gitBranch, e.version
@@ -356,15 +364,14 @@ def _bad_message(raw: msgspec.Raw | None, timestamp: Any) -> Bad:
 
 
 def _timestamp(value: Any) -> datetime:
+    """An ISO-8601 timestamp; one with an offset stays aware (Arrow stores it as UTC, the
+    column's naive time)."""
     if not isinstance(value, str):
         raise Bad("bad-field:timestamp", f"timestamp is {type(value).__name__}, expected an ISO string")
     try:
-        ts = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value)
     except ValueError:
         raise Bad("bad-field:timestamp", f"timestamp {value[:40]!r} is not ISO-8601") from None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    return ts
 
 
 def _content(content: str | list[msgspec.Raw] | None) -> tuple[str, str | bytes]:
@@ -402,17 +409,20 @@ def _block_kind(kind: str | None) -> str:
     return kind if kind in _BLOCK_TYPES else "other"
 
 
-def _tokens(usage: Any) -> tuple[int, int, int, int]:
-    if not isinstance(usage, dict):
-        raise Bad("bad-field:message.usage", f"usage is {type(usage).__name__}, expected an object")
+def _tokens(raw: msgspec.Raw) -> tuple[int, int, int, int]:
+    """The four token counts of a message's ``usage`` (cache counts absent or null: 0)."""
+    try:
+        usage = _decode_usage(raw)
+    except msgspec.ValidationError:
+        kind = type(_decode_any(raw)).__name__
+        raise Bad("bad-field:message.usage", f"usage is {kind}, expected an object") from None
+    cache_creation, cache_read = usage.cache_creation_input_tokens, usage.cache_read_input_tokens
     counts = {
-        "input_tokens": usage.get("input_tokens"),
-        "output_tokens": usage.get("output_tokens"),
-        "cache_creation_input_tokens": usage.get("cache_creation_input_tokens"),
-        "cache_read_input_tokens": usage.get("cache_read_input_tokens"),
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": 0 if cache_creation is None else cache_creation,
+        "cache_read_input_tokens": 0 if cache_read is None else cache_read,
     }
-    for name in ("cache_creation_input_tokens", "cache_read_input_tokens"):  # absent or null: none
-        counts[name] = 0 if counts[name] is None else counts[name]
     for name, v in counts.items():
         if type(v) is not int or not 0 <= v <= _INT32:
             raise Bad("bad-field:message.usage", f"usage.{name} is {v!r}, expected a count")
