@@ -339,6 +339,13 @@ def _read(path: Path) -> pa.Table:
     return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
 
 
+#: What dedup and the windows keep of each message (a few dozen bytes).
+PER_MESSAGE = {
+    "session": np.int64, "stamp": np.int64, "usage": bool, "total": np.int64,
+    "keyed": bool, "key": np.int64, "mid": np.int64, "side": bool,
+}  # fmt: skip
+
+
 class _Run:
     """One ingest: the parsing pass (scratch files, per-message arrays), then the tables."""
 
@@ -353,7 +360,8 @@ class _Run:
         self.counts: Counter[str] = Counter()
         self.titles: list[tuple[str, str | None, str]] = []
         self.segments: list[Path] = []  # the message rows, in order
-        self.per_message: list[dict[str, np.ndarray]] = []  # dedup and window inputs, per task
+        # dedup and window inputs, per task
+        self.per_message: list[dict[str, np.ndarray]] = [{k: np.zeros(0, t) for k, t in PER_MESSAGE.items()}]
         self.groups: list[pa.Table] = []  # per-session partial figures, per task
         self.projects: dict[str, Any] = {}  # first activity
         self.cwds: Counter[tuple[str, str]] = Counter()
@@ -403,8 +411,9 @@ class _Run:
         mids, rids = t.column("message_id").to_pylist(), t.column("request_id").to_pylist()
         self.per_message.append(
             {
-                "session": t.column("session_id").to_numpy(),
-                "stamp": t.column("timestamp").cast(pa.int64()).to_numpy(),
+                # copies (np.array), not views of the memory-mapped scratch file
+                "session": np.array(t.column("session_id")),
+                "stamp": np.array(t.column("timestamp").cast(pa.int64())),
                 "usage": pc.is_valid(t.column("input_tokens")).to_numpy(zero_copy_only=False),
                 "total": total.fill_null(0).to_numpy(),
                 "keyed": np.array(
@@ -452,23 +461,18 @@ class _Run:
         self.files["unreadable"] += state.size < 0
 
     def finalize(self, w: DatasetWriter) -> dict[str, Any]:
-        rows = (
-            {k: np.concatenate([p[k] for p in self.per_message]) for k in self.per_message[0]}
-            if self.per_message
-            else {}
-        )
-        winners = (
-            _winners(**{k: rows[k] for k in ("usage", "keyed", "key", "mid", "total", "side")})
-            if rows
-            else np.zeros(0, np.int64)
-        )
-        won = np.zeros(len(rows.get("session", ())), bool)
-        won[winners] = True
+        rows = {k: np.concatenate([p[k] for p in self.per_message]) for k in PER_MESSAGE}
+        self.per_message = []
+        won = np.zeros(len(rows["session"]), bool)
+        won[_winners(**{k: rows[k] for k in ("usage", "keyed", "key", "mid", "total", "side")})] = True
+        windows = _windows(rows, won)
+        usage_rows = int(rows["usage"].sum())
+        del rows
         sessions, projects = self._sessions_projects()
         w.write_arrow("projects", projects)
         w.write_arrow("sessions", sessions)
         self._write_messages(w, won)
-        w.write_arrow("session_windows", _windows(rows, won))
+        w.write_arrow("session_windows", windows)
         w.write_arrow("jobs", schema.arrow_schema("jobs").empty_table())
         return {
             "mode": "incremental" if self.previous else "full",
@@ -478,7 +482,7 @@ class _Run:
             "bytes_read": self.tally.bytes_read,
             "entries": {k: int(v) for k, v in sorted(self.counts.items())},
             "quarantined": dict(sorted(self.quarantined.items())),
-            "duplicates_collapsed": int(rows["usage"].sum()) - len(winners) if rows else 0,
+            "duplicates_collapsed": usage_rows - int(won.sum()),
             "unterminated_lines": self.tally.unterminated,
             "counts": {"projects": projects.num_rows, "sessions": sessions.num_rows, "messages": len(won)},
             "file_states": [s.to_json() for s in self.states],
@@ -629,8 +633,6 @@ def _winners(
 
 def _windows(rows: dict[str, np.ndarray], won: np.ndarray) -> pa.Table:
     """``window_rows`` over every session's messages; only the winning copies count tokens."""
-    if not rows:
-        return pa.table(window_rows(*(np.zeros(0, np.int64) for _ in range(3))))
     order = np.lexsort((rows["stamp"], rows["session"]))  # stable: ties keep file order
     tokens = np.where(won, rows["total"], 0)
     return pa.table(window_rows(rows["session"][order], rows["stamp"][order], tokens[order]))
