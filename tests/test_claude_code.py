@@ -39,7 +39,6 @@ EF = "ef958aa1-0e93-49f0-bb71-150f63befcd1"
 AGENT = f"{EF}/agent-a36efb2a1231c41e2"
 C3 = "326189cf-5676-4237-8cde-1ce80aae4a9f"
 C4 = "2b4ed4c0-b905-41de-9238-273db3ec737a"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 TOKENS = ["input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens"]
 
 
@@ -160,13 +159,13 @@ def _older_layout(tmp_path: Path) -> Path:
     return tmp_path / "older"
 
 
-def test_ccusage_agreement(fixture_ds: Dataset, tmp_path: Path) -> None:
+def test_ccusage_agreement(fixture_ds: Dataset, tmp_path: Path, in_ci: bool) -> None:
     """Daily, session and 5-hour block totals equal ccusage's, on the fixtures and on a tree
     of the older layout, where ccusage gives the subagent's file a session row of its own."""
     try:
         binary = find_ccusage()
     except CcusageMissing as e:
-        if IN_CI:
+        if in_ci:
             pytest.fail(f"ccusage is required in CI: {e}")
         pytest.skip(f"ccusage agreement not checked: {e}")
     older = _older_layout(tmp_path)
@@ -178,6 +177,17 @@ def test_ccusage_agreement(fixture_ds: Dataset, tmp_path: Path) -> None:
             theirs = ccusage_frame(command, run_ccusage(command, tree, binary))
             mine = ours(ds).select(theirs.columns).cast(theirs.schema)
             assert mine.equals(theirs), (tree, command, mine, theirs)
+
+
+def test_ingest_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
+    """No process-wide setting changes: Arrow's memory pool, the garbage collector."""
+    import gc
+
+    import pyarrow as pa
+
+    before = (pa.default_memory_pool().backend_name, gc.isenabled(), gc.get_threshold())
+    ingest([FIXTURES], tmp_path / "ds", progress=False, workers=0)
+    assert (pa.default_memory_pool().backend_name, gc.isenabled(), gc.get_threshold()) == before
 
 
 def test_reingest_is_idempotent(fixture_ds: Dataset, tmp_path: Path) -> None:

@@ -38,7 +38,6 @@ from workbench.sources.claude_code.reader import (
     FileState,
     Parsed,
     SourceFile,
-    Tally,
     find_files,
     hash63,
     parse_files,
@@ -84,11 +83,6 @@ class IngestReport:
     duplicates_collapsed: int
     unterminated_lines: int
     counts: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "dataset"}
-        out["dataset"] = str(self.dataset.path)
-        return out
 
     def summary(self) -> str:
         """A few human-readable lines (what the CLI prints)."""
@@ -353,7 +347,7 @@ class _Run:
         self.work, self.previous = work, previous
         states = previous.manifest["ingest"]["file_states"] if previous else []
         self.old_states = {s["key"]: FileState.from_json(s) for s in states}
-        self.tally = Tally()
+        self.tally: Counter[str] = Counter()
         self.files: Counter[str] = Counter()
         self.states: list[FileState] = []
         self.quarantined: Counter[str] = Counter()
@@ -398,7 +392,7 @@ class _Run:
                     qfile.write(orjson.dumps(rec) + b"\n")
                 for old, (state, reused) in zip(task.old, parsed.states, strict=True):
                     self._count_file(old, state, reused)
-                self.tally.merge(parsed.tally)
+                self.tally.update(parsed.tally)
                 parsed.raw.unlink()
             raw.close()
         self.files["removed"] = len(set(self.old_states) - {f.key for f in files})
@@ -478,12 +472,12 @@ class _Run:
             "mode": "incremental" if self.previous else "full",
             "roots": w.source["roots"],
             "files": {k: self.files[k] for k in FILE_STATUSES},
-            "lines_read": self.tally.lines,
-            "bytes_read": self.tally.bytes_read,
+            "lines_read": self.tally["lines"],
+            "bytes_read": self.tally["bytes_read"],
             "entries": {k: int(v) for k, v in sorted(self.counts.items())},
             "quarantined": dict(sorted(self.quarantined.items())),
             "duplicates_collapsed": usage_rows - int(won.sum()),
-            "unterminated_lines": self.tally.unterminated,
+            "unterminated_lines": self.tally["unterminated"],
             "counts": {"projects": projects.num_rows, "sessions": sessions.num_rows, "messages": len(won)},
             "file_states": [s.to_json() for s in self.states],
         }

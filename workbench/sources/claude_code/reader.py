@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -434,20 +435,6 @@ def hint_agent(key: str) -> str:
     return key.rsplit("/", 1)[-1].removesuffix(".jsonl")
 
 
-@dataclass
-class Tally:
-    """Counters for one ingest run."""
-
-    lines: int = 0
-    bytes_read: int = 0
-    unterminated: int = 0
-
-    def merge(self, other: Tally) -> None:
-        self.lines += other.lines
-        self.bytes_read += other.bytes_read
-        self.unterminated += other.unterminated
-
-
 def _quarantine(key: str, lineno: int | None, reason: str, detail: str, line: bytes, size: int) -> dict:
     raw = line[:RAW_PREFIX].decode("utf-8", "backslashreplace").rstrip("\r\n")
     return {"file": key, "line": lineno, "reason": reason, "detail": detail, "bytes": size, "raw": raw}
@@ -461,7 +448,7 @@ class Parsed:
     raw: Path
     states: list[tuple[FileState, bool]] = field(default_factory=list)  # (state, prefix reused)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
-    tally: Tally = field(default_factory=Tally)
+    tally: Counter[str] = field(default_factory=Counter)  # lines, bytes_read, unterminated
 
 
 #: Rows per Arrow batch written while parsing.
@@ -532,15 +519,15 @@ def _read_file(
                     consumed += len(line)
                     lines = lineno
                 else:
-                    out.tally.unterminated += 1
+                    out.tally["unterminated"] += 1
                 try:
                     yield parser.parse(line.removesuffix(b"\n"), lineno, complete)
                 except Bad as e:
                     out.quarantine.append(_quarantine(src.key, lineno, e.reason, str(e), line, len(line)))
         except OSError as e:
             out.quarantine.append(_quarantine(src.key, lineno + 1, "unreadable-file", str(e), b"", 0))
-        out.tally.lines += lineno - first
-        out.tally.bytes_read += max(0, size - offset)
+        out.tally["lines"] += lineno - first
+        out.tally["bytes_read"] += max(0, size - offset)
         if progress is not None:
             progress(max(0, size - offset))
     out.states.append(
