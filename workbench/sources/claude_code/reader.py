@@ -451,10 +451,10 @@ class Parsed:
     tally: Counter[str] = field(default_factory=Counter)  # lines, bytes_read, unterminated
 
 
-#: Rows per Arrow batch written while parsing.
-BATCH_ROWS = 4_096
-#: Read buffer: lines are split out of reads this large (Python's default, 8 KiB, made
-#: reading lines 2.5x slower).
+#: Rows per Arrow batch written while parsing, and bytes of lines behind them at most.
+BATCH_ROWS, BATCH_BYTES = 4_096, 2 << 20
+#: Read buffer: lines are split out of reads this large (with Python's default, 8 KiB, a
+#: long line takes many reads; docs/BENCHMARKS.md).
 READ_BYTES = 1 << 20
 
 
@@ -472,8 +472,11 @@ def parse_files(
         pa.ipc.new_file(str(out.raw), RAW_SCHEMA) as raw_file,
     ):
         rows: dict[bool, list[tuple]] = {True: [], False: []}  # entry rows, raw rows
+        held = 0  # bytes of the lines the rows came from
 
         def flush() -> None:
+            nonlocal held
+            held = 0
             for is_entry, schema_, sink in (
                 (True, ENTRY_SCHEMA, entries_file),
                 (False, RAW_SCHEMA, raw_file),
@@ -488,9 +491,10 @@ def parse_files(
                     rows[is_entry] = []
 
         for src, state in zip(files, old, strict=True):
-            for row in _read_file(src, state, out, progress):
+            for row, size in _read_file(src, state, out, progress):
                 rows[len(row) == len(ENTRY_SCHEMA)].append(row)
-                if len(rows[True]) + len(rows[False]) >= BATCH_ROWS:
+                held += size
+                if held >= BATCH_BYTES or len(rows[True]) + len(rows[False]) >= BATCH_ROWS:
                     flush()
         flush()
     return out
@@ -499,7 +503,8 @@ def parse_files(
 def _read_file(
     src: SourceFile, old: FileState | None, out: Parsed, progress: Callable[[int], None] | None
 ) -> Iterator[tuple]:
-    """The rows of ``src``'s lines; its state, quarantined lines and tallies go to ``out``."""
+    """(row, bytes of its line) for ``src``'s lines; its state, quarantined lines and tallies
+    go to ``out``."""
     try:
         f = src.path.open("rb", buffering=READ_BYTES)
         size = os.fstat(f.fileno()).st_size
@@ -521,7 +526,7 @@ def _read_file(
                 else:
                     out.tally["unterminated"] += 1
                 try:
-                    yield parser.parse(line.removesuffix(b"\n"), lineno, complete)
+                    yield parser.parse(line.removesuffix(b"\n"), lineno, complete), len(line)
                 except Bad as e:
                     out.quarantine.append(_quarantine(src.key, lineno, e.reason, str(e), line, len(line)))
         except OSError as e:
