@@ -7,6 +7,7 @@ Library errors (:class:`WorkbenchError`) become ``Error: ...`` and exit code 1.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -192,6 +193,8 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     # library's hands freed pages back; mimalloc, Arrow's default, keeps them.
     if "pyarrow" not in sys.modules:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # SIGTERM unwinds like an error, so parser processes and scratch files are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     from workbench.sources.claude_code import ingest as run
 
     report = run(
