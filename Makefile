@@ -10,7 +10,7 @@ ENGINES ?= auto
 CCUSAGE_VERSION ?= 20.0.24  # the newest with a linux-x64 native package
 
 .DEFAULT_GOAL := help
-.PHONY: help install data report test lab refresh lint benchmarks system-deps tools clean
+.PHONY: help install install-dev data report test lab refresh lint benchmarks system-deps tools clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
+$(BIN)/.installed-dev: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
 install: $(BIN)/.installed  ## Create .venv and install the project (reused when up to date)
+
+install-dev: $(BIN)/.installed-dev  ## The project plus its dev extra: pytest, nbval, ruff, psutil
 
 data: install  ## Build the default dataset (data/$(SCALE)); reused when it exists
 	$(BIN)/workbench generate data/$(SCALE) --scale $(SCALE) --seed $(SEED)
@@ -29,7 +35,7 @@ data: install  ## Build the default dataset (data/$(SCALE)); reused when it exis
 report: data  ## Run every notebook (DuckDB, SQLite, PostgreSQL if installed); write reports/index.html
 	$(BIN)/workbench report --scale $(SCALE) --seed $(SEED) --engines $(ENGINES)
 
-test: install tools  ## The whole suite: unit, CLI, PostgreSQL, Chromium and nbval
+test: install-dev tools  ## The whole suite: unit, CLI, PostgreSQL, Chromium and nbval
 	$(BIN)/python -m pytest
 
 lab: install  ## Open JupyterLab on notebooks/ with the project's environment
@@ -38,11 +44,11 @@ lab: install  ## Open JupyterLab on notebooks/ with the project's environment
 refresh: install  ## Re-execute notebooks/*.py into their .ipynb (the outputs nbval checks)
 	$(BIN)/workbench refresh
 
-lint: install  ## ruff check and format check
+lint: install-dev  ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-benchmarks: install  ## Run the benchmarks (results go in docs/BENCHMARKS.md by hand)
+benchmarks: install-dev  ## Run the benchmarks (results go in docs/BENCHMARKS.md by hand)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from workbench import dataset as dataset_module
-from workbench.dataset import Dataset, DatasetWriter, compare
+from workbench.dataset import Dataset, DatasetWriter
 from workbench.errors import DatasetError
 
 
@@ -123,17 +123,6 @@ def test_sample_bad_arguments(tiny, tmp_path, kwargs, message):
         tiny.sample(tmp_path / "x", **kwargs)
 
 
-def test_compare_and_conclusions(tiny, tmp_path):
-    part = tiny.sample(tmp_path / "s", fraction=0.5, seed=1)
-    table = compare(tiny, part)
-    row = dict(zip(table["metric"], table["ratio"], strict=True))
-    assert row["sessions"] == 0.5
-    assert table.filter(pl.col("metric") == "tokens/message mean")["source"].item() > 0
-    text = dataset_module.conclusions(tiny, tiny.session_stats(), table)
-    assert f"{tiny.counts['sessions']} sessions" in text and "5-hour window" in text
-    assert dataset_module.describe(tiny).filter(pl.col("field") == "seed")["value"].item() == "7"
-
-
 @pytest.mark.parametrize(
     ("sizes", "target", "expected"),
     [
@@ -144,7 +133,7 @@ def test_compare_and_conclusions(tiny, tmp_path):
     ],
 )
 def test_allocation_per_size_class(sizes, target, expected):
-    take = dataset_module._allocate(sizes, target)
+    take = dataset_module.allocate(sizes, target)
     assert take == expected
     assert sum(take) == target and all(t <= n for t, n in zip(take, sizes, strict=True))
 

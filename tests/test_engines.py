@@ -10,7 +10,7 @@ import pytest
 
 from workbench.dataset import Dataset
 from workbench.engines import open_engine
-from workbench.engines.base import expand_in_lists, identifier
+from workbench.engines.base import bind, identifier
 from workbench.engines.postgres import mask_url
 from workbench.errors import EngineError, UnsafeTargetError, WorkbenchError
 
@@ -151,11 +151,25 @@ def test_identifiers_and_in_lists():
     for bad in ("1abc", "a-b", 'x"y', "", "a" * 64):
         with pytest.raises(WorkbenchError):
             identifier(bad)
-    sql, params = expand_in_lists("SELECT 1 WHERE a IN :ids AND b = :b", {"ids": [1, 2], "b": 3})
+    sql, params = bind("SELECT 1 WHERE a IN :ids AND b = :b", {"ids": [1, 2], "b": 3})
     assert sql == "SELECT 1 WHERE a IN (:ids_0, :ids_1) AND b = :b"
     assert params == {"ids_0": 1, "ids_1": 2, "b": 3}
     with pytest.raises(WorkbenchError, match="must be a list"):
-        expand_in_lists("WHERE a IN :ids", {"ids": 5})
+        bind("WHERE a IN :ids", {"ids": 5})
+    with pytest.raises(WorkbenchError, match="Parameter 'b' is missing: pass a value for `:b`"):
+        bind("WHERE a = :b", {})
+
+
+def test_only_parameters_are_bound_not_strings_comments_or_casts(engine):
+    """A colon in a quoted string or a comment, and a ``::`` cast, are left as written."""
+    cast = "CAST(:n AS BIGINT)" if engine.name == "sqlite" else ":n::bigint"
+    sql = f"""
+        SELECT ':not_a_param' AS s,  -- :nor_this
+               'it''s :x' AS t, /* :nor :these */ {cast} + 1 AS n,
+               '100%' AS pct
+        WHERE 1 NOT IN :ids"""
+    assert engine.execute(sql, {"n": 41, "ids": [2, 3]}) == [(":not_a_param", "it's :x", 42, "100%")]
+    assert engine.execute("SELECT '50%', ':a'") == [("50%", ":a")]
 
 
 def test_throwaway_server_stops_when_its_owner_is_killed(pg_bindir):

@@ -10,11 +10,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: conda-forge's names for packages PyPI names otherwise (psycopg's conda build brings libpq).
+CONDA_NAMES = {"python-duckdb": "duckdb", "python-xxhash": "xxhash", "psycopg": "psycopg[binary]"}
+
+
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    """The conda environment holds the runtime dependencies and the dev extra: conda-forge
+    builds (by their conda-forge names) or, for what conda-forge lacks, pip's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-    pip = next(d["pip"] for d in env if isinstance(d, dict))
-    assert sorted(pip) == sorted(pyproject)
+    conda = [d for d in env if isinstance(d, str) and not d.startswith(("python>", "python=", "pip"))]
+    pip = [p for d in env if isinstance(d, dict) for p in d.get("pip") or []]
+    named = [re.sub(r"^[\w.-]+", lambda m: CONDA_NAMES.get(m[0], m[0]), d) for d in conda]
+    assert sorted(named + pip) == sorted(wanted)
 
 
 def test_every_notebook_is_paired_small_and_follows_the_skeleton():

@@ -7,6 +7,7 @@ Library errors (:class:`WorkbenchError`) become ``Error: ...`` and exit code 1.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -128,13 +129,13 @@ def sample(
     From a Dataset:   workbench sample data/medium data/medium-5pct --fraction 0.05
     From a database:  workbench sample --from postgresql://user@host/db data/prod-1pct --fraction 0.01
     """
-    from workbench.dataset import Dataset, compare
+    from workbench.dataset import Dataset, check_sample_size
+    from workbench.shape import compare
 
     if len(paths) != (1 if url else 2):
         raise click.UsageError("Give SOURCE and DEST folders, or --from URL and DEST, not both")
     *source, dest = paths
-    if (fraction is None) == (sessions is None):
-        raise click.UsageError("Give exactly one of --fraction or --sessions")
+    check_sample_size(fraction, sessions, click.UsageError)
     if url is not None:
         from workbench.sources.database import sample_database
 
@@ -187,11 +188,13 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     ccusage does; bad lines are quarantined with file, line and reason in
     OUT/quarantine.jsonl and every valid entry still arrives.
     """
-    from workbench.sources import claude_code  # light: does not import Arrow
-
-    if "pyarrow" not in sys.modules:  # Arrow reads it when first imported, and only then
-        for name, value in claude_code.ARROW_POOL.items():
-            os.environ.setdefault(name, value)
+    # The one process-wide setting of an ingest, made here and not in the library: Arrow's
+    # allocator, read when Arrow is first imported (parser processes inherit it). The C
+    # library's hands freed pages back; mimalloc, Arrow's default, keeps them.
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # SIGTERM unwinds like an error, so parser processes and scratch files are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     from workbench.sources.claude_code import ingest as run
 
     report = run(

@@ -186,8 +186,7 @@ class Dataset:
         import polars as pl
 
         total = self.counts["sessions"]
-        if (fraction is None) == (sessions is None):
-            raise DatasetError("Give exactly one of fraction (0 < f <= 1) or sessions (a count)")
+        check_sample_size(fraction, sessions)
         if fraction is not None and not 0 < fraction <= 1:
             raise DatasetError(f"Sample fraction {fraction!r} is out of range: use 0 < fraction <= 1")
         if sessions is not None and not 0 < sessions <= total:
@@ -203,8 +202,8 @@ class Dataset:
             "sessions": sessions,
             "stratified": stratify,
         }
-        if not overwrite and (existing := _existing(dest, source, seed)):
-            return existing
+        if not overwrite and (found := existing(dest, source, seed)):
+            return found
         overwrite = overwrite or (Path(dest) / MANIFEST).exists()
         target = sessions if sessions is not None else max(1, round(fraction * total))
         keep = _choose_sessions(self.session_stats(), target, seed, stratify)
@@ -232,7 +231,15 @@ class Dataset:
         return w.dataset
 
 
-def _allocate(sizes: list[int], target: int) -> list[int]:
+def check_sample_size(
+    fraction: float | None, sessions: int | None, error: type[Exception] = DatasetError
+) -> None:
+    """Refuse (with ``error``) a sample asked for by both or neither of ``fraction`` and ``sessions``."""
+    if (fraction is None) == (sessions is None):
+        raise error("Give exactly one of fraction (0 < f <= 1) or sessions (a count)")
+
+
+def allocate(sizes: list[int], target: int) -> list[int]:
     """Split ``target`` over strata of ``sizes`` (ordered by session size) proportionally.
 
     The largest size class always keeps at least one session (the heavy tail is what
@@ -255,7 +262,7 @@ def _allocate(sizes: list[int], target: int) -> list[int]:
     return take
 
 
-def _existing(dest: str | os.PathLike[str], source: Mapping[str, Any], seed: int | None) -> Dataset | None:
+def existing(dest: str | os.PathLike[str], source: Mapping[str, Any], seed: int | None) -> Dataset | None:
     """The dataset at ``dest`` if it was made from the same source and seed, else None.
 
     Raises when ``dest`` holds a different dataset, so nothing is replaced by accident.
@@ -263,14 +270,14 @@ def _existing(dest: str | os.PathLike[str], source: Mapping[str, Any], seed: int
     if not (Path(dest) / MANIFEST).exists():
         return None
     try:
-        existing = Dataset.open(dest)
+        found = Dataset.open(dest)
     except DatasetError:
         return None  # broken: the caller replaces it
-    if existing.manifest["source"] == json.loads(json.dumps(source)) and existing.manifest["seed"] == seed:
-        return existing
+    if found.manifest["source"] == json.loads(json.dumps(source)) and found.manifest["seed"] == seed:
+        return found
     raise DatasetError(
-        f"{str(dest)!r} holds a different dataset ({existing.manifest['source'].get('kind')}, "
-        f"seed {existing.manifest['seed']}): pass overwrite=True (--overwrite) to replace it, "
+        f"{str(dest)!r} holds a different dataset ({found.manifest['source'].get('kind')}, "
+        f"seed {found.manifest['seed']}): pass overwrite=True (--overwrite) to replace it, "
         "or choose another path"
     )
 
@@ -285,7 +292,7 @@ def _choose_sessions(stats: pl.DataFrame, target: int, seed: int, stratify: bool
         stratum=(pl.col("messages").clip(1).log(2).floor().cast(pl.Int32) if stratify else pl.lit(0)),
     )
     sizes = frame.group_by("stratum").len().sort("stratum")
-    take = _allocate(sizes["len"].to_list(), target)
+    take = allocate(sizes["len"].to_list(), target)
     quota = sizes.with_columns(take=pl.Series(take, dtype=pl.Int64))
     chosen = (
         frame.join(quota.select("stratum", "take"), on="stratum")
@@ -426,100 +433,12 @@ def _replace_dir(src: Path, dest: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def compare(source: Dataset, sample: Dataset, names: tuple[str, str] = ("source", "sample")) -> pl.DataFrame:
-    """Side-by-side distribution summary of two datasets (a source and its sample by default).
+def __getattr__(name: str) -> Any:
+    """Notebook 01's analysis, moved to :mod:`workbench.shape`; importable here until the
+    notebook imports it from there."""
+    moved = {"compare": "compare", "describe": "describe", "shape": "quantiles", "conclusions": "conclusions"}
+    if name not in moved:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from workbench import shape
 
-    Rows: quantiles of messages per session and of session span, windows per
-    session, tokens per message and the job status mix; columns ``metric``, the two
-    ``names`` and ``ratio`` (second / first).
-    """
-    import polars as pl
-
-    def summary(ds: Dataset) -> dict[str, float]:
-        stats = ds.session_stats()
-        out: dict[str, float] = {"sessions": float(stats.height)}
-        for q in (0.1, 0.5, 0.9, 0.99):
-            out[f"messages/session p{round(q * 100)}"] = float(stats["messages"].quantile(q, "nearest"))
-        out["messages/session max"] = float(stats["messages"].max())
-        for q in (0.5, 0.9):
-            out[f"span minutes p{round(q * 100)}"] = float(stats["span_minutes"].quantile(q, "nearest"))
-        out["windows/session mean"] = float(stats["windows"].mean())
-        out["tokens/message mean"] = float(stats["tokens"].sum() / max(1, stats["messages"].sum()))
-        jobs = ds.read("jobs")["status"].value_counts(normalize=True, name="share").sort("status")
-        for status, share in jobs.iter_rows():
-            out[f"jobs {status} share"] = float(share)
-        return out
-
-    a, b = summary(source), summary(sample)
-    metrics = list(dict.fromkeys([*a, *b]))
-    return pl.DataFrame(
-        {
-            "metric": metrics,
-            names[0]: [a.get(m) for m in metrics],
-            names[1]: [b.get(m) for m in metrics],
-        }
-    ).with_columns(ratio=(pl.col(names[1]) / pl.col(names[0])).round(3))
-
-
-def describe(ds: Dataset) -> pl.DataFrame:
-    """A dataset's manifest as a small two-column table (for notebooks and reports)."""
-    import polars as pl
-
-    source = ds.manifest["source"]
-    rows = [("path", ds.name), ("source", source.get("kind", "?"))]
-    rows += [
-        (f"source.{k}", v if isinstance(v, str) else json.dumps(v))
-        for k, v in source.items()
-        if k not in {"kind", "parent"}
-    ]
-    rows += [("seed", str(ds.manifest.get("seed"))), ("content hash", ds.content_hash[:16])]
-    rows += [(f"rows: {t}", f"{n:,}") for t, n in ds.counts.items()]
-    return pl.DataFrame(rows, schema=["field", "value"], orient="row")
-
-
-def shape(stats: pl.DataFrame) -> pl.DataFrame:
-    """Quantiles of the per-session numbers from :meth:`Dataset.session_stats`."""
-    import polars as pl
-
-    quantiles = {"p10": 0.1, "p50": 0.5, "p90": 0.9, "p99": 0.99}
-    columns = {
-        "messages": "messages per session",
-        "windows": "windows per session",
-        "span_minutes": "session span (minutes)",
-        "tokens": "tokens per session",
-    }
-    return pl.DataFrame(
-        [
-            {
-                "measure": label,
-                **{k: float(stats[col].quantile(q, "nearest")) for k, q in quantiles.items()},
-                "max": float(stats[col].max()),
-            }
-            for col, label in columns.items()
-        ]
-    ).with_columns(pl.exclude("measure").round(1))
-
-
-def conclusions(ds: Dataset, stats: pl.DataFrame, comparison: pl.DataFrame) -> str:
-    """The notebook's conclusions as sentences computed from the numbers."""
-    import polars as pl
-
-    messages = stats["messages"].sort(descending=True)
-    top = max(1, round(0.01 * messages.len()))
-    top_share = messages.head(top).sum() / max(1, messages.sum())
-    median = float(messages.median())
-    multi = float((stats["windows"] > 1).mean())
-    metric = dict(zip(comparison["metric"], comparison["ratio"], strict=True))
-    sample_sessions = comparison.filter(pl.col("metric") == "sessions")["sample"].item()
-    lines = [
-        f"{stats.height:,} sessions in {ds.counts['projects']:,} projects hold {ds.counts['messages']:,} "
-        f"messages. The median session has {median:.0f} messages, the largest {messages[0]:,} "
-        f"({messages[0] / median:.0f}x the median); the top 1% of sessions ({top}) hold {top_share:.0%} "
-        "of all messages, so per-session query costs are dominated by a few sessions.",
-        f"{multi:.0%} of sessions span more than one 5-hour window.",
-        f"The sample keeps {sample_sessions:.0f} sessions; against the source its p50, p90 and p99 "
-        f"messages per session are {metric['messages/session p50']:.2f}x, "
-        f"{metric['messages/session p90']:.2f}x and {metric['messages/session p99']:.2f}x, "
-        f"and its largest session is {metric['messages/session max']:.2f}x the source's largest.",
-    ]
-    return "\n".join(lines)
+    return getattr(shape, moved[name])

@@ -12,13 +12,14 @@ import platform
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar
 
 import polars as pl
+from sqlglot.tokens import Tokenizer, TokenType
 
 from workbench import __version__, schema
 from workbench.dataset import Dataset
@@ -26,9 +27,6 @@ from workbench.errors import EngineError, UnsafeTargetError, WorkbenchError
 
 MARKER = "workbench_marker"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# A :name parameter, not a ::cast, not inside a quoted string (good enough for our SQL).
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-_EXPANDING_IN = re.compile(r"\b(NOT\s+)?IN\s*:([A-Za-z_]\w*)", re.IGNORECASE)
 
 
 def identifier(name: str) -> str:
@@ -41,34 +39,77 @@ def identifier(name: str) -> str:
     return f'"{name}"'
 
 
-def expand_in_lists(sql: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Rewrite ``x IN :ids`` with a list value into ``x IN (:ids_0, :ids_1, ...)``.
+@dataclass(frozen=True)
+class _Slot:
+    """Where a ``:name`` parameter is written in a statement (for ``[NOT] IN :name``, the
+    span from ``NOT``/``IN`` on)."""
 
-    The portable form of batch loading: every engine binds each id separately.
-    An empty list matches nothing (``NOT IN``: everything), as in SQLAlchemy.
-    """
-    out = dict(params)
-
-    def repl(m: re.Match[str]) -> str:
-        negated, name = m.group(1) or "", m.group(2)
-        if name not in out:
-            raise WorkbenchError(f"Parameter {name!r} is missing: pass a list for `IN :{name}`")
-        values = out.pop(name)
-        if not isinstance(values, list | tuple):
-            raise WorkbenchError(f"Parameter {name!r} follows IN, so it must be a list, not {values!r}")
-        if not values:
-            # x IN () matches nothing; x NOT IN () matches everything (NOT IN (NULL) would not).
-            return "IN (NULL)" if not negated else "IS NOT NULL OR 1 = 1"
-        for i, v in enumerate(values):
-            out[f"{name}_{i}"] = v
-        return negated + "IN (" + ", ".join(f":{name}_{i}" for i in range(len(values))) + ")"
-
-    return _EXPANDING_IN.sub(repl, sql), out
+    start: int
+    end: int
+    name: str
+    in_list: bool
+    negated: bool
 
 
 @lru_cache(maxsize=1024)
-def param_names(sql: str) -> tuple[str, ...]:
-    return tuple(_PARAM.findall(sql))
+def _slots(sql: str, offset: int = 0) -> tuple[_Slot, ...]:
+    """The ``:name`` parameters of ``sql[offset:]``, found by sqlglot's tokenizer: a colon
+    inside a quoted string or a comment, or a ``::`` cast, is not one."""
+    tokens = Tokenizer().tokenize(sql[offset:])
+    if tokens and tokens[0].token_type == TokenType.COMMAND:  # EXPLAIN, SET...: the rest is one token
+        return _slots(sql, offset + tokens[0].end + 1)
+    slots = []
+    for i, colon in enumerate(tokens[:-1]):
+        name = tokens[i + 1]
+        if colon.token_type != TokenType.COLON or name.start != colon.end + 1 or not name.text.isidentifier():
+            continue
+        before = tokens[i - 1] if i else None
+        if before is not None and before.token_type == TokenType.IN:
+            negated = i >= 2 and tokens[i - 2].token_type == TokenType.NOT
+            start = tokens[i - 2].start if negated else before.start
+            slots.append(_Slot(offset + start, offset + name.end + 1, name.text, True, negated))
+        else:
+            slots.append(_Slot(offset + colon.start, offset + name.end + 1, name.text, False, False))
+    return tuple(slots)
+
+
+def bind(
+    sql: str,
+    params: Mapping[str, Any] | None,
+    placeholder: Callable[[str], str] = ":{}".format,
+    literal: Callable[[str], str] = str,
+) -> tuple[str, dict[str, Any]]:
+    """``sql`` with each ``:name`` parameter written as ``placeholder(name)``, and the values
+    it uses. ``x IN :ids`` with a list becomes ``x IN (:ids_0, :ids_1, ...)``, each id bound
+    separately (the portable form of batch loading); an empty list matches nothing
+    (``NOT IN``: everything), as in SQLAlchemy. ``literal`` rewrites the text between
+    parameters (psycopg needs ``%`` doubled).
+
+    >>> bind("SELECT 1 WHERE a IN :ids AND b = :b", {"ids": [1, 2], "b": 3}, "${}".format)
+    ('SELECT 1 WHERE a IN ($ids_0, $ids_1) AND b = $b', {'ids_0': 1, 'ids_1': 2, 'b': 3})
+    """
+    params = params or {}
+    pieces, values, at = [], {}, 0
+    for slot in _slots(sql):
+        pieces.append(literal(sql[at : slot.start]))
+        at = slot.end
+        if slot.name not in params:
+            kind = f"a list for `IN :{slot.name}`" if slot.in_list else f"a value for `:{slot.name}`"
+            raise WorkbenchError(f"Parameter {slot.name!r} is missing: pass {kind}")
+        value = params[slot.name]
+        if not slot.in_list:
+            values[slot.name] = value
+            pieces.append(placeholder(slot.name))
+        elif not isinstance(value, list | tuple):
+            raise WorkbenchError(f"Parameter {slot.name!r} follows IN, so it must be a list, not {value!r}")
+        elif not value:  # x IN () matches nothing; x NOT IN () everything (NOT IN (NULL) would not)
+            pieces.append("IS NOT NULL OR 1 = 1" if slot.negated else "IN (NULL)")
+        else:
+            names = [f"{slot.name}_{i}" for i in range(len(value))]
+            values.update(zip(names, value, strict=True))
+            pieces.append("NOT " * slot.negated + "IN (" + ", ".join(map(placeholder, names)) + ")")
+    pieces.append(literal(sql[at:]))
+    return "".join(pieces), values
 
 
 @dataclass
@@ -228,9 +269,27 @@ class Engine(ABC):
     def _bulk_load(self, dataset: Dataset, report: LoadReport, progress: bool) -> None:
         """Replace the workbench tables with ``dataset`` atomically, marker included."""
 
-    def _timed(self, report: LoadReport, table: str, rows: int, started: float) -> None:
-        report.rows[table] = rows
-        report.seconds[table] = time.perf_counter() - started
+    def _fill(self, con: Any, dataset: Dataset, report: LoadReport, progress: bool, placeholder: str) -> None:
+        """The bulk load every engine runs on ``con`` (a connection or cursor with ``execute``
+        and ``executemany``): create the tables, fill each through :meth:`_load_table`
+        (timed into ``report``), then write the marker."""
+        for stmt in schema.ddl(self.name):
+            con.execute(stmt)
+        bar = progress_bar(progress, sum(dataset.counts.values()), f"{self.name} load")
+        for table in schema.TABLES:
+            started = time.perf_counter()
+            self._load_table(con, dataset, table, bar.update)
+            report.rows[table] = dataset.counts[table]
+            report.seconds[table] = time.perf_counter() - started
+        bar.close()
+        create, insert, rows = self.marker_statements(dataset, placeholder)
+        con.execute(create)
+        con.executemany(insert, rows)
+
+    @abstractmethod
+    def _load_table(self, con: Any, dataset: Dataset, table: str, advance: Callable[[int], Any]) -> None:
+        """Fill ``table`` from ``dataset`` through the engine's bulk path, calling
+        ``advance(rows)`` as rows go in."""
 
 
 def progress_bar(enabled: bool, total: int, desc: str):

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from workbench import schema
 from workbench.dataset import Dataset
-from workbench.engines.base import _PARAM, Engine, LoadReport, expand_in_lists, progress_bar
+from workbench.engines.base import Engine, LoadReport, bind
 from workbench.engines.embedded import EmbeddedFile
 from workbench.errors import EngineError
 
 
 def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    sql, params = expand_in_lists(sql, params or {})
-    return _PARAM.sub(r"$\1", sql), params
+    return bind(sql, params, "${}".format)
 
 
 class DuckDBEngine(EmbeddedFile, Engine):
@@ -72,24 +69,14 @@ class DuckDBEngine(EmbeddedFile, Engine):
             "FROM duckdb_indexes() WHERE database_name = current_database() ORDER BY 1"
         )
 
-    def _fill(self, path: str, dataset: Dataset, report: LoadReport, progress: bool) -> None:
+    def _fill_file(self, path: str, dataset: Dataset, report: LoadReport, progress: bool) -> None:
         con = duckdb.connect(path)
         try:
-            for stmt in schema.ddl("duckdb"):
-                con.execute(stmt)
-            bar = progress_bar(progress, sum(dataset.counts.values()), "duckdb load")
-            for table in schema.TABLES:
-                started = time.perf_counter()
-                con.execute(
-                    f'INSERT INTO "{table}" SELECT * FROM read_parquet($p)',
-                    {"p": str(dataset.file(table))},
-                )
-                self._timed(report, table, dataset.counts[table], started)
-                bar.update(dataset.counts[table])
-            bar.close()
-            create, insert, rows = self.marker_statements(dataset)
-            con.execute(create)
-            con.executemany(insert, rows)
+            self._fill(con, dataset, report, progress, "?")
             con.execute("CHECKPOINT")
         finally:
             con.close()
+
+    def _load_table(self, con: Any, dataset: Dataset, table: str, advance: Callable[[int], Any]) -> None:
+        con.execute(f'INSERT INTO "{table}" SELECT * FROM read_parquet($p)', {"p": str(dataset.file(table))})
+        advance(dataset.counts[table])

@@ -34,14 +34,15 @@ class EmbeddedFile:
     def _connect(self, path: str) -> Any:
         raise NotImplementedError
 
-    def _fill(self, path: str, dataset: Dataset, report: Any, progress: bool) -> None:
+    def _fill_file(self, path: str, dataset: Dataset, report: Any, progress: bool) -> None:
+        """Create and fill a new database file at ``path`` (``Engine._fill`` on its connection)."""
         raise NotImplementedError
 
     def _bulk_load(self, dataset: Dataset, report: Any, progress: bool) -> None:
         tmp = self.path.with_name(f".{self.path.name}.loading-{os.getpid()}")
         _remove(tmp)
         try:
-            self._fill(str(tmp), dataset, report, progress)
+            self._fill_file(str(tmp), dataset, report, progress)
         except BaseException:
             _remove(tmp)
             raise

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
@@ -15,15 +14,7 @@ from sqlalchemy.exc import ArgumentError
 
 from workbench import schema
 from workbench.dataset import Dataset
-from workbench.engines.base import (
-    _PARAM,
-    MARKER,
-    Engine,
-    LoadReport,
-    expand_in_lists,
-    identifier,
-    progress_bar,
-)
+from workbench.engines.base import MARKER, Engine, LoadReport, bind, identifier
 from workbench.errors import EngineError
 
 BATCH_ROWS = 100_000
@@ -53,10 +44,10 @@ def mask_secrets(text: str, url: str) -> str:
 
 
 def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
-    sql, params = expand_in_lists(sql, params or {})
-    if not params:  # psycopg substitutes nothing then, so a literal % must stay single
-        return sql, None
-    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")), params
+    text, values = bind(sql, params, "%({})s".format)
+    if not values:  # psycopg substitutes nothing then, so a literal % must stay single
+        return text, None
+    return bind(sql, params, "%({})s".format, lambda part: part.replace("%", "%%"))[0], values
 
 
 def _libpq_url(url: str) -> str:
@@ -141,22 +132,15 @@ class PostgresEngine(Engine):
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(self.schema_name)}")
             for table in (*reversed(schema.TABLES), MARKER):
                 cur.execute(f"DROP TABLE IF EXISTS {identifier(table)} CASCADE")
-            for stmt in schema.ddl("postgres"):
-                cur.execute(stmt)
-            bar = progress_bar(progress, sum(dataset.counts.values()), "postgres load")
-            for table in schema.TABLES:
-                started = time.perf_counter()
-                columns = ", ".join(identifier(c) for c in schema.polars_schema(table))
-                with cur.copy(f"COPY {identifier(table)} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-                    for batch in pq.ParquetFile(dataset.file(table)).iter_batches(BATCH_ROWS):
-                        buffer = io.BytesIO()
-                        pl.from_arrow(batch).write_csv(buffer, include_header=False, null_value="")
-                        copy.write(buffer.getbuffer())
-                        bar.update(batch.num_rows)
-                self._timed(report, table, dataset.counts[table], started)
-            bar.close()
-            create, insert, rows = self.marker_statements(dataset, "%s")
-            cur.execute(create)
-            cur.executemany(insert, rows)
+            self._fill(cur, dataset, report, progress, "%s")
         for table in (*schema.TABLES, MARKER):  # only what it loaded: other tables' statistics stay
             self.con.execute(f"ANALYZE {identifier(table)}")
+
+    def _load_table(self, con: Any, dataset: Dataset, table: str, advance: Callable[[int], Any]) -> None:
+        columns = ", ".join(identifier(c) for c in schema.polars_schema(table))
+        with con.copy(f"COPY {identifier(table)} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+            for batch in pq.ParquetFile(dataset.file(table)).iter_batches(BATCH_ROWS):
+                buffer = io.BytesIO()
+                pl.from_arrow(batch).write_csv(buffer, include_header=False, null_value="")
+                copy.write(buffer.getbuffer())
+                advance(batch.num_rows)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ import pyarrow.parquet as pq
 
 from workbench import schema
 from workbench.dataset import Dataset
-from workbench.engines.base import Engine, LoadReport, expand_in_lists, progress_bar
+from workbench.engines.base import Engine, LoadReport, bind
 from workbench.engines.embedded import EmbeddedFile
 from workbench.errors import EngineError
 
@@ -28,7 +27,7 @@ sqlite3.register_converter("BOOLEAN", lambda b: b != b"0")
 
 
 def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    sql, params = expand_in_lists(sql, params or {})
+    sql, params = bind(sql, params)
     return sql, {k: _text(v) if isinstance(v, datetime) else v for k, v in params.items()}
 
 
@@ -87,31 +86,24 @@ class SQLiteEngine(EmbeddedFile, Engine):
             " WHERE m.type = 'index' AND m.sql IS NOT NULL GROUP BY m.name ORDER BY m.name"
         )
 
-    def _fill(self, path: str, dataset: Dataset, report: LoadReport, progress: bool) -> None:
+    def _fill_file(self, path: str, dataset: Dataset, report: LoadReport, progress: bool) -> None:
         con = sqlite3.connect(path, isolation_level=None)
         try:
             con.execute("PRAGMA journal_mode = OFF")  # the file is renamed in only when complete
             con.execute("PRAGMA synchronous = OFF")
             con.execute("BEGIN")
-            for stmt in schema.ddl("sqlite"):
-                con.execute(stmt)
-            bar = progress_bar(progress, sum(dataset.counts.values()), "sqlite load")
-            for table in schema.TABLES:
-                started = time.perf_counter()
-                columns = list(schema.polars_schema(table))
-                insert = f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(columns))})'
-                for batch in pq.ParquetFile(dataset.file(table)).iter_batches(BATCH_ROWS):
-                    frame = pl.from_arrow(batch).with_columns(
-                        pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.6f"),
-                        pl.col(pl.Boolean).cast(pl.Int8),
-                    )
-                    con.executemany(insert, frame.iter_rows())
-                    bar.update(frame.height)
-                self._timed(report, table, dataset.counts[table], started)
-            bar.close()
-            create, insert, rows = self.marker_statements(dataset)
-            con.execute(create)
-            con.executemany(insert, rows)
+            self._fill(con, dataset, report, progress, "?")
             con.execute("COMMIT")
         finally:
             con.close()
+
+    def _load_table(self, con: Any, dataset: Dataset, table: str, advance: Callable[[int], Any]) -> None:
+        columns = list(schema.polars_schema(table))
+        insert = f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(columns))})'
+        for batch in pq.ParquetFile(dataset.file(table)).iter_batches(BATCH_ROWS):
+            frame = pl.from_arrow(batch).with_columns(
+                pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S%.6f"),
+                pl.col(pl.Boolean).cast(pl.Int8),
+            )
+            con.executemany(insert, frame.iter_rows())
+            advance(frame.height)

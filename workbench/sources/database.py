@@ -52,7 +52,7 @@ from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.sql.functions import FunctionElement
 
 from workbench import schema as wb
-from workbench.dataset import Dataset, DatasetWriter, _allocate
+from workbench.dataset import Dataset, DatasetWriter, allocate, check_sample_size
 from workbench.engines.base import identifier, progress_bar
 from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
@@ -249,8 +249,7 @@ def _reading(url: str, doing: str) -> Iterator[None]:
 
 
 def _check_request(fraction: float | None, sessions: int | None, method: str, batch_size: int) -> None:
-    if (fraction is None) == (sessions is None):
-        raise DatabaseSourceError("Give exactly one of fraction (0 < f <= 1) or sessions (a count)")
+    check_sample_size(fraction, sessions, DatabaseSourceError)
     if fraction is not None and (
         isinstance(fraction, bool)
         or not isinstance(fraction, int | float)
@@ -545,7 +544,7 @@ def _hash_choice(
             .group_by(ranked.c._stratum)
             .order_by(ranked.c._stratum)
         ).all()
-        take = _allocate([n for _, n in sizes], target)
+        take = allocate([n for _, n in sizes], target)
         strata = {str(s): t for (s, _), t in zip(sizes, take, strict=True)}
         numbered = sa.select(
             ranked.c.id,

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from workbench.dataset import MANIFEST, Dataset, DatasetWriter, _existing
+from workbench.dataset import MANIFEST, Dataset, DatasetWriter, existing
 from workbench.errors import DatasetError, WorkbenchError
 from workbench.windows import windows
 
@@ -195,8 +195,8 @@ def generate(
         "generator_version": GENERATOR_VERSION,
     }
     overwrite = overwrite or _outdated(dest, source, seed)
-    if not overwrite and (existing := _existing(dest, source, seed)):
-        return existing
+    if not overwrite and (found := existing(dest, source, seed)):
+        return found
     overwrite = overwrite or (Path(dest) / MANIFEST).exists()  # only a broken dataset gets here
     from tqdm.auto import tqdm
 

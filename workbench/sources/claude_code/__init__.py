@@ -31,25 +31,23 @@ How transcripts map to the tables:
   message's source file/line and raw usage, so an update can rebuild the tables.
 
 Agreement with ccusage (``daily``/``session``/``blocks --timezone UTC``): token sums
-match per day, per session (ccusage groups subagents under the parent ``sessionId``)
-and per 5-hour block. Deliberate differences: only ``assistant`` lines count usage
-(ccusage would count usage on any line type; none exist in real files); a usage line
-ccusage rejects for an empty or non-semver ``version``/id field is counted here; a
-tie between copies goes to the first in file order (ccusage prefers a copy with a
-``speed`` field); ``cache_creation_input_tokens`` is used, not the 5m/1h breakdown
-(they are equal in every real file).
+match per day, per session and per 5-hour block. ccusage's session rows are transcript
+files: a subagent's file under ``<session>/subagents/`` counts for its session, an older
+``agent-<id>.jsonl`` beside the sessions has a row of its own (``session_usage`` does the
+same; the sessions table instead gives every subagent a session of its own).
+
+Deliberate differences: only ``assistant`` lines count usage (ccusage would count usage
+on any line type; none exist in real files); a usage line ccusage rejects for an empty
+or non-semver ``version``/id field is counted here; a tie between copies goes to the
+first in file order (ccusage prefers a copy with a ``speed`` field);
+``cache_creation_input_tokens`` is used, not the 5m/1h breakdown (they are equal in
+every real file).
 """
 
 import importlib
 
-#: Arrow's allocator for an ingest's processes, unless the user chose one: the C
-#: library's, which hands freed pages back (mimalloc, Arrow's default, keeps them: about
-#: 20 MiB more at the peak of each process). Arrow reads this when it is first imported,
-#: so the CLI sets it before that, and ``parallel`` sets it for its worker processes.
-ARROW_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
-
-# Imported lazily (PEP 562): parser workers import this package's ``parallel`` module
-# and must not pay for polars and SQLAlchemy, which ``pipeline`` needs.
+# Imported lazily (PEP 562): parser processes import this package's ``reader`` module
+# and must not pay for polars, which ``pipeline`` needs.
 _EXPORTS = {
     "pipeline": ("IngestReport", "ingest"),
     "reader": ("SourceError", "default_roots"),

@@ -1,26 +1,21 @@
-"""Find transcript files and stream their lines into columnar row buffers.
+"""Find transcript files and parse their lines into Arrow tables.
 
-Files are read in binary blocks split into lines, so neither a 3 GB file nor a 12 MB
-line is ever held whole. ``user``/``assistant`` lines become message rows, every other
-entry type becomes a raw row (kept verbatim), and a line that cannot be used becomes a
-quarantine record with file, line number and reason. Each line is first decoded by
-msgspec straight into typed structs that skip the fields no column needs; a line off
-that common shape goes to the general parser (dicts), which alone decides quarantine
-reasons (``LineParser``). A message's non-text content is kept as its JSON as written.
+Files are read line by line, so a 3 GB file is never held whole. ``user``/``assistant``
+lines become message rows, every other entry type becomes a raw row (kept verbatim), and
+a line that cannot be used becomes a quarantine record with file, line number and reason.
+``parse_task`` runs on a worker process too: this module imports no polars.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
-import struct
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import pyarrow as pa
@@ -71,9 +66,8 @@ RAW_SCHEMA = pa.schema(
 
 _INT32 = 2**31 - 1
 #: Message id = (63-bit hash of the file + line x an odd constant) mod 2**63: distinct
-#: within a file, as collision-free across files as a hash, and no hashing per line.
+#: within a file and as collision-free across files as a hash.
 _ID_STEP, _ID_MASK = 0x9E3779B97F4A7C15, 2**63 - 1
-_fromiso = datetime.fromisoformat
 _BLOCK_TYPES = {"text", "tool_use", "tool_result", "thinking", "image"}
 
 
@@ -159,107 +153,9 @@ def find_files(roots: Sequence[Path]) -> list[SourceFile]:
 
 
 @dataclass
-class Tally:
-    """Counters for one ingest run."""
-
-    lines: int = 0
-    bytes_read: int = 0
-    unterminated: int = 0
-
-    def merge(self, other: Tally) -> None:
-        self.lines += other.lines
-        self.bytes_read += other.bytes_read
-        self.unterminated += other.unterminated
-
-
-class Bad(Exception):
-    """A line that is valid JSON but cannot become a row: ``reason`` and detail."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-
-
-def _timestamp(value: Any) -> datetime:
-    if type(value) is str and value[-1:] == "Z":  # fast path: naive UTC straight from "...Z"
-        try:
-            ts = _fromiso(value[:-1])
-        except ValueError:
-            pass
-        else:
-            if ts.tzinfo is None:
-                return ts
-    if not isinstance(value, str):
-        raise Bad("bad-field:timestamp", f"timestamp is {type(value).__name__}, expected an ISO string")
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise Bad("bad-field:timestamp", f"timestamp {value[:40]!r} is not ISO-8601") from None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    return ts
-
-
-def _tokens(usage: Any) -> tuple[int, int, int, int]:
-    if not isinstance(usage, dict):
-        raise Bad("bad-field:message.usage", f"usage is {type(usage).__name__}, expected an object")
-    get = usage.get
-    a, b = get("input_tokens"), get("output_tokens")
-    c, d = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
-    if c is None:
-        c = 0
-    if d is None:
-        d = 0
-    for name, v in (
-        ("input_tokens", a),
-        ("output_tokens", b),
-        ("cache_creation_input_tokens", c),
-        ("cache_read_input_tokens", d),
-    ):
-        if type(v) is not int or not 0 <= v <= _INT32:
-            raise Bad("bad-field:message.usage", f"usage.{name} is {v!r}, expected a count")
-    return a, b, c, d
-
-
-class Buffers:
-    """Row buffers; ``flush`` hands full batches to the sinks as Arrow tables."""
-
-    def __init__(
-        self,
-        on_entries: Callable[[pa.Table], None],
-        on_raw: Callable[[pa.Table], None],
-        max_rows: int = 4_096,
-        max_bytes: int = 2 << 20,
-    ) -> None:
-        self.entries: list[tuple] = []
-        self.raw: list[tuple] = []
-        self.size = 0
-        self.on_entries, self.on_raw = on_entries, on_raw
-        self.max_rows, self.max_bytes = max_rows, max_bytes
-
-    def flush(self) -> None:
-        if self.entries:
-            self.on_entries(_table(self.entries, ENTRY_SCHEMA))
-            self.entries = []
-        if self.raw:
-            self.on_raw(_table(self.raw, RAW_SCHEMA))
-            self.raw = []
-        self.size = 0
-
-
-def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
-    columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
-    )
-
-
-@dataclass
 class FileState:
-    """What was consumed of a file: complete lines only, and a hash of those bytes
-    (XXH3-128: collisions by accident are as unlikely as with a cryptographic hash, which
-    is what an edited transcript risks; it is not built to resist forged ones, and
-    SHA-256 took 7% of an ingest's CPU)."""
+    """What was consumed of a file: complete lines only, and a hash of those bytes (XXH3-128:
+    it detects an edited transcript; it is not built to resist forged ones)."""
 
     key: str
     path: str
@@ -285,10 +181,7 @@ def resume_point(f, old: FileState | None) -> tuple[int, int, Any]:
     if old is None or old.consumed == 0 or old.xxh3_128 is None:
         return 0, 0, hasher
     left = old.consumed
-    while left:
-        block = f.read(min(left, 1 << 20))
-        if not block:
-            break
+    while left and (block := f.read(min(left, 1 << 20))):
         hasher.update(block)
         left -= len(block)
     if left == 0 and hasher.hexdigest() == old.xxh3_128:
@@ -297,203 +190,53 @@ def resume_point(f, old: FileState | None) -> tuple[int, int, Any]:
     return 0, 0, xxhash.xxh3_128()
 
 
-def read_file(
-    src: SourceFile,
-    buffers: Buffers,
-    quarantine: Callable[[dict[str, Any]], None],
-    tally: Tally,
-    old: FileState | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[FileState, bool]:
-    """Stream ``src`` (from where ``old`` left off if its prefix is unchanged) into ``buffers``.
+class Bad(Exception):
+    """A line that cannot become a row: ``reason`` and detail."""
 
-    Returns the new state and whether the old prefix was reused (its rows are then the
-    caller's to put first).
-    """
-    key = src.key
-    try:
-        f = src.path.open("rb")
-        size = os.fstat(f.fileno()).st_size
-    except OSError as e:
-        _quarantine(quarantine, key, None, "unreadable-file", str(e), b"")
-        return FileState(key, str(src.path), -1, 0, 0, xxhash.xxh3_128().hexdigest()), False
-    with f:
-        offset, lineno, hasher = resume_point(f, old)
-        consumed, lines, first = offset, lineno, lineno
-        entries, raw = buffers.entries, buffers.raw
-        parser = LineParser(src)
-        pending = 0
-        try:
-            for block, complete, utf8 in _blocks(f, hasher, size - offset):
-                # lines are views into the block: no copy of each line, as splitting made
-                view, find, start, end = memoryview(block), block.find, 0, len(block)
-                while start < end:
-                    stop = find(b"\n", start)
-                    if stop < 0:  # the last line of a file without a final newline
-                        stop = end
-                    line = view[start:stop]
-                    n = stop + complete - start  # as in the file, with its newline
-                    start = stop + 1
-                    lineno += 1
-                    try:
-                        row = parser.fast(line, lineno, utf8)
-                        if row is None:
-                            row = parser.general(line, lineno, complete)
-                    except Bad as e:
-                        _quarantine(quarantine, key, lineno, e.reason, str(e), bytes(line[:RAW_PREFIX]), n)
-                        continue
-                    (entries if len(row) == _ENTRY_WIDTH else raw).append(row)
-                    buffers.size += n
-                    if buffers.size >= buffers.max_bytes or len(entries) + len(raw) >= buffers.max_rows:
-                        buffers.flush()
-                        entries, raw = buffers.entries, buffers.raw
-                pending += end
-                if complete:
-                    consumed += end
-                    lines = lineno
-                else:
-                    tally.unterminated += 1
-                if pending >= 1 << 20 and progress is not None:
-                    progress(pending)
-                    pending = 0
-        except OSError as e:
-            _quarantine(quarantine, key, lineno + 1, "unreadable-file", str(e), b"")
-        if progress is not None and pending:
-            progress(pending)
-        tally.lines += lineno - first
-        tally.bytes_read += max(0, size - offset)
-    return FileState(key, str(src.path), size, consumed, lines, hasher.hexdigest()), offset > 0
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cycle collector while files are parsed and their rows taken: rows are
-    tuples of plain values, which make no cycles, but while thousands of them are alive
-    each collection scans them all again (10-15% of an ingest's CPU)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-#: Bytes read at a time; lines are split out of each block.
-BLOCK_BYTES = 1 << 20
-
-
-def _blocks(f, hasher, left: int = -1) -> Iterator[tuple[bytes, bool, bool]]:
-    """``(block, True, utf8)`` per block of whole lines, each ending with its newline
-    (bytes hashed; ``utf8``: the whole block is valid UTF-8), then ``(last, False, False)``
-    if the file ends without a newline. A line longer than a read is gathered in pieces,
-    joined once. ``left``, the bytes expected (-1: unknown), sizes the reads: a small file
-    does not allocate (and fragment the heap with) a whole block."""
-    parts: list[bytes] = []
-    read = f.read
-    while block := read(left + 1 if 0 <= left < BLOCK_BYTES else BLOCK_BYTES):
-        left -= len(block)
-        cut = block.rfind(b"\n") + 1
-        if not cut:
-            parts.append(block)
-            continue
-        if parts:
-            parts.append(block[:cut])
-            data = b"".join(parts)
-            parts = []
-        else:
-            data = block[:cut] if cut < len(block) else block
-        if cut < len(block):
-            parts.append(block[cut:])
-        hasher.update(data)
-        yield data, True, _utf8(data)
-    if parts:
-        yield b"".join(parts), False, False
-
-
-def _utf8(data: bytes) -> bool:
-    """Whether ``data`` is valid UTF-8, checked by Arrow (vectorized) without decoding it:
-    under a third of the cost of decoding its non-ASCII lines one by one."""
-    value = pa.Array.from_buffers(
-        pa.large_string(), 1, [None, pa.py_buffer(_OFFSETS.pack(0, len(data))), pa.py_buffer(data)]
-    )
-    try:
-        value.validate(full=True)
-    except pa.ArrowInvalid:
-        return False
-    return True
-
-
-_OFFSETS = struct.Struct("<qq")
-
-
-def _bad_reason(line: bytes, complete: bool) -> str:
-    if not line.strip():
-        return "blank-line"
-    if not complete:
-        return "truncated-line"
-    try:
-        line.decode()
-    except UnicodeDecodeError:
-        return "invalid-utf8"
-    return "malformed-json"
-
-
-def _quarantine(
-    sink,
-    key: str,
-    lineno: int | None,
-    reason: str,
-    detail: str,
-    line: bytes,
-    size: int | None = None,
-) -> None:
-    sink(
-        {
-            "file": key,
-            "line": lineno,
-            "reason": reason,
-            "detail": detail,
-            "bytes": len(line) if size is None else size,
-            "raw": line[:RAW_PREFIX].decode("utf-8", "backslashreplace").rstrip("\r\n"),
-        }
-    )
-
-
-#: An entry row's width (a raw row is shorter).
-_ENTRY_WIDTH = len(ENTRY_SCHEMA)
-
-_Count = Annotated[int, msgspec.Meta(ge=0, le=_INT32)]
-
-
-class _Usage(msgspec.Struct):
-    input_tokens: _Count
-    output_tokens: _Count
-    cache_creation_input_tokens: _Count | None = None
-    cache_read_input_tokens: _Count | None = None
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class _Message(msgspec.Struct):
-    content: str | list[msgspec.Raw]
-    id: str | None = None
-    model: str | None = None
-    usage: _Usage | None = None
+    content: str | list[msgspec.Raw] | None = None
+    id: Any = None
+    model: Any = None
+    usage: msgspec.Raw = msgspec.Raw(b"null")  # decoded only for an assistant's message
 
 
-class _Entry(msgspec.Struct):
-    """The fields of a transcript line that become columns, in the types the common case has."""
+class _Usage(msgspec.Struct):
+    input_tokens: Any = None
+    output_tokens: Any = None
+    cache_creation_input_tokens: Any = None
+    cache_read_input_tokens: Any = None
 
-    type: str | None = None
-    sessionId: str | msgspec.UnsetType = msgspec.UNSET
-    timestamp: str | None = None
+
+class _Fields(msgspec.Struct):
+    """The fields of a transcript line that become columns; every other field is skipped
+    unparsed."""
+
+    type: Any = None
+    sessionId: Any = msgspec.UNSET
+    timestamp: Any = None
+    uuid: Any = None
+    isSidechain: Any = None
+    agentId: Any = None
+    requestId: Any = None
+    cwd: Any = None
+    gitBranch: Any = None
+    version: Any = None
+
+
+class _Line(_Fields):
     message: _Message | None = None
-    uuid: str | None = None
-    isSidechain: bool | None = None
-    agentId: str | None = None
-    requestId: str | None = None
-    cwd: str | None = None
-    gitBranch: str | None = None
-    version: str | None = None
+
+
+class _LooseLine(_Fields):
+    """A line whose ``message`` is not of ``_Message``'s shape (in a message line: the reason
+    it is quarantined); the message stays JSON."""
+
+    message: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class _Block(msgspec.Struct):
@@ -501,170 +244,64 @@ class _Block(msgspec.Struct):
     text: Any = None
 
 
-class _RawMessage(msgspec.Struct):
-    content: list[msgspec.Raw]
-
-
-class _RawContent(msgspec.Struct):
-    message: _RawMessage
-
-
-_decode_entry = msgspec.json.Decoder(_Entry).decode
-_decode_block = msgspec.json.Decoder(_Block).decode
-_decode_raw_content = msgspec.json.Decoder(_RawContent).decode
-#: float_hook: a number beyond a double's range (valid JSON) is inf, as the typed decoder's
-#: skipping takes it, not a reason to quarantine the line.
+# float_hook: a number beyond a double's range (valid JSON) is inf, not a reason to quarantine
+_decode_line = msgspec.json.Decoder(_Line, float_hook=float).decode
+_decode_loose_line = msgspec.json.Decoder(_LooseLine, float_hook=float).decode
+_decode_usage = msgspec.json.Decoder(_Usage, float_hook=float).decode
+_decode_block = msgspec.json.Decoder(_Block, float_hook=float).decode
 _decode_any = msgspec.json.Decoder(float_hook=float).decode
-_NOT_FAST = (msgspec.DecodeError, ValueError, RecursionError)
+_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 class LineParser:
-    """One file's lines to rows: an entry row for user/assistant lines, else a raw row.
-
-    ``fast`` decodes straight into typed structs, skipping the fields no column needs,
-    and answers None for any line that is not exactly the common shape; ``general``
-    decodes into dicts, takes every line, and alone decides quarantine reasons. Both use
-    msgspec's JSON parser (so they accept the same lines) and ``_list_content`` (so a
-    message's blocks are stored the same way: as written in the file). For a line both
-    take they give the same row; tests check this on the real fixtures and variants.
-    """
+    """One file's lines to rows: an entry row (``ENTRY_SCHEMA``) for user/assistant lines,
+    a raw row (``RAW_SCHEMA``) for any other object, or ``Bad`` saying why neither."""
 
     def __init__(self, src: SourceFile) -> None:
-        self.key, self.project, self.hint, self.agent_file = (
-            src.key,
-            src.project,
-            src.session_hint,
-            src.agent_file,
-        )
+        self.src = src
         self.id_seed = hash63("message\x00" + src.key)
         self.session_ids: dict[str, int] = {}
 
-    def _ident(self, lineno: int, sid: str, sidechain: bool, agent: Any) -> tuple:
-        """The identifying columns of a message row: file .. message id."""
-        if self.agent_file:
-            skey = f"{sid}/agent-{agent}" if type(agent) is str and agent else f"{sid}/{hint_agent(self.key)}"
-        elif sidechain and type(agent) is str and agent:
-            skey = f"{sid}/agent-{agent}"
-        else:
-            skey = sid
-        ident = self.session_ids.get(skey)
-        if ident is None:
-            ident = self.session_ids[skey] = session_id(skey)
-        return self.key, lineno, self.project, skey, ident, (self.id_seed + lineno * _ID_STEP) & _ID_MASK
-
-    def fast(self, line: bytes | memoryview, lineno: int, utf8: bool = False) -> tuple | None:
-        """The row of a line in the common shape; None hands the line to ``general``.
-        ``utf8``: the line is known to be valid UTF-8 (else it is checked here)."""
+    def parse(self, line: bytes, lineno: int, complete: bool = True) -> tuple:
         try:
-            e = _decode_entry(line)
-            if not utf8:  # msgspec does not check the UTF-8 of the fields it skips
-                line = bytes(line)
-                if not line.isascii():
-                    line.decode()
-        except _NOT_FAST:
-            return None
+            if not line.isascii():
+                line.decode()  # msgspec does not check the UTF-8 of the fields it skips
+            try:
+                e = _decode_line(line)
+            except msgspec.ValidationError:
+                e = _decode_loose_line(line)
+        except (*_ERRORS, msgspec.ValidationError):
+            raise _why_not(line, complete) from None
         kind = e.type
-        if kind != "user" and kind != "assistant":
-            if kind is None:
-                return None
-            sid = e.sessionId
-            sid = None if sid is msgspec.UNSET else sid
-            return (self.key, lineno, kind, sid, e.timestamp, bytes(line).rstrip(b"\r"))
-        msg, stamp, sid = e.message, e.timestamp, e.sessionId
-        if sid is msgspec.UNSET:
-            sid = self.hint
-        if msg is None or stamp is None or stamp[-1:] != "Z" or not sid:
-            return None
-        try:
-            ts = _fromiso(stamp[:-1])
-            content = msg.content
-            content = ("text", content) if type(content) is str else _list_content(content)
-        except _NOT_FAST:
-            return None
-        if ts.tzinfo is not None:
-            return None
-        sidechain = e.isSidechain is True
-        usage = msg.usage
-        if kind == "assistant" and usage is not None:
-            tokens: tuple[Any, ...] = (
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cache_creation_input_tokens or 0,
-                usage.cache_read_input_tokens or 0,
-            )
-        else:
-            tokens = (None, None, None, None)
-        uuid = e.uuid
-        return (
-            *self._ident(lineno, sid, sidechain, e.agentId),
-            uuid if uuid is not None else f"{self.key}:{lineno}",
-            kind,
-            *content,
-            ts,
-            msg.model,
-            msg.id,
-            e.requestId,
-            sidechain,
-            e.cwd,
-            e.gitBranch,
-            e.version,
-            *tokens,
-        )
-
-    def general(self, line: bytes | memoryview, lineno: int, complete: bool) -> tuple:
-        """The row for any line, or ``Bad`` saying why it cannot be one."""
-        line = bytes(line)
-        try:
-            obj = _decode_any(line)
-        except (msgspec.DecodeError, UnicodeDecodeError) as e:
-            raise Bad(_bad_reason(line, complete), str(e)) from None
-        except RecursionError:
-            raise Bad("malformed-json", "nested deeper than the JSON parser allows") from None
-        if type(obj) is not dict:
-            raise Bad("not-an-object", f"a JSON {type(obj).__name__}, expected an object")
-        kind = obj.get("type")
         if kind == "user" or kind == "assistant":
-            return self._message_row(obj, kind, lineno, line)
-        sid, ts = obj.get("sessionId"), obj.get("timestamp")
+            return self._message_row(e, kind, lineno)
+        sid, ts = e.sessionId, e.timestamp
         return (
-            self.key,
+            self.src.key,
             lineno,
             "<none>" if kind is None else kind if type(kind) is str else "<invalid>",
             sid if type(sid) is str else None,
             ts if type(ts) is str else None,
-            line.rstrip(b"\r"),  # valid UTF-8: msgspec checked every string in it
+            line.rstrip(b"\r"),
         )
 
-    def _message_row(self, obj: dict, role: str, lineno: int, line: bytes) -> tuple:
-        msg = obj.get("message")
-        if type(msg) is not dict:
-            raise Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
-        ts = _timestamp(obj.get("timestamp"))
-        content = msg.get("content")
-        if isinstance(content, str):
-            kind, text = "text", content
-        elif isinstance(content, list):
-            kind, text = _list_content(_decode_raw_content(line).message.content)
-        else:
-            detail = f"content is {type(content).__name__}, expected text or list"
-            raise Bad("bad-field:message.content", detail)
-        sid = obj.get("sessionId", self.hint)
+    def _message_row(self, e: _Line | _LooseLine, role: str, lineno: int) -> tuple:
+        msg = e.message
+        if not isinstance(msg, _Message):
+            raise _bad_message(msg, e.timestamp)
+        ts = _timestamp(e.timestamp)
+        kind, text = _content(msg.content)
+        sid = self.src.session_hint if e.sessionId is msgspec.UNSET else e.sessionId
         if type(sid) is not str or not sid:
             raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
-        sidechain = obj.get("isSidechain") is True
-        uuid = obj.get("uuid")
-        if type(uuid) is not str:
-            uuid = f"{self.key}:{lineno}"
-        model = msg.get("model")
-        mid = msg.get("id")
-        rid = obj.get("requestId")
-        tokens: tuple[Any, ...] = (None, None, None, None)
-        if role == "assistant" and "usage" in msg and msg["usage"] is not None:
-            tokens = _tokens(msg["usage"])
-        cwd, branch, version = obj.get("cwd"), obj.get("gitBranch"), obj.get("version")
+        tokens = (None, None, None, None)
+        if role == "assistant" and bytes(msg.usage) != b"null":
+            tokens = _tokens(msg.usage)
+        sidechain = e.isSidechain is True
+        model, mid, rid, cwd, branch, version = msg.model, msg.id, e.requestId, e.cwd, e.gitBranch, e.version
         return (
-            *self._ident(lineno, sid, sidechain, obj.get("agentId")),
-            uuid,
+            *self._ident(lineno, sid, sidechain, e.agentId),
+            e.uuid if type(e.uuid) is str else f"{self.src.key}:{lineno}",
             role,
             kind,
             text,
@@ -679,24 +316,82 @@ class LineParser:
             *tokens,
         )
 
+    def _ident(self, lineno: int, sid: str, sidechain: bool, agent: Any) -> tuple:
+        """The identifying columns of a message row: file .. message id. A subagent's rows
+        form a session of their own, ``<sessionId>/agent-<agentId>``."""
+        named = type(agent) is str and agent
+        if self.src.agent_file:
+            skey = f"{sid}/agent-{agent}" if named else f"{sid}/{hint_agent(self.src.key)}"
+        elif sidechain and named:
+            skey = f"{sid}/agent-{agent}"
+        else:
+            skey = sid
+        if skey not in self.session_ids:
+            self.session_ids[skey] = session_id(skey)
+        ident = (self.id_seed + lineno * _ID_STEP) & _ID_MASK
+        return self.src.key, lineno, self.src.project, skey, self.session_ids[skey], ident
 
-def _list_content(blocks: list[msgspec.Raw]) -> tuple[str, str | bytes]:
-    """(type, content) of a message's list of content blocks: their text when all are text
-    blocks, else their JSON as written in the file (the block, or the list of several).
-    The JSON stays UTF-8 bytes, which Arrow takes as they are (checking them) for the
-    string column: decoding it to ``str`` only for Arrow to encode it back cost 0.05 s
-    per 200 MB (``bench_parse``-style timing, medians of 5)."""
-    if len(blocks) == 1:  # the common case, as the rule below has it for one block
-        kind, text = _block_head(blocks[0])
-        if kind == "text" and type(text) is str:
-            return "text", text
-        return _block_kind(kind), bytes(blocks[0])
+
+def _why_not(line: bytes, complete: bool) -> Bad:
+    """Why a line that failed to decode is not an object we can read."""
+    try:
+        obj = _decode_any(line)
+    except RecursionError:
+        return Bad("malformed-json", "nested deeper than the JSON parser allows")
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        if not line.strip():
+            reason = "blank-line"
+        elif not complete:
+            reason = "truncated-line"
+        else:
+            try:
+                line.decode()
+                reason = "malformed-json"
+            except UnicodeDecodeError:
+                reason = "invalid-utf8"
+        return Bad(reason, str(e))
+    return Bad("not-an-object", f"a JSON {type(obj).__name__}, expected an object")
+
+
+def _bad_message(raw: msgspec.Raw | None, timestamp: Any) -> Bad:
+    """Why a message line's ``message`` (None, or JSON not of ``_Message``'s shape) is bad:
+    not an object, else (once the timestamp is checked) its content."""
+    msg = None if raw is None else _decode_any(raw)
+    if type(msg) is not dict:
+        return Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
+    _timestamp(timestamp)
+    content = type(msg.get("content")).__name__
+    return Bad("bad-field:message.content", f"content is {content}, expected text or list")
+
+
+def _timestamp(value: Any) -> datetime:
+    """An ISO-8601 timestamp; one with an offset stays aware (Arrow stores it as UTC, the
+    column's naive time)."""
+    if not isinstance(value, str):
+        raise Bad("bad-field:timestamp", f"timestamp is {type(value).__name__}, expected an ISO string")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise Bad("bad-field:timestamp", f"timestamp {value[:40]!r} is not ISO-8601") from None
+
+
+def _content(content: str | list[msgspec.Raw] | None) -> tuple[str, str | bytes]:
+    """(type, content) of a message's content: text as it is; a list of blocks as their text
+    when all are text blocks, else their JSON as written in the file (the block, or the list
+    of several). JSON stays UTF-8 bytes, which Arrow takes as they are."""
+    if type(content) is str:
+        return "text", content
+    if content is None:
+        raise Bad("bad-field:message.content", "content is NoneType, expected text or list")
+    blocks = content
     if not blocks:
         return "text", "[]"
-    heads = [_block_head(raw) for raw in blocks]
+    heads = [_block_head(block) for block in blocks]
     kinds = {kind for kind, _ in heads}
     if kinds == {"text"} and all(type(text) is str for _, text in heads):
         return "text", "\n\n".join(text for _, text in heads)
+    if len(blocks) == 1:
+        return _block_kind(heads[0][0]), bytes(blocks[0])
     kind = _block_kind(next(iter(kinds))) if len(kinds) == 1 else "mixed"
     return kind, b"[" + b",".join(blocks) + b"]"
 
@@ -715,6 +410,131 @@ def _block_kind(kind: str | None) -> str:
     return kind if kind in _BLOCK_TYPES else "other"
 
 
+def _tokens(raw: msgspec.Raw) -> tuple[int, int, int, int]:
+    """The four token counts of a message's ``usage`` (cache counts absent or null: 0)."""
+    try:
+        usage = _decode_usage(raw)
+    except msgspec.ValidationError:
+        kind = type(_decode_any(raw)).__name__
+        raise Bad("bad-field:message.usage", f"usage is {kind}, expected an object") from None
+    cache_creation, cache_read = usage.cache_creation_input_tokens, usage.cache_read_input_tokens
+    counts = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": 0 if cache_creation is None else cache_creation,
+        "cache_read_input_tokens": 0 if cache_read is None else cache_read,
+    }
+    for name, v in counts.items():
+        if type(v) is not int or not 0 <= v <= _INT32:
+            raise Bad("bad-field:message.usage", f"usage.{name} is {v!r}, expected a count")
+    return tuple(counts.values())
+
+
 def hint_agent(key: str) -> str:
     """``agent-<id>`` from a subagent file key."""
     return key.rsplit("/", 1)[-1].removesuffix(".jsonl")
+
+
+def _quarantine(key: str, lineno: int | None, reason: str, detail: str, line: bytes, size: int) -> dict:
+    raw = line[:RAW_PREFIX].decode("utf-8", "backslashreplace").rstrip("\r\n")
+    return {"file": key, "line": lineno, "reason": reason, "detail": detail, "bytes": size, "raw": raw}
+
+
+@dataclass
+class Parsed:
+    """What parsing some files gave: rows in Arrow IPC files, and the rest in memory."""
+
+    entries: Path
+    raw: Path
+    states: list[tuple[FileState, bool]] = field(default_factory=list)  # (state, prefix reused)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    tally: Counter[str] = field(default_factory=Counter)  # lines, bytes_read, unterminated
+
+
+#: Rows per Arrow batch written while parsing, and bytes of lines behind them at most.
+BATCH_ROWS, BATCH_BYTES = 4_096, 2 << 20
+#: Read buffer: lines are split out of reads this large (with Python's default, 8 KiB, a
+#: long line takes many reads; docs/BENCHMARKS.md).
+READ_BYTES = 1 << 20
+
+
+def parse_files(
+    files: Sequence[SourceFile],
+    old: Sequence[FileState | None],
+    stem: Path,
+    progress: Callable[[int], None] | None = None,
+) -> Parsed:
+    """Parse ``files`` (each from where its ``old`` state left off, if that prefix is
+    unchanged) into IPC files named after ``stem``."""
+    out = Parsed(stem.with_suffix(".entries.arrow"), stem.with_suffix(".raw.arrow"))
+    with (
+        pa.ipc.new_file(str(out.entries), ENTRY_SCHEMA) as entries_file,
+        pa.ipc.new_file(str(out.raw), RAW_SCHEMA) as raw_file,
+    ):
+        rows: dict[bool, list[tuple]] = {True: [], False: []}  # entry rows, raw rows
+        held = 0  # bytes of the lines the rows came from
+
+        def flush() -> None:
+            nonlocal held
+            held = 0
+            for is_entry, schema_, sink in (
+                (True, ENTRY_SCHEMA, entries_file),
+                (False, RAW_SCHEMA, raw_file),
+            ):
+                if rows[is_entry]:
+                    columns = zip(*rows[is_entry], strict=True)
+                    sink.write_table(
+                        pa.table(
+                            [pa.array(c, f.type) for c, f in zip(columns, schema_, strict=True)], schema_
+                        )
+                    )
+                    rows[is_entry] = []
+
+        for src, state in zip(files, old, strict=True):
+            for row, size in _read_file(src, state, out, progress):
+                rows[len(row) == len(ENTRY_SCHEMA)].append(row)
+                held += size
+                if held >= BATCH_BYTES or len(rows[True]) + len(rows[False]) >= BATCH_ROWS:
+                    flush()
+        flush()
+    return out
+
+
+def _read_file(
+    src: SourceFile, old: FileState | None, out: Parsed, progress: Callable[[int], None] | None
+) -> Iterator[tuple]:
+    """(row, bytes of its line) for ``src``'s lines; its state, quarantined lines and tallies
+    go to ``out``."""
+    try:
+        f = src.path.open("rb", buffering=READ_BYTES)
+        size = os.fstat(f.fileno()).st_size
+    except OSError as e:
+        out.quarantine.append(_quarantine(src.key, None, "unreadable-file", str(e), b"", 0))
+        out.states.append((FileState(src.key, str(src.path), -1, 0, 0, xxhash.xxh3_128().hexdigest()), False))
+        return
+    with f:
+        offset, lineno, hasher = resume_point(f, old)
+        consumed, lines, first, parser = offset, lineno, lineno, LineParser(src)
+        try:
+            for line in f:
+                lineno += 1
+                complete = line.endswith(b"\n")
+                if complete:
+                    hasher.update(line)
+                    consumed += len(line)
+                    lines = lineno
+                else:
+                    out.tally["unterminated"] += 1
+                try:
+                    yield parser.parse(line.removesuffix(b"\n"), lineno, complete), len(line)
+                except Bad as e:
+                    out.quarantine.append(_quarantine(src.key, lineno, e.reason, str(e), line, len(line)))
+        except OSError as e:
+            out.quarantine.append(_quarantine(src.key, lineno + 1, "unreadable-file", str(e), b"", 0))
+        out.tally["lines"] += lineno - first
+        out.tally["bytes_read"] += max(0, size - offset)
+        if progress is not None:
+            progress(max(0, size - offset))
+    out.states.append(
+        (FileState(src.key, str(src.path), size, consumed, lines, hasher.hexdigest()), offset > 0)
+    )

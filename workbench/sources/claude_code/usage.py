@@ -1,9 +1,11 @@
 """ccusage's reports (daily, session, blocks) computed from a Dataset, and ccusage itself.
 
 The Dataset keeps token usage only on the one copy of each streamed response that
-ccusage counts, so these are plain group-bys over messages with usage. ccusage groups
-sessions by ``sessionId``, which subagent transcripts share with their parent: a
-sidechain session (external id ``<sessionId>/agent-<id>``) is added to its parent here.
+ccusage counts, so these are plain group-bys over messages with usage. ccusage's session
+report has a row per transcript file it read, named after the file: a subagent's file
+under ``<session>/subagents/`` counts for ``<session>``, while an older subagent file
+``agent-<id>.jsonl`` beside the sessions has a row of its own. ``message_lines.parquet``
+keeps each message's file, so the same rows come out here.
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ _SUMS = [pl.col(c).cast(pl.Int64).sum() for c in TOKEN_COLUMNS]
 
 
 def usage_entries(ds: Dataset) -> pl.DataFrame:
-    """Messages that carry usage: root session id, timestamp, model and the four counts."""
-    sessions = ds.scan("sessions").select(
-        session_id="id", session=pl.col("external_id").str.split("/").list.first()
+    """Messages that carry usage: the session ccusage files them under (see above),
+    timestamp, model and the four counts."""
+    parts = pl.col("file").str.split("/")
+    session = (
+        pl.when(parts.list.get(-2, null_on_oob=True) == "subagents")
+        .then(parts.list.get(-3, null_on_oob=True))
+        .otherwise(parts.list.last().str.strip_suffix(".jsonl"))
     )
+    files = pl.scan_parquet(ds.path / "message_lines.parquet").select(session=session)
     return (
-        ds.scan("messages")
+        pl.concat([ds.scan("messages"), files], how="horizontal")  # row by row, as written
         .filter(pl.col("input_tokens").is_not_null())
-        .join(sessions, on="session_id")
         .select("session", "timestamp", "model", *TOKEN_COLUMNS)
         .sort("timestamp", "session")
         .collect()
@@ -53,7 +59,8 @@ def daily_usage(ds: Dataset) -> pl.DataFrame:
 
 
 def session_usage(ds: Dataset) -> pl.DataFrame:
-    """Token sums per ``sessionId``, subagents included (``ccusage session``)."""
+    """Token sums per transcript file, subagents' files under ``<session>/subagents/``
+    included in their session's (``ccusage session``)."""
     return (
         usage_entries(ds)
         .group_by("session")
