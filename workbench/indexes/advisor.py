@@ -39,6 +39,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     migrations: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    #: Seconds per stage (analyse, hypothetical, builds, total), for the benchmark.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def recommended(self) -> list[cand.IndexSpec]:
         specs = {s.label: s for s in self.advice.candidates}
@@ -111,6 +113,7 @@ def advise(
     local sample's builds stand alone. Migrations go to ``out_dir/migrations/<engine>/``.
     """
     started = time.perf_counter()
+    stages: dict[str, float] = {}
     notes: list[str] = []
     params = wl.draw(engine, page_size)
     advice = ev.analyze(workload, engine, params)
@@ -118,6 +121,7 @@ def advise(
         raise WorkbenchError("No query of the workload could be analysed: " + "; ".join(advice.errors))
     existing_frame = engine.list_indexes()
     existing = {r["name"]: cand.parse_existing(r["table"], r["columns"]) for r in existing_frame.iter_rows(named=True)}
+    stages["analyse"] = time.perf_counter() - started
     hypo = None
     target = hypothetical_on if hypothetical_on is not None else (engine if engine.name == "postgres" else None)
     if target is not None:
@@ -128,12 +132,15 @@ def advise(
             hypo = ev.hypothetical(target, hypo_advice)
         except ev.HypoPGMissing as e:
             notes.append(f"{e}; the hypothetical pass is skipped and the local sample's real builds decide.")
+    stages["hypothetical"] = time.perf_counter() - started - sum(stages.values())
     builds = ev.measure_builds(engine, advice, repeat=repeat, write_rows=write_rows, clock=clock)
     selection = sel.choose(advice, builds.per_query, builds.per_index, builds.baseline, budgets)
-    report = Report(engine.name, advice, builds, selection, pl.DataFrame(), pl.DataFrame(), hypo, notes)
+    stages["builds"] = time.perf_counter() - started - sum(stages.values())
+    report = Report(engine.name, advice, builds, selection, pl.DataFrame(), pl.DataFrame(), hypo, notes, stages=stages)
     recommended = report.recommended()
     report.existing = sel.existing_report(existing, recommended, advice)
     report.total = ev.workload_time(engine, advice, recommended, repeat=repeat, clock=clock)
+    stages["total"] = time.perf_counter() - started - sum(stages.values())
     if out_dir is not None:
         changes = [
             mig.Change(spec, evidence(row, engine.name, hypo))

@@ -165,6 +165,11 @@ def depth_latency(
     The offset and keyset positions come from the full order; the plan's cursor is taken from
     its own walk, so depths past the end of that walk have no point for it.
     """
+    with measure.gc_paused():
+        return _depth_latency(engine, project_id, size, depths, repeat, build, clock)
+
+
+def _depth_latency(engine, project_id, size, depths, repeat, build, clock) -> pl.DataFrame:
     order = engine.execute(
         "SELECT id, created_at FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC", {"p": project_id}
     )
@@ -192,7 +197,7 @@ def depth_latency(
                         continue
                     state = 0 if d == 1 else cursor_pages[d - 2][-1]
                 fns[str(d)] = (lambda state=state, pager=pager: _page(engine, pager, project_id, size, state))
-            times = measure.measure_interleaved(fns, repeat=repeat, warmup=engine.warmup_runs, clock=clock) if fns else {}
+            times = measure.measure_interleaved(fns, repeat=repeat, warmup=engine.warmup_runs, clock=clock, pause_gc=False) if fns else {}
             for d, t in times.items():
                 s = measure.summarize(t)
                 rows.append({"engine": engine.name, "pager": pager, "page": int(d), "median_ms": s["median_ms"],

@@ -25,6 +25,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,15 @@ FAR_FUTURE = datetime(9999, 1, 1)
 csv.field_size_limit(1 << 26)
 
 
+#: The plan's endpoints, one query each: the session list (first page and the keyset-paginated
+#: list), the transcript, the windows, the batch loaders, the jobs pages and a day's messages.
+#: The other files are notebook 02's loading strategies and the pagination variants.
+ENDPOINTS = (
+    "project_sessions", "project_sessions_page_keyset", "session_messages", "session_windows",
+    "messages_for_sessions", "windows_for_sessions", "jobs_queue", "jobs_by_status", "day_messages",
+)
+
+
 class WorkloadError(WorkbenchError):
     """A workload file or query cannot be read; the message names the file, line or query."""
 
@@ -54,7 +64,7 @@ class WorkloadQuery:
     source: str = "queries/"
     mean_ms: float | None = None  # as the workload file reported it
 
-    @property
+    @cached_property
     def parameters(self) -> list[str]:
         tree = sqlglot.parse_one(self.sql, read="postgres")
         return list(dict.fromkeys(p.name for p in tree.find_all(exp.Placeholder)))
