@@ -114,7 +114,8 @@ def choose(advice: Advice, per_query: pl.DataFrame, per_index: pl.DataFrame, bas
                 "desc": desc_note(specs[label], advice),
                 "plan_index": any(c.source == "plan" for c in advice.candidates[specs[label]]),
             })
-    return pl.DataFrame(rows).sort("engine", pl.col("rank").fill_null(999), "index") if rows else pl.DataFrame()
+    overrides = {"rank": pl.Int64, "size_bytes": pl.Int64, "saved_ms": pl.Float64, "saved_share": pl.Float64}
+    return pl.DataFrame(rows, schema_overrides=overrides).sort("engine", pl.col("rank").fill_null(999), "index") if rows else pl.DataFrame()
 
 
 def desc_note(spec: cand.IndexSpec, advice: Advice) -> str:
