@@ -49,7 +49,16 @@ class Advice:
     errors: list[str] = field(default_factory=list)
 
     def queries_for(self, spec: cand.IndexSpec) -> list[str]:
-        return [name for name, a in self.analyses.items() if spec.table in a.tables]
+        """Queries an index could serve: they filter, join, range over or sort by its first column."""
+        lead = spec.columns[0]
+        out = []
+        for name, an in self.analyses.items():
+            for a in an.accesses:
+                used = [*a.equality, *a.joins, *(r[0] for r in a.ranges), *(c for c, _ in a.sort[:1])]
+                if a.table == spec.table and lead in used:
+                    out.append(name)
+                    break
+        return out
 
     def candidates_frame(self) -> pl.DataFrame:
         rows = [
