@@ -75,9 +75,12 @@ first.advice.candidates_frame()
 # %% tags=["nbval-ignore-output"]
 hot = {name: wl.draw(e)["hot"]["project_id"] for name, e in opened.items()}
 pages = pl.concat([pagination.correctness(e, hot[name], size=20) for name, e in opened.items()])
-depth = pl.concat([
-    pagination.depth_latency(e, hot[name], size=page_size, depths=depths, repeat=repeat) for name, e in opened.items()
-])
+depth = pl.concat(
+    [
+        pagination.depth_latency(e, hot[name], size=page_size, depths=depths, repeat=repeat)
+        for name, e in opened.items()
+    ]
+)
 
 # %% [markdown]
 # ## Look
@@ -88,7 +91,9 @@ pl.concat([r.selection.drop("name", "plan_index") for r in reports.values()], ho
 
 # %% tags=["nbval-ignore-output"]
 per_query = pl.concat([r.builds.per_query for r in reports.values()])
-per_query.select("engine", "index", "query", "speedup", "lo", "hi", "plan_change", "rows_read_before", "rows_read_after")
+per_query.select(
+    "engine", "index", "query", "speedup", "lo", "hi", "plan_change", "rows_read_before", "rows_read_after"
+)
 
 # %% tags=["nbval-ignore-output"]
 ifig.speedups(per_query)
@@ -113,23 +118,42 @@ ifig.depth(depth)
 verdicts = []
 for name, r in reports.items():
     red = r.reduction()
-    verdicts.append(report.Verdict(
-        "the recommended set makes total DB time ≥50% lower",
-        "met" if red["reduction"] >= advisor.TARGET_REDUCTION else "missed", r.verdict_sentence(), name))
+    verdicts.append(
+        report.Verdict(
+            "the recommended set makes total DB time ≥50% lower",
+            "met" if red["reduction"] >= advisor.TARGET_REDUCTION else "missed",
+            r.verdict_sentence(),
+            name,
+        )
+    )
     for row in r.selection.filter(pl.col("plan_index")).iter_rows(named=True):
-        verdicts.append(report.Verdict(
-            f"plan index {row['index']}", row["decision"].split(" (")[0],
-            f"helps: {row['queries_helped'] or 'nothing measurably'}; write cost {row['write_cost']:.2f}x; {row['desc']}",
-            name))
+        verdicts.append(
+            report.Verdict(
+                f"plan index {row['index']}",
+                row["decision"].split(" (")[0],
+                f"helps: {row['queries_helped'] or 'nothing measurably'}; write cost {row['write_cost']:.2f}x; {row['desc']}",
+                name,
+            )
+        )
 for (name, pager), part in pages.group_by("engine", "pager", maintain_order=True):
     missed, repeated = int(part["missed"].sum()), int(part["repeated"].sum())
-    verdicts.append(report.Verdict(
-        f"pagination: {pager}", "correct" if missed + repeated == 0 else f"{missed} missed, {repeated} repeated",
-        f"walking every page of the hottest project, still and with rows inserted between pages", name))
+    verdicts.append(
+        report.Verdict(
+            f"pagination: {pager}",
+            "correct" if missed + repeated == 0 else f"{missed} missed, {repeated} repeated",
+            "walking every page of the hottest project, still and with rows inserted between pages",
+            name,
+        )
+    )
 for row in pagination.growth(depth).iter_rows(named=True):
-    verdicts.append(report.Verdict(
-        f"pagination latency: {row['pager']}", f"{row['ratio']:.1f}x at page {row['deepest_page']}",
-        "latency of the deepest page over page 1 (the plan's keyset target: within 2x)", row["engine"]))
+    verdicts.append(
+        report.Verdict(
+            f"pagination latency: {row['pager']}",
+            f"{row['ratio']:.1f}x at page {row['deepest_page']}",
+            "latency of the deepest page over page 1 (the plan's keyset target: within 2x)",
+            row["engine"],
+        )
+    )
 report.show_verdicts("03_indexes", verdicts, out)
 
 # %% [markdown]

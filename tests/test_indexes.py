@@ -46,9 +46,9 @@ def test_non_sargable_predicates_are_flagged_with_their_rewrite_never_indexed():
 def test_low_selectivity_column_wants_no_index():
     assert keys("SELECT * FROM messages WHERE role = :r", {("messages", "role"): 2}) == []
     # ... unless the index also serves a top-N sort, which stops early
-    assert keys("SELECT * FROM messages WHERE role = :r ORDER BY timestamp LIMIT 5", {("messages", "role"): 2}) == [
-        "messages(role, timestamp)"
-    ]
+    assert keys(
+        "SELECT * FROM messages WHERE role = :r ORDER BY timestamp LIMIT 5", {("messages", "role"): 2}
+    ) == ["messages(role, timestamp)"]
     assert keys("SELECT * FROM messages WHERE session_id = :s", {("messages", "session_id"): 1500}) == [
         "messages(session_id)"
     ]
@@ -110,7 +110,9 @@ def test_fingerprints_match_named_and_logged_forms():
     assert wl.fingerprint("SELECT * FROM jobs WHERE status = :s LIMIT :n") == wl.fingerprint(
         "select * from jobs where status = $1 limit 20"
     )
-    assert wl.fingerprint("SELECT * FROM m WHERE a IN :ids") == wl.fingerprint("SELECT * FROM m WHERE a IN ($1, $2, $3)")
+    assert wl.fingerprint("SELECT * FROM m WHERE a IN :ids") == wl.fingerprint(
+        "SELECT * FROM m WHERE a IN ($1, $2, $3)"
+    )
 
 
 def test_pg_stat_statements_export_sets_frequencies(tmp_path):
@@ -119,7 +121,7 @@ def test_pg_stat_statements_export_sets_frequencies(tmp_path):
     f.write_text(
         "userid,query,calls,total_exec_time\n"
         f'10,"{q}",900,45.0\n'
-        '10,"SELECT count(*) FROM jobs WHERE status = \'failed\'",30,3.0\n'
+        "10,\"SELECT count(*) FROM jobs WHERE status = 'failed'\",30,3.0\n"
         '10,"SELECT * FROM sessions WHERE external_id = $1",12,1.0\n'
         "10,broken,notanumber,1\n"
     )
@@ -135,8 +137,14 @@ def test_pg_stat_statements_export_sets_frequencies(tmp_path):
 def test_jsonlog_and_csvlog_grouped_by_fingerprint(tmp_path):
     j = tmp_path / "pg.json"
     lines = [
-        {"timestamp": "2026-11-01", "message": "duration: 0.500 ms  statement: SELECT * FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 20"},
-        {"timestamp": "2026-11-01", "message": "duration: 0.300 ms  statement: SELECT * FROM jobs WHERE status = 'failed' ORDER BY created_at, id LIMIT 20"},
+        {
+            "timestamp": "2026-11-01",
+            "message": "duration: 0.500 ms  statement: SELECT * FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 20",
+        },
+        {
+            "timestamp": "2026-11-01",
+            "message": "duration: 0.300 ms  statement: SELECT * FROM jobs WHERE status = 'failed' ORDER BY created_at, id LIMIT 20",
+        },
         {"timestamp": "2026-11-01", "message": "connection received: host=127.0.0.1"},
     ]
     j.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n")
@@ -145,8 +153,22 @@ def test_jsonlog_and_csvlog_grouped_by_fingerprint(tmp_path):
     assert q.frequency == 2 and q.mean_ms == pytest.approx(0.4)
     assert any("pg.json:4" in e for e in w.errors)
     c = tmp_path / "pg.csv"
-    row = ["2026-11-01 00:00:00 UTC", "u", "db", "1", "h", "s", "1", "SELECT", "t", "1/1", "0", "LOG", "00000",
-           "duration: 1.0 ms  statement: SELECT * FROM sessions WHERE project_id = 3"]
+    row = [
+        "2026-11-01 00:00:00 UTC",
+        "u",
+        "db",
+        "1",
+        "h",
+        "s",
+        "1",
+        "SELECT",
+        "t",
+        "1/1",
+        "0",
+        "LOG",
+        "00000",
+        "duration: 1.0 ms  statement: SELECT * FROM sessions WHERE project_id = 3",
+    ]
     c.write_text(",".join(f'"{x}"' for x in row) + "\n" + '"too","short"\n')
     w = wl.from_file(c)
     assert w.queries[0].frequency == 1 and any("pg.csv:2" in e and "malformed csvlog" in e for e in w.errors)
@@ -170,22 +192,78 @@ def test_greedy_selection_counts_only_real_gains_within_budgets():
     from workbench.indexes.evaluate import Advice
     from workbench.indexes.select import Budgets, choose
 
-    w = wl.Workload([wl.WorkloadQuery("a", "SELECT * FROM messages WHERE session_id = :s", 10.0),
-                     wl.WorkloadQuery("b", "SELECT * FROM jobs WHERE status = :s ORDER BY created_at LIMIT 5", 1.0)])
-    specs = [IndexSpec("messages", ("session_id",)), IndexSpec("messages", ("session_id", "timestamp")),
-             IndexSpec("jobs", ("status", "created_at"))]
-    advice = Advice(w, {}, {q.name: analyze(q.sql, q.name) for q in w.queries},
-                    {s: [cand.Candidate(s, "a", "")] for s in specs}, [])
-    per_query = pl.DataFrame([
-        {"engine": "e", "index": specs[0].label, "query": "a", "before_ms": 10.0, "after_ms": 1.0, "speedup": 10.0, "lo": 9.0, "hi": 11.0, "plan_change": "x -> y"},
-        {"engine": "e", "index": specs[1].label, "query": "a", "before_ms": 10.0, "after_ms": 0.9, "speedup": 11.0, "lo": 9.0, "hi": 12.0, "plan_change": "x -> y"},
-        {"engine": "e", "index": specs[2].label, "query": "b", "before_ms": 5.0, "after_ms": 1.0, "speedup": 5.0, "lo": 0.8, "hi": 9.0, "plan_change": "x -> y"},
-    ])
-    per_index = pl.DataFrame([
-        {"engine": "e", "index": s.label, "name": s.name, "table": s.table, "build_ms": 1.0, "size_bytes": 100, "write_cost": w_}
-        for s, w_ in zip(specs, (1.1, 1.2, 1.0), strict=True)
-    ])
-    baseline = pl.DataFrame([{"engine": "e", "query": "a", "before_ms": 10.0}, {"engine": "e", "query": "b", "before_ms": 5.0}])
+    w = wl.Workload(
+        [
+            wl.WorkloadQuery("a", "SELECT * FROM messages WHERE session_id = :s", 10.0),
+            wl.WorkloadQuery("b", "SELECT * FROM jobs WHERE status = :s ORDER BY created_at LIMIT 5", 1.0),
+        ]
+    )
+    specs = [
+        IndexSpec("messages", ("session_id",)),
+        IndexSpec("messages", ("session_id", "timestamp")),
+        IndexSpec("jobs", ("status", "created_at")),
+    ]
+    advice = Advice(
+        w,
+        {},
+        {q.name: analyze(q.sql, q.name) for q in w.queries},
+        {s: [cand.Candidate(s, "a", "")] for s in specs},
+        [],
+    )
+    per_query = pl.DataFrame(
+        [
+            {
+                "engine": "e",
+                "index": specs[0].label,
+                "query": "a",
+                "before_ms": 10.0,
+                "after_ms": 1.0,
+                "speedup": 10.0,
+                "lo": 9.0,
+                "hi": 11.0,
+                "plan_change": "x -> y",
+            },
+            {
+                "engine": "e",
+                "index": specs[1].label,
+                "query": "a",
+                "before_ms": 10.0,
+                "after_ms": 0.9,
+                "speedup": 11.0,
+                "lo": 9.0,
+                "hi": 12.0,
+                "plan_change": "x -> y",
+            },
+            {
+                "engine": "e",
+                "index": specs[2].label,
+                "query": "b",
+                "before_ms": 5.0,
+                "after_ms": 1.0,
+                "speedup": 5.0,
+                "lo": 0.8,
+                "hi": 9.0,
+                "plan_change": "x -> y",
+            },
+        ]
+    )
+    per_index = pl.DataFrame(
+        [
+            {
+                "engine": "e",
+                "index": s.label,
+                "name": s.name,
+                "table": s.table,
+                "build_ms": 1.0,
+                "size_bytes": 100,
+                "write_cost": w_,
+            }
+            for s, w_ in zip(specs, (1.1, 1.2, 1.0), strict=True)
+        ]
+    )
+    baseline = pl.DataFrame(
+        [{"engine": "e", "query": "a", "before_ms": 10.0}, {"engine": "e", "query": "b", "before_ms": 5.0}]
+    )
     out = choose(advice, per_query, per_index, baseline, Budgets(max_write_cost=1.5))
     d = dict(zip(out["index"], out["decision"], strict=True))
     assert d[specs[1].label] == "recommend"
@@ -198,18 +276,26 @@ def test_greedy_selection_counts_only_real_gains_within_budgets():
 
 # ---- migration files -------------------------------------------------------------------------
 def test_migration_files_one_statement_each_with_evidence(tmp_path):
-    changes = [mig.Change(IndexSpec("jobs", ("status", "created_at")), "helps jobs_queue 3.0x [2.5, 3.4]"),
-               mig.Change(IndexSpec("messages", ("session_id",)), "redundant", drop=True, name="old_ix")]
+    changes = [
+        mig.Change(IndexSpec("jobs", ("status", "created_at")), "helps jobs_queue 3.0x [2.5, 3.4]"),
+        mig.Change(IndexSpec("messages", ("session_id",)), "redundant", drop=True, name="old_ix"),
+    ]
     written = mig.write(tmp_path, changes)
     pg = sorted(p.name for p in (tmp_path / "migrations" / "postgres").iterdir())
     assert pg == [
-        "000001_create_ix_jobs_status_created_at.down.sql", "000001_create_ix_jobs_status_created_at.up.sql",
-        "000002_drop_old_ix.down.sql", "000002_drop_old_ix.up.sql",
+        "000001_create_ix_jobs_status_created_at.down.sql",
+        "000001_create_ix_jobs_status_created_at.up.sql",
+        "000002_drop_old_ix.down.sql",
+        "000002_drop_old_ix.up.sql",
     ]
     assert len(written) == 12
     up = (tmp_path / "migrations" / "postgres" / pg[1]).read_text()
-    assert up.startswith("-- create jobs(status, created_at) (postgres)\n-- helps jobs_queue 3.0x [2.5, 3.4]\n")
-    assert up.rstrip().endswith('CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_jobs_status_created_at" ON "jobs" ("status", "created_at");')
+    assert up.startswith(
+        "-- create jobs(status, created_at) (postgres)\n-- helps jobs_queue 3.0x [2.5, 3.4]\n"
+    )
+    assert up.rstrip().endswith(
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_jobs_status_created_at" ON "jobs" ("status", "created_at");'
+    )
     assert up.count(";") == 1
     drop_up = (tmp_path / "migrations" / "postgres" / pg[3]).read_text()
     assert 'DROP INDEX CONCURRENTLY IF EXISTS "old_ix";' in drop_up

@@ -62,7 +62,10 @@ def test_advisor_on_postgres_recommends_and_writes_migrations(pg, tmp_path):
     assert (idx["size_bytes"] > 0).all() and idx["write_cost"].is_not_null().all()
     plan_rows = report.selection.filter(pl.col("plan_index"))
     assert len(plan_rows) == 4  # each of the plan's indexes gets a verdict
-    assert "DESC does not matter" in plan_rows.filter(pl.col("index") == "jobs(status, created_at DESC)")["desc"][0]
+    assert (
+        "DESC does not matter"
+        in plan_rows.filter(pl.col("index") == "jobs(status, created_at DESC)")["desc"][0]
+    )
     assert set(report.total["query"]) == set(SMALL)
     assert pg.list_indexes().is_empty()  # everything built was dropped again
 
@@ -89,8 +92,11 @@ def test_advisor_on_embedded_engines(embedded, tmp_path):
 
 def test_advisor_keeps_going_past_a_bad_query(embedded, tmp_path):
     good = wl.from_folder(names=["jobs_queue"]).queries
-    bad = [wl.WorkloadQuery("broken", "SELECT FROM WHERE ("), wl.WorkloadQuery("ghost", "SELECT * FROM ghosts"),
-           wl.WorkloadQuery("unbound", "SELECT * FROM jobs WHERE status = :colour")]
+    bad = [
+        wl.WorkloadQuery("broken", "SELECT FROM WHERE ("),
+        wl.WorkloadQuery("ghost", "SELECT * FROM ghosts"),
+        wl.WorkloadQuery("unbound", "SELECT * FROM jobs WHERE status = :colour"),
+    ]
     report = advisor.advise(embedded, wl.Workload(good + bad), repeat=2, write_rows=50, clock=_count())
     assert report.advice.workload.names() == ["jobs_queue"]
     text = " | ".join(report.advice.errors)
@@ -131,7 +137,11 @@ def test_pagination_counts_on_postgres(pg):
 
 def test_pagination_counting_logic():
     assert pagination.count([1, 2, 3, 4], [[1, 2], [2, 9]]) == {
-        "rows": 4, "returned": 4, "missed": 2, "repeated": 1, "pages": 2,
+        "rows": 4,
+        "returned": 4,
+        "missed": 2,
+        "repeated": 1,
+        "pages": 2,
     }
 
 
@@ -147,7 +157,9 @@ def test_depth_latency_builds_and_drops_the_index_each_pager_needs(embedded):
 def _apply_up_and_down(engine, tmp_path):
     engine.create_index("ix_old", "messages", ["session_id"])
     changes = [
-        migrations.Change(IndexSpec("sessions", ("project_id", "created_at"), (False, True)), "evidence: test"),
+        migrations.Change(
+            IndexSpec("sessions", ("project_id", "created_at"), (False, True)), "evidence: test"
+        ),
         migrations.Change(IndexSpec("jobs", ("status", "created_at")), "evidence"),
         migrations.Change(IndexSpec("messages", ("session_id",)), "redundant", drop=True, name="ix_old"),
     ]

@@ -49,7 +49,16 @@ class Report:
 
     def ranked(self) -> pl.DataFrame:
         """The candidates, recommended first by saving: what ``workbench advise`` prints."""
-        cols = ["rank", "index", "decision", "saved_share", "queries_helped", "write_cost", "size_bytes", "build_ms"]
+        cols = [
+            "rank",
+            "index",
+            "decision",
+            "saved_share",
+            "queries_helped",
+            "write_cost",
+            "size_bytes",
+            "build_ms",
+        ]
         return self.selection.select(cols)
 
     def reduction(self) -> dict[str, float]:
@@ -62,15 +71,25 @@ class Report:
     def verdict_sentence(self) -> str:
         r = self.reduction()
         share, target = r["reduction"], TARGET_REDUCTION
-        head = (f"On {self.engine} the recommended set takes the workload's DB time from {r['before_ms']:.2f} ms "
-                f"to {r['after_ms']:.2f} ms per round of its queries ({share:.0%} lower)")
+        head = (
+            f"On {self.engine} the recommended set takes the workload's DB time from {r['before_ms']:.2f} ms "
+            f"to {r['after_ms']:.2f} ms per round of its queries ({share:.0%} lower)"
+        )
         if share >= target:
             return head + f": the plan's target of {target:.0%} is met."
-        slow = self.total.with_columns(share=pl.col("after_ms") * pl.col("frequency") / r["after_ms"]).sort(
-            "share", descending=True
-        ).head(2)
-        why = ", ".join(f"{q['query']} ({q['share']:.0%} of what remains, {q['speedup']:.1f}x)" for q in slow.iter_rows(named=True))
-        return head + f": {target - share:.0%} short of the plan's {target:.0%}; most of the remaining time is in {why}."
+        slow = (
+            self.total.with_columns(share=pl.col("after_ms") * pl.col("frequency") / r["after_ms"])
+            .sort("share", descending=True)
+            .head(2)
+        )
+        why = ", ".join(
+            f"{q['query']} ({q['share']:.0%} of what remains, {q['speedup']:.1f}x)"
+            for q in slow.iter_rows(named=True)
+        )
+        return (
+            head
+            + f": {target - share:.0%} short of the plan's {target:.0%}; most of the remaining time is in {why}."
+        )
 
 
 def _size(n: int | None) -> str:
@@ -120,10 +139,14 @@ def advise(
     if not advice.workload.queries:
         raise WorkbenchError("No query of the workload could be analysed: " + "; ".join(advice.errors))
     existing_frame = engine.list_indexes()
-    existing = {r["name"]: cand.parse_existing(r["table"], r["columns"]) for r in existing_frame.iter_rows(named=True)}
+    existing = {
+        r["name"]: cand.parse_existing(r["table"], r["columns"]) for r in existing_frame.iter_rows(named=True)
+    }
     stages["analyse"] = time.perf_counter() - started
     hypo = None
-    target = hypothetical_on if hypothetical_on is not None else (engine if engine.name == "postgres" else None)
+    target = (
+        hypothetical_on if hypothetical_on is not None else (engine if engine.name == "postgres" else None)
+    )
     if target is not None:
         try:
             hypo_advice = advice
@@ -136,7 +159,9 @@ def advise(
     builds = ev.measure_builds(engine, advice, repeat=repeat, write_rows=write_rows, clock=clock)
     selection = sel.choose(advice, builds.per_query, builds.per_index, builds.baseline, budgets)
     stages["builds"] = time.perf_counter() - started - sum(stages.values())
-    report = Report(engine.name, advice, builds, selection, pl.DataFrame(), pl.DataFrame(), hypo, notes, stages=stages)
+    report = Report(
+        engine.name, advice, builds, selection, pl.DataFrame(), pl.DataFrame(), hypo, notes, stages=stages
+    )
     recommended = report.recommended()
     report.existing = sel.existing_report(existing, recommended, advice)
     report.total = ev.workload_time(engine, advice, recommended, repeat=repeat, clock=clock)
@@ -148,7 +173,9 @@ def advise(
             for row in selection.filter(pl.col("index") == spec.label).iter_rows(named=True)
         ]
         for row in report.existing.filter(pl.col("status") == "redundant").iter_rows(named=True):
-            changes.append(mig.Change(existing[row["name"]], f"redundant: {row['reason']}", drop=True, name=row["name"]))
+            changes.append(
+                mig.Change(existing[row["name"]], f"redundant: {row['reason']}", drop=True, name=row["name"])
+            )
         report.migrations = mig.write(out_dir, changes, [engine.dialect])
     report.seconds = time.perf_counter() - started
     return report
@@ -159,5 +186,13 @@ def plan_verdicts(reports: Sequence[Report]) -> pl.DataFrame:
     rows = []
     for rep in reports:
         for r in rep.selection.filter(pl.col("plan_index")).iter_rows(named=True):
-            rows.append({"engine": rep.engine, **{k: r[k] for k in ("index", "decision", "queries_helped", "saved_share", "write_cost", "desc")}})
+            rows.append(
+                {
+                    "engine": rep.engine,
+                    **{
+                        k: r[k]
+                        for k in ("index", "decision", "queries_helped", "saved_share", "write_cost", "desc")
+                    },
+                }
+            )
     return pl.DataFrame(rows)

@@ -65,7 +65,9 @@ class IndexSpec:
 
     @property
     def label(self) -> str:
-        keys = ", ".join(c + (" DESC" if d else "") for c, d in zip(self.columns, self.descending, strict=True))
+        keys = ", ".join(
+            c + (" DESC" if d else "") for c, d in zip(self.columns, self.descending, strict=True)
+        )
         inc = f" INCLUDE ({', '.join(self.include)})" if self.include else ""
         return f"{self.table}({keys}){inc}"
 
@@ -85,7 +87,11 @@ class IndexSpec:
             identifier(c) + (" DESC" if d and dialect != "duckdb" else "")
             for c, d in zip(self.columns, self.descending, strict=True)
         )
-        head = "CREATE INDEX " + ("CONCURRENTLY " if concurrently else "") + ("IF NOT EXISTS " if if_not_exists else "")
+        head = (
+            "CREATE INDEX "
+            + ("CONCURRENTLY " if concurrently else "")
+            + ("IF NOT EXISTS " if if_not_exists else "")
+        )
         inc = ""
         if self.include and dialect == "postgres":
             inc = " INCLUDE (" + ", ".join(identifier(c) for c in self.include) + ")"
@@ -292,7 +298,12 @@ def _classify(pred, sources, by_table, flags, query) -> None:
             left, right = right, left
         if isinstance(left, exp.Tuple) and isinstance(right, exp.Tuple):
             cols = [_resolve(c, sources, query) for c in left.expressions if isinstance(c, exp.Column)]
-            if cols and all(cols) and len({a for a, _ in cols}) == 1 and isinstance(pred, exp.GT | exp.GTE | exp.LT | exp.LTE):
+            if (
+                cols
+                and all(cols)
+                and len({a for a, _ in cols}) == 1
+                and isinstance(pred, exp.GT | exp.GTE | exp.LT | exp.LTE)
+            ):
                 by_table[cols[0][0]].ranges.append(tuple(c for _, c in cols))
             return
         if isinstance(left, exp.Column) and isinstance(right, exp.Column):
@@ -312,8 +323,15 @@ def _classify(pred, sources, by_table, flags, query) -> None:
                 by_table[hit[0]].ranges.append((hit[1],))
         elif left.find(exp.Column) is not None:
             col = left.find(exp.Column)
-            _flag(pred, left, sources, query, flags, f"a function ({left.key.upper()}) wraps the column",
-                  _rewrite_for(left, col.name))
+            _flag(
+                pred,
+                left,
+                sources,
+                query,
+                flags,
+                f"a function ({left.key.upper()}) wraps the column",
+                _rewrite_for(left, col.name),
+            )
     elif isinstance(pred, exp.Between) and isinstance(pred.this, exp.Column):
         if (hit := _resolve(pred.this, sources, query)) is not None:
             by_table[hit[0]].ranges.append((hit[1],))
@@ -323,15 +341,38 @@ def _classify(pred, sources, by_table, flags, query) -> None:
     elif isinstance(pred, exp.Like | exp.ILike):
         pattern = pred.expression
         if not isinstance(pred.this, exp.Column):
-            _flag(pred, pred.this, sources, query, flags, "a function wraps the column",
-                  _rewrite_for(pred.this, pred.this.find(exp.Column).name if pred.this.find(exp.Column) else "?"))
+            _flag(
+                pred,
+                pred.this,
+                sources,
+                query,
+                flags,
+                "a function wraps the column",
+                _rewrite_for(
+                    pred.this, pred.this.find(exp.Column).name if pred.this.find(exp.Column) else "?"
+                ),
+            )
         elif isinstance(pattern, exp.Literal) and pattern.this[:1] in ("%", "_"):
-            _flag(pred, pred.this, sources, query, flags, "a leading wildcard: a B-tree is ordered by the first characters",
-                  "a trigram GIN index (CREATE EXTENSION pg_trgm; USING gin (col gin_trgm_ops)) or full-text "
-                  "search; a B-tree serves only LIKE 'prefix%'")
+            _flag(
+                pred,
+                pred.this,
+                sources,
+                query,
+                flags,
+                "a leading wildcard: a B-tree is ordered by the first characters",
+                "a trigram GIN index (CREATE EXTENSION pg_trgm; USING gin (col gin_trgm_ops)) or full-text "
+                "search; a B-tree serves only LIKE 'prefix%'",
+            )
         elif isinstance(pred, exp.ILike):
-            _flag(pred, pred.this, sources, query, flags, "ILIKE folds case, which a plain B-tree does not",
-                  "an expression index on lower(col) and compare lower(col) LIKE lower(:pattern)")
+            _flag(
+                pred,
+                pred.this,
+                sources,
+                query,
+                flags,
+                "ILIKE folds case, which a plain B-tree does not",
+                "an expression index on lower(col) and compare lower(col) LIKE lower(:pattern)",
+            )
         elif (hit := _resolve(pred.this, sources, query)) is not None:
             by_table[hit[0]].ranges.append((hit[1],))
 

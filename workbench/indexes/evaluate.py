@@ -71,25 +71,35 @@ class Advice:
             }
             for spec, found in self.candidates.items()
         ]
-        return pl.DataFrame(rows, schema={k: pl.String for k in ("index", "table", "source", "queries", "reason")})
+        return pl.DataFrame(
+            rows, schema={k: pl.String for k in ("index", "table", "source", "queries", "reason")}
+        )
 
     def flags_frame(self) -> pl.DataFrame:
         cols = ("query", "table", "column", "predicate", "reason", "rewrite")
-        return pl.DataFrame([{k: getattr(f, k) for k in cols} for f in self.flags], schema={k: pl.String for k in cols})
+        return pl.DataFrame(
+            [{k: getattr(f, k) for k in cols} for f in self.flags], schema={k: pl.String for k in cols}
+        )
 
 
 def distinct_counts(engine: Engine, columns: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Number of distinct values of each (table, column) (read-only)."""
     out = {}
     for table, column in dict.fromkeys(columns):
-        out[(table, column)] = engine.execute(
-            f"SELECT count(DISTINCT {identifier(column)}) FROM {identifier(table)}"
-        )[0][0] or 1
+        out[(table, column)] = (
+            engine.execute(f"SELECT count(DISTINCT {identifier(column)}) FROM {identifier(table)}")[0][0] or 1
+        )
     return out
 
 
-def analyze(workload: Workload, engine: Engine, params: Mapping[str, Mapping[str, Any]], *,
-            plan_indexes: bool = True, covering: bool = False) -> Advice:
+def analyze(
+    workload: Workload,
+    engine: Engine,
+    params: Mapping[str, Mapping[str, Any]],
+    *,
+    plan_indexes: bool = True,
+    covering: bool = False,
+) -> Advice:
     """Parse every query, derive candidates, flag non-sargable predicates; bad queries become errors."""
     errors = list(workload.errors)
     analyses: dict[str, cand.Analysis] = {}
@@ -116,8 +126,11 @@ def analyze(workload: Workload, engine: Engine, params: Mapping[str, Mapping[str
 
 # ---- plans ------------------------------------------------------------------------------------
 def _scans(plan: plans.Plan) -> list[str]:
-    return [n.label + (f" ({n.details['access']})" if n.details.get("access") else "")
-            for n in plan.nodes() if n.relation]
+    return [
+        n.label + (f" ({n.details['access']})" if n.details.get("access") else "")
+        for n in plan.nodes()
+        if n.relation
+    ]
 
 
 def plan_change(before: plans.Plan, after: plans.Plan) -> str:
@@ -177,7 +190,9 @@ def _cost(engine: Engine, sql: str, params: Mapping[str, Any]) -> tuple[float, p
     return float(raw[0]["Plan"]["Total Cost"]), plans.parse("postgres", raw)
 
 
-def hypothetical(engine: Engine, advice: Advice, specs: Sequence[cand.IndexSpec] | None = None) -> pl.DataFrame:
+def hypothetical(
+    engine: Engine, advice: Advice, specs: Sequence[cand.IndexSpec] | None = None
+) -> pl.DataFrame:
     """Planner cost of each (query, case) without and with each hypothetical index (PostgreSQL).
 
     Run in a read-only transaction: HypoPG keeps its indexes in the session's memory.
@@ -196,31 +211,54 @@ def hypothetical(engine: Engine, advice: Advice, specs: Sequence[cand.IndexSpec]
             for case, values in advice.params.items():
                 base[(q.name, case)] = _cost(engine, sql, bind(q, values))
         for spec in specs:
-            engine.execute(f"SELECT * FROM {ns}.hypopg_create_index(:ddl)", {"ddl": spec.sql("postgres", if_not_exists=False)})
+            engine.execute(
+                f"SELECT * FROM {ns}.hypopg_create_index(:ddl)",
+                {"ddl": spec.sql("postgres", if_not_exists=False)},
+            )
             for name in advice.queries_for(spec):
                 q = advice.workload.get(name)
                 sql = queries.translate(q.sql, "postgres")
                 for case, values in advice.params.items():
                     after, plan = _cost(engine, sql, bind(q, values))
                     before, plan0 = base[(name, case)]
-                    rows.append({
-                        "index": spec.label, "query": name, "case": case, "cost_before": before,
-                        "cost_after": after, "cost_ratio": before / after if after else None,
-                        "plan_change": plan_change(plan0, plan),
-                    })
+                    rows.append(
+                        {
+                            "index": spec.label,
+                            "query": name,
+                            "case": case,
+                            "cost_before": before,
+                            "cost_after": after,
+                            "cost_ratio": before / after if after else None,
+                            "plan_change": plan_change(plan0, plan),
+                        }
+                    )
             engine.execute(f"SELECT {ns}.hypopg_reset()")
-    return pl.DataFrame(rows, schema={"index": pl.String, "query": pl.String, "case": pl.String,
-                                      "cost_before": pl.Float64, "cost_after": pl.Float64,
-                                      "cost_ratio": pl.Float64, "plan_change": pl.String})
+    return pl.DataFrame(
+        rows,
+        schema={
+            "index": pl.String,
+            "query": pl.String,
+            "case": pl.String,
+            "cost_before": pl.Float64,
+            "cost_after": pl.Float64,
+            "cost_ratio": pl.Float64,
+            "plan_change": pl.String,
+        },
+    )
 
 
 def hypothetical_summary(frame: pl.DataFrame, advice: Advice) -> pl.DataFrame:
     """Per index: the frequency-weighted planner cost saved over the workload (cost units)."""
     freq = {q.name: q.frequency for q in advice.workload.queries}
     return (
-        frame.with_columns(saved=(pl.col("cost_before") - pl.col("cost_after")) * pl.col("query").replace_strict(freq, default=0.0))
+        frame.with_columns(
+            saved=(pl.col("cost_before") - pl.col("cost_after"))
+            * pl.col("query").replace_strict(freq, default=0.0)
+        )
         .group_by("index")
-        .agg(pl.col("saved").sum().alias("est_cost_saved"), pl.col("cost_ratio").max().alias("best_cost_ratio"))
+        .agg(
+            pl.col("saved").sum().alias("est_cost_saved"), pl.col("cost_ratio").max().alias("best_cost_ratio")
+        )
         .sort("est_cost_saved", descending=True)
     )
 
@@ -243,13 +281,17 @@ def _max_id(engine: Engine, table: str) -> int:
     return int(engine.execute(f"SELECT coalesce(max(id), 0) FROM {identifier(table)}")[0][0])
 
 
-def write_cost_fn(engine: Engine, table: str, rows: int = WRITE_ROWS) -> tuple[Callable[[], Any], Callable[[], Any]]:
+def write_cost_fn(
+    engine: Engine, table: str, rows: int = WRITE_ROWS
+) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """(insert, cleanup): bulk-insert ``rows`` copies of the table's first rows under new ids, and remove them."""
     cols = [c.name for c in schema.columns(table)]
     top = _max_id(engine, table)
     select = ", ".join(f"{identifier(c)} + {top}" if c == "id" else identifier(c) for c in cols)
-    insert = (f"INSERT INTO {identifier(table)} ({', '.join(identifier(c) for c in cols)}) "
-              f"SELECT {select} FROM {identifier(table)} WHERE id <= :n")
+    insert = (
+        f"INSERT INTO {identifier(table)} ({', '.join(identifier(c) for c in cols)}) "
+        f"SELECT {select} FROM {identifier(table)} WHERE id <= :n"
+    )
     delete = f"DELETE FROM {identifier(table)} WHERE id > :top"
     return (lambda: engine._write(insert, {"n": rows})), (lambda: engine._write(delete, {"top": top}))
 
@@ -260,7 +302,7 @@ def _timed_queries(engine: Engine, advice: Advice, names: Sequence[str]) -> dict
         q = advice.workload.get(name)
         sql = queries.translate(q.sql, engine.dialect)
         cases = [bind(q, v) for v in advice.params.values()]
-        fns[name] = (lambda sql=sql, cases=cases: [engine.execute(sql, p) for p in cases])
+        fns[name] = lambda sql=sql, cases=cases: [engine.execute(sql, p) for p in cases]
     return fns
 
 
@@ -274,10 +316,16 @@ def _explain_all(engine: Engine, advice: Advice, names: Sequence[str]) -> dict[s
 
 
 def _time(fns: Mapping[str, Callable[[], Any]], repeat: int, warmup: int, clock) -> dict[str, list[int]]:
-    return measure.measure_interleaved(fns, repeat=repeat, warmup=warmup, clock=clock, pause_gc=False) if fns else {}
+    return (
+        measure.measure_interleaved(fns, repeat=repeat, warmup=warmup, clock=clock, pause_gc=False)
+        if fns
+        else {}
+    )
 
 
-def measure_builds(engine: Engine, advice: Advice, specs: Sequence[cand.IndexSpec] | None = None, **kw: Any) -> Builds:
+def measure_builds(
+    engine: Engine, advice: Advice, specs: Sequence[cand.IndexSpec] | None = None, **kw: Any
+) -> Builds:
     """Build each index for real on ``engine`` and time the queries on its table and the writes.
 
     Returns :class:`Builds`: per (index, query) the times without/with, the speedup with its
@@ -318,7 +366,9 @@ def _measure_builds(
             table = spec.table
             if table not in base_writes:
                 ins, undo = write_cost_fn(engine, table, write_rows)
-                base_writes[table] = measure.measure(ins, repeat=write_repeat, warmup=0, reset=undo, clock=clock, pause_gc=False)
+                base_writes[table] = measure.measure(
+                    ins, repeat=write_repeat, warmup=0, reset=undo, clock=clock, pause_gc=False
+                )
                 undo()
             sql = spec.sql(engine.dialect)
             started = clock()
@@ -330,29 +380,49 @@ def _measure_builds(
                 after_times = _time(_timed_queries(engine, advice, on_table), repeat, warmup, clock)
                 after_plans = _explain_all(engine, advice, on_table)
                 ins, undo = write_cost_fn(engine, table, write_rows)
-                writes = measure.measure(ins, repeat=write_repeat, warmup=0, reset=undo, clock=clock, pause_gc=False)
+                writes = measure.measure(
+                    ins, repeat=write_repeat, warmup=0, reset=undo, clock=clock, pause_gc=False
+                )
                 undo()
             finally:
                 engine.drop_index(spec.name)
             w, wlo, whi = measure.ratio(writes, base_writes[table])
-            per_index.append({"engine": engine.name, "index": spec.label, "name": spec.name, "table": table,
-                              "build_ms": build_ms, "size_bytes": size, "write_cost": w,
-                              "write_lo": wlo, "write_hi": whi})
+            per_index.append(
+                {
+                    "engine": engine.name,
+                    "index": spec.label,
+                    "name": spec.name,
+                    "table": table,
+                    "build_ms": build_ms,
+                    "size_bytes": size,
+                    "write_cost": w,
+                    "write_lo": wlo,
+                    "write_hi": whi,
+                }
+            )
             for name in on_table:
                 r, lo, hi = measure.ratio(base_times[name], after_times[name])
-                per_query.append({
-                    "engine": engine.name, "index": spec.label, "query": name,
-                    "before_ms": float(pl.Series(base_times[name]).median()) / 1e6 / cases,
-                    "after_ms": float(pl.Series(after_times[name]).median()) / 1e6 / cases,
-                    "speedup": r, "lo": lo, "hi": hi,
-                    "plan_change": plan_change(base_plans[name], after_plans[name]),
-                    "rows_read_before": rows_read(base_plans[name]),
-                    "rows_read_after": rows_read(after_plans[name]),
-                })
-        baseline = pl.DataFrame([
-            {"engine": engine.name, "query": n, "before_ms": float(pl.Series(t).median()) / 1e6 / cases}
-            for n, t in base_times.items()
-        ])
+                per_query.append(
+                    {
+                        "engine": engine.name,
+                        "index": spec.label,
+                        "query": name,
+                        "before_ms": float(pl.Series(base_times[name]).median()) / 1e6 / cases,
+                        "after_ms": float(pl.Series(after_times[name]).median()) / 1e6 / cases,
+                        "speedup": r,
+                        "lo": lo,
+                        "hi": hi,
+                        "plan_change": plan_change(base_plans[name], after_plans[name]),
+                        "rows_read_before": rows_read(base_plans[name]),
+                        "rows_read_after": rows_read(after_plans[name]),
+                    }
+                )
+        baseline = pl.DataFrame(
+            [
+                {"engine": engine.name, "query": n, "before_ms": float(pl.Series(t).median()) / 1e6 / cases}
+                for n, t in base_times.items()
+            ]
+        )
     finally:
         restore(engine, existing)
     return Builds(
@@ -370,13 +440,28 @@ class Builds:
 
 
 PER_QUERY_SCHEMA = {
-    "engine": pl.String, "index": pl.String, "query": pl.String, "before_ms": pl.Float64,
-    "after_ms": pl.Float64, "speedup": pl.Float64, "lo": pl.Float64, "hi": pl.Float64,
-    "plan_change": pl.String, "rows_read_before": pl.Int64, "rows_read_after": pl.Int64,
+    "engine": pl.String,
+    "index": pl.String,
+    "query": pl.String,
+    "before_ms": pl.Float64,
+    "after_ms": pl.Float64,
+    "speedup": pl.Float64,
+    "lo": pl.Float64,
+    "hi": pl.Float64,
+    "plan_change": pl.String,
+    "rows_read_before": pl.Int64,
+    "rows_read_after": pl.Int64,
 }
 PER_INDEX_SCHEMA = {
-    "engine": pl.String, "index": pl.String, "name": pl.String, "table": pl.String, "build_ms": pl.Float64,
-    "size_bytes": pl.Int64, "write_cost": pl.Float64, "write_lo": pl.Float64, "write_hi": pl.Float64,
+    "engine": pl.String,
+    "index": pl.String,
+    "name": pl.String,
+    "table": pl.String,
+    "build_ms": pl.Float64,
+    "size_bytes": pl.Int64,
+    "write_cost": pl.Float64,
+    "write_lo": pl.Float64,
+    "write_hi": pl.Float64,
 }
 
 
@@ -389,7 +474,11 @@ def restore(engine: Engine, indexes: pl.DataFrame) -> None:
 
 
 def workload_time(
-    engine: Engine, advice: Advice, specs: Sequence[cand.IndexSpec], *, repeat: int = 5,
+    engine: Engine,
+    advice: Advice,
+    specs: Sequence[cand.IndexSpec],
+    *,
+    repeat: int = 5,
     clock: measure.Clock = time.perf_counter_ns,
 ) -> pl.DataFrame:
     """The whole workload's DB time without secondary indexes and with ``specs`` built (per query).
@@ -421,10 +510,16 @@ def _workload_time(engine, advice, specs, repeat, clock) -> pl.DataFrame:
     rows = []
     for q in advice.workload.queries:
         r, lo, hi = measure.ratio(before[q.name], after[q.name])
-        rows.append({
-            "engine": engine.name, "query": q.name, "frequency": q.frequency,
-            "before_ms": float(pl.Series(before[q.name]).median()) / 1e6 / cases,
-            "after_ms": float(pl.Series(after[q.name]).median()) / 1e6 / cases,
-            "speedup": r, "lo": lo, "hi": hi,
-        })
+        rows.append(
+            {
+                "engine": engine.name,
+                "query": q.name,
+                "frequency": q.frequency,
+                "before_ms": float(pl.Series(before[q.name]).median()) / 1e6 / cases,
+                "after_ms": float(pl.Series(after[q.name]).median()) / 1e6 / cases,
+                "speedup": r,
+                "lo": lo,
+                "hi": hi,
+            }
+        )
     return pl.DataFrame(rows)

@@ -67,8 +67,13 @@ def _next(pager: str, state: Any, rows: Sequence[tuple]) -> Any:
 
 
 def walk(
-    engine: Engine, pager: str, project_id: int, size: int, *,
-    between: Callable[[int], Any] | None = None, max_pages: int = 100_000,
+    engine: Engine,
+    pager: str,
+    project_id: int,
+    size: int,
+    *,
+    between: Callable[[int], Any] | None = None,
+    max_pages: int = 100_000,
 ) -> list[list[int]]:
     """Ids of every page until an empty or short page; ``between(page_no)`` runs after each page."""
     state, out = _first(pager), []
@@ -85,21 +90,37 @@ def walk(
     return out
 
 
-def inserter(engine: Engine, project_id: int, per_page: int, seed: int = 0) -> tuple[Callable[[int], Any], Callable[[], Any]]:
+def inserter(
+    engine: Engine, project_id: int, per_page: int, seed: int = 0
+) -> tuple[Callable[[int], Any], Callable[[], Any]]:
     """(insert, cleanup): ``insert(page)`` adds ``per_page`` sessions to the project, half new
     (created now, on top of the list) and half synced late (older creation times, new ids);
     ``cleanup()`` removes everything it added."""
     engine.check_writable()
     top = int(engine.execute("SELECT coalesce(max(id), 0) FROM sessions")[0][0])
-    lo, hi = engine.execute("SELECT min(created_at), max(created_at) FROM sessions WHERE project_id = :p", {"p": project_id})[0]
+    lo, hi = engine.execute(
+        "SELECT min(created_at), max(created_at) FROM sessions WHERE project_id = :p", {"p": project_id}
+    )[0]
     lo, hi = _dt(lo), _dt(hi)
     rng = random.Random(seed)
     next_id = [top]
     newest = [hi]
-    cols = ("id", "project_id", "external_id", "title", "model", "git_branch", "is_sidechain",
-            "message_count", "created_at", "updated_at")
-    sql = (f"INSERT INTO sessions ({', '.join(identifier(c) for c in cols)}) VALUES "
-           f"({', '.join(':' + c for c in cols)})")
+    cols = (
+        "id",
+        "project_id",
+        "external_id",
+        "title",
+        "model",
+        "git_branch",
+        "is_sidechain",
+        "message_count",
+        "created_at",
+        "updated_at",
+    )
+    sql = (
+        f"INSERT INTO sessions ({', '.join(identifier(c) for c in cols)}) VALUES "
+        f"({', '.join(':' + c for c in cols)})"
+    )
 
     def insert(page: int) -> None:
         for k in range(per_page):
@@ -109,11 +130,21 @@ def inserter(engine: Engine, project_id: int, per_page: int, seed: int = 0) -> t
                 created = newest[0]
             else:
                 created = lo + (hi - lo) * rng.random()
-            engine._write(sql, {
-                "id": next_id[0], "project_id": project_id, "external_id": f"inserted-{next_id[0]}",
-                "title": "inserted while paging", "model": None, "git_branch": None, "is_sidechain": False,
-                "message_count": 0, "created_at": created, "updated_at": created,
-            })
+            engine._write(
+                sql,
+                {
+                    "id": next_id[0],
+                    "project_id": project_id,
+                    "external_id": f"inserted-{next_id[0]}",
+                    "title": "inserted while paging",
+                    "model": None,
+                    "git_branch": None,
+                    "is_sidechain": False,
+                    "message_count": 0,
+                    "created_at": created,
+                    "updated_at": created,
+                },
+            )
 
     def cleanup() -> None:
         engine._write("DELETE FROM sessions WHERE id > :top", {"top": top})
@@ -138,9 +169,13 @@ def count(snapshot: Sequence[int], pages: Sequence[Sequence[int]]) -> dict[str, 
     }
 
 
-def correctness(engine: Engine, project_id: int, size: int = 20, inserts_per_page: int = 2, seed: int = 0) -> pl.DataFrame:
+def correctness(
+    engine: Engine, project_id: int, size: int = 20, inserts_per_page: int = 2, seed: int = 0
+) -> pl.DataFrame:
     """Per pager, on a still table and with rows inserted between pages: rows missed and repeated."""
-    snapshot = [r[0] for r in engine.execute("SELECT id FROM sessions WHERE project_id = :p", {"p": project_id})]
+    snapshot = [
+        r[0] for r in engine.execute("SELECT id FROM sessions WHERE project_id = :p", {"p": project_id})
+    ]
     rows = []
     for pager in PAGERS:
         for scenario in ("still table", "rows inserted between pages"):
@@ -152,13 +187,21 @@ def correctness(engine: Engine, project_id: int, size: int = 20, inserts_per_pag
                     pages = walk(engine, pager, project_id, size, between=insert)
                 finally:
                     cleanup()
-            rows.append({"engine": engine.name, "pager": pager, "scenario": scenario, **count(snapshot, pages)})
+            rows.append(
+                {"engine": engine.name, "pager": pager, "scenario": scenario, **count(snapshot, pages)}
+            )
     return pl.DataFrame(rows)
 
 
 def depth_latency(
-    engine: Engine, project_id: int, *, size: int = 20, depths: Sequence[int] = (1, 10, 100, 1000),
-    repeat: int = 5, build: bool = True, clock: measure.Clock = time.perf_counter_ns,
+    engine: Engine,
+    project_id: int,
+    *,
+    size: int = 20,
+    depths: Sequence[int] = (1, 10, 100, 1000),
+    repeat: int = 5,
+    build: bool = True,
+    clock: measure.Clock = time.perf_counter_ns,
 ) -> pl.DataFrame:
     """Latency of fetching page ``d`` for each pager, with the index it needs (built when ``build``).
 
@@ -171,7 +214,8 @@ def depth_latency(
 
 def _depth_latency(engine, project_id, size, depths, repeat, build, clock) -> pl.DataFrame:
     order = engine.execute(
-        "SELECT id, created_at FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC", {"p": project_id}
+        "SELECT id, created_at FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC",
+        {"p": project_id},
     )
     pages_available = len(order) // size
     cursor_pages = walk(engine, "cursor", project_id, size)
@@ -191,17 +235,36 @@ def _depth_latency(engine, project_id, size, depths, repeat, build, clock) -> pl
                 if pager == "offset":
                     state = (d - 1) * size
                 elif pager == "keyset":
-                    state = _first(pager) if d == 1 else (_dt(order[(d - 1) * size - 1][1]), order[(d - 1) * size - 1][0])
+                    state = (
+                        _first(pager)
+                        if d == 1
+                        else (_dt(order[(d - 1) * size - 1][1]), order[(d - 1) * size - 1][0])
+                    )
                 else:
                     if d > len(cursor_pages):
                         continue
                     state = 0 if d == 1 else cursor_pages[d - 2][-1]
-                fns[str(d)] = (lambda state=state, pager=pager: _page(engine, pager, project_id, size, state))
-            times = measure.measure_interleaved(fns, repeat=repeat, warmup=engine.warmup_runs, clock=clock, pause_gc=False) if fns else {}
+                fns[str(d)] = lambda state=state, pager=pager: _page(engine, pager, project_id, size, state)
+            times = (
+                measure.measure_interleaved(
+                    fns, repeat=repeat, warmup=engine.warmup_runs, clock=clock, pause_gc=False
+                )
+                if fns
+                else {}
+            )
             for d, t in times.items():
                 s = measure.summarize(t)
-                rows.append({"engine": engine.name, "pager": pager, "page": int(d), "median_ms": s["median_ms"],
-                             "lo_ms": s["median_lo"], "hi_ms": s["median_hi"], "index": spec.label if build else None})
+                rows.append(
+                    {
+                        "engine": engine.name,
+                        "pager": pager,
+                        "page": int(d),
+                        "median_ms": s["median_ms"],
+                        "lo_ms": s["median_lo"],
+                        "hi_ms": s["median_hi"],
+                        "index": spec.label if build else None,
+                    }
+                )
     finally:
         for name in built:
             engine.drop_index(name)
@@ -214,6 +277,12 @@ def growth(frame: pl.DataFrame) -> pl.DataFrame:
     for (engine, pager), part in frame.group_by("engine", "pager", maintain_order=True):
         part = part.sort("page")
         first, last = part.row(0, named=True), part.row(-1, named=True)
-        out.append({"engine": engine, "pager": pager, "deepest_page": last["page"],
-                    "ratio": last["median_ms"] / first["median_ms"] if first["median_ms"] else None})
+        out.append(
+            {
+                "engine": engine,
+                "pager": pager,
+                "deepest_page": last["page"],
+                "ratio": last["median_ms"] / first["median_ms"] if first["median_ms"] else None,
+            }
+        )
     return pl.DataFrame(out)

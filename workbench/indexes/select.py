@@ -40,15 +40,23 @@ def _specs(advice: Advice) -> dict[str, cand.IndexSpec]:
     return {spec.label: spec for spec in advice.candidates}
 
 
-def choose(advice: Advice, per_query: pl.DataFrame, per_index: pl.DataFrame, baseline: pl.DataFrame,
-           budgets: Budgets = Budgets()) -> pl.DataFrame:
+def choose(
+    advice: Advice,
+    per_query: pl.DataFrame,
+    per_index: pl.DataFrame,
+    baseline: pl.DataFrame,
+    budgets: Budgets = Budgets(),
+) -> pl.DataFrame:
     """One row per (engine, candidate): decision, rank, saving and the evidence behind it."""
     freq = {q.name: q.frequency for q in advice.workload.queries}
     specs = _specs(advice)
     rows = []
     for (engine,), idx in per_index.group_by("engine", maintain_order=True):
         pq = per_query.filter(pl.col("engine") == engine)
-        current = {r["query"]: r["before_ms"] for r in baseline.filter(pl.col("engine") == engine).iter_rows(named=True)}
+        current = {
+            r["query"]: r["before_ms"]
+            for r in baseline.filter(pl.col("engine") == engine).iter_rows(named=True)
+        }
         total = sum(freq.get(q, 0) * t for q, t in current.items())
         useful = pq.filter((pl.col("lo") > 1.0) & (pl.col("plan_change") != "plan unchanged"))
         gains: dict[str, dict[str, float]] = {}
@@ -64,7 +72,9 @@ def choose(advice: Advice, per_query: pl.DataFrame, per_index: pl.DataFrame, bas
         while remaining:
             best, best_saving = None, 0.0
             for label in sorted(remaining):
-                saving = sum(freq.get(q, 0) * max(0.0, current[q] - t) for q, t in gains.get(label, {}).items())
+                saving = sum(
+                    freq.get(q, 0) * max(0.0, current[q] - t) for q, t in gains.get(label, {}).items()
+                )
                 if saving > best_saving:
                     best, best_saving = label, saving
             if best is None:
@@ -73,7 +83,9 @@ def choose(advice: Advice, per_query: pl.DataFrame, per_index: pl.DataFrame, bas
             r = info[best]
             table_cost = write.get(r["table"], 1.0) * max(1.0, r["write_cost"] or 1.0)
             if table_cost > budgets.max_write_cost:
-                decision[best] = f"over the write budget ({table_cost:.2f}x > {budgets.max_write_cost:.2f}x on {r['table']})"
+                decision[best] = (
+                    f"over the write budget ({table_cost:.2f}x > {budgets.max_write_cost:.2f}x on {r['table']})"
+                )
                 continue
             if budgets.max_size_bytes is not None and size + (r["size_bytes"] or 0) > budgets.max_size_bytes:
                 decision[best] = "over the size budget"
@@ -103,19 +115,33 @@ def choose(advice: Advice, per_query: pl.DataFrame, per_index: pl.DataFrame, bas
             helped = pq.filter(pl.col("index") == label).filter(
                 (pl.col("lo") > 1.0) & (pl.col("plan_change") != "plan unchanged")
             )
-            rows.append({
-                "engine": engine, "rank": rank.get(label), "index": label, "name": r["name"],
-                "table": r["table"], "decision": decision[label],
-                "saved_ms": saved_at.get(label, 0.0), "saved_share": saved_at.get(label, 0.0) / total if total else 0.0,
-                "queries_helped": ", ".join(
-                    f"{h['query']} {h['speedup']:.1f}x [{h['lo']:.1f}, {h['hi']:.1f}]" for h in helped.iter_rows(named=True)
-                ),
-                "write_cost": r["write_cost"], "size_bytes": r["size_bytes"], "build_ms": r["build_ms"],
-                "desc": desc_note(specs[label], advice),
-                "plan_index": any(c.source == "plan" for c in advice.candidates[specs[label]]),
-            })
+            rows.append(
+                {
+                    "engine": engine,
+                    "rank": rank.get(label),
+                    "index": label,
+                    "name": r["name"],
+                    "table": r["table"],
+                    "decision": decision[label],
+                    "saved_ms": saved_at.get(label, 0.0),
+                    "saved_share": saved_at.get(label, 0.0) / total if total else 0.0,
+                    "queries_helped": ", ".join(
+                        f"{h['query']} {h['speedup']:.1f}x [{h['lo']:.1f}, {h['hi']:.1f}]"
+                        for h in helped.iter_rows(named=True)
+                    ),
+                    "write_cost": r["write_cost"],
+                    "size_bytes": r["size_bytes"],
+                    "build_ms": r["build_ms"],
+                    "desc": desc_note(specs[label], advice),
+                    "plan_index": any(c.source == "plan" for c in advice.candidates[specs[label]]),
+                }
+            )
     overrides = {"rank": pl.Int64, "size_bytes": pl.Int64, "saved_ms": pl.Float64, "saved_share": pl.Float64}
-    return pl.DataFrame(rows, schema_overrides=overrides).sort("engine", pl.col("rank").fill_null(999), "index") if rows else pl.DataFrame()
+    return (
+        pl.DataFrame(rows, schema_overrides=overrides).sort("engine", pl.col("rank").fill_null(999), "index")
+        if rows
+        else pl.DataFrame()
+    )
 
 
 def desc_note(spec: cand.IndexSpec, advice: Advice) -> str:
@@ -132,20 +158,30 @@ def desc_note(spec: cand.IndexSpec, advice: Advice) -> str:
     return "no DESC needed"
 
 
-def existing_report(existing: Mapping[str, cand.IndexSpec], recommended: Sequence[cand.IndexSpec],
-                    advice: Advice) -> pl.DataFrame:
+def existing_report(
+    existing: Mapping[str, cand.IndexSpec], recommended: Sequence[cand.IndexSpec], advice: Advice
+) -> pl.DataFrame:
     """Existing indexes: redundant (a prefix of another) or unused (no workload query filters,
     joins or sorts on its first column); each with the reason."""
     redundant = cand.redundant(existing, recommended)
-    used = {(a.table, c) for an in advice.analyses.values() for a in an.accesses
-            for c in [*a.equality, *a.joins, *(r[0] for r in a.ranges), *(s[0] for s in a.sort[:1])]}
+    used = {
+        (a.table, c)
+        for an in advice.analyses.values()
+        for a in an.accesses
+        for c in [*a.equality, *a.joins, *(r[0] for r in a.ranges), *(s[0] for s in a.sort[:1])]
+    }
     rows = []
     for name, spec in existing.items():
         if name in redundant:
             status, why = "redundant", f"its key is a prefix of {redundant[name]}"
         elif (spec.table, spec.columns[0]) not in used:
-            status, why = "unused", f"no workload query filters, joins or sorts on {spec.table}.{spec.columns[0]}"
+            status, why = (
+                "unused",
+                f"no workload query filters, joins or sorts on {spec.table}.{spec.columns[0]}",
+            )
         else:
             status, why = "used", ""
         rows.append({"name": name, "index": spec.label, "status": status, "reason": why})
-    return pl.DataFrame(rows, schema={"name": pl.String, "index": pl.String, "status": pl.String, "reason": pl.String})
+    return pl.DataFrame(
+        rows, schema={"name": pl.String, "index": pl.String, "status": pl.String, "reason": pl.String}
+    )

@@ -25,8 +25,8 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,15 @@ csv.field_size_limit(1 << 26)
 #: list), the transcript, the windows, the batch loaders, the jobs pages and a day's messages.
 #: The other files are notebook 02's loading strategies and the pagination variants.
 ENDPOINTS = (
-    "project_sessions", "project_sessions_page_keyset", "session_messages", "session_windows",
-    "messages_for_sessions", "windows_for_sessions", "jobs_queue", "jobs_by_status", "day_messages",
+    "project_sessions",
+    "project_sessions_page_keyset",
+    "session_messages",
+    "session_windows",
+    "messages_for_sessions",
+    "windows_for_sessions",
+    "jobs_queue",
+    "jobs_by_status",
+    "day_messages",
 )
 
 
@@ -100,7 +107,9 @@ def from_folder(folder: str | Path | None = None, names: Sequence[str] | None = 
         files = [known[n] for n in names]
     if not files:
         raise WorkloadError(f"No *.sql files in {str(folder)!r}")
-    return Workload([WorkloadQuery(f.stem, f.read_text(), 1.0, str(folder)) for f in files], source=f"{folder}")
+    return Workload(
+        [WorkloadQuery(f.stem, f.read_text(), 1.0, str(folder)) for f in files], source=f"{folder}"
+    )
 
 
 # ---- fingerprints -------------------------------------------------------------------------
@@ -205,7 +214,9 @@ def _csvlog(path: Path, text: str) -> tuple[list[Entry], list[str]]:
         where = f"{path}:{start}"
         start = reader.line_num + 1
         if len(row) <= CSVLOG_MESSAGE:
-            errors.append(f"{where}: malformed csvlog line ({len(row)} columns, expected at least 14): skipped")
+            errors.append(
+                f"{where}: malformed csvlog line ({len(row)} columns, expected at least 14): skipped"
+            )
             continue
         _from_message(row[CSVLOG_MESSAGE], where, entries)
     return entries, errors
@@ -269,7 +280,9 @@ def _three(rows: Sequence[tuple]) -> list[Any]:
 def draw(engine: Any, page_size: int = PAGE_SIZE) -> dict[str, dict[str, Any]]:
     """Parameter values per case (hot, typical, cold), read from the engine's data (read-only)."""
     q = engine.execute
-    projects = _three(q("SELECT project_id, count(*) AS n FROM sessions GROUP BY project_id ORDER BY n DESC, project_id"))
+    projects = _three(
+        q("SELECT project_id, count(*) AS n FROM sessions GROUP BY project_id ORDER BY n DESC, project_id")
+    )
     sessions = _three(q("SELECT id, message_count FROM sessions ORDER BY message_count DESC, id"))
     statuses = _three(q("SELECT status, count(*) AS n FROM jobs GROUP BY status ORDER BY n DESC, status"))
     day_sql = queries.translate(
@@ -280,9 +293,13 @@ def draw(engine: Any, page_size: int = PAGE_SIZE) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for i, case in enumerate(CASES):
         project = projects[i]
-        ids = [r[0] for r in q(
-            "SELECT id FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC LIMIT 50", {"p": project}
-        )]
+        ids = [
+            r[0]
+            for r in q(
+                "SELECT id FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC LIMIT 50",
+                {"p": project},
+            )
+        ]
         day = days[i]
         if isinstance(day, str):
             day = datetime.fromisoformat(day)
