@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--engines", default="postgres,sqlite")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--data", default=None, help="data folder (default: a temporary one)")
+    ap.add_argument("--all", action="store_true", help="every query in queries/, not only the endpoints")
     args = ap.parse_args()
     print(f"load before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
