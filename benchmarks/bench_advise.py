@@ -36,9 +36,8 @@ def main() -> None:
         engines, _ = lab.open_engines(ds, args.engines.split(","), data / "bench-advise")
         for name, e in engines.items():
             started = time.perf_counter()
-            rep = advisor.advise(
-                e, wl.from_folder(names=wl.ENDPOINTS), out_dir=Path(tmp) / "out", repeat=args.repeat
-            )
+            w = wl.from_folder() if args.all else wl.from_folder(names=wl.ENDPOINTS)
+            rep = advisor.advise(e, w, out_dir=Path(tmp) / "out", repeat=args.repeat)
             took = time.perf_counter() - started
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in rep.stages.items())
             print(f"{name}: advise {took:.1f} s ({stages}); {rep.notes or ''}")
