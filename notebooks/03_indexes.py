@@ -131,7 +131,7 @@ for name, r in reports.items():
             report.Verdict(
                 f"plan index {row['index']}",
                 row["decision"].split(" (")[0],
-                f"helps: {row['queries_helped'] or 'nothing measurably'}; write cost {row['write_cost']:.2f}x; {row['desc']}",
+                f"helps: {row['queries_helped'] or 'nothing measurably'}; write cost {row['write_cost']:.2f}x; {row['desc']}",  # noqa: E501
                 name,
             )
         )

@@ -101,7 +101,7 @@ def test_index_sql_per_dialect():
         'ON "sessions" ("project_id", "created_at" DESC) INCLUDE ("title")'
     )
     assert spec.sql("duckdb") == (
-        'CREATE INDEX IF NOT EXISTS "ix_sessions_project_id_created_at_desc" ON "sessions" ("project_id", "created_at")'
+        'CREATE INDEX IF NOT EXISTS "ix_sessions_project_id_created_at_desc" ON "sessions" ("project_id", "created_at")'  # noqa: E501
     )
 
 
@@ -139,11 +139,11 @@ def test_jsonlog_and_csvlog_grouped_by_fingerprint(tmp_path):
     lines = [
         {
             "timestamp": "2026-11-01",
-            "message": "duration: 0.500 ms  statement: SELECT * FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 20",
+            "message": "duration: 0.500 ms  statement: SELECT * FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 20",  # noqa: E501
         },
         {
             "timestamp": "2026-11-01",
-            "message": "duration: 0.300 ms  statement: SELECT * FROM jobs WHERE status = 'failed' ORDER BY created_at, id LIMIT 20",
+            "message": "duration: 0.300 ms  statement: SELECT * FROM jobs WHERE status = 'failed' ORDER BY created_at, id LIMIT 20",  # noqa: E501
         },
         {"timestamp": "2026-11-01", "message": "connection received: host=127.0.0.1"},
     ]
@@ -294,7 +294,7 @@ def test_migration_files_one_statement_each_with_evidence(tmp_path):
         "-- create jobs(status, created_at) (postgres)\n-- helps jobs_queue 3.0x [2.5, 3.4]\n"
     )
     assert up.rstrip().endswith(
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_jobs_status_created_at" ON "jobs" ("status", "created_at");'
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_jobs_status_created_at" ON "jobs" ("status", "created_at");'  # noqa: E501
     )
     assert up.count(";") == 1
     drop_up = (tmp_path / "migrations" / "postgres" / pg[3]).read_text()

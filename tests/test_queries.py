@@ -12,10 +12,18 @@ from workbench.engines import open_engine
 from workbench.queries import QueryError
 
 PARAMS = {
-    "project_id": 1, "limit": 5, "session_id": 3, "session_ids": [3, 1, 2, 40], "status": "failed",
+    "project_id": 1,
+    "limit": 5,
+    "session_id": 3,
+    "session_ids": [3, 1, 2, 40],
+    "status": "failed",
     # the index lab's queries (pagination, a day's messages; a month here, so tiny has rows)
-    "cursor": 0, "offset": 2, "after_created_at": datetime(2100, 1, 1), "after_id": 0,
-    "day_start": datetime(2026, 10, 1), "day_end": datetime(2026, 11, 1),
+    "cursor": 0,
+    "offset": 2,
+    "after_created_at": datetime(2100, 1, 1),
+    "after_id": 0,
+    "day_start": datetime(2026, 10, 1),
+    "day_end": datetime(2026, 11, 1),
 }
 # Aggregated rows hold engine-specific containers (JSON text, lists of structs, parsed
 # JSON): test_strategies compares them after normalisation.

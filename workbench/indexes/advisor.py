@@ -88,7 +88,7 @@ class Report:
         )
         return (
             head
-            + f": {target - share:.0%} short of the plan's {target:.0%}; most of the remaining time is in {why}."
+            + f": {target - share:.0%} short of the plan's {target:.0%}; most of the remaining time is in {why}."  # noqa: E501
         )
 
 
@@ -103,7 +103,7 @@ def evidence(row: Mapping[str, Any], engine: str, hypo: pl.DataFrame | None = No
         f"engine {engine}; measured on the workbench sample",
         "queries helped = " + (row["queries_helped"] or "none measurably"),
         f"workload time saved = {row['saved_share']:.0%}; size = {_size(row['size_bytes'])}; "
-        f"build = {row['build_ms']:.1f} ms; write cost (bulk insert into {row['table']}) = {row['write_cost']:.2f}x",
+        f"build = {row['build_ms']:.1f} ms; write cost (bulk insert into {row['table']}) = {row['write_cost']:.2f}x",  # noqa: E501
         row["desc"],
     ]
     if hypo is not None and not hypo.is_empty():
@@ -117,7 +117,7 @@ def advise(
     engine: Engine,
     workload: wl.Workload,
     *,
-    budgets: sel.Budgets = sel.Budgets(),
+    budgets: sel.Budgets = sel.DEFAULT_BUDGETS,
     out_dir: str | Path | None = None,
     hypothetical_on: Engine | None = None,
     repeat: int = 5,

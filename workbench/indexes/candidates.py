@@ -287,7 +287,7 @@ def _rewrite_for(func: exp.Expression, column: str) -> str:
             "interval '1 day' (a B-tree on it then serves the range)"
         )
     if isinstance(func, exp.Lower | exp.Upper):
-        return f"an expression index on {func.sql('postgres')}, or store the value normalised and compare {column}"
+        return f"an expression index on {func.sql('postgres')}, or store the value normalised and compare {column}"  # noqa: E501
     return f"move the function to the value side and compare {column} itself, or add an expression index"
 
 

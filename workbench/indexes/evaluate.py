@@ -161,7 +161,7 @@ HYPOPG_SCHEMA = "hypopg"
 
 def _hypopg_schema(engine: Engine) -> str | None:
     row = engine.execute(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'"
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hypopg'"  # noqa: E501
     )
     return row[0][0] if row else None
 
@@ -286,7 +286,7 @@ def _max_id(engine: Engine, table: str) -> int:
 def write_cost_fn(
     engine: Engine, table: str, rows: int = WRITE_ROWS
 ) -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """(insert, cleanup): bulk-insert ``rows`` copies of the table's first rows under new ids, and remove them."""
+    """(insert, cleanup): bulk-insert ``rows`` copies of the table's first rows under new ids, and remove them."""  # noqa: E501
     cols = [c.name for c in schema.columns(table)]
     referenced = any(c.references == f"{table}.id" for t in schema.TABLES for c in schema.columns(t))
     if referenced:

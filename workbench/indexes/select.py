@@ -36,6 +36,9 @@ class Budgets:
     max_size_bytes: int | None = None
 
 
+DEFAULT_BUDGETS = Budgets()
+
+
 def _specs(advice: Advice) -> dict[str, cand.IndexSpec]:
     return {spec.label: spec for spec in advice.candidates}
 
@@ -45,7 +48,7 @@ def choose(
     per_query: pl.DataFrame,
     per_index: pl.DataFrame,
     baseline: pl.DataFrame,
-    budgets: Budgets = Budgets(),
+    budgets: Budgets = DEFAULT_BUDGETS,
 ) -> pl.DataFrame:
     """One row per (engine, candidate): decision, rank, saving and the evidence behind it."""
     freq = {q.name: q.frequency for q in advice.workload.queries}
@@ -84,7 +87,7 @@ def choose(
             table_cost = write.get(r["table"], 1.0) * max(1.0, r["write_cost"] or 1.0)
             if table_cost > budgets.max_write_cost:
                 decision[best] = (
-                    f"over the write budget ({table_cost:.2f}x > {budgets.max_write_cost:.2f}x on {r['table']})"
+                    f"over the write budget ({table_cost:.2f}x > {budgets.max_write_cost:.2f}x on {r['table']})"  # noqa: E501
                 )
                 continue
             if budgets.max_size_bytes is not None and size + (r["size_bytes"] or 0) > budgets.max_size_bytes:
@@ -154,7 +157,7 @@ def desc_note(spec: cand.IndexSpec, advice: Advice) -> str:
     if mixed:
         return "DESC matters: " + ", ".join(sorted(set(mixed))) + " sorts in mixed directions"
     if any(spec.descending):
-        return "DESC does not matter: every sort on these columns runs one way, which an ascending index serves backwards"
+        return "DESC does not matter: every sort on these columns runs one way, which an ascending index serves backwards"  # noqa: E501
     return "no DESC needed"
 
 

@@ -116,9 +116,9 @@ def from_folder(folder: str | Path | None = None, names: Sequence[str] | None = 
 def _normal(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Placeholder | exp.Parameter | exp.Literal | exp.Null | exp.Boolean):
         return exp.Placeholder()
-    if isinstance(node, exp.In) and (node.args.get("field") is not None or node.expressions):
-        if node.args.get("query") is None:
-            return exp.In(this=node.this.copy(), expressions=[exp.Placeholder()])
+    listed = node.args.get("field") is not None or node.expressions if isinstance(node, exp.In) else False
+    if listed and node.args.get("query") is None:
+        return exp.In(this=node.this.copy(), expressions=[exp.Placeholder()])
     return node
 
 
