@@ -101,13 +101,13 @@ def choose(
             for q, t in gains.get(best, {}).items():
                 current[q] = min(current[q], t)
             for other in list(remaining):
-                if specs[best].covers(specs[other]):
+                if _covers(specs[best], specs[other], advice):
                     remaining.discard(other)
                     decision[other] = f"covered by {best} (a prefix of its key)"
         # A chosen index whose key is a prefix of another chosen one is served by it.
         for a in list(chosen):
             for b in chosen:
-                if a != b and specs[b].covers(specs[a]) and a in chosen:
+                if a != b and _covers(specs[b], specs[a], advice) and a in chosen:
                     chosen.remove(a)
                     decision[a] = f"covered by {b} (a prefix of its key)"
                     break
@@ -145,6 +145,15 @@ def choose(
         if rows
         else pl.DataFrame()
     )
+
+
+def _covers(big: cand.IndexSpec, small: cand.IndexSpec, advice: Advice) -> bool:
+    """A prefix covers; directions count only where the workload sorts in mixed directions."""
+    if big.covers(small):
+        return True
+    n = len(small.columns)
+    same_prefix = big.table == small.table and big.columns[:n] == small.columns and n <= len(big.columns)
+    return same_prefix and not desc_note(small, advice).startswith("DESC matters")
 
 
 def desc_note(spec: cand.IndexSpec, advice: Advice) -> str:
