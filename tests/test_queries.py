@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 import pytest
 
@@ -9,7 +11,20 @@ from workbench import queries
 from workbench.engines import open_engine
 from workbench.queries import QueryError
 
-PARAMS = {"project_id": 1, "limit": 5, "session_id": 3, "session_ids": [3, 1, 2, 40], "status": "failed"}
+PARAMS = {
+    "project_id": 1,
+    "limit": 5,
+    "session_id": 3,
+    "session_ids": [3, 1, 2, 40],
+    "status": "failed",
+    # the index lab's queries (pagination, a day's messages; a month here, so tiny has rows)
+    "cursor": 0,
+    "offset": 2,
+    "after_created_at": datetime(2100, 1, 1),
+    "after_id": 0,
+    "day_start": datetime(2026, 10, 1),
+    "day_end": datetime(2026, 11, 1),
+}
 # Aggregated rows hold engine-specific containers (JSON text, lists of structs, parsed
 # JSON): test_strategies compares them after normalisation.
 RAW_COMPARABLE = [n for n in queries.names() if n != "project_sessions_aggregated"]

@@ -359,5 +359,107 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
         click.echo(f"  {table:<16} {n:>12,}")
 
 
+# ---- workbench advise (index lab, notebook 03) ---------------------------------------------------
+@main.command()
+@click.option(
+    "--engine",
+    "engine_name",
+    type=click.Choice(ENGINE_NAMES),
+    default="postgres",
+    show_default=True,
+    help="Engine the sample is loaded into and the indexes are built and measured on.",
+)
+@click.option(
+    "--dataset", type=click.Path(path_type=Path), help="A Dataset folder (default: data/<scale>, generated)."
+)
+@click.option("--scale", type=click.Choice(SCALE_NAMES), default="small", show_default=True)
+@click.option(
+    "--queries",
+    "queries_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of *.sql queries (default: queries/).",
+)
+@click.option(
+    "--workload",
+    "workload_file",
+    type=click.Path(path_type=Path),
+    help="pg_stat_statements CSV export, or a PostgreSQL jsonlog/csvlog file: frequencies by fingerprint.",
+)
+@click.option("--url", help="A production PostgreSQL URL for the hypothetical (HypoPG) pass only; read-only.")
+@click.option(
+    "--max-write-cost",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="Budget: slowest a table's bulk insert may become with the chosen indexes (ratio).",
+)
+@click.option("--max-size-mb", type=float, help="Budget: total size of the chosen indexes in MB.")
+@click.option("--repeat", type=int, default=5, show_default=True, help="Timed runs per query and index.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports/advise"),
+    show_default=True,
+    help="Writes migrations/<engine>/NNNNNN_name.up.sql/.down.sql here.",
+)
+def advise(
+    engine_name: str,
+    dataset: Path | None,
+    scale: str,
+    queries_dir: Path | None,
+    workload_file: Path | None,
+    url: str | None,
+    max_write_cost: float,
+    max_size_mb: float | None,
+    repeat: int,
+    out_dir: Path,
+) -> None:
+    """Recommend indexes for the workload, measured on a local sample, and write migrations.
+
+    Candidates come from each query's predicates, joins and ORDER BY; on PostgreSQL HypoPG
+    estimates them first; each is then built on the sample, timed, and chosen greedily by
+    frequency-weighted time saved within the write-cost and size budgets. With --url the
+    hypothetical pass runs against that database read-only (nothing is built there); if it
+    has no HypoPG, that is said and the local sample decides alone.
+    """
+    from workbench import lab
+    from workbench.engines import open_engine
+    from workbench.indexes import advisor, select, workload
+
+    w = workload.from_file(workload_file, queries_dir) if workload_file else workload.from_folder(queries_dir)
+    ds = lab.open_dataset(str(dataset) if dataset else "synthetic", "data", scale=scale)
+    engines, _ = lab.open_engines(ds, [engine_name], "data")
+    if engine_name not in engines:
+        raise WorkbenchError(
+            "PostgreSQL could not be reached: pass --engine duckdb or sqlite, or start one (workbench pg start)"  # noqa: E501
+        )
+    engine = engines[engine_name]
+    prod = open_engine("postgres", url) if url else None
+    try:
+        if prod is not None:
+            prod.execute("SET default_transaction_read_only = on")
+        budgets = select.Budgets(max_write_cost, int(max_size_mb * 1e6) if max_size_mb else None)
+        report = advisor.advise(
+            engine, w, budgets=budgets, out_dir=out_dir, hypothetical_on=prod, repeat=repeat
+        )
+    finally:
+        engine.close()
+        if prod is not None:
+            prod.close()
+    for line in [*report.advice.errors, *report.notes]:
+        click.echo(f"Note: {line}")
+    for f in report.advice.flags:
+        click.echo(f"Not indexable: {f.query}: {f.predicate} ({f.reason}); rewrite: {f.rewrite}")
+    import polars as pl
+
+    with pl.Config(tbl_rows=50, fmt_str_lengths=70, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
+        click.echo(report.ranked().drop("build_ms"))
+    click.echo(report.verdict_sentence())
+    click.echo(
+        f"Migrations: {out_dir / 'migrations' / engine.dialect} ({len(report.migrations)} files, {report.seconds:.1f} s)"  # noqa: E501
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,303 @@
+"""The index lab's logic with known answers: candidates, workload files, selection, migrations files."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from workbench import queries
+from workbench.indexes import candidates as cand
+from workbench.indexes import migrations as mig
+from workbench.indexes import workload as wl
+from workbench.indexes.candidates import CandidateError, IndexSpec, analyze, derive
+
+
+def keys(sql: str, distinct=None) -> list[str]:
+    return [c.spec.label for c in derive(analyze(sql, "q"), distinct)]
+
+
+# ---- candidates: known answers ---------------------------------------------------------------
+def test_equality_then_sort_wants_a_two_column_index_in_that_order():
+    assert keys("SELECT * FROM jobs WHERE status = :s ORDER BY created_at DESC LIMIT 20") == [
+        "jobs(status, created_at)"
+    ]
+
+
+def test_equality_comes_before_range_whatever_the_order_written():
+    a = keys("SELECT * FROM messages WHERE timestamp >= :t AND session_id = :s")
+    b = keys("SELECT * FROM messages WHERE session_id = :s AND timestamp >= :t")
+    assert a == b == ["messages(session_id, timestamp)"]
+
+
+def test_non_sargable_predicates_are_flagged_with_their_rewrite_never_indexed():
+    a = analyze("SELECT * FROM messages WHERE date(timestamp) = :day", "daily")
+    assert derive(a) == []
+    (flag,) = a.flags
+    assert (flag.query, flag.table, flag.column) == ("daily", "messages", "timestamp")
+    assert "timestamp >= :day AND timestamp < :day + interval '1 day'" in flag.rewrite
+    b = analyze("SELECT * FROM sessions WHERE title LIKE '%fix%'", "search")
+    assert derive(b) == [] and "leading wildcard" in b.flags[0].reason and "pg_trgm" in b.flags[0].rewrite
+    c = analyze("SELECT * FROM sessions WHERE lower(title) = :t", "ci")
+    assert derive(c) == [] and "expression index on LOWER(title)" in c.flags[0].rewrite
+
+
+def test_low_selectivity_column_wants_no_index():
+    assert keys("SELECT * FROM messages WHERE role = :r", {("messages", "role"): 2}) == []
+    # ... unless the index also serves a top-N sort, which stops early
+    assert keys(
+        "SELECT * FROM messages WHERE role = :r ORDER BY timestamp LIMIT 5", {("messages", "role"): 2}
+    ) == ["messages(role, timestamp)"]
+    assert keys("SELECT * FROM messages WHERE session_id = :s", {("messages", "session_id"): 1500}) == [
+        "messages(session_id)"
+    ]
+
+
+def test_desc_is_kept_only_for_mixed_directions():
+    assert keys("SELECT * FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC LIMIT 5") == [
+        "sessions(project_id, created_at, id)"
+    ]
+    assert keys("SELECT * FROM sessions WHERE project_id = :p ORDER BY created_at DESC, title LIMIT 5") == [
+        "sessions(project_id, created_at, title DESC)"
+    ]
+
+
+def test_joins_primary_keys_and_ctes():
+    found = keys(queries.source("project_sessions_joined"))
+    assert "messages(session_id)" in found and "session_windows(session_id)" in found
+    assert keys("SELECT * FROM sessions WHERE id = :id") == []
+
+
+def test_existing_prefix_index_is_reported_redundant():
+    existing = {
+        "ix_a": IndexSpec("messages", ("session_id",)),
+        "ix_b": IndexSpec("messages", ("session_id", "timestamp")),
+        "ix_c": IndexSpec("jobs", ("status",)),
+    }
+    assert cand.redundant(existing) == {"ix_a": "messages(session_id, timestamp)"}
+    assert cand.redundant({"ix_c": existing["ix_c"]}, [IndexSpec("jobs", ("status", "created_at"))]) == {
+        "ix_c": "jobs(status, created_at)"
+    }
+    assert cand.parse_existing("t", "a, b DESC") == IndexSpec("t", ("a", "b"), (False, True))
+    assert cand.parse_existing("t", "[a, b]") == IndexSpec("t", ("a", "b"))
+
+
+def test_bad_queries_name_the_query_and_the_value():
+    with pytest.raises(CandidateError, match="Query 'broken' does not parse"):
+        analyze("SELECT FROM WHERE (", "broken")
+    with pytest.raises(CandidateError, match="names table 'nope'"):
+        analyze("SELECT * FROM nope WHERE a = 1", "q1")
+    with pytest.raises(CandidateError, match="column 'colour', which table 'sessions' does not have"):
+        analyze("SELECT * FROM sessions WHERE colour = :c", "q2")
+    with pytest.raises(Exception, match="Invalid identifier"):
+        IndexSpec("sessions", ("id; DROP TABLE x",))
+
+
+def test_index_sql_per_dialect():
+    spec = IndexSpec("sessions", ("project_id", "created_at"), (False, True), ("title",))
+    assert spec.sql("postgres", concurrently=True) == (
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_sessions_project_id_created_at_desc" '
+        'ON "sessions" ("project_id", "created_at" DESC) INCLUDE ("title")'
+    )
+    assert spec.sql("duckdb") == (
+        'CREATE INDEX IF NOT EXISTS "ix_sessions_project_id_created_at_desc" ON "sessions" ("project_id", "created_at")'  # noqa: E501
+    )
+
+
+# ---- workload --------------------------------------------------------------------------------
+def test_fingerprints_match_named_and_logged_forms():
+    assert wl.fingerprint("SELECT * FROM jobs WHERE status = :s LIMIT :n") == wl.fingerprint(
+        "select * from jobs where status = $1 limit 20"
+    )
+    assert wl.fingerprint("SELECT * FROM m WHERE a IN :ids") == wl.fingerprint(
+        "SELECT * FROM m WHERE a IN ($1, $2, $3)"
+    )
+
+
+def test_pg_stat_statements_export_sets_frequencies(tmp_path):
+    q = " ".join(queries.source("session_messages").split("\n", 2)[2].split()).replace(":session_id", "$1")
+    f = tmp_path / "pgss.csv"
+    f.write_text(
+        "userid,query,calls,total_exec_time\n"
+        f'10,"{q}",900,45.0\n'
+        "10,\"SELECT count(*) FROM jobs WHERE status = 'failed'\",30,3.0\n"
+        '10,"SELECT * FROM sessions WHERE external_id = $1",12,1.0\n'
+        "10,broken,notanumber,1\n"
+    )
+    w = wl.from_file(f)
+    assert w.get("session_messages").frequency == 900.0
+    assert w.get("session_messages").mean_ms == pytest.approx(0.05)
+    adhoc = [x for x in w.queries if x.name.startswith("stmt_")]
+    assert len(adhoc) == 1 and adhoc[0].frequency == 30.0
+    assert any("pgss.csv:4" in e and "unbound parameter" in e for e in w.errors)
+    assert any("pgss.csv:5" in e and "malformed" in e for e in w.errors)
+
+
+def test_jsonlog_and_csvlog_grouped_by_fingerprint(tmp_path):
+    j = tmp_path / "pg.json"
+    lines = [
+        {
+            "timestamp": "2026-11-01",
+            "message": "duration: 0.500 ms  statement: SELECT * FROM jobs WHERE status = 'pending' ORDER BY created_at, id LIMIT 20",  # noqa: E501
+        },
+        {
+            "timestamp": "2026-11-01",
+            "message": "duration: 0.300 ms  statement: SELECT * FROM jobs WHERE status = 'failed' ORDER BY created_at, id LIMIT 20",  # noqa: E501
+        },
+        {"timestamp": "2026-11-01", "message": "connection received: host=127.0.0.1"},
+    ]
+    j.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n")
+    w = wl.from_file(j)
+    (q,) = w.queries
+    assert q.frequency == 2 and q.mean_ms == pytest.approx(0.4)
+    assert any("pg.json:4" in e for e in w.errors)
+    c = tmp_path / "pg.csv"
+    row = [
+        "2026-11-01 00:00:00 UTC",
+        "u",
+        "db",
+        "1",
+        "h",
+        "s",
+        "1",
+        "SELECT",
+        "t",
+        "1/1",
+        "0",
+        "LOG",
+        "00000",
+        "duration: 1.0 ms  statement: SELECT * FROM sessions WHERE project_id = 3",
+    ]
+    c.write_text(",".join(f'"{x}"' for x in row) + "\n" + '"too","short"\n')
+    w = wl.from_file(c)
+    assert w.queries[0].frequency == 1 and any("pg.csv:2" in e and "malformed csvlog" in e for e in w.errors)
+
+
+def test_unknown_workload_format_is_refused(tmp_path):
+    f = tmp_path / "w.txt"
+    f.write_text("hello\n")
+    with pytest.raises(wl.WorkloadError, match="Unknown workload file format"):
+        wl.from_file(f)
+
+
+def test_unbound_parameter_names_the_query():
+    q = wl.WorkloadQuery("odd", "SELECT * FROM jobs WHERE status = :colour")
+    with pytest.raises(wl.WorkloadError, match="Query 'odd' has parameter :colour"):
+        wl.bind(q, {"status": "x"})
+
+
+# ---- selection -------------------------------------------------------------------------------
+def test_greedy_selection_counts_only_real_gains_within_budgets():
+    from workbench.indexes.evaluate import Advice
+    from workbench.indexes.select import Budgets, choose
+
+    w = wl.Workload(
+        [
+            wl.WorkloadQuery("a", "SELECT * FROM messages WHERE session_id = :s", 10.0),
+            wl.WorkloadQuery("b", "SELECT * FROM jobs WHERE status = :s ORDER BY created_at LIMIT 5", 1.0),
+        ]
+    )
+    specs = [
+        IndexSpec("messages", ("session_id",)),
+        IndexSpec("messages", ("session_id", "timestamp")),
+        IndexSpec("jobs", ("status", "created_at")),
+    ]
+    advice = Advice(
+        w,
+        {},
+        {q.name: analyze(q.sql, q.name) for q in w.queries},
+        {s: [cand.Candidate(s, "a", "")] for s in specs},
+        [],
+    )
+    per_query = pl.DataFrame(
+        [
+            {
+                "engine": "e",
+                "index": specs[0].label,
+                "query": "a",
+                "before_ms": 10.0,
+                "after_ms": 1.0,
+                "speedup": 10.0,
+                "lo": 9.0,
+                "hi": 11.0,
+                "plan_change": "x -> y",
+            },
+            {
+                "engine": "e",
+                "index": specs[1].label,
+                "query": "a",
+                "before_ms": 10.0,
+                "after_ms": 0.9,
+                "speedup": 11.0,
+                "lo": 9.0,
+                "hi": 12.0,
+                "plan_change": "x -> y",
+            },
+            {
+                "engine": "e",
+                "index": specs[2].label,
+                "query": "b",
+                "before_ms": 5.0,
+                "after_ms": 1.0,
+                "speedup": 5.0,
+                "lo": 0.8,
+                "hi": 9.0,
+                "plan_change": "x -> y",
+            },
+        ]
+    )
+    per_index = pl.DataFrame(
+        [
+            {
+                "engine": "e",
+                "index": s.label,
+                "name": s.name,
+                "table": s.table,
+                "build_ms": 1.0,
+                "size_bytes": 100,
+                "write_cost": w_,
+            }
+            for s, w_ in zip(specs, (1.1, 1.2, 1.0), strict=True)
+        ]
+    )
+    baseline = pl.DataFrame(
+        [{"engine": "e", "query": "a", "before_ms": 10.0}, {"engine": "e", "query": "b", "before_ms": 5.0}]
+    )
+    out = choose(advice, per_query, per_index, baseline, Budgets(max_write_cost=1.5))
+    d = dict(zip(out["index"], out["decision"], strict=True))
+    assert d[specs[1].label] == "recommend"
+    assert d[specs[0].label].startswith("covered by messages(session_id, timestamp)")
+    assert d[specs[2].label].startswith("no measurable gain")  # its interval includes 1
+    tight = choose(advice, per_query, per_index, baseline, Budgets(max_write_cost=1.15))
+    d = dict(zip(tight["index"], tight["decision"], strict=True))
+    assert d[specs[1].label].startswith("over the write budget") and d[specs[0].label] == "recommend"
+
+
+# ---- migration files -------------------------------------------------------------------------
+def test_migration_files_one_statement_each_with_evidence(tmp_path):
+    changes = [
+        mig.Change(IndexSpec("jobs", ("status", "created_at")), "helps jobs_queue 3.0x [2.5, 3.4]"),
+        mig.Change(IndexSpec("messages", ("session_id",)), "redundant", drop=True, name="old_ix"),
+    ]
+    written = mig.write(tmp_path, changes)
+    pg = sorted(p.name for p in (tmp_path / "migrations" / "postgres").iterdir())
+    assert pg == [
+        "000001_create_ix_jobs_status_created_at.down.sql",
+        "000001_create_ix_jobs_status_created_at.up.sql",
+        "000002_drop_old_ix.down.sql",
+        "000002_drop_old_ix.up.sql",
+    ]
+    assert len(written) == 12
+    up = (tmp_path / "migrations" / "postgres" / pg[1]).read_text()
+    assert up.startswith(
+        "-- create jobs(status, created_at) (postgres)\n-- helps jobs_queue 3.0x [2.5, 3.4]\n"
+    )
+    assert up.rstrip().endswith(
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_jobs_status_created_at" ON "jobs" ("status", "created_at");'  # noqa: E501
+    )
+    assert up.count(";") == 1
+    drop_up = (tmp_path / "migrations" / "postgres" / pg[3]).read_text()
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "old_ix";' in drop_up
+    lite = (tmp_path / "migrations" / "sqlite" / "000002_drop_old_ix.down.sql").read_text()
+    assert 'CREATE INDEX IF NOT EXISTS "old_ix" ON "messages" ("session_id");' in lite

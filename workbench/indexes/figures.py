@@ -1,0 +1,96 @@
+"""Plotly builders for the index lab (notebook 03); each takes a frame, axes carry units."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+
+
+def speedups(per_query: pl.DataFrame) -> go.Figure:
+    """Speedup of each (index, query) per engine with its 95% interval, log axis, 1x marked."""
+    fig = go.Figure()
+    for (engine,), part in per_query.group_by("engine", maintain_order=True):
+        fig.add_bar(
+            y=[f"{r['index']} · {r['query']}" for r in part.iter_rows(named=True)],
+            x=part["speedup"],
+            name=engine,
+            orientation="h",
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": part["hi"] - part["speedup"],
+                "arrayminus": part["speedup"] - part["lo"],
+            },
+        )
+    fig.add_vline(x=1, line_dash="dot")
+    fig.update_layout(
+        barmode="group",
+        height=300 + 18 * per_query.height,
+        title="Speedup with the index (95% interval)",
+        xaxis={"type": "log", "title": "speedup (x, log scale; 1 = no change)"},
+    )
+    return fig
+
+
+def write_costs(per_index: pl.DataFrame) -> go.Figure:
+    """Bulk-insert slowdown per index and engine (ratio against no secondary index)."""
+    fig = go.Figure()
+    for (engine,), part in per_index.group_by("engine", maintain_order=True):
+        fig.add_bar(
+            x=part["index"],
+            y=part["write_cost"],
+            name=engine,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": part["write_hi"] - part["write_cost"],
+                "arrayminus": part["write_cost"] - part["write_lo"],
+            },
+        )
+    fig.add_hline(y=1, line_dash="dot")
+    fig.update_layout(
+        barmode="group",
+        title="Write cost: bulk insert into the index's table",
+        yaxis={"title": "insert time with / without (x)"},
+    )
+    return fig
+
+
+def depth(frame: pl.DataFrame) -> go.Figure:
+    """Latency of page N per pager and engine, log-log."""
+    fig = go.Figure()
+    for (engine, pager), part in frame.group_by("engine", "pager", maintain_order=True):
+        part = part.sort("page")
+        fig.add_scatter(
+            x=part["page"],
+            y=part["median_ms"],
+            mode="lines+markers",
+            name=f"{engine} · {pager}",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": part["hi_ms"] - part["median_ms"],
+                "arrayminus": part["median_ms"] - part["lo_ms"],
+            },
+        )
+    fig.update_layout(
+        title="Latency against page depth",
+        xaxis={"type": "log", "title": "page"},
+        yaxis={"type": "log", "title": "median latency (ms, log scale)"},
+    )
+    return fig
+
+
+def correctness(frame: pl.DataFrame) -> go.Figure:
+    """Rows missed and repeated per pager, still table and with inserts between pages."""
+    fig = go.Figure()
+    for what in ("missed", "repeated"):
+        fig.add_bar(
+            x=[f"{r['engine']} · {r['pager']} · {r['scenario']}" for r in frame.iter_rows(named=True)],
+            y=frame[what],
+            name=what,
+        )
+    fig.update_layout(
+        barmode="group", title="Walking every page: rows missed and repeated", yaxis={"title": "rows"}
+    )
+    return fig

@@ -1,0 +1,335 @@
+"""The workload: which queries run, how often, and with which parameter values.
+
+By default every query in ``queries/`` runs equally often. A workload file gives real
+frequencies instead: a ``pg_stat_statements`` export (CSV with ``query`` and ``calls``
+columns, as ``\\copy (SELECT * FROM pg_stat_statements) TO 'f.csv' CSV HEADER`` writes it),
+or a PostgreSQL statement log in ``jsonlog`` (one JSON object a line, statement in
+``message``) or ``csvlog`` format (message in the 14th column). Statements are grouped by
+a fingerprint: the SQL parsed by sqlglot with every literal and parameter replaced by
+``?`` and IN-lists collapsed, so ``$1``, ``:name`` and ``42`` match. A fingerprint that
+matches a named query sets that query's frequency; one that does not joins the workload
+as ``stmt_<fingerprint>`` when it binds no parameters (its literals make it runnable),
+and is reported otherwise. Bad lines are reported with file and line; the rest is read.
+
+Parameter values are drawn from the data, not one constant: for each query a ``hot``,
+``typical`` and ``cold`` case (the project with most sessions, the median one, the one
+with fewest; the same for sessions by messages, job statuses by frequency, days by
+messages).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from workbench import queries
+from workbench.errors import WorkbenchError
+
+CASES = ("hot", "typical", "cold")
+PAGE_SIZE = 20
+#: A keyset cursor's first page starts after this (later than any row).
+FAR_FUTURE = datetime(9999, 1, 1)
+csv.field_size_limit(1 << 26)
+
+
+#: The plan's endpoints, one query each: the session list (first page and the keyset-paginated
+#: list), the transcript, the windows, the batch loaders, the jobs pages and a day's messages.
+#: The other files are notebook 02's loading strategies and the pagination variants.
+ENDPOINTS = (
+    "project_sessions",
+    "project_sessions_page_keyset",
+    "session_messages",
+    "session_windows",
+    "messages_for_sessions",
+    "windows_for_sessions",
+    "jobs_queue",
+    "jobs_by_status",
+    "day_messages",
+)
+
+
+class WorkloadError(WorkbenchError):
+    """A workload file or query cannot be read; the message names the file, line or query."""
+
+
+@dataclass
+class WorkloadQuery:
+    name: str
+    sql: str  # PostgreSQL syntax, :named parameters
+    frequency: float = 1.0
+    source: str = "queries/"
+    mean_ms: float | None = None  # as the workload file reported it
+
+    @cached_property
+    def parameters(self) -> list[str]:
+        tree = sqlglot.parse_one(self.sql, read="postgres")
+        return list(dict.fromkeys(p.name for p in tree.find_all(exp.Placeholder)))
+
+
+@dataclass
+class Workload:
+    queries: list[WorkloadQuery]
+    errors: list[str] = field(default_factory=list)
+    source: str = "queries/ (equal frequencies)"
+
+    def names(self) -> list[str]:
+        return [q.name for q in self.queries]
+
+    def get(self, name: str) -> WorkloadQuery:
+        for q in self.queries:
+            if q.name == name:
+                return q
+        raise WorkloadError(f"Unknown workload query {name!r}: expected one of {', '.join(self.names())}")
+
+
+def from_folder(folder: str | Path | None = None, names: Sequence[str] | None = None) -> Workload:
+    """Every ``*.sql`` in ``folder`` (``queries/`` by default), or only ``names``, equally often."""
+    folder = Path(folder) if folder else queries.QUERIES_DIR
+    if not folder.is_dir():
+        raise WorkloadError(f"Queries folder {str(folder)!r} does not exist: pass a folder of *.sql files")
+    files = sorted(folder.glob("*.sql"))
+    if names is not None:
+        known = {f.stem: f for f in files}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise WorkloadError(f"Unknown query {missing[0]!r}: expected one of {', '.join(known)}")
+        files = [known[n] for n in names]
+    if not files:
+        raise WorkloadError(f"No *.sql files in {str(folder)!r}")
+    return Workload(
+        [WorkloadQuery(f.stem, f.read_text(), 1.0, str(folder)) for f in files], source=f"{folder}"
+    )
+
+
+# ---- fingerprints -------------------------------------------------------------------------
+def _normal(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Placeholder | exp.Parameter | exp.Literal | exp.Null | exp.Boolean):
+        return exp.Placeholder()
+    listed = node.args.get("field") is not None or node.expressions if isinstance(node, exp.In) else False
+    if listed and node.args.get("query") is None:
+        return exp.In(this=node.this.copy(), expressions=[exp.Placeholder()])
+    return node
+
+
+def normalize(sql: str) -> str:
+    """``sql`` with values replaced by ``?`` (raises sqlglot's ParseError when it does not parse)."""
+    tree = sqlglot.parse_one(sql, read="postgres")
+    return tree.transform(_normal).sql(dialect="postgres", normalize=True, comments=False)
+
+
+def fingerprint(sql: str) -> str:
+    return hashlib.sha1(normalize(sql).encode()).hexdigest()[:12]
+
+
+# ---- workload files -------------------------------------------------------------------------
+_STATEMENT = re.compile(r"^(?:duration: [\d.]+ ms\s+)?(?:statement|execute [^:]*):\s*(.*)$", re.DOTALL)
+_DURATION = re.compile(r"^duration: ([\d.]+) ms")
+
+
+@dataclass
+class Entry:
+    sql: str
+    calls: int
+    total_ms: float | None
+    where: str  # file:line
+
+
+def read_file(path: str | Path) -> tuple[list[Entry], list[str], str]:
+    """Statements of a workload file: (entries, errors naming file:line, detected format)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkloadError(f"Workload file {str(path)!r} does not exist")
+    text = path.read_text(errors="replace")
+    first = text.lstrip()[:1]
+    head = text.splitlines()[0] if text else ""
+    if first == "{":
+        return (*_jsonlog(path, text), "jsonlog")
+    if path.suffix == ".csv" and "query" in head.split(",") and "calls" in head.split(","):
+        return (*_pg_stat_statements(path, text), "pg_stat_statements")
+    if path.suffix == ".csv":
+        return (*_csvlog(path, text), "csvlog")
+    raise WorkloadError(
+        f"Unknown workload file format {str(path)!r}: expected a pg_stat_statements CSV export "
+        "(header with query and calls), a PostgreSQL csvlog (*.csv) or jsonlog (one JSON object a line)"
+    )
+
+
+def _pg_stat_statements(path: Path, text: str) -> tuple[list[Entry], list[str]]:
+    entries, errors = [], []
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    for row in reader:
+        line = reader.line_num
+        try:
+            calls = int(row["calls"])
+            total = row.get("total_exec_time") or row.get("total_time")
+            entries.append(Entry(row["query"], calls, float(total) if total else None, f"{path}:{line}"))
+        except (TypeError, ValueError, KeyError) as e:
+            errors.append(f"{path}:{line}: malformed pg_stat_statements row ({e}): skipped")
+    return entries, errors
+
+
+def _from_message(message: str, where: str, entries: list[Entry]) -> None:
+    m = _STATEMENT.match(message.strip())
+    if not m:
+        return  # other log lines (connections, checkpoints) carry no statement
+    d = _DURATION.match(message.strip())
+    entries.append(Entry(m.group(1).strip().rstrip(";"), 1, float(d.group(1)) if d else None, where))
+
+
+def _jsonlog(path: Path, text: str) -> tuple[list[Entry], list[str]]:
+    entries, errors = [], []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            message = record["message"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            errors.append(f"{path}:{i}: malformed jsonlog line ({type(e).__name__}: {e}): skipped")
+            continue
+        _from_message(str(message), f"{path}:{i}", entries)
+    return entries, errors
+
+
+#: csvlog's column holding the message (0-based; PostgreSQL 13+ layout).
+CSVLOG_MESSAGE = 13
+
+
+def _csvlog(path: Path, text: str) -> tuple[list[Entry], list[str]]:
+    entries, errors = [], []
+    reader = csv.reader(text.splitlines(keepends=True))
+    start = 1
+    for row in reader:
+        where = f"{path}:{start}"
+        start = reader.line_num + 1
+        if len(row) <= CSVLOG_MESSAGE:
+            errors.append(
+                f"{where}: malformed csvlog line ({len(row)} columns, expected at least 14): skipped"
+            )
+            continue
+        _from_message(row[CSVLOG_MESSAGE], where, entries)
+    return entries, errors
+
+
+def from_file(path: str | Path, folder: str | Path | None = None) -> Workload:
+    """The named queries weighted by a workload file's calls, plus its unmatched runnable statements."""
+    base = from_folder(folder)
+    entries, errors, kind = read_file(path)
+    by_print: dict[str, WorkloadQuery] = {}
+    for q in base.queries:
+        try:
+            by_print[fingerprint(q.sql)] = q
+        except sqlglot.errors.ParseError as e:
+            errors.append(f"Query {q.name!r} does not parse ({str(e).splitlines()[0]}): left out")
+    calls: dict[str, int] = {}
+    total: dict[str, float] = {}
+    sample: dict[str, Entry] = {}
+    for e in entries:
+        try:
+            tree = sqlglot.parse_one(e.sql, read="postgres")
+            if not isinstance(tree, exp.Select | exp.Union):
+                continue  # only reads are indexed for; writes enter as the write cost
+            fp = fingerprint(e.sql)
+        except sqlglot.errors.ParseError as err:
+            errors.append(f"{e.where}: statement does not parse ({str(err).splitlines()[0]}): skipped")
+            continue
+        calls[fp] = calls.get(fp, 0) + e.calls
+        if e.total_ms is not None:
+            total[fp] = total.get(fp, 0.0) + e.total_ms
+        sample.setdefault(fp, e)
+    out: list[WorkloadQuery] = []
+    for fp, n in sorted(calls.items(), key=lambda kv: -kv[1]):
+        mean = total[fp] / n if fp in total and n else None
+        if fp in by_print:
+            q = by_print[fp]
+            out.append(WorkloadQuery(q.name, q.sql, float(n), str(path), mean))
+            continue
+        e = sample[fp]
+        tree = sqlglot.parse_one(e.sql, read="postgres")
+        if tree.find(exp.Parameter) is not None or tree.find(exp.Placeholder) is not None:
+            errors.append(
+                f"{e.where}: statement {e.sql[:60]!r} has an unbound parameter and matches no query in "
+                "queries/: add it there with :named parameters to measure it"
+            )
+            continue
+        out.append(WorkloadQuery(f"stmt_{fp[:8]}", e.sql, float(n), str(path), mean))
+    if not out:
+        raise WorkloadError(f"{str(path)!r} ({kind}) holds no SELECT statement the workbench can measure")
+    return Workload(out, errors, f"{path} ({kind})")
+
+
+# ---- parameters --------------------------------------------------------------------------
+def _three(rows: Sequence[tuple]) -> list[Any]:
+    """First, middle and last of rows sorted from hottest to coldest."""
+    if not rows:
+        raise WorkloadError("The dataset has no rows to draw parameters from")
+    return [rows[0][0], rows[len(rows) // 2][0], rows[-1][0]]
+
+
+def draw(engine: Any, page_size: int = PAGE_SIZE) -> dict[str, dict[str, Any]]:
+    """Parameter values per case (hot, typical, cold), read from the engine's data (read-only)."""
+    q = engine.execute
+    projects = _three(
+        q("SELECT project_id, count(*) AS n FROM sessions GROUP BY project_id ORDER BY n DESC, project_id")
+    )
+    sessions = _three(q("SELECT id, message_count FROM sessions ORDER BY message_count DESC, id"))
+    statuses = _three(q("SELECT status, count(*) AS n FROM jobs GROUP BY status ORDER BY n DESC, status"))
+    day_sql = queries.translate(
+        "SELECT CAST(timestamp AS DATE) AS d, count(*) AS n FROM messages GROUP BY 1 ORDER BY n DESC, d",
+        engine.dialect,
+    )
+    days = _three(q(day_sql))
+    out: dict[str, dict[str, Any]] = {}
+    for i, case in enumerate(CASES):
+        project = projects[i]
+        ids = [
+            r[0]
+            for r in q(
+                "SELECT id FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC LIMIT 50",
+                {"p": project},
+            )
+        ]
+        day = days[i]
+        if isinstance(day, str):
+            day = datetime.fromisoformat(day)
+        start = datetime(day.year, day.month, day.day)
+        out[case] = {
+            "project_id": project,
+            "session_id": sessions[i],
+            "session_ids": ids,
+            "status": statuses[i],
+            "limit": page_size,
+            "offset": 0,
+            "cursor": 0,
+            "after_created_at": FAR_FUTURE,
+            "after_id": 0,
+            "day_start": start,
+            "day_end": start + timedelta(days=1),
+        }
+    return out
+
+
+def bind(query: WorkloadQuery, values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters ``query`` needs, or a :class:`WorkloadError` naming an unbound one."""
+    try:
+        params = query.parameters
+    except sqlglot.errors.ParseError as e:
+        raise WorkloadError(f"Query {query.name!r} does not parse ({str(e).splitlines()[0]})") from None
+    missing = [p for p in params if p not in values]
+    if missing:
+        raise WorkloadError(
+            f"Query {query.name!r} has parameter :{missing[0]} that the workbench cannot draw a value "
+            f"for: name it like one of {', '.join(sorted(values))}"
+        )
+    return {p: values[p] for p in params}
