@@ -135,3 +135,62 @@ def test_cell_magics_profile_a_cell(tmp_path: Path) -> None:
     assert ip.user_ns["total"] == _work(50_000) and len(ip.user_ns["blob"]) == 8 * 2**20
     assert (tmp_path / "profiles" / "magic-cpu.cpu.html").exists()
     assert profiling.read_capture(tmp_path / "profiles" / "magic-mem.memray.bin").peak_bytes >= 8 * 2**20
+
+
+# ---- workbench profile ------------------------------------------------------------------------
+def test_cli_profiles_a_command_and_saves_its_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    monkeypatch.setenv("WORKBENCH_PROGRESS", "0")
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(
+        main, ["profile", "--out", str(out), "--", "generate", str(tmp_path / "ds"), "--scale", "tiny"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "CPU profile:" in result.output and "generate" in result.output
+    assert (out / "profiles" / "generate-cpu.cpu.html").exists()
+    result = runner.invoke(
+        main,
+        [
+            "profile",
+            "--memory",
+            "--name",
+            "again",
+            "--out",
+            str(out),
+            "--",
+            "generate",
+            str(tmp_path / "ds"),
+            "--scale",
+            "tiny",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"Memory profile: memray heap peak [\d,.]+ MiB, [\d,]+ allocations, peak RSS", result.output
+    )
+    assert profiling.read_capture(out / "profiles" / "again.memray.bin").peak_bytes > 0
+
+
+def test_cli_profile_reports_bad_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["profile", "--out", str(tmp_path), "--", "nosuch"])
+    assert result.exit_code == 1
+    assert "Error: Unknown command 'nosuch' to profile: expected one of generate" in result.output
+    result = runner.invoke(main, ["profile", "--out", str(tmp_path), "--", "profile", "--", "load"])
+    assert result.exit_code == 1 and "cannot profile itself" in result.output
+    # the profiled command's own error comes after its profile is saved
+    result = runner.invoke(
+        main,
+        ["profile", "--out", str(tmp_path), "--", "load", str(tmp_path / "missing"), "--engine", "sqlite"],
+    )
+    assert result.exit_code != 0 and "Saved:" in result.output
