@@ -10,42 +10,34 @@ The job reads a Claude Code transcript tree and writes its messages into an engi
 - :mod:`.experiments`: the comparisons as tidy Polars frames.
 """
 
-from workbench.processing.batch import (
-    AdaptivePause,
-    FixedSleep,
-    NoSleep,
-    Progress,
-    SyncReport,
-    dead_rows,
-    process,
-    replay,
-    sync,
-)
-from workbench.processing.decode import COLUMNS, DECODERS, Issue, ProcessingError
-from workbench.processing.read import LINE_READERS, READERS, TREE_READERS, ReadStats, batched, read_rows
-from workbench.processing.write import TABLE, WRITERS, Sink
+import importlib
 
-__all__ = [
-    "COLUMNS",
-    "DECODERS",
-    "LINE_READERS",
-    "READERS",
-    "TABLE",
-    "TREE_READERS",
-    "WRITERS",
-    "AdaptivePause",
-    "FixedSleep",
-    "Issue",
-    "NoSleep",
-    "ProcessingError",
-    "Progress",
-    "ReadStats",
-    "Sink",
-    "SyncReport",
-    "batched",
-    "dead_rows",
-    "process",
-    "read_rows",
-    "replay",
-    "sync",
-]
+# Imported lazily (PEP 562): the one-variant child processes of the file-size experiment
+# import only the readers, so their peak RSS is the reader's, not polars' or the drivers'.
+_EXPORTS = {
+    "batch": (
+        "AdaptivePause",
+        "FixedSleep",
+        "NoSleep",
+        "Progress",
+        "SyncReport",
+        "dead_rows",
+        "process",
+        "replay",
+        "sync",
+    ),
+    "decode": ("COLUMNS", "DECODERS", "Issue", "ProcessingError"),
+    "read": ("LINE_READERS", "READERS", "TREE_READERS", "ReadStats", "batched", "read_rows"),
+    "write": ("TABLE", "WRITERS", "Sink"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from workbench.processing.decode import COLUMNS, Issue, ProcessingError, Row
 from workbench.processing.read import ReadStats, batched, read_rows
 from workbench.processing.write import Sink
@@ -113,7 +111,10 @@ class SyncReport:
             "seconds": round(self.seconds, 6),
         }
 
-    def issues_frame(self) -> pl.DataFrame:
+    def issues_frame(self) -> Any:
+        """The issues as a Polars frame: file, line, reason, detail."""
+        import polars as pl
+
         schema = {"file": pl.String, "line": pl.Int64, "reason": pl.String, "detail": pl.String}
         return pl.DataFrame([i.as_dict() for i in self.issues], schema=schema)
 
