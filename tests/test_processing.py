@@ -343,3 +343,100 @@ def test_one_file_reads_like_a_folder_holding_it(tmp_path: Path) -> None:
     one = next(FIXTURES.rglob("*.jsonl"))
     shutil.copy(one, tmp_path / "one.jsonl")
     assert list(read_rows(tmp_path / "one.jsonl")) == list(read_rows(tmp_path))
+
+
+# ---- experiments ----------------------------------------------------------------------------
+def test_replicated_transcript_keeps_every_message_distinct(tmp_path: Path, expected: dict) -> None:
+    from workbench.processing import experiments as ex
+
+    made = ex.make_transcript(FIXTURES, tmp_path / "big.jsonl", 2 * 2**20)
+    assert made["bytes"] >= 2 * 2**20
+    n = ex.check_readers_agree(tmp_path / "big.jsonl")
+    assert n == made["copies"] * expected["rows"]
+    assert len({r[0] for r in read_rows(tmp_path / "big.jsonl")}) == n
+
+
+def test_reader_scaling_counts_then_measures_each_variant(tmp_path: Path) -> None:
+    from workbench.processing import experiments as ex
+
+    frame = ex.reader_scaling(FIXTURES, [0.5, 1], tmp_path, ["whole/orjson", "stream/msgspec", "ingest"])
+    assert frame.height == 6 and frame["rows"].n_unique() == 2
+    assert (frame["peak_rss_mib"] > 0).all() and (frame["rows_per_s"] > 0).all()
+    flat = ex.flatness(frame)
+    assert flat["variant"].to_list() == ["whole/orjson", "stream/msgspec", "ingest"]
+
+
+@pytest.mark.parametrize("mode", ["tuples", "objects", "buffers"])
+def test_batch_modes_hand_over_the_same_rows(mode: str, expected: dict) -> None:
+    from workbench.processing import experiments as ex
+
+    seen: list = []
+
+    def keep(batch):
+        if mode == "buffers":
+            seen.extend(zip(*batch, strict=True))
+        else:
+            seen.extend(r.astuple() if mode == "objects" else r for r in batch)
+
+    assert ex.build_batches(iter(expected["rows_list"]), mode, 17, keep) == expected["rows"]
+    assert seen == expected["rows_list"]
+
+
+def test_knee_is_the_smallest_batch_near_the_best() -> None:
+    import polars as pl
+
+    from workbench.processing import experiments as ex
+
+    sweep = pl.DataFrame(
+        {
+            "engine": ["e"] * 4,
+            "writer": ["w"] * 4,
+            "batch_size": [1, 10, 100, 1000],
+            "rows_per_s": [100.0, 850.0, 950.0, 1000.0],
+        }
+    )
+    (knee,) = ex.knees(sweep).to_dicts()
+    assert (knee["knee_batch"], knee["best_rows_per_s"]) == (100, 1000.0)
+
+
+def test_writer_sweep_and_pacing_count_rows(tmp_path: Path, expected: dict) -> None:
+    from workbench.processing import experiments as ex
+
+    rows = expected["rows_list"][:60]
+    sweep = ex.writer_sweep(
+        rows, {"sqlite": str(tmp_path / "w.sqlite")}, ["row", "bulk"], [1, 50], max_statements=20
+    )
+    assert sweep.select("writer", "batch_size", "rows").rows() == [
+        ("row", 1, 20),
+        ("row", 50, 60),
+        ("bulk", 1, 20),
+        ("bulk", 50, 60),
+    ]
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.001  # every reading of the clock: 1 ms of "work"
+        return now[0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    frame = ex.pacing(rows, "sqlite", str(tmp_path / "p.sqlite"), [10], [5], clock=clock, sleep=sleep)
+    by = {r["pacing"]: r for r in frame.to_dicts()}
+    assert by["fixed"]["slept_s"] == pytest.approx(6 * 0.005)
+    assert by["adaptive"]["slept_s"] == 0.0 and by["none"]["kept"] == pytest.approx(1.0)
+    assert by["fixed"]["kept"] < 1.0
+
+
+def test_time_breakdown_splits_a_profile_by_stage(tmp_path: Path) -> None:
+    from workbench import profiling
+    from workbench.processing import experiments as ex
+
+    with profiling.cpu("sync", tmp_path) as prof, Sink("sqlite", str(tmp_path / "t.sqlite")) as sink:
+        for _ in range(3):
+            sink.truncate()
+            sync(FIXTURES, sink, decode="json", batch_size=1, writer="row")
+    frame = ex.time_breakdown(prof)
+    assert set(frame["stage"]) <= {"decode", "read", "driver + engine", "batching", "other"}
+    assert frame["share"].sum() == pytest.approx(1.0)
+    assert "driver + engine" in set(frame["stage"])
