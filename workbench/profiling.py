@@ -172,6 +172,18 @@ class CpuProfile:
         """pyinstrument's page, self-contained (for an iframe's ``srcdoc``)."""
         return self.paths["html"].read_text()
 
+    def iframe(self, height: int = 520) -> Any:
+        """pyinstrument's interactive page inline (an iframe with the page as ``srcdoc``: it
+        travels with the notebook and its HTML export, and opens offline)."""
+        import html as html_lib
+
+        from IPython.display import HTML
+
+        page = html_lib.escape(self.html(), quote=True)
+        return HTML(
+            f'<iframe srcdoc="{page}" style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>'
+        )
+
 
 @contextlib.contextmanager
 def cpu(
