@@ -194,3 +194,68 @@ def test_cli_profile_reports_bad_commands(tmp_path: Path) -> None:
         ["profile", "--out", str(tmp_path), "--", "load", str(tmp_path / "missing"), "--engine", "sqlite"],
     )
     assert result.exit_code != 0 and "Saved:" in result.output
+
+
+# ---- the exported notebook 04 opens offline, profiles included --------------------------------
+def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, in_ci: bool) -> None:
+    import html as html_lib
+    import os
+    import shutil
+    import subprocess
+
+    from workbench import report
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        if in_ci:
+            pytest.fail("chromium is required in CI (make system-deps installs it)")
+        pytest.skip("chromium not installed: apt-get install chromium (make system-deps)")
+    out = tmp_path / "reports"
+    small = {
+        "scale": "tiny",
+        "engines": ["sqlite"],
+        "sizes_mb": [0.25, 0.5],
+        "variants": ["whole/orjson", "stream/orjson", "stream/msgspec"],
+        "writer_rows": 200,
+        "batch_sizes": [1, 100],
+        "max_statements": 20,
+        "sleeps_ms": [1],
+        "pacing_batch_sizes": [10],
+    }
+    report.build_report(out, small, only=["04_batch_streaming"], data_dir=tmp_path / "data", progress=False)
+    page = (out / "04_batch_streaming.html").read_text()
+    assert not re.search(r"<(script|link|img|iframe)[^>]*(src|href)=[\"']https?:", page), "a network resource"
+    srcdoc = re.search(r'<iframe srcdoc="([^"]*)"', page)
+    assert srcdoc, "the pyinstrument page is not embedded"
+    inner = html_lib.unescape(srcdoc.group(1))
+    assert "<script" in inner and "fonts.googleapis" not in inner
+    assert {"04-slowest.cpu.html", "04-whole.memray.bin"} <= {p.name for p in (out / "profiles").iterdir()}
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: anything fetched would fail
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            (out / "04_batch_streaming.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={
+            **os.environ,
+            "HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path),
+            "XDG_CACHE_HOME": str(tmp_path),
+        },
+    ).stdout
+    # every plotly chart drawn (scaling, writers, pacing, breakdown, CPU icicle, memory icicle, pools)
+    assert dom.count('class="main-svg"') >= 7, dom[:500]
+    assert "<iframe" in dom
