@@ -440,3 +440,59 @@ def test_time_breakdown_splits_a_profile_by_stage(tmp_path: Path) -> None:
     assert set(frame["stage"]) <= {"decode", "read", "driver + engine", "batching", "other"}
     assert frame["share"].sum() == pytest.approx(1.0)
     assert "driver + engine" in set(frame["stage"])
+
+
+# ---- conclusions -------------------------------------------------------------------------------
+def test_verdicts_are_built_from_the_numbers() -> None:
+    import polars as pl
+
+    from workbench.processing import conclude
+
+    scaling = pl.DataFrame(
+        {
+            "size_mb": [10.0, 100.0] * 4,
+            "variant": ["whole/orjson"] * 2 + ["stream/json"] * 2 + ["stream/msgspec"] * 2 + ["duckdb"] * 2,
+            "rows_per_s": [1e4, 1e4, 2e4, 2e4, 6e4, 6e4, 5e3, 5e3],
+            "peak_rss_mib": [40.0, 220.0, 16.0, 16.0, 16.0, 16.5, 150.0, 400.0],
+        }
+    )
+    whole, decoder, library = conclude.reader_verdicts(scaling, 500, at_mb=1024)
+    assert whole.verdict == "streaming flat; whole file grows 5.5x"
+    assert "about 2,068 MiB (over the plan's 500 MiB target)" in whole.detail  # 220 + 2 MiB/MB x 924 MB
+    assert decoder.verdict == "msgspec, 3.0x json"
+    assert library.verdict == "grows: duckdb"
+    sweep = pl.DataFrame(
+        {
+            "engine": ["e"] * 3,
+            "writer": ["row", "row", "bulk"],
+            "batch_size": [1, 100, 100],
+            "rows_per_s": [10.0, 50.0, 1000.0],
+        }
+    )
+    from workbench.processing import experiments as ex
+
+    (writer,) = conclude.writer_verdicts(sweep, ex.knees(sweep))
+    assert (writer.verdict, writer.engine) == ("bulk, batch 100", "e") and "100x the plan's" in writer.detail
+    pace = pl.DataFrame(
+        {
+            "batch_size": [10, 10, 10],
+            "pacing": ["none", "fixed", "adaptive"],
+            "sleep_ms": [0.0, 5.0, 40.0],
+            "seconds": [1.0, 2.0, 1.0],
+            "slept_s": [0.0, 1.0, 0.0],
+            "kept": [1.0, 0.5, 1.0],
+        }
+    )
+    v = conclude.pacing_verdict(pace)
+    assert (
+        v.verdict == "drop it (pause adaptively)" and "keeps 50%" in v.detail and "50% of the job" in v.detail
+    )
+    pools = pl.DataFrame(
+        {
+            "mode": ["tuples", "objects", "buffers"],
+            "allocations": [100, 110, 105],
+            "allocations_per_row": [10.0, 11.0, 10.5],
+            "peak_mib": [1.0, 1.1, 1.0],
+        }
+    )
+    assert conclude.pools_verdict(pools).verdict == "not worth it"
