@@ -132,7 +132,8 @@ pace.select("batch_size", "pacing", "sleep_ms", "rows_per_s", "slept_s", "kept")
 # ### CPU: the slowest and the fastest sync, side by side
 # The plan's "before" (whole file, `json`, one `INSERT` per row committed per row) against
 # the fastest combination measured above (line streaming, `msgspec`, the best writer at
-# its knee), both syncing the first file into the first engine.
+# its knee), both syncing the first file into the first engine, beside the workbench's
+# own path for the same rows (`ingest` into a Dataset, then the engine's bulk `load`).
 
 # %% tags=["nbval-ignore-output"]
 best = knees.filter(pl.col("engine") == engines[0]).row(0, named=True)
@@ -155,8 +156,19 @@ with Sink(
         )
     assert before.rows_written == after.rows_written == sink.totals()["rows"] == n_rows
 breakdown = pl.concat([experiments.time_breakdown(slow), experiments.time_breakdown(fast)])
-speedup = slow.seconds / fast.seconds
-print(f"slowest {slow.seconds:.2f} s, fastest {fast.seconds:.2f} s ({speedup:.0f}x), {n_rows:,} rows each")
+reference = experiments.reference_sync(smallest.parent.parent, engines[0], work, pg)
+assert reference["rows"] == n_rows
+pl.DataFrame(
+    [
+        {"variant": "slowest (whole, json, row, batch 1)", "rows": n_rows, "seconds": slow.seconds},
+        {
+            "variant": f"fastest (stream, msgspec, {best['writer']}, batch {best['knee_batch']})",
+            "rows": n_rows,
+            "seconds": fast.seconds,
+        },
+        {k: reference[k] for k in ("variant", "rows", "seconds")},
+    ]
+).with_columns(rows_per_s=pl.col("rows") / pl.col("seconds"))
 
 # %% [markdown]
 # ### Memory: the whole-file read against line streaming (memray)

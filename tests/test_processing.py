@@ -496,3 +496,14 @@ def test_verdicts_are_built_from_the_numbers() -> None:
         }
     )
     assert conclude.pools_verdict(pools).verdict == "not worth it"
+
+
+def test_reference_sync_is_the_workbench_ingest_and_load(tmp_path: Path, expected: dict) -> None:
+    from workbench.processing import experiments as ex
+
+    ref = ex.reference_sync(FIXTURES, "duckdb", tmp_path)
+    assert ref["rows"] == expected["rows"] and ref["seconds"] >= ref["ingest_s"]
+    from workbench.engines import open_engine
+
+    with open_engine("duckdb", str(tmp_path / "reference.duckdb")) as eng:
+        assert eng.table_counts()["messages"] == expected["rows"]

@@ -172,6 +172,36 @@ def target(engine: str, folder: str | os.PathLike[str], name: str, postgres_url:
     return str(Path(folder) / f"{name}.{engine}")
 
 
+def reference_sync(
+    tree: str | os.PathLike[str],
+    engine: str,
+    folder: str | os.PathLike[str],
+    postgres_url: str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
+    """The workbench's own path for the same job, the reference: ``ingest`` the tree into a
+    Dataset, then the engine's bulk ``load`` (all five tables; ``rows`` counts messages)."""
+    from workbench.engines import open_engine
+    from workbench.sources.claude_code import ingest
+
+    started = clock()
+    report = ingest(
+        [tree], Path(folder) / "reference-ds", progress=False, overwrite=True, update=False, workers=0
+    )
+    loaded = clock()
+    options = {"schema_name": "workbench_reference"} if engine == "postgres" else {}
+    with open_engine(engine, target(engine, folder, "reference", postgres_url), **options) as eng:
+        eng.load(report.dataset, force=True)
+    done = clock()
+    return {
+        "variant": "ingest + load (reference)",
+        "rows": report.dataset.counts["messages"],
+        "seconds": done - started,
+        "ingest_s": loaded - started,
+        "load_s": done - loaded,
+    }
+
+
 # ---- 2. writers against batch size ------------------------------------------------------------
 def writer_sweep(
     rows: Sequence[Row],
