@@ -507,3 +507,12 @@ def test_reference_sync_is_the_workbench_ingest_and_load(tmp_path: Path, expecte
 
     with open_engine("duckdb", str(tmp_path / "reference.duckdb")) as eng:
         assert eng.table_counts()["messages"] == expected["rows"]
+
+
+def test_sink_accepts_a_database_the_workbench_loaded(tmp_path: Path, tiny) -> None:
+    from workbench.engines import open_engine
+
+    with open_engine("sqlite", str(tmp_path / "wb.sqlite")) as eng:
+        eng.load(tiny)
+    with Sink("sqlite", str(tmp_path / "wb.sqlite")) as sink:
+        assert sink.totals()["rows"] == 0

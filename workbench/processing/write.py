@@ -74,8 +74,10 @@ class Sink:
 
     def _check_safe(self) -> None:
         tables = set(self.engine.existing_tables())
-        own = {TABLE} | (set(self.engine.marker() or {}) and _workbench_tables())
-        foreign = sorted(tables - own - ({MARKER} if MARKER in tables else set()))
+        own = {TABLE}
+        if MARKER in tables:  # a database the workbench loaded: its tables are ours too
+            own |= {MARKER} | _workbench_tables()
+        foreign = sorted(tables - own)
         if foreign:
             raise UnsafeTargetError(
                 f"{self.engine.display_target} holds tables the sync job did not create "
