@@ -395,6 +395,11 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 )
 @click.option("--max-size-mb", type=float, help="Budget: total size of the chosen indexes in MB.")
 @click.option("--repeat", type=int, default=5, show_default=True, help="Timed runs per query and index.")
+# ---- workbench profile (profiling lab, notebook 04) -------------------------------------------
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--cpu", "mode", flag_value="cpu", default=True, help="pyinstrument call tree (the default).")
+@click.option("--memory", "mode", flag_value="memory", help="memray: peak memory and the stacks holding it.")
+@click.option("--name", help="Names the artifacts (default: the command and the mode, e.g. ingest-cpu).")
 @click.option(
     "--out",
     "out_dir",
@@ -459,6 +464,61 @@ def advise(
     click.echo(
         f"Migrations: {out_dir / 'migrations' / engine.dialect} ({len(report.migrations)} files, {report.seconds:.1f} s)"  # noqa: E501
     )
+    default=Path("reports"),
+    show_default=True,
+    help="Artifacts go to OUT/profiles/.",
+)
+@click.option("--top", type=int, default=15, show_default=True, help="Lines of the profile to print.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple[str, ...]) -> None:
+    """Run another workbench COMMAND under a profiler and print the top of its profile.
+
+    \b
+      workbench profile --cpu -- ingest ~/.claude/projects --out data/mine
+      workbench profile --memory -- load data/small --engine sqlite
+
+    \b
+    --cpu saves OUT/profiles/NAME.cpu.html (pyinstrument's page, opens offline),
+    NAME.cpu.txt and NAME.pyisession (pyinstrument --load). --memory saves
+    NAME.memray.bin (memray tree/summary/stats) and NAME.memory.json (memray's heap
+    peak, peak RSS, the stacks alive at the peak). The command runs in this process;
+    its own errors are reported after the profile is saved.
+    """
+    from workbench import profiling
+
+    if command[0] == "profile":
+        raise WorkbenchError("workbench profile cannot profile itself: give the command to profile after --")
+    if command[0] not in main.commands:
+        raise WorkbenchError(
+            f"Unknown command {command[0]!r} to profile: expected one of "
+            + ", ".join(sorted(c for c in main.commands if c != "profile"))
+        )
+    name = name or f"{command[0]}-{mode}"
+    manager = profiling.cpu if mode == "cpu" else profiling.memory
+    failure: click.ClickException | None = None
+    with manager(name, out_dir) as prof:
+        try:
+            main.main(args=list(command), prog_name="workbench", standalone_mode=False)
+        except click.ClickException as e:
+            failure = e
+    if mode == "cpu":
+        lines = [ln for ln in prof.text().splitlines() if ln.strip()]
+        start = next((i for i, ln in enumerate(lines) if ln.lstrip()[:1].isdigit()), 0)
+        click.echo(
+            f"CPU profile: {prof.seconds:.2f} s wall, {prof.samples:,} samples, peak RSS "
+            f"{prof.peak_rss_bytes / 2**20:,.0f} MiB"
+        )
+        click.echo("\n".join(lines[start : start + top]))
+    else:
+        click.echo(
+            f"Memory profile: memray heap peak {prof.peak_bytes / 2**20:,.1f} MiB, "
+            f"{prof.allocations:,} allocations, peak RSS {prof.peak_rss_bytes / 2**20:,.0f} MiB"
+        )
+        for row in prof.top(top).iter_rows(named=True):
+            click.echo(f"  {row['bytes'] / 2**20:>10,.2f} MiB  {row['allocations']:>9,}  {row['where']}")
+    click.echo(f"Saved: {', '.join(str(p) for p in prof.paths.values())}")
+    if failure is not None:
+        raise failure
 
 
 if __name__ == "__main__":

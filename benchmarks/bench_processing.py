@@ -1,0 +1,172 @@
+"""The log-sync job's benchmarks (issue 14), results in docs/BENCHMARKS.md.
+
+1. Streaming readers' peak RSS on a 1 GB file against a 10 MB file (fresh process each;
+   target: within 1.2x), the whole-file and whole-tree readers' growth beside them.
+2. The best writer per engine against that engine's native bulk import of the same rows
+   (DuckDB read_parquet, SQLite executemany in one transaction, PostgreSQL COPY; target:
+   within 2x).
+3. Profiling overhead: one read timed plain, under pyinstrument and under memray (ratios).
+
+    .venv/bin/python benchmarks/bench_processing.py [--sizes 10,1024] [--rows 100000] [--skip-readers]
+
+Needs about 2.5 GB free on disk for the 1 GB file (kept in --work for re-runs) and a few
+GB of RAM for the whole-file and library readers at 1 GB. PostgreSQL: $WORKBENCH_POSTGRES_URL
+or a throwaway server from the system's binaries (skipped without them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench import profiling  # noqa: E402
+from workbench.processing import Sink, experiments, process, read_rows  # noqa: E402
+from workbench.processing.write import COLUMNS, TABLE, to_arrow  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures" / "claude-code" / "projects"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def readers(work: Path, sizes: list[float], variants: list[str]) -> pl.DataFrame:
+    frame = experiments.reader_scaling(FIXTURES, sizes, work, variants)
+    print(frame.select("size_mb", "variant", "rows", "seconds", "rows_per_s", "mb_per_s", "peak_rss_mib"))
+    print(experiments.flatness(frame))
+    return frame
+
+
+def native(engine: str, target: str, staged: Path, n: int) -> float:
+    """Seconds for the engine's own bulk import of the staged rows (the loaders' paths)."""
+    import pyarrow.parquet as pq
+
+    with Sink(engine, target, replace=True) as sink:
+        con = sink.con
+        started = time.perf_counter()
+        if engine == "duckdb":
+            con.execute(f"INSERT INTO {TABLE} SELECT * FROM read_parquet($p)", {"p": str(staged)})
+        elif engine == "sqlite":
+            con.execute("BEGIN")
+            for batch in pq.ParquetFile(staged).iter_batches(50_000):
+                con.executemany(sink.insert_sql, pl.from_arrow(batch).iter_rows())
+            con.execute("COMMIT")
+        else:
+            copy_sql = f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)"
+            with con.transaction(), con.cursor() as cur, cur.copy(copy_sql) as copy:
+                for batch in pq.ParquetFile(staged).iter_batches(100_000):
+                    buffer = io.BytesIO()
+                    pl.from_arrow(batch).write_csv(buffer, include_header=False, null_value="")
+                    copy.write(buffer.getbuffer())
+        seconds = time.perf_counter() - started
+        assert sink.totals()["rows"] == n, sink.totals()
+    return seconds
+
+
+def writers(work: Path, rows: list, engines: dict[str, str]) -> pl.DataFrame:
+    import pyarrow.parquet as pq
+
+    staged = work / "rows.parquet"
+    pq.write_table(to_arrow(rows), staged)
+    out = []
+    for engine, target in engines.items():
+        # DuckDB's executemany runs ~500 rows/s (a statement per row): left out of the long runs.
+        for writer in ("values", "bulk") if engine == "duckdb" else ("executemany", "values", "bulk"):
+            for size in (1_000, 10_000):
+                with Sink(engine, target, replace=True) as sink:
+                    report = process(rows, sink, batch_size=size, writer=writer, retries=0)
+                    assert sink.totals()["rows"] == len(rows)
+                out.append(
+                    {"engine": engine, "writer": writer, "batch_size": size, "seconds": report.seconds}
+                )
+        out.append(
+            {
+                "engine": engine,
+                "writer": "native",
+                "batch_size": len(rows),
+                "seconds": native(engine, target, staged, len(rows)),
+            }
+        )
+    frame = pl.DataFrame(out).with_columns(rows_per_s=len(rows) / pl.col("seconds"))
+    ref = frame.filter(pl.col("writer") == "native").select("engine", native_s="seconds")
+    frame = frame.join(ref, on="engine").with_columns(vs_native=pl.col("seconds") / pl.col("native_s"))
+    print(frame)
+    best = (
+        frame.filter(pl.col("writer") != "native")
+        .sort("seconds")
+        .group_by("engine", maintain_order=True)
+        .first()
+    )
+    print("best writer per engine (vs_native = its time / native time; target <= 2):")
+    print(best.select("engine", "writer", "batch_size", "rows_per_s", "vs_native"))
+    return frame
+
+
+def overhead(work: Path) -> pl.DataFrame:
+    file = work / "overhead" / "session.jsonl"
+    if not file.exists():
+        experiments.make_transcript(FIXTURES, file, 20 * 2**20)
+    frame = profiling.overhead(lambda: sum(1 for _ in read_rows(file)), work, repeat=3)
+    print("profiling overhead, best of 3 (stream/orjson over a 20 MB file):")
+    print(frame)
+    return frame
+
+
+def postgres_url() -> str | None:
+    try:
+        from workbench import lab
+
+        return lab.postgres_url(None)
+    except Exception as e:  # no server binaries: the embedded engines only
+        print(f"PostgreSQL skipped: {e}")
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,1024", help="file sizes in MB (default 10,1024)")
+    parser.add_argument(
+        "--variants",
+        default="whole/orjson,stream/json,stream/orjson,stream/msgspec,chunked/orjson,polars,duckdb,ingest",
+    )
+    parser.add_argument("--rows", type=int, default=50_000, help="rows for the writer benchmark")
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_processing"))
+    parser.add_argument("--skip-readers", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, object] = {"load_before": load()}
+    print(f"load average before: {results['load_before']}")
+    if not args.skip_readers:
+        sizes = [float(s) for s in args.sizes.split(",")]
+        results["readers"] = readers(work, sizes, args.variants.split(",")).to_dicts()
+        print(f"load average: {load()}")
+    source = work / "writer-source" / "session.jsonl"
+    if not source.exists():
+        experiments.make_transcript(FIXTURES, source, int(args.rows * 3200))
+    rows = list(read_rows(source))[: args.rows]
+    engines = {"duckdb": str(work / "w.duckdb"), "sqlite": str(work / "w.sqlite")}
+    if url := postgres_url():
+        engines["postgres"] = url
+    results["writers"] = writers(work, rows, engines).to_dicts()
+    print(f"load average: {load()}")
+    results["overhead"] = overhead(work).to_dicts()
+    results["load_after"] = load()
+    print(f"load average after: {results['load_after']}")
+    (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"results: {work / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+
+# %% [markdown]
+# # 04 · Batch and streaming: the log-sync job, written the plan's ways
+#
+# The backend's log sync "reads whole JSONL files into memory (`os.ReadFile`, then one
+# decode per line) and inserts row by row"; the plan proposes **line streaming with
+# backpressure and error handling, batch processing (fixed batch size, a fixed sleep
+# between batches, progress reporting, bulk insert), memory profiling and object pools**,
+# with the sync job under **500 MB whatever the file size**. This notebook asks: **what
+# does each change buy, in CPU and in memory** — which reader stays flat as files grow,
+# which decoder and writer to use, at which batch size, whether the fixed sleep is worth
+# its cost, and whether object pools help — after checking that every variant delivers
+# exactly the same rows.
+#
+# The code under study is `workbench.processing` (readers `whole` / `stream` / `chunked`,
+# decoders `json` / `orjson` / `msgspec`, the Polars and DuckDB whole-tree readers; writers
+# row by row / `executemany` / multi-row `VALUES` / the engine's bulk path; the batch
+# processor with retries and a dead-letter file). The workbench's own `ingest` is the
+# reference. Profiles come from `workbench.profiling` (pyinstrument and memray) and are
+# saved under `out_dir/profiles/`.
+#
+# Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
+
+# %% tags=["parameters"]
+scale = "tiny"  # the dataset whose transcripts are replicated into the test files
+seed = 7
+engines = ["duckdb", "sqlite"]  # add "postgres" for a local throwaway server or postgres_url
+data_dir = None
+out_dir = None
+postgres_url = None
+sizes_mb = [1, 4]  # file sizes for the reader curves; [10, 100, 1000] for the plan's sizes
+variants = [
+    "whole/orjson",
+    "stream/json",
+    "stream/orjson",
+    "stream/msgspec",
+    "chunked/orjson",
+    "polars",
+    "duckdb",
+    "ingest",
+]
+writer_rows = 2000  # rows per writer run (batch size 1 runs are cut to max_statements batches)
+batch_sizes = [1, 10, 100, 1000]
+max_statements = 100
+sleeps_ms = [1, 5]  # the plan's fixed sleep, each length
+pacing_engine = "sqlite"
+pacing_batch_sizes = [10, 100, 1000]
+memory_target_mib = 500  # the plan's target for the sync job
+
+# %%
+import polars as pl
+
+from workbench import lab, profiling, report
+from workbench.processing import Sink, experiments, read_rows, sync
+from workbench.processing import conclude as concl
+from workbench.processing import figures as pfig
+from workbench.sources.claude_code import write_transcripts
+from workbench.sources.synthetic import generate
+
+lab.setup()
+data = lab.data_dir(data_dir)
+out = lab.out_dir(out_dir)
+work = data / "processing"
+work.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## Data
+# The generator's conversations written as a Claude Code transcript tree, then replicated
+# into one file per size (every copy's `uuid` gets a suffix, so each message stays distinct).
+# Before anything is timed, every line reader with every decoder must find the same rows.
+
+# %%
+ds = generate(data / scale, scale, seed)
+template = work / f"template-{scale}-{seed}"
+if not template.exists():
+    write_transcripts(ds, template, seed=seed)
+smallest = work / f"tree-{min(sizes_mb):g}mb" / "projects" / "-bench" / "session.jsonl"
+if not smallest.exists():
+    experiments.make_transcript(template, smallest, int(min(sizes_mb) * 2**20))
+n_rows = experiments.check_readers_agree(smallest)
+size = smallest.stat().st_size / 2**20
+print(f"{size:.1f} MB file: {n_rows:,} message rows, the same for 3 readers x 3 decoders")
+
+# %% [markdown]
+# ## Measure
+# ### Readers against file size
+# Each variant reads each file in a fresh process (peak RSS is its own); `baseline` is a
+# process that imports the readers and reads nothing. Row counts must agree per size.
+
+# %% tags=["nbval-ignore-output"]
+scaling = experiments.reader_scaling(template, sizes_mb, work, variants)
+flat = experiments.flatness(scaling)
+flat
+
+# %% [markdown]
+# ### Writers against batch size
+# The first file's rows written by every writer at every batch size into an empty
+# `sync_messages` table; each run must end with exactly its rows (counted, distinct).
+
+# %% tags=["nbval-ignore-output"]
+rows = list(read_rows(smallest))[:writer_rows]
+pg = lab.postgres_url(postgres_url) if "postgres" in engines else None
+targets = {e: experiments.target(e, work, "sync", pg) for e in engines}
+sweep = experiments.writer_sweep(
+    rows, targets, ["row", "executemany", "values", "bulk"], batch_sizes, max_statements=max_statements
+)
+knees = experiments.knees(sweep)
+knees
+
+# %% [markdown]
+# ### The fixed sleep
+# The plan sleeps a fixed time after every batch. Against no pause and an adaptive pause
+# (sleep only when a batch took longer than 4x the median: the target lags).
+
+# %% tags=["nbval-ignore-output"]
+pace = experiments.pacing(
+    rows,
+    pacing_engine,
+    experiments.target(pacing_engine, work, "pacing", pg),
+    pacing_batch_sizes,
+    sleeps_ms,
+)
+pace.select("batch_size", "pacing", "sleep_ms", "rows_per_s", "slept_s", "kept")
+
+# %% [markdown]
+# ### CPU: the slowest and the fastest sync, side by side
+# The plan's "before" (whole file, `json`, one `INSERT` per row committed per row) against
+# the fastest combination measured above (line streaming, `msgspec`, the best writer at
+# its knee), both syncing the first file into the first engine, beside the workbench's
+# own path for the same rows (`ingest` into a Dataset, then the engine's bulk `load`).
+
+# %% tags=["nbval-ignore-output"]
+best = knees.filter(pl.col("engine") == engines[0]).row(0, named=True)
+with Sink(
+    engines[0],
+    experiments.target(engines[0], work, "profile", pg),
+    replace=True,
+) as sink:
+    with profiling.cpu("04-slowest", out) as slow:
+        before = sync(smallest, sink, reader="whole", decode="json", writer="row", batch_size=1)
+    sink.truncate()
+    with profiling.cpu("04-fastest", out) as fast:
+        after = sync(
+            smallest,
+            sink,
+            reader="stream",
+            decode="msgspec",
+            writer=best["writer"],
+            batch_size=best["knee_batch"],
+        )
+    assert before.rows_written == after.rows_written == sink.totals()["rows"] == n_rows
+breakdown = pl.concat([experiments.time_breakdown(slow), experiments.time_breakdown(fast)])
+reference = experiments.reference_sync(smallest.parent.parent, engines[0], work, pg)
+assert reference["rows"] == n_rows
+pl.DataFrame(
+    [
+        {"variant": "slowest (whole, json, row, batch 1)", "rows": n_rows, "seconds": slow.seconds},
+        {
+            "variant": f"fastest (stream, msgspec, {best['writer']}, batch {best['knee_batch']})",
+            "rows": n_rows,
+            "seconds": fast.seconds,
+        },
+        {k: reference[k] for k in ("variant", "rows", "seconds")},
+    ]
+).with_columns(rows_per_s=pl.col("rows") / pl.col("seconds"))
+
+# %% [markdown]
+# ### Memory: the whole-file read against line streaming (memray)
+# memray's heap peak beside the process's peak RSS, reading the largest file.
+
+# %% tags=["nbval-ignore-output"]
+largest = work / f"tree-{max(sizes_mb):g}mb" / "projects" / "-bench" / "session.jsonl"
+with profiling.memory("04-whole", out) as mem_whole:
+    sum(1 for _ in read_rows(largest, reader="whole"))
+with profiling.memory("04-stream", out) as mem_stream:
+    sum(1 for _ in read_rows(largest, reader="stream"))
+pl.DataFrame([mem_whole.summary(), mem_stream.summary()])
+
+# %% [markdown]
+# ### Per-row objects against reused buffers (the plan's object pools)
+# Every Python allocation traced by memray, batches of 1,000 rows.
+
+# %% tags=["nbval-ignore-output"]
+batch_memory = experiments.objects_vs_buffers(smallest, out, batch_size=1000)
+batch_memory
+
+# %% [markdown]
+# ## Look
+# Peak RSS and throughput against file size: line streaming stays flat; the whole-file
+# read and the whole-tree libraries grow with the file (the dashed red line is the plan's target).
+
+# %% tags=["nbval-ignore-output"]
+pfig.scaling_figure(scaling, memory_target_mib)
+
+# %% tags=["nbval-ignore-output"]
+pfig.writers_figure(sweep, knees)
+
+# %% tags=["nbval-ignore-output"]
+pfig.pacing_figure(pace)
+
+# %% tags=["nbval-ignore-output"]
+pfig.breakdown_figure(breakdown)
+
+# %% [markdown]
+# The slowest variant's CPU profile (pyinstrument's own page, inline; it opens offline),
+# then the fastest's call tree as an icicle (click a bar to zoom).
+
+# %% tags=["nbval-ignore-output"]
+slow.iframe()
+
+# %% tags=["nbval-ignore-output"]
+fast.figure()
+
+# %% [markdown]
+# Memory at the peak of the whole-file read, by call stack (built from memray's reader API;
+# memray's own flamegraph page needs a CDN and is blank offline).
+
+# %% tags=["nbval-ignore-output"]
+mem_whole.figure()
+
+# %% tags=["nbval-ignore-output"]
+pfig.batch_memory_figure(batch_memory)
+
+# %% [markdown]
+# ## Conclude
+# Computed from the measurements above.
+
+# %% tags=["verdicts", "nbval-ignore-output"]
+verdicts = [
+    *concl.reader_verdicts(scaling, memory_target_mib),
+    *concl.writer_verdicts(sweep, knees),
+    concl.pacing_verdict(pace),
+    concl.breakdown_verdict(breakdown),
+    concl.pools_verdict(batch_memory),
+]
+report.show_verdicts("04_batch_streaming", verdicts, out)
+
+# %% [markdown]
+# ## Export
+# The frames as CSV; the profiles are in `out_dir/profiles/` (`*.cpu.html` open offline,
+# `*.memray.bin` with `memray tree`/`memray summary`, `*.memory.json`).
+
+# %% tags=["nbval-ignore-output"]
+report.export_frames(
+    out,
+    "04_batch_streaming",
+    scaling=scaling,
+    flatness=flat,
+    writers=sweep,
+    knees=knees,
+    pacing=pace,
+    breakdown=breakdown,
+    batch_memory=batch_memory,
+)

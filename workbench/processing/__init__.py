@@ -1,0 +1,43 @@
+"""The backend's log-sync and batch jobs, written the ways its plan describes (notebook 04).
+
+The job reads a Claude Code transcript tree and writes its messages into an engine:
+
+- :mod:`.decode`: one line -> one row, with ``json``, ``orjson`` or ``msgspec``;
+- :mod:`.read`: whole file / line streaming / chunked with a bounded queue, and the
+  Polars and DuckDB whole-tree readers; bad lines become issues with file, line, reason;
+- :mod:`.write`: row by row, ``executemany``, multi-row ``VALUES``, the engine's bulk path;
+- :mod:`.batch`: the batch processor (pause, progress, retries, dead-letter file, replay);
+- :mod:`.experiments`: the comparisons as tidy Polars frames.
+"""
+
+import importlib
+
+# Imported lazily (PEP 562): the one-variant child processes of the file-size experiment
+# import only the readers, so their peak RSS is the reader's, not polars' or the drivers'.
+_EXPORTS = {
+    "batch": (
+        "AdaptivePause",
+        "FixedSleep",
+        "NoSleep",
+        "Progress",
+        "SyncReport",
+        "dead_rows",
+        "process",
+        "replay",
+        "sync",
+    ),
+    "decode": ("COLUMNS", "DECODERS", "Issue", "ProcessingError"),
+    "read": ("LINE_READERS", "READERS", "TREE_READERS", "ReadStats", "batched", "read_rows"),
+    "write": ("TABLE", "WRITERS", "Sink"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

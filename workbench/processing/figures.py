@@ -1,0 +1,165 @@
+"""Plotly builders for notebook 04; each takes the tidy frames of :mod:`.experiments`."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+TEMPLATE = "plotly_white"
+_LOG_TICKS = {"dtick": 1}  # one tick per power of ten on log axes: 1, 10, 100 ...
+
+
+def scaling_figure(scaling: pl.DataFrame, memory_target_mib: float = 500) -> go.Figure:
+    """Peak RSS and throughput against file size, one line per variant (log x)."""
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("Peak RSS of the process (MiB)", "Throughput (rows/s)"),
+        horizontal_spacing=0.1,
+    )
+    for variant, part in scaling.sort("size_mb").group_by("variant", maintain_order=True):
+        name = variant[0]
+        style = {"dash": "dot"} if name in ("polars", "duckdb", "ingest") else {}
+        common = {
+            "x": part["size_mb"],
+            "name": name,
+            "legendgroup": name,
+            "mode": "lines+markers",
+            "line": style,
+        }
+        fig.add_trace(
+            go.Scatter(y=part["peak_rss_mib"], hovertemplate="%{x:.0f} MB: %{y:.0f} MiB", **common), 1, 1
+        )
+        fig.add_trace(
+            go.Scatter(
+                y=part["rows_per_s"],
+                showlegend=False,
+                hovertemplate="%{x:.0f} MB: %{y:,.0f} rows/s",
+                **common,
+            ),
+            1,
+            2,
+        )
+    fig.add_hline(
+        y=memory_target_mib, line_dash="dash", line_color="red", annotation_text="plan's target", row=1, col=1
+    )
+    fig.update_xaxes(type="log", title="file size (MB, log scale)")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    return fig.update_layout(
+        title="Readers against file size: which stay flat", template=TEMPLATE, height=420, margin={"t": 80}
+    )
+
+
+def writers_figure(sweep: pl.DataFrame, knees: pl.DataFrame) -> go.Figure:
+    """Insert throughput against batch size, one panel per engine, knees marked."""
+    engines = sweep["engine"].unique(maintain_order=True).to_list()
+    fig = make_subplots(rows=1, cols=len(engines), subplot_titles=engines, shared_yaxes=True)
+    colors = dict(
+        zip(
+            ["row", "executemany", "values", "bulk"],
+            ["#636efa", "#ef553b", "#00cc96", "#ab63fa"],
+            strict=True,
+        )
+    )
+    for col, engine in enumerate(engines, start=1):
+        for writer in colors:
+            part = sweep.filter((pl.col("engine") == engine) & (pl.col("writer") == writer)).sort(
+                "batch_size"
+            )
+            if part.is_empty():
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=part["batch_size"],
+                    y=part["rows_per_s"],
+                    name=writer,
+                    legendgroup=writer,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    line={"color": colors[writer]},
+                    hovertemplate="batch %{x}: %{y:,.0f} rows/s",
+                ),
+                1,
+                col,
+            )
+            knee = knees.filter((pl.col("engine") == engine) & (pl.col("writer") == writer))
+            if knee.height:
+                fig.add_trace(
+                    go.Scatter(
+                        x=knee["knee_batch"],
+                        y=knee["knee_rows_per_s"],
+                        mode="markers",
+                        marker={"symbol": "circle-open", "size": 14, "color": colors[writer]},
+                        showlegend=False,
+                        hovertemplate="knee: batch %{x}<extra></extra>",
+                    ),
+                    1,
+                    col,
+                )
+    fig.update_xaxes(type="log", title="batch size (rows, log scale)", **_LOG_TICKS)
+    fig.update_yaxes(type="log", **_LOG_TICKS)
+    fig.update_yaxes(title="rows/s (log scale)", row=1, col=1)
+    return fig.update_layout(
+        title="Insert throughput against batch size (circles: the knee, 90% of the best)",
+        template=TEMPLATE,
+        height=420,
+        margin={"t": 80},
+    )
+
+
+def pacing_figure(pacing: pl.DataFrame) -> go.Figure:
+    """Share of the no-pause throughput each pacing keeps, against batch size."""
+    fig = go.Figure()
+    for (kind, ms), part in pacing.sort("batch_size").group_by("pacing", "sleep_ms", maintain_order=True):
+        if kind == "none":
+            continue
+        name = "adaptive" if kind == "adaptive" else f"fixed {ms:g} ms"
+        fig.add_trace(
+            go.Scatter(
+                x=part["batch_size"],
+                y=part["kept"] * 100,
+                name=name,
+                mode="lines+markers",
+                line={"dash": "solid" if kind == "adaptive" else "dot"},
+                hovertemplate="batch %{x}: %{y:.0f}% kept",
+            )
+        )
+    fig.add_hline(y=100, line_color="grey", annotation_text="no pause")
+    fig.update_xaxes(type="log", title="batch size (rows, log scale)", **_LOG_TICKS)
+    fig.update_yaxes(title="throughput kept (% of no pause)", rangemode="tozero")
+    return fig.update_layout(
+        title="The fixed sleep's cost, and an adaptive pause", template=TEMPLATE, height=380
+    )
+
+
+def breakdown_figure(breakdown: pl.DataFrame) -> go.Figure:
+    """Share of CPU time by stage, one bar per profiled variant."""
+    fig = go.Figure()
+    for stage, part in breakdown.group_by("stage", maintain_order=True):
+        fig.add_trace(
+            go.Bar(
+                x=part["share"] * 100,
+                y=part["profile"],
+                name=stage[0],
+                orientation="h",
+                customdata=part["seconds"],
+                hovertemplate="%{x:.0f}% (%{customdata:.2f} s)",
+            )
+        )
+    fig.update_xaxes(title="share of CPU samples (%)", range=[0, 100])
+    return fig.update_layout(barmode="stack", title="Where the time goes", template=TEMPLATE, height=300)
+
+
+def batch_memory_figure(frame: pl.DataFrame) -> go.Figure:
+    """memray's allocation count per row and peak per batch mode."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("allocations per row", "memray heap peak (MiB)"))
+    fig.add_trace(go.Bar(x=frame["mode"], y=frame["allocations_per_row"], showlegend=False), 1, 1)
+    fig.add_trace(go.Bar(x=frame["mode"], y=frame["peak_mib"], showlegend=False), 1, 2)
+    fig.update_yaxes(rangemode="tozero")
+    return fig.update_layout(
+        title="Per-row objects against reused buffers (memray, every allocation traced)",
+        template=TEMPLATE,
+        height=340,
+    )
