@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from datetime import date, datetime
 
 import httpx
 import orjson
 import polars as pl
-import psycopg
 import pytest
+import service_db
 from starlette.testclient import TestClient
 
 from workbench import queries, strategies
@@ -27,21 +25,7 @@ from workbench.service.app import (
 )
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def loaded_url(postgres_server_url: str, tiny) -> Iterator[str]:
-    """One database per module with the tiny dataset and the access-path indexes."""
-    name = f"svc_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_server_url.rsplit("/", 1)[0] + "/" + name
-    with open_engine("postgres", url) as engine:
-        engine.load(tiny)
-        strategies.ensure_indexes(engine)
-    yield url
-    with psycopg.connect(postgres_server_url, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+loaded_url = service_db.loaded_url  # the shared fixture
 
 
 @pytest.fixture(scope="module")
