@@ -28,7 +28,8 @@ Endpoints (all ``GET``; JSON):
 ``/jobs``                          the jobs page (``status``, ``limit``)
 ``/health``                        no database: the service's own floor
 ``/metrics``                       Prometheus text format
-``/stats``                         this process's statement timings and pool waits (JSON)
+``/stats``                         this process's statement timings and pool waits (JSON;
+                                   ``?reset=1`` starts a new interval)
 ================================== ===================================================
 
 Every handler runs inside one recovery frame (the plan's panic recovery): an exception
@@ -177,6 +178,10 @@ class Instruments:
             **reg,
         )
         self.pool_size.set(pool_size)
+        if self.registry is not None:  # CPU seconds and resident memory of this process
+            from prometheus_client import ProcessCollector
+
+            ProcessCollector(registry=self.registry)
         self._lock = threading.Lock()
         self.db_hdr = HdrHistogram(1, 60_000_000, 3)  # microseconds, 1 µs .. 60 s
         self.wait_hdr = HdrHistogram(1, 60_000_000, 3)
@@ -201,9 +206,10 @@ class Instruments:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, reset: bool = False) -> dict[str, Any]:
+        """Statement timings, pool waits and answers since start (or the last reset)."""
         with self._lock:
-            return {
+            out = {
                 "pid": os.getpid(),
                 "db_statements": self.db_hdr.get_total_count(),
                 "db_p50_ms": self.db_hdr.get_value_at_percentile(50) / 1000,
@@ -214,6 +220,11 @@ class Instruments:
                 "pool_wait_max_ms": self.wait_hdr.get_max_value() / 1000,
                 "requests": dict(self.counts),
             }
+            if reset:
+                self.db_hdr.reset()
+                self.wait_hdr.reset()
+                self.counts.clear()
+            return out
 
 
 class TimedEngine:
@@ -530,7 +541,8 @@ def create_app(settings: Settings, engine_factory: Callable[[], Any] | None = No
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def stats_route(request: Request) -> Response:
-        return _json(metrics.stats() | {"settings": asdict(settings) | {"database_url": "***"}})
+        reset = request.query_params.get("reset") == "1"
+        return _json(metrics.stats(reset) | {"settings": asdict(settings) | {"database_url": "***"}})
 
     routes = [
         Route("/projects/{project_id}/sessions", endpoint("sessions", sessions_work)),
