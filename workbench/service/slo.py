@@ -119,7 +119,7 @@ def slo(name: str) -> SLO:
 def _fmt(value: float, unit: str) -> str:
     if unit == "":
         return f"{value:.2%}" if value < 1 else f"{value:.0%}"
-    return f"{value:,.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
 
 
 def verdicts(summary: pl.DataFrame, keys: tuple[str, ...] = ("label", "offered_rps")) -> pl.DataFrame:
