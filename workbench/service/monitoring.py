@@ -111,9 +111,11 @@ class PrometheusServer:
         except OSError:
             return ""
 
-    def query(self, promql: str) -> float | None:
-        """The instant value of ``promql`` (a single number), None when it has no data."""
-        data = self._api("query", {"query": promql})
+    def query(self, promql: str, at: float | None = None) -> float | None:
+        """The instant value of ``promql`` (a single number) now or at unix time ``at``;
+        None when it has no data."""
+        params = {"query": promql} | ({"time": f"{at:.3f}"} if at is not None else {})
+        data = self._api("query", params)
         result = data["result"]
         if not result:
             return None
@@ -163,9 +165,10 @@ class PrometheusServer:
         self.stop()
 
 
-def slis(prom: PrometheusServer, window: str = "1m") -> dict[str, float | None]:
-    """Every SLO's SLI as Prometheus computes it (its PromQL with the rate window ``window``)."""
-    return {s.name: prom.query(s.promql.replace("[1m]", f"[{window}]")) for s in SLOS}
+def slis(prom: PrometheusServer, window: str = "1m", at: float | None = None) -> dict[str, float | None]:
+    """Every SLO's SLI as Prometheus computes it (its PromQL with the rate window ``window``,
+    evaluated now or at unix time ``at``)."""
+    return {s.name: prom.query(s.promql.replace("[1m]", f"[{window}]"), at) for s in SLOS}
 
 
 def dashboard() -> dict[str, Any]:
@@ -224,3 +227,75 @@ def export_dashboard(out_dir: str | os.PathLike[str]) -> list[Path]:
     promql = out / "slo-promql.md"
     promql.write_text("\n".join(lines) + "\n")
     return [board, promql]
+
+
+def side_by_side(row: dict[str, Any], measured: dict[str, float | None]) -> Any:
+    """Each SLO's value from the load tool's run summary ``row`` beside Prometheus's ``measured``.
+
+    They differ by design: the load tool times from the intended send (queueing in the
+    client and the network included) and keeps every value; Prometheus times inside the
+    app and interpolates within histogram buckets; memory is psutil's peak against the
+    last scraped resident size.
+    """
+    import polars as pl
+
+    from workbench.service.slo import _fmt
+
+    rows = []
+    for s in SLOS:
+        mine, theirs = row.get(s.column), measured.get(s.name)
+        rows.append(
+            {
+                "slo": s.text,
+                "target": float(s.target),
+                "load_tool": None if mine is None else float(mine),
+                "prometheus": None if theirs is None else float(theirs),
+                "load_tool_shown": "" if mine is None else _fmt(mine, s.unit),
+                "prometheus_shown": "" if theirs is None else _fmt(theirs, s.unit),
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def monitored_run(
+    settings: Any, profile: Any, requests: Any, interval: float = 0.5
+) -> tuple[Any, Any] | None:
+    """One constant-rate run with Prometheus scraping the service: (run summary, side by side).
+
+    None, with a printed note, when the prometheus binary is missing (notebooks still run).
+    """
+    import os as _os
+
+    from workbench.service import experiment
+    from workbench.service.load import Profile, run_load
+    from workbench.service.process import ServiceProcess, postgres_pids
+
+    try:
+        find_prometheus()
+    except MonitoringError as e:
+        print(f"Note: the Prometheus view is left out: {e}")
+        return None
+    with (
+        ServiceProcess.start(settings) as svc,
+        PrometheusServer.start([f"127.0.0.1:{svc.port}"], interval) as prom,
+    ):
+        prom.wait_for_scrape()
+        run_load(svc.url, Profile.constant(profile.stages[0].rate, 1.0), requests, label="warm-up")
+        groups = {
+            "service": svc.pids,
+            "postgres": postgres_pids(settings.database_url),
+            "generator": [_os.getpid()],
+        }
+        started = time.time()
+        run = experiment.measured_run(svc.url, profile, requests, label=settings.label, groups=groups)
+        ended = time.time() + interval  # the scrape after the last answer
+        time.sleep(3 * interval)
+        # The rates over exactly the run: evaluated at its end, over its length.
+        measured = slis(prom, f"{max(1, round((ended - started) * 1000))}ms", at=ended)
+        run.settings = {
+            "strategy": settings.strategy,
+            "pool_size": settings.pool_size,
+            "workers": settings.workers,
+        }
+    summary = experiment.summary([run])
+    return summary, side_by_side(summary.row(0, named=True), measured)

@@ -262,3 +262,126 @@ def capacity_sentence(cap: pl.DataFrame, target_rps: float = 1000, cpu_target: f
             f"({r['service_workers_at_target']} service worker processes)."
         )
     return "\n".join(lines)
+
+
+def _baseline(summary: pl.DataFrame) -> str | None:
+    if "strategy" not in summary.columns:
+        return None
+    base = summary.filter(pl.col("strategy") == "n_plus_one")
+    return base["label"][0] if base.height else None
+
+
+def _p99_at(summary: pl.DataFrame, label: str, rate: float) -> float | None:
+    row = summary.filter((pl.col("label") == label) & (pl.col("offered_rps") == rate))
+    return row["p99_ms"][0] if row.height else None
+
+
+def conclusions(summary: pl.DataFrame, maxima: pl.DataFrame) -> str:
+    """Which configuration moves the SLOs and by how much, in sentences built from the numbers."""
+    base = _baseline(summary)
+    best = maxima.sort("max_rate", descending=True).row(0, named=True)
+    lines = [
+        f"{r['label']}: every SLO but throughput holds up to {r['max_rate']:g} req/s"
+        + (f"; above it: {r['first_miss']} (at {r['missed_at']:g} req/s)." if r["missed_at"] else ".")
+        for r in maxima.iter_rows(named=True)
+    ]
+    if base is not None:
+        b = maxima.filter(pl.col("label") == base).row(0, named=True)
+        for r in maxima.iter_rows(named=True):
+            if r["label"] == base:
+                continue
+            common = summary.filter(pl.col("label").is_in([base, r["label"]])).group_by("offered_rps").len()
+            shared = common.filter(pl.col("len") == 2)["offered_rps"]
+            text = f"{r['label']} against N+1 ({base}): "
+            text += (
+                f"{r['max_rate'] / b['max_rate']:.1f}x the holding rate"
+                if b["max_rate"]
+                else f"holds to {r['max_rate']:g} req/s where N+1 holds at none"
+            )
+            if shared.len():
+                rate = shared.max()
+                mine, theirs = _p99_at(summary, r["label"], rate), _p99_at(summary, base, rate)
+                if mine and theirs:
+                    text += f"; at {rate:g} req/s its P99 is {mine:.1f} ms against {theirs:.1f} ms"
+                    text += f" ({theirs / mine:.1f}x)"
+            lines.append(text + ".")
+    top = summary["achieved_rps"].max()
+    lines.append(
+        f"Best: {best['label']} ({best['max_rate']:g} req/s). Highest throughput achieved on this machine: "
+        f"{top:,.0f} req/s, {'above' if top >= 1000 else 'below'} the plan's 1,000 req/s."
+    )
+    return "\n".join(lines)
+
+
+def report_verdicts(
+    summary: pl.DataFrame, maxima: pl.DataFrame, cap: pl.DataFrame, side: pl.DataFrame | None = None
+) -> list:
+    """The notebook's verdicts: holding rate per configuration, 1,000 req/s, the change that
+    moves the SLOs, the error budget, and whether Prometheus agrees with the load tool."""
+    from workbench.report import Verdict
+
+    out = []
+    for r in maxima.iter_rows(named=True):
+        detail = (
+            f"every SLO but throughput holds up to {r['max_rate']:g} req/s (P99 {r['p99_ms']:.1f} ms there)"
+        )
+        if r["missed_at"]:
+            detail += f"; at {r['missed_at']:g} req/s it misses {r['first_miss']}"
+        out.append(Verdict(f"the SLOs under load: {r['label']}", f"holds to {r['max_rate']:g} req/s", detail))
+    c = cap.sort("achieved_rps", descending=True).row(0, named=True)
+    reached = summary["achieved_rps"].max()
+    out.append(
+        Verdict(
+            "1,000 req/s",
+            "met" if reached >= 1000 else f"not reachable here ({reached:,.0f} req/s)",
+            capacity_sentence(cap.filter(pl.col("label") == c["label"])),
+        )
+    )
+    base = _baseline(summary)
+    if base is not None:
+        b = maxima.filter(pl.col("label") == base)["max_rate"][0]
+        best = maxima.filter(pl.col("label") != base).sort("max_rate", descending=True)
+        if best.height:
+            r = best.row(0, named=True)
+            verdict = (
+                f"{r['label'].split()[0]}: {r['max_rate'] / b:.1f}x N+1's rate" if b else f"{r['label']}"
+            )
+            out.append(
+                Verdict(
+                    "which of the plan's changes moves the SLOs",
+                    verdict,
+                    f"{r['label']} holds every SLO but throughput to {r['max_rate']:g} req/s, "
+                    f"N+1 ({base}) to {b:g} req/s",
+                )
+            )
+    budget = error_budget(summary).join(
+        maxima.select("label", pl.col("max_rate").alias("offered_rps")), on=["label", "offered_rps"]
+    )
+    worst = budget.sort("budget_used", descending=True, nulls_last=True)
+    if worst.height:
+        w = worst.row(0, named=True)
+        out.append(
+            Verdict(
+                "error rate < 0.1% (error budget)",
+                f"{w['budget_used']:.0%} used at most",
+                f"at each configuration's holding rate; the most: {w['label']} with {w['errors']} errors "
+                f"in {w['requests']:,} requests (budget {w['budget']:.1f})",
+            )
+        )
+    if side is not None:
+        rows = {r["slo"]: r for r in side.iter_rows(named=True)}
+        tput = rows.get(slo("throughput").text, {})
+        p99 = rows.get(slo("p99").text, {})
+        if tput.get("prometheus") and tput.get("load_tool"):
+            ratio = tput["prometheus"] / tput["load_tool"]
+            out.append(
+                Verdict(
+                    "monitoring (Prometheus) agrees with the load test",
+                    "agrees" if abs(ratio - 1) < 0.1 else f"differs ({ratio:.2f}x)",
+                    f"throughput {tput['prometheus_shown']} in Prometheus, "
+                    f"{tput['load_tool_shown']} measured; "
+                    f"P99 {p99.get('prometheus_shown')} inside the app against {p99.get('load_tool_shown')} "
+                    "from the intended send time (queueing outside the app included)",
+                )
+            )
+    return out
