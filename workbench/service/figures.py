@@ -53,8 +53,7 @@ def latency_vs_load(
         title or "Latency against offered load (from intended send times; bars: 95% intervals)",
         xaxis=dict(title="offered load (req/s)", type="log"),
         yaxis=dict(title="latency (ms), log scale", type="log"),
-        height=460,
-    )
+    ).update_layout(height=460)
 
 
 def distributions(latencies: pl.DataFrame, title: str | None = None) -> go.Figure:
@@ -78,8 +77,7 @@ def distributions(latencies: pl.DataFrame, title: str | None = None) -> go.Figur
             ticktext=[f"{p * 100:g}%" for p in _PCT_TICKS],
         ),
         yaxis=dict(title="latency (ms), log scale", type="log"),
-        height=420,
-    )
+    ).update_layout(height=420)
 
 
 def prometheus_vs_tool(side: pl.DataFrame, title: str | None = None) -> go.Figure:
@@ -107,5 +105,4 @@ def prometheus_vs_tool(side: pl.DataFrame, title: str | None = None) -> go.Figur
         title or "The load tool's figures beside Prometheus's (value / SLO target, log scale)",
         barmode="group",
         yaxis=dict(title="value / target", type="log"),
-        height=420,
-    )
+    ).update_layout(height=420)
