@@ -286,16 +286,22 @@ def monitored_run(
             "postgres": postgres_pids(settings.database_url),
             "generator": [_os.getpid()],
         }
+        total = "sum(workbench_http_request_duration_seconds_count)"
+        time.sleep(2 * interval)  # the warm-up's answers are scraped before the count starts
+        before = prom.query(total) or 0.0
         started = time.time()
         run = experiment.measured_run(svc.url, profile, requests, label=settings.label, groups=groups)
         ended = time.time() + interval  # the scrape after the last answer
         time.sleep(3 * interval)
         # The rates over exactly the run: evaluated at its end, over its length.
         measured = slis(prom, f"{max(1, round((ended - started) * 1000))}ms", at=ended)
+        after = prom.query(total)
         run.settings = {
             "strategy": settings.strategy,
             "pool_size": settings.pool_size,
             "workers": settings.workers,
         }
     summary = experiment.summary([run])
-    return summary, side_by_side(summary.row(0, named=True), measured)
+    row = summary.row(0, named=True)
+    counts = {"load_tool": row["sent"], "prometheus": None if after is None else after - before}
+    return summary, side_by_side(row, measured), counts
