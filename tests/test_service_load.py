@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import threading
+import urllib.request
 
 import numpy as np
 import pytest
@@ -294,3 +295,21 @@ def test_a_port_in_use_is_named(loaded_url):
         in_use = pytest.raises(ServiceError, match=f"Port {svc.port} on 127.0.0.1 is in use")
         with in_use:
             ServiceProcess.start(Settings(database_url=loaded_url), port=svc.port)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_worker_processes_serve_and_metrics_sum_across_them(loaded_url, tiny):
+    profile = Profile.constant(20, 1)
+    reqs = paths(Mix(weights={"jobs": 1, "session": 1}), targets(tiny), 20)
+    with ServiceProcess.start(Settings(database_url=loaded_url, pool_size=1, workers=2)) as svc:
+        assert len(svc.pids()) >= 3  # the supervisor and its two workers
+        run = run_load(svc.url, profile, reqs)
+        with urllib.request.urlopen(svc.url + "/metrics") as r:
+            text = r.read().decode()
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("workbench_http_request_duration_seconds_count")
+    )
+    assert counted == run.summary()["sent"][0] == 20
