@@ -132,3 +132,11 @@ def test_side_by_side_and_figures_build(summary):
         figures.prometheus_vs_tool(side),
     ):
         assert fig.data and fig.layout.yaxis.type == "log"
+
+
+def test_a_tie_in_holding_rate_is_decided_by_p99_at_the_common_rate(summary):
+    tied = summary.filter(pl.col("offered_rps") <= 25)  # both hold at 25, the only rate
+    verdicts = slo.report_verdicts(tied, slo.max_rate(tied), slo.capacity(tied))
+    change = next(v for v in verdicts if v.topic == "which of the plan's changes moves the SLOs")
+    assert change.verdict == "batch: same rate, P99 4.0x lower"
+    assert "raise `rates` to find the knee" in change.detail

@@ -363,17 +363,25 @@ def report_verdicts(
         best = maxima.filter(pl.col("label") != base).sort("max_rate", descending=True)
         if best.height:
             r = best.row(0, named=True)
-            verdict = (
-                f"{r['label'].split()[0]}: {r['max_rate'] / b:.1f}x N+1's rate" if b else f"{r['label']}"
-            )
-            out.append(
-                Verdict(
-                    "which of the plan's changes moves the SLOs",
-                    verdict,
-                    f"{r['label']} holds every SLO but throughput to {r['max_rate']:g} req/s, "
-                    f"N+1 ({base}) to {b:g} req/s",
+            name = r["label"].split()[0]
+            detail = f"{r['label']} holds every SLO but throughput to {r['max_rate']:g} req/s"
+            detail += f", N+1 ({base}) to {b:g}"
+            if r["max_rate"] != b:
+                verdict = (
+                    f"{name}: {r['max_rate'] / b:.1f}x N+1's rate"
+                    if b
+                    else f"{name}: holds where N+1 never does"
                 )
-            )
+            else:  # the same holding rate: the latency at the highest rate both ran decides
+                both = summary.filter(pl.col("label").is_in([base, r["label"]])).group_by("offered_rps").len()
+                rate = both.filter(pl.col("len") == 2)["offered_rps"].max()
+                mine, theirs = _p99_at(summary, r["label"], rate), _p99_at(summary, base, rate)
+                ratio = theirs / mine if mine and theirs else math.nan
+                verdict = f"{name}: same rate, P99 {ratio:.1f}x {'lower' if ratio >= 1 else 'higher'}"
+                detail += f"; at {rate:g} req/s P99 {mine:.1f} ms against N+1's {theirs:.1f} ms"
+                if rate == summary["offered_rps"].max():
+                    detail += " (both held at every rate tried: raise `rates` to find the knee)"
+            out.append(Verdict("which of the plan's changes moves the SLOs", verdict, detail))
     budget = error_budget(at_holding_rate(summary, maxima))
     worst = budget.sort("budget_used", descending=True, nulls_last=True)
     if worst.height:
@@ -390,7 +398,8 @@ def report_verdicts(
         rows = {r["slo"]: r for r in side.iter_rows(named=True)}
         p99 = rows.get(slo("p99").text, {})
         detail = (
-            f"P99 {p99.get('prometheus_shown')} inside the app against {p99.get('load_tool_shown')} "
+            f"P99 {p99.get('prometheus_shown')} inside the app (interpolated in histogram buckets) against "
+            f"{p99.get('load_tool_shown')} "
             "from the intended send time (queueing outside the app included)"
         )
         verdict = "compared"
