@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from workbench.measure import gc_paused
 from workbench.service.load.results import LoadRun, new_histogram, record
 from workbench.service.load.schedule import LoadError, Profile
 
@@ -260,8 +261,11 @@ def run_load(
 
     started = time.perf_counter()
     worker = threading.Thread(target=thread, name="workbench-load", daemon=True)
-    worker.start()
-    worker.join(profile.seconds + timeout + 30)  # bounded even if something hangs
+    # A cyclic-GC pass in a large process (a notebook kernel) stalls the event loop for
+    # milliseconds and delays sends; off for the run, restored and collected after.
+    with gc_paused():
+        worker.start()
+        worker.join(profile.seconds + timeout + 30)  # bounded even if something hangs
     wall = time.perf_counter() - started
     if "error" in result:
         raise result["error"]
