@@ -26,7 +26,6 @@ import os
 import time
 
 import numpy as np
-
 import polars as pl
 
 from workbench import lab
