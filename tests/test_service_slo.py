@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import polars as pl
 import pytest
@@ -140,3 +141,12 @@ def test_a_tie_in_holding_rate_is_decided_by_p99_at_the_common_rate(summary):
     change = next(v for v in verdicts if v.topic == "which of the plan's changes moves the SLOs")
     assert change.verdict == "batch: same rate, P99 4.0x lower"
     assert "raise `rates` to find the knee" in change.detail
+
+
+def test_a_busy_machine_is_named_as_the_limit_with_each_share(summary):
+    busy = summary.with_columns(machine_cores=pl.lit(0.95 * os.cpu_count()), send_lag_p99_ms=pl.lit(12.0))
+    cap = slo.capacity(busy).filter(pl.col("label") == "batch pool=4").row(0, named=True)
+    assert cap["limited_by"].startswith(
+        "the machine's CPU (95% busy: service 0.50, PostgreSQL 0.10, generator 0.05, other processes"
+    )
+    assert "send lag P99 was 12.0 ms" in slo.capacity_sentence(slo.capacity(busy))

@@ -120,6 +120,8 @@ def summary(runs: Sequence[LoadRun]) -> pl.DataFrame:
             (pl.col("service_cores") / cpus).alias("service_cpu_share"),
             (pl.col("service_cores") * 1000 / pl.col("achieved_rps")).alias("service_cpu_ms_per_req"),
         )
+    if "machine_cores" in frame.columns:
+        frame = frame.drop([c for c in ("machine_peak_mb",) if c in frame.columns])
     if "postgres_cores" in frame.columns:
         frame = frame.with_columns(
             (pl.col("postgres_cores") * 1000 / pl.col("achieved_rps")).alias("db_cpu_ms_per_req")

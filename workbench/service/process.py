@@ -266,6 +266,7 @@ class ProcessSampler:
 
     def __enter__(self) -> ProcessSampler:
         self._resolved = {g: list(v() if callable(v) else v) for g, v in self.groups.items()}
+        self._machine = [psutil.cpu_times(), None]
         self._procs: dict[int, psutil.Process] = {}
         self._sample(first=True)
         self.started = time.monotonic()
@@ -274,6 +275,7 @@ class ProcessSampler:
 
     def __exit__(self, *exc: object) -> None:
         self._sample()
+        self._machine[1] = psutil.cpu_times()
         self.stopped = time.monotonic()
         self._stop.set()
         self._thread.join(5)
@@ -284,4 +286,8 @@ class ProcessSampler:
         for group in self.groups:
             cpu = sum(v - self._start_cpu[group].get(pid, 0.0) for pid, v in self._cpu[group].items())
             out.append(Usage(group, cpu, wall, self._peak[group]))
+        if getattr(self, "_machine", [None, None])[1] is not None:
+            a, b = self._machine
+            busy = (sum(b) - b.idle - getattr(b, "iowait", 0)) - (sum(a) - a.idle - getattr(a, "iowait", 0))
+            out.append(Usage("machine", busy, wall, 0.0))  # every process, others' included
         return out

@@ -214,6 +214,7 @@ def capacity(summary: pl.DataFrame, target_rps: float = 1000, cpu_target: float 
         db_ms = top.get("db_cpu_ms_per_req") or math.nan
         gen = top.get("generator_cores") or 0.0
         svc_cores_now, db_cores_now = top.get("service_cores") or 0.0, top.get("postgres_cores") or 0.0
+        machine = top.get("machine_cores")
         workers = top.get("workers") or 1
         busiest = max(
             [
@@ -224,12 +225,19 @@ def capacity(summary: pl.DataFrame, target_rps: float = 1000, cpu_target: float 
             key=lambda kv: kv[1],
         )
         waits = (top.get("pool_wait_p99_ms") or 0.0) > 0.5 * (top.get("p99_ms") or math.inf)
-        if busiest[1] >= 0.85:
+        if machine is not None and machine / cpus >= 0.9:
+            others = max(0.0, machine - svc_cores_now - db_cores_now - gen)
+            limit = (
+                f"the machine's CPU ({machine / cpus:.0%} busy: service {svc_cores_now:.2f}, PostgreSQL "
+                f"{db_cores_now:.2f}, generator {gen:.2f}, other processes {others:.2f} cores)"
+            )
+        elif busiest[1] >= 0.85:
             limit = f"{busiest[0]} ({busiest[1]:.0%} of a core per process)"
         elif waits:
             limit = "the connection pool (waits dominate P99)"
         else:
             limit = f"nothing saturated yet (busiest: {busiest[0]}, {busiest[1]:.0%})"
+        lag = top.get("send_lag_p99_ms")
         svc_need = target_rps * svc_ms / 1000
         db_need = target_rps * db_ms / 1000
         out.append(
@@ -244,6 +252,7 @@ def capacity(summary: pl.DataFrame, target_rps: float = 1000, cpu_target: float 
                 "db_cores_at_target": db_need,
                 "cores_needed": (svc_need + (0 if math.isnan(db_need) else db_need)) / cpu_target,
                 "service_workers_at_target": math.ceil(svc_need / 0.7) if not math.isnan(svc_need) else None,
+                "send_lag_p99_ms": lag,
             }
         )
     return pl.DataFrame(out)
@@ -260,6 +269,12 @@ def capacity_sentence(cap: pl.DataFrame, target_rps: float = 1000, cpu_target: f
             f"~{r['service_cores_at_target']:.1f} + {r['db_cores_at_target']:.1f} cores busy, so "
             f"~{r['cores_needed']:.0f} cores to stay under {cpu_target:.0%} CPU "
             f"({r['service_workers_at_target']} service worker processes)."
+            + (
+                f" The generator's send lag P99 was {r['send_lag_p99_ms']:.1f} ms there: the latencies "
+                "include the machine's contention, not only the service's."
+                if (r.get("send_lag_p99_ms") or 0) > 1
+                else ""
+            )
         )
     return "\n".join(lines)
 
