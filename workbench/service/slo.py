@@ -324,11 +324,14 @@ def conclusions(summary: pl.DataFrame, maxima: pl.DataFrame) -> str:
             common = summary.filter(pl.col("label").is_in([base, r["label"]])).group_by("offered_rps").len()
             shared = common.filter(pl.col("len") == 2)["offered_rps"]
             text = f"{r['label']} against N+1 ({base}): "
-            text += (
-                f"{r['max_rate'] / b['max_rate']:.1f}x the holding rate"
-                if b["max_rate"]
-                else f"holds to {r['max_rate']:g} req/s where N+1 holds at none"
-            )
+            if b["max_rate"] and r["max_rate"]:
+                text += f"{r['max_rate'] / b['max_rate']:.1f}x the holding rate"
+            elif b["max_rate"]:
+                text += f"holds at none of the rates where N+1 holds to {b['max_rate']:g} req/s"
+            elif r["max_rate"]:
+                text += f"holds to {r['max_rate']:g} req/s where N+1 holds at none"
+            else:
+                text += "neither holds at any rate tried"
             if shared.len():
                 rate = shared.max()
                 mine, theirs = _p99_at(summary, r["label"], rate), _p99_at(summary, base, rate)
@@ -387,6 +390,8 @@ def report_verdicts(
                     if b
                     else f"{name}: holds where N+1 never does"
                 )
+                if r["max_rate"] == 0:
+                    verdict = f"none: N+1 holds to {b:g} req/s, the others at no rate tried"
             else:  # the same holding rate: the latency at the highest rate both ran decides
                 both = summary.filter(pl.col("label").is_in([base, r["label"]])).group_by("offered_rps").len()
                 rate = both.filter(pl.col("len") == 2)["offered_rps"].max()
