@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from datetime import date, datetime
 
 import httpx
@@ -10,7 +11,6 @@ import orjson
 import polars as pl
 import pytest
 import service_db
-from starlette.testclient import TestClient
 
 from workbench import queries, strategies
 from workbench.engines import open_engine
@@ -23,6 +23,10 @@ from workbench.service.app import (
     decode_cursor,
     encode_cursor,
 )
+
+with warnings.catch_warnings():  # starlette 1.x suggests httpx2; httpx is what is installed
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 pytestmark = pytest.mark.postgres
 loaded_url = service_db.loaded_url  # the shared fixture
