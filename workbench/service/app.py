@@ -140,7 +140,9 @@ class Instruments:
     """The service's Prometheus metrics, plus HDR histograms for ``/stats``.
 
     With ``$PROMETHEUS_MULTIPROC_DIR`` set (several worker processes), prometheus-client
-    writes every process's values to that folder and ``/metrics`` sums them.
+    writes every process's values to that folder and ``/metrics`` sums them; its process
+    collector (CPU seconds, resident memory) has no multiprocess mode, so with several
+    workers those two SLIs come from the load tool's psutil sampling only.
     """
 
     def __init__(self, pool_size: int) -> None:
