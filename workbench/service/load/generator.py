@@ -115,8 +115,9 @@ class OpenLoop:
         max_in_flight: int = 2000,
         abort_after: int = 50,
         drain_seconds: float = 10.0,
+        spin: float = 0.0,
     ) -> None:
-        self.send, self.clock, self.sleep = send, clock, sleep
+        self.send, self.clock, self.sleep, self.spin = send, clock, sleep, spin
         self.max_in_flight, self.abort_after, self.drain_seconds = max_in_flight, abort_after, drain_seconds
         self.reason = ""
         self._failures = 0
@@ -142,8 +143,12 @@ class OpenLoop:
             if self.reason:
                 break
             target = start + times[i]
-            delay = target - self.clock()
+            delay = target - self.clock() - self.spin
             await self.sleep(delay if delay > 0 else 0)
+            # The event loop's timers have millisecond resolution: the last ``spin`` seconds
+            # are waited by yielding to the loop (answers keep being handled) until the time.
+            while self.spin and self.clock() < target:
+                await asyncio.sleep(0)
             now = self.clock()
             record(lag, now - target)
             if len(tasks) >= self.max_in_flight:
@@ -223,11 +228,17 @@ def run_load(
     max_in_flight: int = 2000,
     abort_after: int = 50,
     on_start: Callable[[], Any] | None = None,
+    spin: float = 0.0,
 ) -> LoadRun:
     """Send ``requests`` (endpoint, path) to ``url`` on ``profile``'s schedule; return the run.
 
     Runs on its own thread and event loop (uvloop when installed), so it works the same
-    from a notebook (whose loop is already running) and from the command line.
+    from a notebook (whose loop is already running) and from the command line. ``spin``:
+    the last seconds before each send are waited by yielding instead of a timer (the
+    loop's timers round to milliseconds); it costs up to ``spin`` × rate of a core and
+    is off by default: on the shared 2-core machine a 1 ms spin *raised* the median lag
+    (0.45 → 0.75-1.2 ms), since a spinning thread loses the scheduler's favour to
+    sleeping ones (docs/BENCHMARKS.md). For a dedicated load-generating machine.
     """
     base = check_url(url, allow_remote)
     check_reachable(base)
