@@ -136,24 +136,25 @@ def test_a_failing_handler_gives_500_is_counted_and_the_service_keeps_serving(lo
 def test_a_full_pool_answers_503_fast(loaded_url):
     app = create_app(Settings(database_url=loaded_url, debug_routes=True, pool_size=1, max_waiting=0))
 
-    async def run() -> tuple[int, int, float]:
+    async def run() -> tuple[int, int, bool]:
         app.state.pool.open()
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-                slow = asyncio.create_task(c.get("/_sleep", params={"ms": 500}))
-                await asyncio.sleep(0.1)  # the slow request holds the only connection
-                loop = asyncio.get_running_loop()
-                started = loop.time()
+                slow = asyncio.create_task(c.get("/_sleep", params={"ms": 2000}))
+                for _ in range(200):  # until the slow request holds the only connection (bounded)
+                    if app.state.pool.in_use:
+                        break
+                    await asyncio.sleep(0.01)
                 busy = await c.get("/jobs")
-                took = loop.time() - started
-                return (await slow).status_code, busy.status_code, took
+                answered_first = not slow.done()  # 503 at once, not after the holder finished
+                return (await slow).status_code, busy.status_code, answered_first
         finally:
             app.state.pool.close()
 
-    slow, busy, took = asyncio.run(run())
+    slow, busy, answered_first = asyncio.run(run())
     assert (slow, busy) == (200, 503)
-    assert took < 0.4  # answered before the slow request released the connection
+    assert answered_first
     metrics = app.state.metrics.exposition().decode()
     assert 'workbench_http_errors_total{endpoint="jobs",kind="pool_queue"} 1.0' in metrics
 

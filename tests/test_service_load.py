@@ -280,7 +280,7 @@ def test_a_service_dying_mid_run_leaves_a_partial_run_marked(loaded_url, tiny):
     profile = Profile.constant(20, 4)
     reqs = paths(Mix(weights={"jobs": 1}), targets(tiny), 80)
     with ServiceProcess.start(Settings(database_url=loaded_url, pool_size=1)) as svc:
-        killer = threading.Timer(1.0, svc.kill)
+        killer = threading.Timer(1.5, svc.kill)
         run = run_load(svc.url, profile, reqs, abort_after=5, timeout=2, on_start=killer.start)
         killer.join()
     row = run.summary().row(0, named=True)
