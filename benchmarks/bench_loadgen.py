@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--rates", default="100,200,400,800", help="req/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", help="also write the table here")
+    parser.add_argument("--spin", type=float, default=0.0, help="seconds waited by yielding before each send")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     print(f"load average before: {os.getloadavg()}")
@@ -77,6 +78,7 @@ def main() -> None:
                 label="health",
                 groups=groups,
                 stats=False,
+                spin=args.spin,
             )
             s = run.summary().row(0, named=True)
             floor = schedule_floor(rate, args.seconds)

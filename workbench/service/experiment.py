@@ -41,6 +41,7 @@ def measured_run(
     groups: dict[str, Any],
     allow_remote: bool = False,
     stats: bool = True,
+    **load_options: Any,
 ) -> LoadRun:
     """One load run with the processes in ``groups`` sampled and the service's ``/stats`` read."""
     if stats:
@@ -48,7 +49,13 @@ def measured_run(
     sampler = ProcessSampler(groups)
     try:
         run = run_load(
-            url, profile, requests, label=label, allow_remote=allow_remote, on_start=sampler.__enter__
+            url,
+            profile,
+            requests,
+            label=label,
+            allow_remote=allow_remote,
+            on_start=sampler.__enter__,
+            **load_options,
         )
     finally:
         if sampler.started:
