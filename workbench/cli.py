@@ -519,6 +519,169 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
     click.echo(f"Saved: {', '.join(str(p) for p in prof.paths.values())}")
     if failure is not None:
         raise failure
+# ---- service lab: `workbench serve`, `workbench loadtest` -------------------------------------------
+@main.command()
+@click.option(
+    "--url", "database_url", help="PostgreSQL URL (default: $WORKBENCH_POSTGRES_URL, else `pg start`'s)."
+)
+@click.option(
+    "--dataset", type=click.Path(path_type=Path), help="Load this Dataset first (reused when loaded)."
+)
+@click.option(
+    "--strategy",
+    default="n_plus_one",
+    show_default=True,
+    help="How /projects/ID/recent loads sessions: n_plus_one, joined, per_relation, batch, aggregate.",
+)
+@click.option(
+    "--pool-size", type=int, default=4, show_default=True, help="Connections (and handler threads)."
+)
+@click.option(
+    "--max-waiting", type=int, default=64, show_default=True, help="Requests that may wait; then 503."
+)
+@click.option(
+    "--pool-timeout", type=float, default=0.5, show_default=True, help="Seconds a request may wait."
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="uvicorn worker processes.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Loopback port to listen on.")
+def serve(
+    database_url: str | None,
+    dataset: Path | None,
+    strategy: str,
+    pool_size: int,
+    max_waiting: int,
+    pool_timeout: float,
+    workers: int,
+    port: int,
+) -> None:
+    """Serve the backend's read API over PostgreSQL on 127.0.0.1:PORT until Ctrl-C.
+
+    \b
+    Endpoints: /projects/ID/sessions?limit=&cursor=  /projects/ID/recent?limit=
+               /sessions/ID  /usage/YYYY-MM-DD  /jobs?status=&limit=
+               /health  /metrics (Prometheus)  /stats
+    A full pool answers 503 at once; a failing handler answers 500 and is counted.
+    """
+    from workbench.service.app import Settings
+    from workbench.service.process import serve as run
+
+    url = database_url or default_target("postgres", Path("."))
+    if dataset is not None:
+        from workbench.dataset import Dataset
+        from workbench.engines import open_engine
+        from workbench.strategies import ensure_indexes
+
+        with open_engine("postgres", url) as engine:
+            engine.load(Dataset.open(dataset))
+            ensure_indexes(engine)
+    settings = Settings(url, strategy, pool_size, max_waiting, pool_timeout, workers)
+    click.echo(f"Serving {settings.label} on http://127.0.0.1:{port} (Ctrl-C stops)")
+    run(settings, port)
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The service's base URL.")
+@click.option(
+    "--dataset", type=click.Path(path_type=Path), help="Draw the requests' parameters from this Dataset."
+)
+@click.option("--rate", "rates", type=float, multiple=True, help="Arrival rate, req/s (repeat for steps).")
+@click.option("--seconds", type=float, default=10, show_default=True, help="Duration of each step.")
+@click.option("--ramp", help="A linear ramp START:STOP req/s over --seconds, instead of --rate.")
+@click.option("--mix", help="Endpoint weights, e.g. recent=3,session=2,sessions=2,usage=1,jobs=1.")
+@click.option(
+    "--hot-share", type=float, default=0.8, show_default=True, help="Share of requests to hot projects."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-requests", type=int, default=200_000, show_default=True, help="Bound on requests sent.")
+@click.option(
+    "--timeout", type=float, default=10, show_default=True, help="Seconds before a request times out."
+)
+@click.option("--label", default="", help="Name of this run in the tables.")
+@click.option(
+    "--save", type=click.Path(path_type=Path), help="Write the per-stage summary here (.csv or .json)."
+)
+@click.option(
+    "--k6", "k6_file", type=click.Path(path_type=Path), help="Import a k6 --summary-export file instead."
+)
+def loadtest(
+    url: str,
+    dataset: Path | None,
+    rates: tuple[float, ...],
+    seconds: float,
+    ramp: str | None,
+    mix: str | None,
+    hot_share: float,
+    seed: int,
+    max_requests: int,
+    timeout: float,
+    label: str,
+    save: Path | None,
+    k6_file: Path | None,
+) -> None:
+    """Open-loop load on a service at fixed arrival rates; latency from intended send times.
+
+    \b
+    Sends only to --url: loopback by default, or the URL you name (e.g. your staging).
+      workbench loadtest --dataset data/small --rate 50 --rate 100 --seconds 10
+      workbench loadtest --dataset data/small --ramp 10:300 --seconds 30
+      workbench loadtest --k6 summary.json          # k6's numbers in the same table
+    Prints P50/P90/P99/P99.9 (95% intervals), throughput offered and achieved, errors by
+    kind, the generator's send lag, and the plan's SLO verdicts.
+    """
+    import polars as pl
+
+    from workbench.service import slo
+    from workbench.service.load import Mix, Profile, import_summary, paths, run_load, targets
+
+    if k6_file is not None:
+        frame = import_summary(k6_file, label or None)
+    else:
+        if dataset is None:
+            raise WorkbenchError("--dataset is required to draw requests (or import a run with --k6 FILE)")
+        if ramp and rates:
+            raise WorkbenchError("Give either --rate (steps) or --ramp START:STOP, not both")
+        if ramp:
+            try:
+                start, stop = (float(x) for x in ramp.split(":"))
+            except ValueError:
+                raise WorkbenchError(
+                    f"Invalid --ramp {ramp!r}: use START:STOP in req/s, e.g. 10:300"
+                ) from None
+            profile = Profile.ramp(start, stop, seconds, max_requests=max_requests)
+        else:
+            profile = Profile.steps(list(rates or (10.0,)), seconds, max_requests=max_requests)
+        weights = None
+        if mix:
+            try:
+                weights = {k.strip(): float(v) for k, v in (kv.split("=") for kv in mix.split(","))}
+            except ValueError:
+                raise WorkbenchError(
+                    f"Invalid --mix {mix!r}: use name=weight,... e.g. recent=3,jobs=1"
+                ) from None
+        from workbench.dataset import Dataset
+
+        ds = Dataset.open(dataset)
+        the_mix = Mix(weights=weights, hot_share=hot_share) if weights else Mix(hot_share=hot_share)
+        reqs = paths(the_mix, targets(ds, the_mix.hot_fraction), len(profile.intended()[0]), seed)
+        run = run_load(url, profile, reqs, label=label, allow_remote=True, timeout=timeout)
+        frame = run.summary(per_stage=len(profile.stages) > 1)
+        if run.partial:
+            click.echo(f"PARTIAL RUN: {run.reason}; the numbers below cover what was measured.")
+    with pl.Config(
+        tbl_rows=50, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=220, fmt_str_lengths=80
+    ):
+        cols = [c for c in ("label", "offered_rps", "achieved_rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms")]
+        click.echo(frame.select(cols + ["error_rate", "errors_by_kind", "send_lag_p99_ms"]))
+        table = slo.verdicts(frame.with_columns(pl.col("offered_rps").fill_nan(None)))
+        click.echo(
+            table.select("offered_rps", "slo", "shown", "verdict").filter(pl.col("verdict") != "unknown")
+        )
+    if save is not None:
+        if save.suffix == ".json":
+            save.write_text(frame.write_json())
+        else:
+            frame.write_csv(save)
+        click.echo(f"Saved {save}")
 
 
 if __name__ == "__main__":

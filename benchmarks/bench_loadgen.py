@@ -1,0 +1,113 @@
+"""The load generator's own cost, and the service's floor (the health endpoint).
+
+Two questions, one run per rate against a service (``workbench.service``) answering
+``/health`` (no database call):
+
+* Does the generator keep its schedule? Send lag (actual start − intended start) at P50,
+  P99 and max, and the generator process's CPU (cores and share of the machine). The
+  target: send-lag P99 < 1 ms at the rates the notebook uses. Beside it, the P99 lag of
+  a bare sleep loop on the same schedule (no HTTP) right after: the scheduling floor the
+  machine allows at that moment; the generator's own cost is the difference.
+* What does the service cost per request without the database? Service CPU ms per
+  request, and the health endpoint's latency at P50/P99 (from intended send time): the
+  floor under every endpoint's latency.
+
+Prints a table and the machine's load average before and after (the machine is shared).
+
+    .venv/bin/python benchmarks/bench_loadgen.py --rates 100,200,400,800 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+
+import numpy as np
+import polars as pl
+
+from workbench import lab
+from workbench.service.app import Settings
+from workbench.service.experiment import measured_run
+from workbench.service.load import Profile
+from workbench.service.process import ServiceProcess
+
+
+def schedule_floor(rate: float, seconds: float) -> float:
+    """P99 lag (ms) of a bare sleep-until-intended loop on uvloop, no HTTP: what the OS
+    scheduler alone allows on this machine right now (the floor under the generator's lag)."""
+    import uvloop
+
+    async def run() -> list[float]:
+        lags, start = [], time.perf_counter() + 0.01
+        for i in range(int(rate * seconds)):
+            target = start + i / rate
+            delay = target - time.perf_counter()
+            await asyncio.sleep(delay if delay > 0 else 0)
+            lags.append(time.perf_counter() - target)
+        return lags
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return float(np.percentile(runner.run(run()), 99) * 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="100,200,400,800", help="req/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--json", help="also write the table here")
+    parser.add_argument("--spin", type=float, default=0.0, help="seconds waited by yielding before each send")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    print(f"load average before: {os.getloadavg()}")
+    url = lab.postgres_url()  # the pool opens its connections at start; /health uses none
+    rows = []
+    with ServiceProcess.start(Settings(database_url=url, pool_size=1)) as svc:
+        groups = {"service": svc.pids, "generator": [os.getpid()]}
+        requests = [("health", "/health")] * int(max(rates) * args.seconds + 1)
+        measured_run(
+            svc.url, Profile.constant(min(rates), 1.0), requests, label="warm-up", groups=groups, stats=False
+        )
+        for rate in rates:
+            run = measured_run(
+                svc.url,
+                Profile.constant(rate, args.seconds),
+                requests,
+                label="health",
+                groups=groups,
+                stats=False,
+                spin=args.spin,
+            )
+            s = run.summary().row(0, named=True)
+            floor = schedule_floor(rate, args.seconds)
+            gen, srv = run.usage["generator"], run.usage["service"]
+            rows.append(
+                {
+                    "rate": rate,
+                    "achieved_rps": round(s["achieved_rps"], 1),
+                    "lag_p50_ms": run.lag.get_value_at_percentile(50) / 1000,
+                    "lag_p99_ms": run.lag.get_value_at_percentile(99) / 1000,
+                    "lag_max_ms": run.lag.get_max_value() / 1000,
+                    "bare_loop_lag_p99_ms": round(floor, 3),
+                    "generator_cores": round(gen["cores"], 3),
+                    "generator_share": round(gen["share"], 3),
+                    "generator_cpu_us_per_req": round(gen["cpu_seconds"] / max(1, s["sent"]) * 1e6, 1),
+                    "service_cpu_us_per_req": round(srv["cpu_seconds"] / max(1, s["ok"]) * 1e6, 1),
+                    "health_p50_ms": s["p50_ms"],
+                    "health_p99_ms": s["p99_ms"],
+                    "errors": s["errors"],
+                }
+            )
+    table = pl.DataFrame(rows)
+    with pl.Config(tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        print(table)
+    print(f"load average after: {os.getloadavg()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""The service's endpoints against the query lab's rows, recovery, and backpressure (503)."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from datetime import date, datetime
+
+import httpx
+import orjson
+import polars as pl
+import pytest
+import service_db
+
+from workbench import queries, strategies
+from workbench.engines import open_engine
+from workbench.service.app import (
+    Pool,
+    PoolFull,
+    ServiceError,
+    Settings,
+    create_app,
+    decode_cursor,
+    encode_cursor,
+)
+
+with warnings.catch_warnings():  # starlette 1.x suggests httpx2; httpx is what is installed
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+pytestmark = pytest.mark.postgres
+loaded_url = service_db.loaded_url  # the shared fixture
+
+
+@pytest.fixture(scope="module")
+def engine(loaded_url: str):
+    with open_engine("postgres", loaded_url) as e:
+        yield e
+
+
+def _client(url: str, **options) -> TestClient:
+    return TestClient(create_app(Settings(database_url=url, debug_routes=True, **options)))
+
+
+def _json(value):
+    """What a value looks like after the service's JSON encoding."""
+    return orjson.loads(orjson.dumps(value))
+
+
+@pytest.mark.parametrize("name", list(strategies.STRATEGIES))
+def test_recent_returns_the_strategies_rows(loaded_url, engine, name):
+    project_id, _ = strategies.largest_project(engine)
+    expected = strategies.strategy("n_plus_one").load(engine, project_id, 7)
+    with _client(loaded_url, strategy=name, pool_size=2) as client:
+        r = client.get(f"/projects/{project_id}/recent", params={"limit": 7})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["strategy"] == name
+    assert body["sessions"] == _json(expected)
+    assert sum(len(s["messages"]) for s in body["sessions"]) > 0
+
+
+def test_session_list_pages_cover_the_project_in_order(loaded_url, engine):
+    project_id, n = strategies.largest_project(engine)
+    everything = engine.execute(
+        queries.load("project_sessions", "postgres"), {"project_id": project_id, "limit": 1000}
+    )
+    seen, cursor = [], None
+    with _client(loaded_url) as client:
+        for _ in range(100):  # bounded: at most 100 pages
+            params = {"limit": 4} | ({"cursor": cursor} if cursor else {})
+            page = client.get(f"/projects/{project_id}/sessions", params=params).json()
+            seen += page["sessions"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    assert len(seen) == n
+    assert [s["id"] for s in seen] == [r[0] for r in everything]
+    assert seen[0] == _json(dict(zip(strategies.SESSION_COLUMNS, everything[0], strict=True)))
+
+
+def test_session_detail_matches_n_plus_one(loaded_url, engine):
+    project_id, _ = strategies.largest_project(engine)
+    expected = strategies.n_plus_one(engine, project_id, 3)[1]
+    with _client(loaded_url) as client:
+        body = client.get(f"/sessions/{expected['id']}").json()
+        missing = client.get("/sessions/999999999")
+    assert body == _json(expected)
+    assert missing.status_code == 404
+
+
+def test_day_usage_matches_the_dataset(loaded_url, tiny):
+    messages = tiny.read("messages")
+    day = messages["timestamp"].dt.date().mode().sort()[0]
+    expected = (
+        messages.filter(pl.col("timestamp").dt.date() == day)
+        .group_by(pl.col("model").fill_null(""))
+        .agg(pl.len().alias("messages"), pl.col("output_tokens").sum())
+        .sort("model")
+    )
+    with _client(loaded_url) as client:
+        body = client.get(f"/usage/{day.isoformat()}").json()
+        bad = client.get("/usage/2024-13-45")
+    got = [(m["model"], m["messages"], m["output_tokens"]) for m in body["models"]]
+    assert got == expected.rows()
+    assert bad.status_code == 400 and "2024-13-45" in bad.json()["error"]
+
+
+def test_jobs_page_matches_the_named_query(loaded_url, engine):
+    rows = engine.execute(queries.load("jobs_by_status", "postgres"), {"status": "failed", "limit": 10})
+    with _client(loaded_url) as client:
+        body = client.get("/jobs", params={"status": "failed", "limit": 10}).json()
+    assert [j["id"] for j in body["jobs"]] == [r[0] for r in rows]
+
+
+def test_bad_parameters_answer_400_naming_the_value(loaded_url):
+    with _client(loaded_url) as client:
+        r = client.get("/projects/1/recent", params={"limit": "ten"})
+        assert r.status_code == 400 and "'ten'" in r.json()["error"]
+        r = client.get("/projects/1/sessions", params={"cursor": "garbage"})
+        assert r.status_code == 400 and "garbage" in r.json()["error"]
+
+
+def test_a_failing_handler_gives_500_is_counted_and_the_service_keeps_serving(loaded_url):
+    with _client(loaded_url, pool_size=1) as client:
+        assert client.get("/_fail").status_code == 500
+        # A broken connection is replaced: the single pooled connection serves the next request.
+        assert client.get("/_fail", params={"kill": "connection"}).status_code == 500
+        assert client.get("/jobs").status_code == 200
+        assert client.get("/health").json() == {"status": "ok"}
+        metrics = client.get("/metrics").text
+    assert 'workbench_http_errors_total{endpoint="fail",kind="RuntimeError"} 2.0' in metrics
+    assert 'workbench_http_request_duration_seconds_count{endpoint="jobs",status="200"} 1.0' in metrics
+
+
+def test_a_full_pool_answers_503_fast(loaded_url):
+    app = create_app(Settings(database_url=loaded_url, debug_routes=True, pool_size=1, max_waiting=0))
+
+    async def run() -> tuple[int, int, bool]:
+        app.state.pool.open()
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                slow = asyncio.create_task(c.get("/_sleep", params={"ms": 2000}))
+                for _ in range(200):  # until the slow request holds the only connection (bounded)
+                    if app.state.pool.in_use:
+                        break
+                    await asyncio.sleep(0.01)
+                busy = await c.get("/jobs")
+                answered_first = not slow.done()  # 503 at once, not after the holder finished
+                return (await slow).status_code, busy.status_code, answered_first
+        finally:
+            app.state.pool.close()
+
+    slow, busy, answered_first = asyncio.run(run())
+    assert (slow, busy) == (200, 503)
+    assert answered_first
+    metrics = app.state.metrics.exposition().decode()
+    assert 'workbench_http_errors_total{endpoint="jobs",kind="pool_queue"} 1.0' in metrics
+
+
+def test_pool_waits_then_times_out_without_losing_a_connection():
+    async def run() -> list[str]:
+        pool = Pool(lambda: object(), size=1, max_waiting=1, timeout=0.05)
+        pool.open()
+        held = await pool.acquire()
+        events = []
+        try:
+            await pool.acquire()
+        except PoolFull as e:
+            events.append(e.reason)
+        waiter = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        try:
+            await pool.acquire()  # one is already waiting: the queue is full
+        except PoolFull as e:
+            events.append(e.reason)
+        pool.release(held)
+        events.append("got" if await waiter is held else "other")
+        pool.release(held)
+        events.append(f"idle={len(pool.idle)} in_use={pool.in_use}")
+        return events
+
+    assert asyncio.run(run()) == ["timeout", "queue", "got", "idle=1 in_use=0"]
+
+
+def test_settings_refuse_bad_values():
+    with pytest.raises(ServiceError, match="pool_size must be at least 1, not 0"):
+        Settings(database_url="postgresql://x/y", pool_size=0)
+    with pytest.raises(ServiceError, match="'sqlite'"):
+        Settings(database_url="sqlite:///x.db")
+    with pytest.raises(Exception, match=r"Unknown strategy 'n\+1'"):
+        Settings(database_url="postgresql://x/y", strategy="n+1")
+    assert Settings.from_json(Settings(database_url="postgresql://x/y").to_json()).pool_size == 4
+
+
+def test_cursor_round_trips():
+    when = datetime(2026, 1, 2, 3, 4, 5, 6)
+    assert decode_cursor(encode_cursor(when, 42)) == (when, 42)
+    assert date(2026, 1, 2) == when.date()

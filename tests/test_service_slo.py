@@ -1,0 +1,152 @@
+"""SLO verdicts, the highest holding rate, error budget, capacity and the notebook's figures,
+on hand-made run summaries (known answers, no timing)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import polars as pl
+import pytest
+
+from workbench.service import figures, slo
+from workbench.service.monitoring import side_by_side
+
+
+def _row(label, strategy, rate, p50, p99, errors=0, sent=None, service_cores=0.2, pg_cores=0.1):
+    sent = sent or int(rate * 10)
+    return {
+        "label": label,
+        "strategy": strategy,
+        "pool_size": 4,
+        "workers": 1,
+        "stage": -1,
+        "offered_rps": float(rate),
+        "sent": sent,
+        "ok": sent - errors,
+        "achieved_rps": float(rate) * (sent - errors) / sent,
+        "p50_ms": p50,
+        "p50_lo": p50 * 0.9,
+        "p50_hi": p50 * 1.1,
+        "p90_ms": p99 * 0.7,
+        "p99_ms": p99,
+        "p99_lo": p99 * 0.8,
+        "p99_hi": p99 * 1.3,
+        "p999_ms": p99 * 1.5,
+        "errors": errors,
+        "error_rate": errors / sent,
+        "errors_by_kind": json.dumps({"http_503": errors} if errors else {}),
+        "db_p99_ms": 5.0,
+        "pool_wait_p99_ms": 0.1,
+        "service_peak_mb": 120.0,
+        "service_cores": service_cores,
+        "postgres_cores": pg_cores,
+        "generator_cores": 0.05,
+        "service_cpu_share": service_cores / 2,
+        "service_cpu_ms_per_req": service_cores * 1000 / rate,
+        "db_cpu_ms_per_req": pg_cores * 1000 / rate,
+    }
+
+
+@pytest.fixture
+def summary() -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            _row("n_plus_one pool=4", "n_plus_one", 25, 20, 80),
+            _row("n_plus_one pool=4", "n_plus_one", 50, 45, 350, service_cores=0.95),
+            _row("batch pool=4", "batch", 25, 5, 20),
+            _row("batch pool=4", "batch", 50, 6, 30),
+            _row("batch pool=4", "batch", 100, 9, 90, errors=3, sent=1000, service_cores=0.5),
+        ]
+    )
+
+
+def test_verdicts_say_met_or_missed_and_by_how_much(summary):
+    table = slo.verdicts(summary)
+    row = table.filter((pl.col("label") == "n_plus_one pool=4") & (pl.col("offered_rps") == 50))
+    by = dict(zip(row["slo"], row["verdict"], strict=True))
+    assert by["API P50 < 50 ms"] == "met"
+    assert by["API P99 < 200 ms"] == "missed by 1.8x"
+    assert by["1,000 req/s"] == "missed (5% of target)"
+    errors = table.filter((pl.col("offered_rps") == 100) & (pl.col("slo") == "error rate < 0.1%"))
+    assert errors["verdict"][0] == "missed by 3.0x" and errors["shown"][0] == "0.30%"
+
+
+def test_unknown_values_are_not_guessed():
+    table = slo.verdicts(
+        pl.DataFrame([{"label": "k6", "offered_rps": None, "p50_ms": 10.0, "p99_ms": math.nan}])
+    )
+    by = dict(zip(table["slo"], table["verdict"], strict=True))
+    assert by["API P50 < 50 ms"] == "met" and by["API P99 < 200 ms"] == "unknown"
+    assert by["DB query P99 < 100 ms"] == "unknown"
+
+
+def test_max_rate_is_the_last_rate_before_the_first_miss(summary):
+    m = {r["label"]: r for r in slo.max_rate(summary).iter_rows(named=True)}
+    assert m["n_plus_one pool=4"]["max_rate"] == 25 and m["n_plus_one pool=4"]["missed_at"] == 50
+    assert "API P99 < 200 ms" in m["n_plus_one pool=4"]["first_miss"]
+    # batch at 100 misses the error-rate SLO (0.3%): it holds to 50.
+    assert m["batch pool=4"]["max_rate"] == 50 and "error rate" in m["batch pool=4"]["first_miss"]
+
+
+def test_error_budget_and_past_knee(summary):
+    budget = slo.error_budget(summary).filter(pl.col("offered_rps") == 100)
+    assert budget["budget"][0] == pytest.approx(1.0) and budget["budget_used"][0] == pytest.approx(3.0)
+    assert slo.past_knee(summary.filter(pl.col("p99_ms") == 350).head(1)) is False  # 350 < 5 x 200
+    assert slo.past_knee(summary.head(1).with_columns(p99_ms=pl.lit(1500.0))) is True
+
+
+def test_capacity_from_cpu_per_request(summary):
+    cap = {r["label"]: r for r in slo.capacity(summary).iter_rows(named=True)}
+    n1 = cap["n_plus_one pool=4"]
+    assert n1["service_cpu_ms_per_req"] == pytest.approx(19.0)  # 0.95 cores / 50 req/s
+    assert n1["service_cores_at_target"] == pytest.approx(19.0)  # 1,000 req/s x 19 ms
+    assert n1["cores_needed"] == pytest.approx((19.0 + 2.0) / 0.30)
+    assert n1["limited_by"].startswith("the service's CPU (95% of a core")
+    assert cap["batch pool=4"]["limited_by"].startswith("nothing saturated yet")
+    assert "1,000 req/s needs ~19.0 + 2.0 cores busy" in slo.capacity_sentence(slo.capacity(summary))
+
+
+def test_conclusions_and_verdicts_are_built_from_the_numbers(summary):
+    maxima = slo.max_rate(summary)
+    text = slo.conclusions(summary, maxima)
+    assert "batch pool=4 against N+1 (n_plus_one pool=4): 2.0x the holding rate" in text
+    assert "at 50 req/s its P99 is 30.0 ms against 350.0 ms (11.7x)" in text
+    verdicts = slo.report_verdicts(summary, maxima, slo.capacity(summary))
+    assert [v.verdict for v in verdicts][:2] == ["holds to 25 req/s", "holds to 50 req/s"]
+    assert verdicts[2].verdict == "not reachable here (100 req/s)"
+    assert verdicts[3].verdict == "batch: 2.0x N+1's rate"
+
+
+def test_side_by_side_and_figures_build(summary):
+    row = summary.row(2, named=True)
+    side = side_by_side(row, {"p50": 4.0, "p99": 18.0, "throughput": 24.5, "errors": 0.0, "memory": 118.0})
+    assert side.filter(pl.col("slo") == "API P99 < 200 ms")["prometheus_shown"][0] == "18.0 ms"
+    assert side.filter(pl.col("slo") == "DB query P99 < 100 ms")["prometheus"][0] is None
+    lat = pl.DataFrame(
+        {"label": ["a"] * 100, "offered_rps": [25.0] * 100, "latency_ms": [float(i + 1) for i in range(100)]}
+    )
+    for fig in (
+        figures.latency_vs_load(summary, slo.max_rate(summary)),
+        figures.distributions(lat),
+        figures.prometheus_vs_tool(side),
+    ):
+        assert fig.data and fig.layout.yaxis.type == "log"
+
+
+def test_a_tie_in_holding_rate_is_decided_by_p99_at_the_common_rate(summary):
+    tied = summary.filter(pl.col("offered_rps") <= 25)  # both hold at 25, the only rate
+    verdicts = slo.report_verdicts(tied, slo.max_rate(tied), slo.capacity(tied))
+    change = next(v for v in verdicts if v.topic == "which of the plan's changes moves the SLOs")
+    assert change.verdict == "batch: same rate, P99 4.0x lower"
+    assert "raise `rates` to find the knee" in change.detail
+
+
+def test_a_busy_machine_is_named_as_the_limit_with_each_share(summary):
+    busy = summary.with_columns(machine_cores=pl.lit(0.95 * os.cpu_count()), send_lag_p99_ms=pl.lit(12.0))
+    cap = slo.capacity(busy).filter(pl.col("label") == "batch pool=4").row(0, named=True)
+    assert cap["limited_by"].startswith(
+        "the machine's CPU (95% busy: service 0.50, PostgreSQL 0.10, generator 0.05, other processes"
+    )
+    assert "send lag P99 was 12.0 ms" in slo.capacity_sentence(slo.capacity(busy))

@@ -1,0 +1,108 @@
+"""Plotly builders for the service lab (notebook 05); each takes frames, returns a figure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+
+from workbench.figures import _layout
+from workbench.service.slo import slo
+
+_PCT_TICKS = [0.5, 0.9, 0.99, 0.999, 0.9999]
+
+
+def latency_vs_load(
+    summary: pl.DataFrame, maxima: pl.DataFrame | None = None, title: str | None = None
+) -> go.Figure:
+    """P50 and P99 (with 95% intervals) against offered load, one colour per configuration,
+    the SLO thresholds as dashed lines and each configuration's highest holding rate marked."""
+    fig = go.Figure()
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    for i, ((label,), part) in enumerate(summary.sort("offered_rps").group_by("label", maintain_order=True)):
+        color = palette[i % len(palette)]
+        for q, dash in (("p50", "dot"), ("p99", "solid")):
+            y = part[f"{q}_ms"].to_numpy()
+            fig.add_trace(
+                go.Scatter(
+                    x=part["offered_rps"],
+                    y=y,
+                    name=f"{label} {q.upper()}",
+                    mode="lines+markers",
+                    line=dict(color=color, dash=dash),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=np.maximum(part[f"{q}_hi"].to_numpy() - y, 0),
+                        arrayminus=np.maximum(y - part[f"{q}_lo"].to_numpy(), 0),
+                        thickness=1,
+                    ),
+                )
+            )
+        if maxima is not None:
+            m = maxima.filter(pl.col("label") == label)
+            if m.height and m["max_rate"][0] > 0:
+                fig.add_vline(x=m["max_rate"][0], line=dict(color=color, width=1, dash="dot"))
+    for name in ("p50", "p99"):
+        s = slo(name)
+        fig.add_hline(y=s.target, line=dict(color="grey", dash="dash"), annotation_text=s.text)
+    return _layout(
+        fig,
+        title or "Latency against offered load (from intended send times; bars: 95% intervals)",
+        xaxis=dict(title="offered load (req/s)", type="log"),
+        yaxis=dict(title="latency (ms), log scale", type="log"),
+    ).update_layout(height=460)
+
+
+def distributions(latencies: pl.DataFrame, title: str | None = None) -> go.Figure:
+    """Percentile plot of latency per configuration (HdrHistogram style: the x axis spreads
+    the tail, 1/(1−q) on a log scale), at each configuration's rate in ``latencies``."""
+    fig = go.Figure()
+    for (label, rate), part in latencies.group_by("label", "offered_rps", maintain_order=True):
+        v = np.sort(part["latency_ms"].to_numpy())
+        if v.size < 2:
+            continue
+        q = (np.arange(v.size) + 0.5) / v.size
+        fig.add_trace(go.Scatter(x=1 / (1 - q), y=v, mode="lines", name=f"{label} @ {rate:g} req/s"))
+    ticks = [1 / (1 - p) for p in _PCT_TICKS]
+    return _layout(
+        fig,
+        title or "Latency distribution (every request; the tail to the right)",
+        xaxis=dict(
+            title="percentile",
+            type="log",
+            tickvals=ticks,
+            ticktext=[f"{p * 100:g}%" for p in _PCT_TICKS],
+        ),
+        yaxis=dict(title="latency (ms), log scale", type="log"),
+    ).update_layout(height=420)
+
+
+def prometheus_vs_tool(side: pl.DataFrame, title: str | None = None) -> go.Figure:
+    """Each SLI as the load tool measured it and as Prometheus computed it, as ratios to the SLO
+    target (1.0 = on the threshold)."""
+    fig = go.Figure()
+    for source, color in (("load_tool", "#1f77b4"), ("prometheus", "#ff7f0e")):
+        ratios = [
+            (v / t if v is not None and t and not math.isnan(v) else None)
+            for v, t in zip(side[source], side["target"], strict=True)
+        ]
+        fig.add_trace(
+            go.Bar(
+                x=side["slo"],
+                y=ratios,
+                name=source.replace("_", " "),
+                marker_color=color,
+                text=side[f"{source}_shown"],
+                textposition="outside",
+            )
+        )
+    fig.add_hline(y=1, line=dict(color="grey", dash="dash"), annotation_text="SLO threshold")
+    return _layout(
+        fig,
+        title or "The load tool's figures beside Prometheus's (value / SLO target, log scale)",
+        barmode="group",
+        yaxis=dict(title="value / target", type="log"),
+    ).update_layout(height=420)

@@ -1,0 +1,293 @@
+"""The service as a child process on a loopback port, and what its processes cost.
+
+:class:`ServiceProcess` starts ``uvicorn`` (with the settings in the environment),
+waits for ``/health``, and stops it. :class:`ProcessSampler` samples the CPU time and
+resident memory of a set of processes (the service and its workers, PostgreSQL, the
+load generator itself) on a background thread while a load run lasts.
+
+>>> with ServiceProcess.start(Settings(database_url=url)) as svc:   # doctest: +SKIP
+...     svc.url
+'http://127.0.0.1:41234'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from workbench.engines.server import free_port, port_in_use
+from workbench.service.app import MULTIPROC_ENV, SETTINGS_ENV, ServiceError, Settings
+
+HOST = "127.0.0.1"
+
+
+def check_port(port: int, host: str = HOST) -> None:
+    """Refuse a port that something already listens on, naming it and the fix."""
+    if not 0 < port < 65536:
+        raise ServiceError(f"Port {port} is not a TCP port: choose one in 1..65535")
+    if port_in_use(port):
+        raise ServiceError(
+            f"Port {port} on {host} is in use: choose another --port, or stop what listens there"
+        )
+
+
+def uvicorn_command(settings: Settings, port: int, host: str = HOST) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "workbench.service.app:app_from_env",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(settings.workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--backlog",
+        "4096",
+    ]
+
+
+def service_env(settings: Settings, multiproc_dir: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env[SETTINGS_ENV] = settings.to_json()
+    env.pop(MULTIPROC_ENV, None)
+    if multiproc_dir:
+        env[MULTIPROC_ENV] = multiproc_dir
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """A running service: ``url``, ``pids()`` (the parent and its workers), ``stop()``."""
+
+    settings: Settings
+    port: int
+    proc: subprocess.Popen
+    multiproc_dir: str | None = None
+    log: Any = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, settings: Settings, port: int | None = None, timeout: float = 30.0) -> ServiceProcess:
+        port = port or free_port()
+        check_port(port)
+        multiproc = tempfile.mkdtemp(prefix="workbench-prom-") if settings.workers > 1 else None
+        log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
+        proc = subprocess.Popen(
+            uvicorn_command(settings, port), env=service_env(settings, multiproc), stdout=log, stderr=log
+        )
+        svc = cls(settings, port, proc, multiproc, log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                svc.stop()
+                raise ServiceError(f"The service exited with code {proc.returncode} on start: {svc.output()}")
+            if svc.healthy():
+                return svc
+            time.sleep(0.1)
+        svc.stop()
+        raise ServiceError(
+            f"The service did not answer /health on port {port} within {timeout:.0f} s: {svc.output()}"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def get_json(self, path: str) -> Any:
+        import json
+
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def pids(self) -> list[int]:
+        try:
+            parent = psutil.Process(self.proc.pid)
+            return [parent.pid] + [c.pid for c in parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def output(self, tail: int = 2000) -> str:
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-tail:].strip()
+
+    def kill(self) -> None:
+        """End the service abruptly (a crash mid-run, for the tests)."""
+        for pid in reversed(self.pids()):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.multiproc_dir:
+            shutil.rmtree(self.multiproc_dir, ignore_errors=True)
+            self.multiproc_dir = None
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+def serve(settings: Settings, port: int = 8000, host: str = HOST) -> None:
+    """Run the service in the foreground until interrupted (``workbench serve``)."""
+    import uvicorn
+
+    check_port(port, host)
+    multiproc = tempfile.mkdtemp(prefix="workbench-prom-") if settings.workers > 1 else None
+    os.environ.update(
+        {k: v for k, v in service_env(settings, multiproc).items() if k in (SETTINGS_ENV, MULTIPROC_ENV)}
+    )
+    try:
+        uvicorn.run(
+            "workbench.service.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=settings.workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if multiproc:
+            shutil.rmtree(multiproc, ignore_errors=True)
+
+
+def postgres_pids(url: str) -> list[int]:
+    """The PostgreSQL server processes behind a loopback ``url`` (empty for a remote one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.host not in (None, "127.0.0.1", "localhost", "::1"):
+        return []
+    port = str(parsed.port or 5432)
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if p.info.get("name") == "postgres" and "-p" in cmd and port in cmd:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                return [p.pid] + [c.pid for c in p.children(recursive=True)]
+    return []
+
+
+@dataclass
+class Usage:
+    """CPU and memory of one group of processes over a sampled interval."""
+
+    name: str
+    cpu_seconds: float
+    wall_seconds: float
+    peak_rss_mb: float
+
+    @property
+    def cores(self) -> float:
+        """Average cores busy (1.0 = one core fully used)."""
+        return self.cpu_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def machine_share(self) -> float:
+        """Share of the whole machine's CPU (cores / logical CPUs)."""
+        return self.cores / (psutil.cpu_count() or 1)
+
+
+class ProcessSampler:
+    """Samples CPU time and RSS of named process groups every ``interval`` s, on a thread.
+
+    Groups are lists of pids, or callables giving them, resolved once when sampling starts
+    (listing children scans /proc and holds the GIL: per sample it delayed the load
+    generator's sends by up to ~100 ms on this machine). Bounded by ``max_seconds``.
+    """
+
+    def __init__(self, groups: dict[str, Any], interval: float = 0.5, max_seconds: float = 3600) -> None:
+        self.groups, self.interval, self.max_seconds = groups, interval, max_seconds
+        self._cpu: dict[str, dict[int, float]] = {g: {} for g in groups}
+        self._start_cpu: dict[str, dict[int, float]] = {g: {} for g in groups}
+        self._peak: dict[str, float] = dict.fromkeys(groups, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.started = self.stopped = 0.0
+
+    def _pids(self, group: str) -> list[int]:
+        return self._resolved[group]
+
+    def _sample(self, first: bool = False) -> None:
+        for group in self.groups:
+            rss = 0
+            for pid in self._pids(group):
+                try:
+                    p = self._procs.get(pid) or self._procs.setdefault(pid, psutil.Process(pid))
+                    t = p.cpu_times()
+                    cpu = t.user + t.system
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    continue
+                if first or pid not in self._start_cpu[group]:
+                    self._start_cpu[group].setdefault(pid, cpu if first else 0.0)
+                self._cpu[group][pid] = cpu
+            self._peak[group] = max(self._peak[group], rss / 2**20)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.wait(self.interval) and time.monotonic() < deadline:
+            self._sample()
+
+    def __enter__(self) -> ProcessSampler:
+        self._resolved = {g: list(v() if callable(v) else v) for g, v in self.groups.items()}
+        self._machine = [psutil.cpu_times(), None]
+        self._procs: dict[int, psutil.Process] = {}
+        self._sample(first=True)
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sample()
+        self._machine[1] = psutil.cpu_times()
+        self.stopped = time.monotonic()
+        self._stop.set()
+        self._thread.join(5)
+
+    def usage(self) -> list[Usage]:
+        wall = (self.stopped or time.monotonic()) - self.started
+        out = []
+        for group in self.groups:
+            cpu = sum(v - self._start_cpu[group].get(pid, 0.0) for pid, v in self._cpu[group].items())
+            out.append(Usage(group, cpu, wall, self._peak[group]))
+        if getattr(self, "_machine", [None, None])[1] is not None:
+            a, b = self._machine
+            busy = (sum(b) - b.idle - getattr(b, "iowait", 0)) - (sum(a) - a.idle - getattr(a, "iowait", 0))
+            out.append(Usage("machine", busy, wall, 0.0))  # every process, others' included
+        return out
