@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 #: conda-forge's names for packages PyPI names otherwise (psycopg's conda build brings libpq).
-CONDA_NAMES = {"python-duckdb": "duckdb", "prometheus_client": "prometheus-client", "python-xxhash": "xxhash", "psycopg": "psycopg[binary]"}
+CONDA_NAMES = {
+    "python-duckdb": "duckdb",
+    "prometheus_client": "prometheus-client",
+    "python-xxhash": "xxhash",
+    "psycopg": "psycopg[binary]",
+}
 
 
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():

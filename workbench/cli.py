@@ -395,11 +395,6 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 )
 @click.option("--max-size-mb", type=float, help="Budget: total size of the chosen indexes in MB.")
 @click.option("--repeat", type=int, default=5, show_default=True, help="Timed runs per query and index.")
-# ---- workbench profile (profiling lab, notebook 04) -------------------------------------------
-@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--cpu", "mode", flag_value="cpu", default=True, help="pyinstrument call tree (the default).")
-@click.option("--memory", "mode", flag_value="memory", help="memray: peak memory and the stacks holding it.")
-@click.option("--name", help="Names the artifacts (default: the command and the mode, e.g. ingest-cpu).")
 @click.option(
     "--out",
     "out_dir",
@@ -464,6 +459,21 @@ def advise(
     click.echo(
         f"Migrations: {out_dir / 'migrations' / engine.dialect} ({len(report.migrations)} files, {report.seconds:.1f} s)"  # noqa: E501
     )
+
+
+if __name__ == "__main__":
+    main()
+
+
+# ---- workbench profile (profiling lab, notebook 04) -------------------------------------------
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--cpu", "mode", flag_value="cpu", default=True, help="pyinstrument call tree (the default).")
+@click.option("--memory", "mode", flag_value="memory", help="memray: peak memory and the stacks holding it.")
+@click.option("--name", help="Names the artifacts (default: the command and the mode, e.g. ingest-cpu).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
     default=Path("reports"),
     show_default=True,
     help="Artifacts go to OUT/profiles/.",
@@ -519,6 +529,12 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
     click.echo(f"Saved: {', '.join(str(p) for p in prof.paths.values())}")
     if failure is not None:
         raise failure
+
+
+if __name__ == "__main__":
+    main()
+
+
 # ---- service lab: `workbench serve`, `workbench loadtest` -------------------------------------------
 @main.command()
 @click.option(
