@@ -35,7 +35,7 @@ postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local ser
 import polars as pl
 from IPython.display import Markdown, display
 
-from workbench import dataset, figures, lab, report, survey, tables
+from workbench import figures, lab, report, shape, survey, tables
 
 lab.setup()
 data_dir, out_dir = lab.data_dir(data_dir), lab.out_dir(out_dir)
@@ -47,7 +47,7 @@ data_dir, out_dir = lab.data_dir(data_dir), lab.out_dir(out_dir)
 
 # %%
 ds = lab.open_dataset(source, data_dir, scale=scale, seed=seed)
-dataset.describe(ds)
+shape.describe(ds)
 
 # %% [markdown]
 # A cluster sample by session: a sampled session keeps all its messages and windows, and
@@ -76,8 +76,8 @@ print(f"Every engine holds the dataset's {sum(ds.counts.values()):,} rows, table
 
 # %%
 stats = ds.session_stats()
-shape = dataset.shape(stats)
-shape
+quantiles = shape.quantiles(stats)
+quantiles
 
 # %% [markdown]
 # For real data (`source="claude-code:PATH"` or a database URL): what was read, kept,
@@ -91,7 +91,7 @@ real = ds.manifest["source"]["kind"] != "synthetic"
 if real:
     reference = lab.open_dataset("synthetic", data_dir, scale=scale, seed=seed)
     display(lab.provenance(ds))
-    display(dataset.compare(reference, ds, names=("synthetic", ds.name)))
+    display(shape.compare(reference, ds, names=("synthetic", ds.name)))
 else:
     print("Synthetic source: run with source='claude-code:PATH' to check the generator against real data.")
 
@@ -117,7 +117,7 @@ figures.job_mix(ds.read("jobs"))
 # tail included.
 
 # %%
-comparison = dataset.compare(ds, sample)
+comparison = shape.compare(ds, sample)
 comparison
 
 # %%
@@ -130,7 +130,7 @@ figures.load_times(loads, engines=engines)
 # ## Conclude
 
 # %%
-Markdown(dataset.conclusions(ds, stats, comparison).replace("\n", "\n\n"))
+Markdown(shape.conclusions(ds, stats, comparison).replace("\n", "\n\n"))
 
 # %% tags=["verdicts", "nbval-ignore-output"]
 rows_by_engine = {name: engine.table_counts() for name, engine in opened.items()}
@@ -140,5 +140,5 @@ report.show_verdicts("01_data", survey.verdicts(ds, stats, comparison, rows_by_e
 # ## Export
 
 # %% tags=["nbval-ignore-output"]
-paths = report.export_frames(out_dir, "01_data", shape=shape, sample_comparison=comparison, loads=loads)
+paths = report.export_frames(out_dir, "01_data", shape=quantiles, sample_comparison=comparison, loads=loads)
 print(f"CSV files in {paths[0].parent}: {', '.join(p.name for p in paths)}")

@@ -2,13 +2,13 @@
 
 import polars as pl
 
-from workbench import dataset, survey
+from workbench import shape, survey
 
 
 def test_verdicts_answer_notebook_01s_questions(tiny, tmp_path):
     sample = tiny.sample(tmp_path / "sample", fraction=0.5, seed=7)
     stats = tiny.session_stats()
-    comparison = dataset.compare(tiny, sample)
+    comparison = shape.compare(tiny, sample)
     verdicts = survey.verdicts(tiny, stats, comparison, {"duckdb": tiny.counts, "sqlite": tiny.counts})
     by_topic = {v.topic: v for v in verdicts}
     tail = by_topic["heavy tail of session sizes"]

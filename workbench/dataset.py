@@ -431,14 +431,3 @@ def _replace_dir(src: Path, dest: Path) -> None:
     os.replace(dest, trash / dest.name)
     os.replace(src, dest)
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def __getattr__(name: str) -> Any:
-    """Notebook 01's analysis, moved to :mod:`workbench.shape`; importable here until the
-    notebook imports it from there."""
-    moved = {"compare": "compare", "describe": "describe", "shape": "quantiles", "conclusions": "conclusions"}
-    if name not in moved:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from workbench import shape
-
-    return getattr(shape, moved[name])

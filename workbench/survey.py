@@ -25,7 +25,7 @@ def verdicts(
 ) -> list[Verdict]:
     """The answers to notebook 01's questions.
 
-    ``stats`` is ``ds.session_stats()``, ``comparison`` is ``dataset.compare(ds, sample)``,
+    ``stats`` is ``ds.session_stats()``, ``comparison`` is ``shape.compare(ds, sample)``,
     ``rows_by_engine`` maps each engine that ran to its ``table_counts()``.
     """
     messages = stats["messages"].sort(descending=True)
