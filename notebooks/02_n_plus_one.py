@@ -10,13 +10,13 @@
 #
 # The backend loads "a project's N most recent sessions with their messages and windows"
 # with one query for the sessions and then two per session: **N+1 (today)**. The plan
-# proposes to replace it with **a single three-table LEFT JOIN** (sessions ⟕ messages ⟕
+# proposes to replace it with **a single three-table LEFT JOIN** (sessions LEFT JOIN messages LEFT JOIN
 # windows): **JOIN (plan)**. This notebook asks, per engine: **is the three-table JOIN a
 # good fix, against N+1 and against the best alternative, and why?**
 #
 # Every strategy is first checked to return exactly the same sessions, messages and
 # windows. The alternatives (`workbench.strategies`): one JOIN per relation
-# (sessions⟕messages, sessions⋈windows), batch (sessions, then `session_id IN (...)`, or
+# (sessions LEFT JOIN messages, sessions JOIN windows), batch (sessions, then `session_id IN (...)`, or
 # `= ANY(:ids::bigint[])` on PostgreSQL) and aggregate in DB (children aggregated by the
 # database: `json_agg`, DuckDB lists of structs, `json_group_array`). The SQL is in
 # `queries/*.sql`.

@@ -21,7 +21,7 @@ from workbench.strategies.loading import label
 
 BASELINE, PLAN = "n_plus_one", "joined"
 #: The plan's words for its proposal, used in every verdict on it.
-PLAN_WORDS = "the plan's single three-table LEFT JOIN (sessions ⟕ messages ⟕ windows)"
+PLAN_WORDS = "the plan's single three-table LEFT JOIN (sessions, their messages and their windows)"
 
 
 def _largest(frame: pl.DataFrame) -> pl.DataFrame:
