@@ -253,7 +253,8 @@ def test_join_verdict_names_the_join_in_the_plans_words():
     assert v.engine == "duckdb" and v.topic == "the plan's three-table JOIN"
     assert v.verdict == "not a good fix: 3.0x slower than N+1 (today)"
     assert v.detail.startswith(
-        "Against N+1 (today), the plan's single three-table LEFT JOIN (sessions, their messages and their windows) is 3.0"
+        "Against N+1 (today), the plan's single three-table LEFT JOIN "
+        "(sessions, their messages and their windows) is 3.0"
     )
     assert "against batch (select-in), the best alternative, 3.4" in v.detail
     assert "ships 9,888 rows for 4,962 real ones (2.0x" in v.detail
