@@ -7,8 +7,8 @@ its own reader and writer, so a chunk that arrives while an earlier one waits is
 delayed twice (a streamed result pays the delay once, not once per chunk), and the two
 directions never wait for each other. A round trip therefore costs ``2 × delay_ms``
 more than through the proxy at zero delay, plus each sleep's wake-up after its due time
-(0.05-0.1 ms a round trip as measured: measure it with :func:`ping_ms`, as the RTT sweep
-does), and the proxy at zero delay costs some tens of µs more than a direct connection.
+(measure it with :func:`ping_ms`, as the RTT sweep does; figures in docs/BENCHMARKS.md),
+and the proxy at zero delay costs a little more than a direct connection.
 
 Threads, not asyncio, for the delay's precision at the lowest cost. A delayed chunk
 must leave within microseconds of its due time (a "same zone" round trip is 0.2 ms, so

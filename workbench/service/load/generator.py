@@ -238,9 +238,9 @@ def run_load(
     from a notebook (whose loop is already running) and from the command line. ``spin``:
     the last seconds before each send are waited by yielding instead of a timer (the
     loop's timers round to milliseconds); it costs up to ``spin`` × rate of a core and
-    is off by default: on the shared 2-core machine a 1 ms spin *raised* the median lag
-    (0.45 → 0.75-1.2 ms), since a spinning thread loses the scheduler's favour to
-    sleeping ones (docs/BENCHMARKS.md). For a dedicated load-generating machine.
+    is off by default: on a busy machine a spinning thread loses the scheduler's favour
+    to sleeping ones and the lag grows (docs/BENCHMARKS.md). For a dedicated
+    load-generating machine.
     """
     base = check_url(url, allow_remote)
     check_reachable(base)
