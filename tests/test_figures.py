@@ -40,3 +40,37 @@ def test_load_times_names_engines_left_out_and_reused_loads():
     assert fig.layout.barmode == "stack" and fig.layout.yaxis.type != "log"
     assert "postgres: not run" in fig.layout.title.text
     assert [a.x for a in fig.layout.annotations] == ["sqlite"]  # reused, not zero-cost
+
+
+def test_log_ticks_label_a_narrow_range_in_1_2_5_steps_from_the_data():
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        go.Bar(x=["a", "b"], y=[30.0, 210.0], error_y=dict(array=[1.0, 10.0], arrayminus=[2.0, 5.0]))
+    )
+    figures.log_ticks(fig, "y")
+    # 28-220 ms: powers of ten would label only "100"; 1-2-5 steps label five ticks, the tails inside
+    assert list(fig.layout.yaxis.tickvals) == [20.0, 50.0, 100.0, 200.0, 500.0]
+    assert list(fig.layout.yaxis.ticktext) == ["20", "50", "100", "200", "500"]
+    wide = figures.log_ticks(go.Figure(go.Scatter(x=[1, 100_000], y=[1, 2])), "x")
+    assert list(wide.layout.xaxis.ticktext) == ["1", "10", "100", "1,000", "10,000", "100,000"]
+
+
+def test_strategy_figure_labels_more_than_one_tick():
+    from workbench.measure import Results
+
+    rows = [
+        {
+            "engine": "duckdb",
+            "strategy": s,
+            "sessions": 100,
+            "run": r,
+            "wall_ns": int(ms * 1e6),
+            "statements": 1,
+        }
+        for s, ms in (("n_plus_one", 220.0), ("batch", 41.0))
+        for r in range(3)
+    ]
+    fig = figures.strategy_figure(Results.from_runs(rows, {"engines": {}}).summary())
+    labelled = [t for t in fig.layout.yaxis.tickvals if 41 <= t <= 220]
+    assert len(labelled) >= 2 and fig.layout.yaxis.type == "log"

@@ -74,6 +74,7 @@ from workbench.strategies.loading import (
     run,
     server_time_ms,
     strategy,
+    words,
 )
 from workbench.strategies.verdicts import (
     PLAN_WORDS,
@@ -92,6 +93,7 @@ __all__ = [
     "join_verdicts",
     "label",
     "labelled",
+    "words",
     "multiplication",
     "statement_cost",
     "statement_cost_sentence",
