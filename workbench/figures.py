@@ -391,12 +391,13 @@ def readable_log_ticks(lo: float, hi: float) -> list[float]:
     import math
 
     first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    steps = (1,) if last - first > 2 else (1, 2, 5)
-    ticks = [m * 10.0**e for e in range(first, last + 1) for m in steps]
-    inside = [t for t in ticks if lo <= t <= hi]
-    below = [t for t in ticks if t < lo][-1:]
-    above = [t for t in ticks if t > hi][:1]
-    return [float(f"{t:.6g}") for t in below + inside + above]
+    steps = (1,) if math.log10(hi / lo) > 2 else (1, 2, 5)
+    ticks = [float(f"{m * 10.0**e:.6g}") for e in range(first, last + 1) for m in steps]
+    inside = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+    # one tick past each end the data does not sit on, so the axis's padding is labelled too
+    below = [t for t in ticks if t < lo][-1:] if not inside or inside[0] > lo * (1 + 1e-9) else []
+    above = [t for t in ticks if t > hi][:1] if not inside or inside[-1] < hi * (1 - 1e-9) else []
+    return below + inside + above
 
 
 def _axis_values(fig: go.Figure, axis: str) -> list[float]:
@@ -541,7 +542,10 @@ def network_figure(
     values = pl.concat([summary["lo_ms"], summary["hi_ms"], summary["model_ms"]]).drop_nulls()
     ticks = _log_ticks(float(values.min()), float(values.max()))
     fig.update_yaxes(
-        type="log", title="wall time per load (ms, log)", tickvals=ticks, ticktext=[tick_text(t) for t in ticks]
+        type="log",
+        title="wall time per load (ms, log)",
+        tickvals=ticks,
+        ticktext=[tick_text(t) for t in ticks],
     )
     rtts = summary["rtt_ms"].unique().sort().to_list()
     fig.update_xaxes(title="round trip added by the proxy (ms; 0 = loopback)", tickvals=rtts)
