@@ -37,10 +37,12 @@ MAX_ROWS = 60  # longer tables show their head and tail, and say how many rows t
 def header(column: str, unit: str | None = None) -> str:
     """A column's header for people: underscores as spaces, the unit in parentheses.
 
-    >>> header("median_ms"), header("rows"), header("seconds", "s")
-    ('median (ms)', 'rows', 'seconds (s)')
+    >>> header("median_ms"), header("rows"), header("seconds", "s"), header("best_rows_per_s")
+    ('median (ms)', 'rows', 'seconds (s)', 'best rows/s')
     """
     name = column
+    if unit is None and column.lower().endswith("_per_s") and len(column) > len("_per_s"):
+        return column[: -len("_per_s")].replace("_", " ") + "/s"  # a rate, not a time in seconds
     if unit is None:
         for suffix, found in UNIT_SUFFIXES.items():
             if column.lower().endswith(suffix) and len(column) > len(suffix):
@@ -67,10 +69,13 @@ def _column_decimals(values: pl.Series) -> int:
 
 
 def format_value(value: Any, decimals: int | None = None) -> str:
-    """One cell as text: thousands separators, about four significant digits, '–' for null.
+    """One cell as text: thousands separators, about four significant digits, '–' for null,
+    mappings and lists written out for people (never a Python repr).
 
     >>> format_value(1234567), format_value(0.012345), format_value(2.5, 2), format_value(None)
     ('1,234,567', '0.01235', '2.50', '–')
+    >>> format_value({"jobs": 2500, "projects": 25}), format_value([1, 5, 22])
+    ('jobs 2,500, projects 25', '1, 5, 22')
     """
     if value is None:
         return "–"
@@ -82,6 +87,10 @@ def format_value(value: Any, decimals: int | None = None) -> str:
         if value != value:  # NaN
             return "–"
         return f"{value:,.{_decimals(value) if decimals is None else decimals}f}"
+    if isinstance(value, Mapping):  # a struct cell: "jobs 2,500, messages 75,000", never a dict's repr
+        return ", ".join(f"{k} {format_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v) for v in value)
     return str(value)
 
 
@@ -107,6 +116,8 @@ def html_table(
     def cell(c: str, v: Any) -> str:
         if c in decimals or c not in column or not isinstance(v, float) or v != v:
             return format_value(v, decimals.get(c))
+        if v.is_integer() and abs(v) < 1e15:  # a count or a quantile of counts: 150, not 150.0
+            return format_value(int(v))
         # the column's decimals, but at least two significant digits and at most four
         return format_value(v, min(max(column[c], _decimals(v, 2)), max(_decimals(v, 4), 0)))
 
