@@ -433,3 +433,36 @@ def test_migrations_shown_inline_and_linked_relative_to_the_pages(tmp_path):
     assert "href='03_indexes/migrations/postgres/000001_create_ix_jobs_status_created_at.down.sql'" in page
     assert str(tmp_path) not in page  # relative links: they open offline wherever reports/ is copied
     assert "<h4>duckdb</h4><p>No index earned its keep here: no migration.</p>" in page
+
+
+def test_evaluation_table_for_people():
+    selection = pl.DataFrame(
+        {
+            "engine": ["sqlite"],
+            "rank": [1],
+            "index": ["jobs(status, created_at DESC)"],
+            "name": ["ix"],
+            "table": ["jobs"],
+            "decision": ["recommend"],
+            "saved_ms": [1.0],
+            "saved_share": [0.5035],
+            "queries_helped": [""],
+            "write_cost": [1.3333],
+            "size_bytes": [65536],
+            "build_ms": [2.34],
+            "desc": ["no DESC needed"],
+            "plan_index": [True],
+        }
+    )
+    page = advisor_tables(selection)
+    assert "saved (% of workload time)" in page and "write cost (x)" in page and "size (kB)" in page
+    assert "plan: jobs(status, created_at DESC)" in page and ">50.3<" in page and ">64<" in page
+    assert "none measurably" in page and "no DESC needed" not in page and "saved_ms" not in page
+
+
+def advisor_tables(selection):
+    from workbench.indexes import advisor
+
+    return advisor.evaluation_table(
+        {"sqlite": _report("sqlite", [1.0, 1.0], [1.0, 1.0], selection)}
+    )._repr_html_()

@@ -527,6 +527,14 @@ def files_html(
     return f"<div class='wb-files'>{head}<ul>{''.join(items)}</ul></div>"
 
 
+def paragraphs(text: str) -> Any:
+    """Computed sentences (one per line) displayed as paragraphs that wrap, not as printed
+    text cut at the page's edge."""
+    from IPython.display import HTML
+
+    return HTML("".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines() if line.strip()))
+
+
 def show_files(
     out_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], intro: str = ""
 ) -> Any:
