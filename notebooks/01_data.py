@@ -68,7 +68,7 @@ tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 3})
 
 # %% tags=["nbval-ignore-output"]
 rows = pl.DataFrame([{"engine": name, **engine.table_counts()} for name, engine in opened.items()])
-rows
+tables.table(rows, caption="Rows per table in each engine")
 
 # %%
 assert all(engine.table_counts() == ds.counts for engine in opened.values()), "engines disagree"
@@ -141,4 +141,4 @@ report.show_verdicts("01_data", survey.verdicts(ds, stats, comparison, rows_by_e
 
 # %% tags=["nbval-ignore-output"]
 paths = report.export_frames(out_dir, "01_data", shape=quantiles, sample_comparison=comparison, loads=loads)
-print(f"CSV files in {paths[0].parent}: {', '.join(p.name for p in paths)}")
+report.show_files(out_dir, paths, "The tables above as CSV files:")

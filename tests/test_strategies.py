@@ -496,6 +496,10 @@ def test_statement_cost_times_the_n_plus_one_child_queries(engine):
     assert cost["select1_ms"] == pytest.approx(0.1)
     text = strategies.statement_cost_sentence(cost, statements=201, n_plus_one_ms=40.0)
     assert "costs 100 µs on" in text and "201 statements × that cost = 20.1 ms, 50% of N+1's 40.0 ms" in text
+    summary = pl.DataFrame({"engine": [engine.name], "strategy": ["n_plus_one"], "median_ms": [40.0]})
+    (v,) = strategies.statement_cost_verdicts(pl.DataFrame([cost]), summary, 100)
+    assert v.verdict == "100 µs, against 100 µs for SELECT 1" and v.engine == engine.name
+    assert "201 statements × that cost = 20.1 ms" in v.detail
 
 
 def test_index_effect_claims_only_what_the_plan_shows(engine, tiny):

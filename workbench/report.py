@@ -29,7 +29,7 @@ from workbench import __version__
 from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
-from workbench.tables import tables_against_csvs
+from workbench.tables import format_value, tables_against_csvs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -393,9 +393,8 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "parameters": json.dumps(
-            {k: mask_url(v) if isinstance(v, str) and "://" in v else v for k, v in parameters.items()},
-            default=str,
+        "parameters": format_value(
+            {k: mask_url(v) if isinstance(v, str) and "://" in v else v for k, v in parameters.items()}
         ),
     }
     for package in PACKAGES:
@@ -408,7 +407,7 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
     if data_dir and scale and manifest.exists():
         m = json.loads(manifest.read_bytes())
         meta["dataset"] = (
-            f"{scale}: {json.dumps(m['counts'])}, seed {m['seed']}, hash {m['content_hash'][:16]}"
+            f"{scale}: {format_value(m['counts'])}; seed {m['seed']}; hash {m['content_hash'][:16]}"
         )
     return meta
 

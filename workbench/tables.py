@@ -75,7 +75,7 @@ def format_value(value: Any, decimals: int | None = None) -> str:
     >>> format_value(1234567), format_value(0.012345), format_value(2.5, 2), format_value(None)
     ('1,234,567', '0.01235', '2.50', '–')
     >>> format_value({"jobs": 2500, "projects": 25}), format_value([1, 5, 22])
-    ('jobs 2,500, projects 25', '1, 5, 22')
+    ('jobs 2,500; projects 25', '1, 5, 22')
     """
     if value is None:
         return "–"
@@ -87,8 +87,8 @@ def format_value(value: Any, decimals: int | None = None) -> str:
         if value != value:  # NaN
             return "–"
         return f"{value:,.{_decimals(value) if decimals is None else decimals}f}"
-    if isinstance(value, Mapping):  # a struct cell: "jobs 2,500, messages 75,000", never a dict's repr
-        return ", ".join(f"{k} {format_value(v)}" for k, v in value.items())
+    if isinstance(value, Mapping):  # a struct cell: "jobs 2,500; messages 75,000", never a dict's repr
+        return "; ".join(f"{k} {format_value(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return ", ".join(format_value(v) for v in value)
     return str(value)

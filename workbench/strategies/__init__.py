@@ -36,6 +36,7 @@ from workbench.strategies.costs import (
     multiplication,
     statement_cost,
     statement_cost_sentence,
+    statement_cost_verdicts,
     worst_sessions,
 )
 from workbench.strategies.experiments import (
@@ -97,6 +98,7 @@ __all__ = [
     "multiplication",
     "statement_cost",
     "statement_cost_sentence",
+    "statement_cost_verdicts",
     "worst_sessions",
     "CountingEngine",
     "Load",
