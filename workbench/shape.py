@@ -52,11 +52,16 @@ def describe(ds: Dataset) -> pl.DataFrame:
     rows += [
         (f"source {k.replace('_', ' ')}", v if isinstance(v, str) else format_value(v))
         for k, v in source.items()
-        if k not in {"kind", "parent"} and not (k == "counts" and v == ds.counts)  # the rows below say it
+        if k not in {"kind", "parent"} and not (k == "counts" and _within(v, ds.counts))  # rows below say it
     ]
     rows += [("seed", str(ds.manifest.get("seed"))), ("content hash", ds.content_hash[:16])]
     rows += [(f"rows: {t}", f"{n:,}") for t, n in ds.counts.items()]
     return pl.DataFrame(rows, schema=["field", "value"], orient="row")
+
+
+def _within(part: object, counts: dict[str, int]) -> bool:
+    """Whether ``part`` is a mapping every entry of which ``counts`` holds too."""
+    return isinstance(part, dict) and all(counts.get(k) == n for k, n in part.items())
 
 
 def quantiles(stats: pl.DataFrame) -> pl.DataFrame:

@@ -47,7 +47,7 @@ def scaling_figure(scaling: pl.DataFrame, memory_target_mib: float = 500) -> go.
     )
     log_ticks(fig.update_xaxes(title="file size (MB, log scale)"), "x")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(rangemode="tozero", tickformat=",", row=1, col=2)  # 150,000, not 150k
     return fig.update_layout(
         title="Readers against file size: which stay flat", template=TEMPLATE, height=420, margin={"t": 80}
     )
