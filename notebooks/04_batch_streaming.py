@@ -66,7 +66,7 @@ from workbench.sources.synthetic import generate
 lab.setup()
 data = lab.data_dir(data_dir)
 out = lab.out_dir(out_dir)
-work = data / "processing"
+work = data / "processing" / f"{scale}-{seed}"  # test files differ per dataset: never reuse another's
 work.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
