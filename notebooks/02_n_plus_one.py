@@ -92,8 +92,8 @@ n = min(limit, project_sessions)
 biggest = ds.session_stats().filter(pl.col("project_id") == project_id).sort("messages", "session_id")[-1]
 session_id = biggest["session_id"].item()
 print(
-    f"project {project_id}: {project_sessions} sessions; the main comparison loads {n}; "
-    f"session {session_id} has {biggest['messages'].item()} messages"
+    f"Project {project_id}: {project_sessions:,} sessions; the main comparison loads {n:,}; "
+    f"session {session_id} has {biggest['messages'].item():,} messages."
 )
 
 # %% [markdown]
@@ -114,8 +114,7 @@ print()
 print(plans.side_by_side({f"{e} with index": x["plans"][1] for e, x in effects.items()}))
 
 # %% tags=["nbval-ignore-output"]
-for x in effects.values():
-    print(x["sentence"])
+report.paragraphs("\n".join(x["sentence"] for x in effects.values()))
 
 # %% [markdown]
 # ## Measure
@@ -131,7 +130,8 @@ assert all(load.sessions == first.sessions for runs in checked.values() for load
 )
 count = sum(len(runs) for runs in checked.values())
 print(
-    f"{count} loads agree: {len(first.sessions)} sessions, {first.messages} messages, {first.windows} windows"
+    f"{count} loads agree: {len(first.sessions):,} sessions, "
+    f"{first.messages:,} messages, {first.windows:,} windows."
 )
 
 # %% [markdown]
@@ -168,8 +168,8 @@ tables.table(
             "load_after",
         )
     ).with_columns(pl.col(pl.Float64).round(2)),
-    units={"median_lo": "ms, 95% CI", "median_hi": "ms, 95% CI", "cv": "std / mean"},
-    caption="Wall time per load of the page; server: the engine's own time (EXPLAIN ANALYZE)",
+    units={"median_lo": "ms", "median_hi": "ms"},
+    caption="Wall time per load: median with its 95% CI (lo, hi); cv = std / mean; server: EXPLAIN ANALYZE",
 )
 
 # %% [markdown]
@@ -184,9 +184,9 @@ tables.table(
     )
     .sort("engine", "speedup", descending=[False, True])
     .select("engine", "strategy", "speedup", "lo", "hi", "class", "n"),
-    units={"speedup": "x", "lo": "x, 95% CI", "hi": "x, 95% CI"},
+    units={"speedup": "x", "lo": "x", "hi": "x"},
     decimals={"speedup": 2, "lo": 2, "hi": 2},
-    caption=f"Speedup over N+1 (today) at {n} sessions: N+1's time / the strategy's, per round",
+    caption=f"Speedup over N+1 (today) at {n} sessions, with its 95% CI (lo, hi)",
 )
 
 # %% [markdown]

@@ -361,12 +361,15 @@ def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
     """
     values = _axis_values(fig, axis)
     update = fig.update_xaxes if axis == "x" else fig.update_yaxes
-    options: dict = dict(type="log", minor=dict(ticks="inside", showgrid=False))
+    options: dict = dict(type="log")
     if values:
         ticks = readable_log_ticks(min(values), max(values))
         options.update(tickvals=ticks, ticktext=[tick_text(t) for t in ticks])
+        # unlabelled minor ticks at 2..9 between powers of ten; none between 1-2-5 labels
+        decades = len(ticks) > 1 and ticks[1] / ticks[0] == 10
+        options["minor"] = dict(ticks="inside", dtick="D1", showgrid=False) if decades else dict(ticks="")
     else:
-        options.update(dtick=1, tickformat=",~g")
+        options.update(dtick=1, tickformat=",~g", minor=dict(ticks="inside", showgrid=False))
     return update(**options)
 
 
