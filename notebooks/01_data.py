@@ -77,7 +77,7 @@ print(f"Every engine holds the dataset's {sum(ds.counts.values()):,} rows, table
 # %%
 stats = ds.session_stats()
 quantiles = shape.quantiles(stats)
-quantiles
+tables.table(quantiles, by_row=True)
 
 # %% [markdown]
 # For real data (`source="claude-code:PATH"` or a database URL): what was read, kept,
@@ -118,7 +118,7 @@ figures.job_mix(ds.read("jobs"))
 
 # %%
 comparison = shape.compare(ds, sample)
-comparison
+tables.table(comparison, by_row=True)
 
 # %%
 figures.sample_vs_source(stats, sample.session_stats())

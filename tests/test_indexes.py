@@ -426,9 +426,10 @@ def test_migrations_shown_inline_and_linked_relative_to_the_pages(tmp_path):
     }
     page = advisor.migrations_html(reports, pages)
     assert (
-        "<pre>CREATE INDEX CONCURRENTLY IF NOT EXISTS &quot;ix_jobs_status_created_at&quot; "
+        ">CREATE INDEX CONCURRENTLY IF NOT EXISTS &quot;ix_jobs_status_created_at&quot; "
         "ON &quot;jobs&quot;" in page
     )
+    assert ";;" not in page and ("(&quot;status&quot;, &quot;created_at&quot;);</code>" in page)
     assert "href='03_indexes/migrations/postgres/000001_create_ix_jobs_status_created_at.up.sql'" in page
     assert "href='03_indexes/migrations/postgres/000001_create_ix_jobs_status_created_at.down.sql'" in page
     assert str(tmp_path) not in page  # relative links: they open offline wherever reports/ is copied
@@ -443,7 +444,7 @@ def test_evaluation_table_for_people():
             "index": ["jobs(status, created_at DESC)"],
             "name": ["ix"],
             "table": ["jobs"],
-            "decision": ["recommend"],
+            "decision": ["covered by jobs(status, created_at, id) (a prefix of its key)"],
             "saved_ms": [1.0],
             "saved_share": [0.5035],
             "queries_helped": [""],
@@ -455,9 +456,10 @@ def test_evaluation_table_for_people():
         }
     )
     page = advisor_tables(selection)
-    assert "saved (% of workload time)" in page and "write cost (x)" in page and "size (kB)" in page
+    assert "saved (%)" in page and "write cost (x)" in page and "size (kB)" in page
     assert "plan: jobs(status, created_at DESC)" in page and ">50.3<" in page and ">64<" in page
     assert "none measurably" in page and "no DESC needed" not in page and "saved_ms" not in page
+    assert ">covered by jobs(status, created_at, id)<" in page
 
 
 def advisor_tables(selection):

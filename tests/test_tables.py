@@ -38,8 +38,11 @@ def test_counts_show_no_decimals_and_structs_no_python_repr():
     frame = pl.DataFrame(
         {"metric": ["sessions", "p50"], "sample": [150.0, 8.15], "s": [{"a": 1}, {"a": 2_000}]}
     )
-    page = tables.html_table(frame)
-    assert "<td class='num'>150</td>" in page and "<td class='num'>8.2</td>" in page
+    page = tables.html_table(frame, by_row=True)
+    assert "<td class='num'>150</td>" in page and "<td class='num'>8.15</td>" in page
+    assert "<td class='num'>150.0</td>" in tables.html_table(
+        frame
+    )  # a column of one measure keeps its digits
     assert "<td class='text'>a 2,000</td>" in page and "{" not in page
 
 

@@ -101,6 +101,7 @@ def html_table(
     decimals: Mapping[str, int] | None = None,
     caption: str | None = None,
     max_rows: int = MAX_ROWS,
+    by_row: bool = False,
 ) -> str:
     """``frame`` as an HTML table for people.
 
@@ -108,16 +109,21 @@ def html_table(
     float column with one number of decimals (three significant digits of its median;
     each cell keeps two to four significant digits; ``decimals`` fixes a column's); units in the headers
     (``units``, else read from suffixes such as ``_ms``); no dtype row, no shape line.
+    ``by_row``: the rows are different measures (a count, a share, a mean), so each float
+    cell gets its own digits and an integral one none.
     """
     units, decimals = units or {}, decimals or {}
     numeric = {c for c, t in frame.schema.items() if t.is_numeric()}
     column = {c: _column_decimals(frame[c]) for c, t in frame.schema.items() if t.is_float()}
 
     def cell(c: str, v: Any) -> str:
+        if by_row and isinstance(v, float) and v == v and c not in decimals:
+            # rows of different measures: a count stays a count (150), a ratio gets its digits
+            return (
+                format_value(int(v)) if v.is_integer() and abs(v) < 1e15 else format_value(v, _decimals(v, 3))
+            )
         if c in decimals or c not in column or not isinstance(v, float) or v != v:
             return format_value(v, decimals.get(c))
-        if v.is_integer() and abs(v) < 1e15:  # a count or a quantile of counts: 150, not 150.0
-            return format_value(int(v))
         # the column's decimals, but at least two significant digits and at most four
         return format_value(v, min(max(column[c], _decimals(v, 2)), max(_decimals(v, 4), 0)))
 
@@ -158,9 +164,12 @@ class Table:
     units: Mapping[str, str] | None = None
     decimals: Mapping[str, int] | None = None
     caption: str | None = None
+    by_row: bool = False
 
     def _repr_html_(self) -> str:
-        return html_table(self.frame, units=self.units, decimals=self.decimals, caption=self.caption)
+        return html_table(
+            self.frame, units=self.units, decimals=self.decimals, caption=self.caption, by_row=self.by_row
+        )
 
     def __repr__(self) -> str:
         return repr(self.frame)
@@ -172,12 +181,13 @@ def table(
     units: Mapping[str, str] | None = None,
     decimals: Mapping[str, int] | None = None,
     caption: str | None = None,
+    by_row: bool = False,
 ) -> Table:
     """Display ``frame`` with units in its headers and fixed decimals where given.
 
     >>> tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 2})  # doctest: +SKIP
     """
-    return Table(frame, units, decimals, caption)
+    return Table(frame, units, decimals, caption, by_row)
 
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:")

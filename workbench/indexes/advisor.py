@@ -218,6 +218,10 @@ def statement(path: str | Path) -> str:
     return "\n".join(line for line in lines if not line.startswith("--")).strip()
 
 
+#: SQL in a report's table: monospace, wrapped between words only
+SQL_STYLE = "font-family: monospace; white-space: pre-wrap; word-break: normal; overflow-wrap: normal"
+
+
 def migrations_html(reports: Mapping[str, Report], report_dir: str | Path) -> str:
     """The recommended migrations per engine: each ``up`` statement inline (what a reviewer
     approves), with its ``up`` and ``down`` files linked relative to ``report_dir`` (the
@@ -238,7 +242,7 @@ def migrations_html(reports: Mapping[str, Report], report_dir: str | Path) -> st
             parts.append(f"<h4>{html.escape(engine)}</h4><p>No index earned its keep here: no migration.</p>")
             continue
         rows = "".join(
-            f"<tr><td class='text'><pre>{html.escape(statement(up))};</pre></td>"
+            f"<tr><td class='text'><code style='{SQL_STYLE}'>{html.escape(statement(up))}</code></td>"
             f"<td class='text'>{link(up)}<br>{link(up.with_name(up.name.replace('.up.', '.down.')))}"
             "</td></tr>"
             for up in ups
@@ -369,7 +373,7 @@ def evaluation_table(reports: Mapping[str, Report]) -> Any:
                 .then("plan: " + pl.col("index"))
                 .otherwise(pl.col("index"))
                 .alias("index"),
-                "decision",
+                pl.col("decision").str.replace(r" \((plan unchanged|a prefix).*\)$", ""),
                 (pl.col("saved_share") * 100).alias("saved"),
                 pl.col("queries_helped").replace("", "none measurably").alias("queries sped up"),
                 "write_cost",
@@ -383,9 +387,11 @@ def evaluation_table(reports: Mapping[str, Report]) -> Any:
     )
     return tables.table(
         frame,
-        units={"saved": "% of workload time", "write_cost": "x", "size": "kB"},
+        units={"saved": "%", "write_cost": "x", "size": "kB"},
         decimals={"saved": 1, "write_cost": 2, "size": 0, "build_ms": 1},
-        caption="Queries sped up: speedup [95% interval]; write cost: bulk insert with the index / without",
+        caption="saved: share of the workload's DB time; queries sped up: speedup [95% interval]; "
+        "write cost: bulk insert with the index / without; no measurable gain: plan unchanged or "
+        "interval includes 1",
     )
 
 
