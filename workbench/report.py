@@ -474,6 +474,8 @@ body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 72rem; margin: 2rem aut
 table {{ border-collapse: collapse; width: 100%; margin-bottom: 2rem; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: left; vertical-align: top; }}
 h3 {{ margin: 1.4rem 0 .2rem; font-size: 17px; }}
+table.verdicts {{ table-layout: fixed; }}
+table.verdicts th:nth-child(1) {{ width: 24%; }} table.verdicts th:nth-child(2) {{ width: 34%; }}
 .ok {{ color: #1a7f37; }} .fail {{ color: #cf222e; font-weight: 600; }} .none {{ color: #666; }}
 </style></head><body>
 {banner_html([*notes, *left_out])}

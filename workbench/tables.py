@@ -39,15 +39,17 @@ def header(column: str, unit: str | None = None) -> str:
 
     >>> header("median_ms"), header("rows"), header("seconds", "s"), header("best_rows_per_s")
     ('median (ms)', 'rows', 'seconds (s)', 'best rows/s')
+    >>> header("sleep_ms", "ms; adaptive: the longest")
+    'sleep (ms; adaptive: the longest)'
+
     """
     name = column
     if unit is None and column.lower().endswith("_per_s") and len(column) > len("_per_s"):
         return column[: -len("_per_s")].replace("_", " ") + "/s"  # a rate, not a time in seconds
-    if unit is None:
-        for suffix, found in UNIT_SUFFIXES.items():
-            if column.lower().endswith(suffix) and len(column) > len(suffix):
-                name, unit = column[: -len(suffix)], found
-                break
+    for suffix, found in UNIT_SUFFIXES.items():
+        if column.lower().endswith(suffix) and len(column) > len(suffix):
+            name, unit = column[: -len(suffix)], unit or found  # a unit given explains the suffix's
+            break
     name = name.replace("_", " ")
     return f"{name} ({unit})" if unit else name
 
