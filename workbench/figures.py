@@ -384,8 +384,11 @@ def tick_text(value: float) -> str:
 
 def readable_log_ticks(lo: float, hi: float) -> list[float]:
     """Ticks for a log axis over [lo, hi]: powers of ten, or 1-2-5 steps when [lo, hi] spans
-    less than about two decades (so at least three ticks carry a label).
+    less than about two decades, every digit when it spans less than a factor of five (so
+    at least three ticks carry a label).
 
+    >>> readable_log_ticks(1, 4.01)
+    [1.0, 2.0, 3.0, 4.0, 5.0]
     >>> readable_log_ticks(30, 220)
     [20.0, 50.0, 100.0, 200.0, 500.0]
     >>> readable_log_ticks(0.02, 3000)
@@ -394,7 +397,8 @@ def readable_log_ticks(lo: float, hi: float) -> list[float]:
     import math
 
     first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    steps = (1,) if math.log10(hi / lo) > 2 else (1, 2, 5)
+    span = math.log10(hi / lo)
+    steps = (1,) if span > 2 else (1, 2, 5) if span >= 0.7 else tuple(range(1, 10))
     ticks = [float(f"{m * 10.0**e:.6g}") for e in range(first, last + 1) for m in steps]
     inside = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
     # one tick past each end the data does not sit on, so the axis's padding is labelled too
