@@ -68,7 +68,7 @@ tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 3})
 
 # %% tags=["nbval-ignore-output"]
 rows = pl.DataFrame([{"engine": name, **engine.table_counts()} for name, engine in opened.items()])
-rows
+tables.table(rows, caption="Rows per table in each engine")
 
 # %%
 assert all(engine.table_counts() == ds.counts for engine in opened.values()), "engines disagree"
@@ -77,7 +77,7 @@ print(f"Every engine holds the dataset's {sum(ds.counts.values()):,} rows, table
 # %%
 stats = ds.session_stats()
 quantiles = shape.quantiles(stats)
-quantiles
+tables.table(quantiles, by_row=True)
 
 # %% [markdown]
 # For real data (`source="claude-code:PATH"` or a database URL): what was read, kept,
@@ -118,7 +118,7 @@ figures.job_mix(ds.read("jobs"))
 
 # %%
 comparison = shape.compare(ds, sample)
-comparison
+tables.table(comparison, by_row=True)
 
 # %%
 figures.sample_vs_source(stats, sample.session_stats())
@@ -141,4 +141,4 @@ report.show_verdicts("01_data", survey.verdicts(ds, stats, comparison, rows_by_e
 
 # %% tags=["nbval-ignore-output"]
 paths = report.export_frames(out_dir, "01_data", shape=quantiles, sample_comparison=comparison, loads=loads)
-print(f"CSV files in {paths[0].parent}: {', '.join(p.name for p in paths)}")
+report.show_files(out_dir, paths, "The tables above as CSV files:")

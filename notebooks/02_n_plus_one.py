@@ -50,8 +50,9 @@ network_budget_s = 6.0  # seconds of timed runs over the whole RTT sweep (Postgr
 
 # %%
 import polars as pl
+from IPython.display import display
 
-from workbench import figures, lab, measure, plans, queries, report, strategies
+from workbench import figures, lab, measure, plans, queries, report, strategies, tables
 from workbench.sources.synthetic import generate
 from workbench.strategies import network
 
@@ -68,11 +69,18 @@ load_limit = measure.load_limit() if max_load is None else max_load
 
 # %%
 ds = generate(data / scale, scale, seed)
-ds.counts
+tables.table(pl.DataFrame([ds.counts]), caption="Rows per table")
 
 # %% tags=["nbval-ignore-output"]
 opened, loads = lab.open_engines(ds, engines, data / "querylab", pg_url=postgres_url)
-loads.group_by("engine", maintain_order=True).agg(rows=pl.col("rows").sum(), seconds=pl.col("seconds").sum())
+tables.table(
+    loads.group_by("engine", maintain_order=True).agg(
+        rows=pl.col("rows").sum(), seconds=pl.col("seconds").sum()
+    ),
+    units={"seconds": "s"},
+    decimals={"seconds": 2},
+    caption="Bulk load per engine",
+)
 
 # %% [markdown]
 # The project with the most sessions is the one whose page N+1 hurts most; its largest
@@ -84,8 +92,8 @@ n = min(limit, project_sessions)
 biggest = ds.session_stats().filter(pl.col("project_id") == project_id).sort("messages", "session_id")[-1]
 session_id = biggest["session_id"].item()
 print(
-    f"project {project_id}: {project_sessions} sessions; the main comparison loads {n}; "
-    f"session {session_id} has {biggest['messages'].item()} messages"
+    f"Project {project_id}: {project_sessions:,} sessions; the main comparison loads {n:,}; "
+    f"session {session_id} has {biggest['messages'].item():,} messages."
 )
 
 # %% [markdown]
@@ -106,8 +114,7 @@ print()
 print(plans.side_by_side({f"{e} with index": x["plans"][1] for e, x in effects.items()}))
 
 # %% tags=["nbval-ignore-output"]
-for x in effects.values():
-    print(x["sentence"])
+report.paragraphs("\n".join(x["sentence"] for x in effects.values()))
 
 # %% [markdown]
 # ## Measure
@@ -123,7 +130,8 @@ assert all(load.sessions == first.sessions for runs in checked.values() for load
 )
 count = sum(len(runs) for runs in checked.values())
 print(
-    f"{count} loads agree: {len(first.sessions)} sessions, {first.messages} messages, {first.windows} windows"
+    f"{count} loads agree: {len(first.sessions):,} sessions, "
+    f"{first.messages:,} messages, {first.windows:,} windows."
 )
 
 # %% [markdown]
@@ -143,22 +151,26 @@ accounting
 # %% tags=["nbval-ignore-output"]
 results, book = strategies.compare(opened, project_id, n, repeat=min_runs, budget_s=budget_s, dataset=ds)
 summary = results.summary()
-strategies.labelled(
-    summary.select(
-        "engine",
-        "strategy",
-        "n",
-        "median_ms",
-        "median_lo",
-        "median_hi",
-        "p95_ms",
-        "cv",
-        "unstable",
-        "server_ms",
-        "load_before",
-        "load_after",
-    )
-).with_columns(pl.col(pl.Float64).round(2))
+tables.table(
+    strategies.labelled(
+        summary.select(
+            "engine",
+            "strategy",
+            "n",
+            "median_ms",
+            "median_lo",
+            "median_hi",
+            "p95_ms",
+            "cv",
+            "unstable",
+            "server_ms",
+            "load_before",
+            "load_after",
+        )
+    ).with_columns(pl.col(pl.Float64).round(2)),
+    units={"median_lo": "ms", "median_hi": "ms"},
+    caption="Wall time per load: median with its 95% CI (lo, hi); cv = std / mean; server: EXPLAIN ANALYZE",
+)
 
 # %% [markdown]
 # Each strategy against N+1 (today): the speedup is the median of the per-round ratios
@@ -166,9 +178,16 @@ strategies.labelled(
 # ±margin, slower, or unclear when the interval straddles the margin).
 
 # %% tags=["nbval-ignore-output"]
-strategies.labelled(
-    results.ratios("n_plus_one", paired=True, margin=margin).filter(pl.col("strategy") != "n_plus_one")
-).sort("engine", "speedup", descending=[False, True]).with_columns(pl.col(pl.Float64).round(2))
+tables.table(
+    strategies.labelled(
+        results.ratios("n_plus_one", paired=True, margin=margin).filter(pl.col("strategy") != "n_plus_one")
+    )
+    .sort("engine", "speedup", descending=[False, True])
+    .select("engine", "strategy", "speedup", "lo", "hi", "class", "n"),
+    units={"speedup": "x", "lo": "x", "hi": "x"},
+    decimals={"speedup": 2, "lo": 2, "hi": 2},
+    caption=f"Speedup over N+1 (today) at {n} sessions, with its 95% CI (lo, hi)",
+)
 
 # %% [markdown]
 # ### What one more statement of N+1 costs
@@ -219,7 +238,7 @@ scaled = strategies.scaling(
 )
 scaled_summary = scaled.summary()
 crossed = strategies.crossings(scaled_summary, involving=["n_plus_one"])
-print(f"sizes {sizes}; {scaled.frame.height} timed runs")
+print(f"Sessions loaded: {', '.join(map(str, sizes))}; {scaled.frame.height:,} timed runs.")
 
 # %% [markdown]
 # ## Look
@@ -241,7 +260,7 @@ floors = costs.select("engine", floor_ms="statement_ms")
 figures.scaling_figure(scaled_summary, floors, crossings=crossed)
 
 # %% tags=["nbval-ignore-output"]
-print(strategies.scaling_conclusions(scaled_summary, costs, crossed))
+display(report.paragraphs(strategies.scaling_conclusions(scaled_summary, costs, crossed)))
 strategies.labelled(strategies.labelled(crossed, "faster_below"), "faster_above").with_columns(
     pl.col("sessions", "ms").round(1)
 )
@@ -266,7 +285,9 @@ if "postgres" in opened:
         schema_name=opened["postgres"].schema_name,
     )
     net_summary = swept.summary()
-    print(network.conclusions(net_summary, swept.pings, swept.context, max_load=load_limit))
+    display(
+        report.paragraphs(network.conclusions(net_summary, swept.pings, swept.context, max_load=load_limit))
+    )
 else:
     swept = net_summary = None
     print("PostgreSQL was not opened in this run: no network sweep (it needs a PostgreSQL server).")
@@ -304,24 +325,13 @@ pl.concat([plans.findings_frame(p).with_columns(engine=pl.lit(e)) for e, p in jo
 # (with n, the unstable strategies and the load), then the verdicts.
 
 # %% tags=["nbval-ignore-output"]
-print(strategies.conclusions(results, margin=margin, limit=load_limit))
+report.paragraphs(strategies.conclusions(results, margin=margin, limit=load_limit))
 
 # %% tags=["verdicts", "nbval-ignore-output"]
-n1 = summary.filter(pl.col("strategy") == "n_plus_one")
-n1_ms = dict(zip(n1["engine"], n1["median_ms"], strict=True))
-cost_verdicts = [
-    report.Verdict(
-        "what one more N+1 statement costs",
-        f"{c['statement_ms'] * 1000:.0f} µs (SELECT 1: {c['select1_ms'] * 1000:.0f} µs)",
-        strategies.statement_cost_sentence(c, 1 + 2 * n, n1_ms[c["engine"]]),
-        c["engine"],
-    )
-    for c in costs.iter_rows(named=True)
-]
 verdicts = (
     strategies.join_verdicts(results, book, margin=margin, limit=load_limit)
     + strategies.best_verdicts(results, margin=margin, limit=load_limit)
-    + cost_verdicts
+    + strategies.statement_cost_verdicts(costs, summary, n)
     + (network.verdicts(net_summary) if net_summary is not None else [])
 )
 report.show_verdicts("02_n_plus_one", verdicts, out)
@@ -332,9 +342,11 @@ report.show_verdicts("02_n_plus_one", verdicts, out)
 # commit and load), so later runs and other commits compare against them; tables as CSV.
 
 # %% tags=["nbval-ignore-output"]
-results.save(out / "02_n_plus_one" / "strategies.parquet")
-scaled.save(out / "02_n_plus_one" / "scaling.parquet")
-report.export_frames(
+saved = [
+    results.save(out / "02_n_plus_one" / "strategies.parquet"),
+    scaled.save(out / "02_n_plus_one" / "scaling.parquet"),
+]
+csvs = report.export_frames(
     out,
     "02_n_plus_one",
     summary=strategies.labelled(summary),
@@ -347,3 +359,4 @@ report.export_frames(
     ),
     **({"network": net_summary} if net_summary is not None else {}),
 )
+report.show_files(out, [*saved, *csvs], "Timed runs (Parquet) and tables (CSV):")

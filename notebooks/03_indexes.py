@@ -33,8 +33,9 @@ depths = [1, 10, 30, 100, 300, 1000]
 
 # %%
 import polars as pl
+from IPython.display import HTML
 
-from workbench import lab, report
+from workbench import lab, report, tables
 from workbench.indexes import advisor, pagination, select
 from workbench.indexes import figures as ifig
 from workbench.indexes import workload as wl
@@ -51,7 +52,7 @@ data, out = lab.data_dir(data_dir), lab.out_dir(out_dir)
 ds = lab.open_dataset("synthetic", data, scale=scale, seed=seed)
 opened, loads = lab.open_engines(ds, engines, data / "indexlab", pg_url=postgres_url)
 workload = wl.from_folder(names=wl.ENDPOINTS)
-loads
+tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 2}, caption="Bulk load (0: already loaded)")
 
 # %% [markdown]
 # ## Measure
@@ -66,7 +67,12 @@ reports = {
     name: advisor.advise(e, workload, budgets=budgets, out_dir=out / "03_indexes", repeat=repeat)
     for name, e in opened.items()
 }
-{name: round(r.seconds, 1) for name, r in reports.items()}
+tables.table(
+    pl.DataFrame({"engine": list(reports), "seconds": [r.seconds for r in reports.values()]}),
+    units={"seconds": "s"},
+    decimals={"seconds": 1},
+    caption="Time to advise per engine",
+)
 
 # %% tags=["nbval-ignore-output"]
 first = next(iter(reports.values()))
@@ -84,16 +90,15 @@ depth = pl.concat(
 
 # %% [markdown]
 # ## Look
-# The evaluation table: per engine and index, the decision and its evidence.
+# The evaluation table: per engine and index, the decision and its evidence (the plan's
+# four indexes are marked "plan:"; "covered by" means a wider candidate serves its queries).
 
 # %% tags=["nbval-ignore-output"]
-pl.concat([r.selection.drop("name", "plan_index") for r in reports.values()], how="diagonal_relaxed")
+advisor.evaluation_table(reports)
 
 # %% tags=["nbval-ignore-output"]
 per_query = pl.concat([r.builds.per_query for r in reports.values()])
-per_query.select(
-    "engine", "index", "query", "speedup", "lo", "hi", "plan_change", "rows_read_before", "rows_read_after"
-)
+advisor.per_query_table(reports)
 
 # %% tags=["nbval-ignore-output"]
 ifig.speedups(per_query)
@@ -103,7 +108,15 @@ ifig.write_costs(pl.concat([r.builds.per_index for r in reports.values()]))
 
 # %% tags=["nbval-ignore-output"]
 hypo = reports["postgres"].hypothetical if "postgres" in reports else None
-hypo if hypo is not None else "PostgreSQL not in this run: no hypothetical pass"
+(
+    tables.table(
+        hypo,
+        caption="HypoPG on PostgreSQL: the planner's cost (its own units) without and with each hypothetical "
+        "index, for the hottest, a typical and a cold parameter",
+    )
+    if hypo is not None
+    else print("PostgreSQL not in this run: no hypothetical pass")
+)
 
 # %% tags=["nbval-ignore-output"]
 ifig.correctness(pages)
@@ -113,54 +126,19 @@ ifig.depth(depth)
 
 # %% [markdown]
 # ## Conclude
+# Computed from the measurements above (`advisor.verdicts`): per question of the plan, the
+# answer on each engine. The same table opens the page.
 
 # %% tags=["verdicts", "nbval-ignore-output"]
-verdicts = []
-for name, r in reports.items():
-    red = r.reduction()
-    verdicts.append(
-        report.Verdict(
-            "the recommended set makes total DB time ≥50% lower",
-            "met" if red["reduction"] >= advisor.TARGET_REDUCTION else "missed",
-            r.verdict_sentence(),
-            name,
-        )
-    )
-    for row in r.selection.filter(pl.col("plan_index")).iter_rows(named=True):
-        verdicts.append(
-            report.Verdict(
-                f"plan index {row['index']}",
-                row["decision"].split(" (")[0],
-                f"helps: {row['queries_helped'] or 'nothing measurably'}; write cost {row['write_cost']:.2f}x; {row['desc']}",  # noqa: E501
-                name,
-            )
-        )
-for (name, pager), part in pages.group_by("engine", "pager", maintain_order=True):
-    missed, repeated = int(part["missed"].sum()), int(part["repeated"].sum())
-    verdicts.append(
-        report.Verdict(
-            f"pagination: {pager}",
-            "correct" if missed + repeated == 0 else f"{missed} missed, {repeated} repeated",
-            "walking every page of the hottest project, still and with rows inserted between pages",
-            name,
-        )
-    )
-for row in pagination.growth(depth).iter_rows(named=True):
-    verdicts.append(
-        report.Verdict(
-            f"pagination latency: {row['pager']}",
-            f"{row['ratio']:.1f}x at page {row['deepest_page']}",
-            "latency of the deepest page over page 1 (the plan's keyset target: within 2x)",
-            row["engine"],
-        )
-    )
-report.show_verdicts("03_indexes", verdicts, out)
+report.show_verdicts("03_indexes", advisor.verdicts(reports, pages, depth), out)
 
 # %% [markdown]
 # ## Export
-# The migrations, one folder per engine (PostgreSQL: `CONCURRENTLY`, one statement per file).
+# The recommended migrations, one folder per engine, in golang-migrate's order (PostgreSQL:
+# `CONCURRENTLY`, one statement per file; each file opens with its evidence as comments):
+# the statement to approve, and the `up` and `down` files.
 
 # %% tags=["nbval-ignore-output"]
 for e in opened.values():
     e.close()
-sorted(str(p.relative_to(out)) for r in reports.values() for p in r.migrations)
+HTML(advisor.migrations_html(reports, out))

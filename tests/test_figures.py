@@ -40,3 +40,77 @@ def test_load_times_names_engines_left_out_and_reused_loads():
     assert fig.layout.barmode == "stack" and fig.layout.yaxis.type != "log"
     assert "postgres: not run" in fig.layout.title.text
     assert [a.x for a in fig.layout.annotations] == ["sqlite"]  # reused, not zero-cost
+
+
+def test_log_ticks_label_a_narrow_range_in_1_2_5_steps_from_the_data():
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        go.Bar(x=["a", "b"], y=[30.0, 210.0], error_y=dict(array=[1.0, 10.0], arrayminus=[2.0, 5.0]))
+    )
+    figures.log_ticks(fig, "y")
+    # 28-220 ms: powers of ten would label only "100"; 1-2-5 steps label five ticks, the tails inside
+    assert list(fig.layout.yaxis.tickvals) == [20.0, 50.0, 100.0, 200.0, 500.0]
+    assert list(fig.layout.yaxis.ticktext) == ["20", "50", "100", "200", "500"]
+    wide = figures.log_ticks(go.Figure(go.Scatter(x=[1, 100_000], y=[1, 2])), "x")
+    assert list(wide.layout.xaxis.ticktext) == ["1", "10", "100", "1,000", "10,000", "100,000"]
+
+
+def test_strategy_figure_labels_more_than_one_tick():
+    from workbench.measure import Results
+
+    rows = [
+        {
+            "engine": "duckdb",
+            "strategy": s,
+            "sessions": 100,
+            "run": r,
+            "wall_ns": int(ms * 1e6),
+            "statements": 1,
+        }
+        for s, ms in (("n_plus_one", 220.0), ("batch", 41.0))
+        for r in range(3)
+    ]
+    fig = figures.strategy_figure(Results.from_runs(rows, {"engines": {}}).summary())
+    labelled = [t for t in fig.layout.yaxis.tickvals if 41 <= t <= 220]
+    assert len(labelled) >= 2 and fig.layout.yaxis.type == "log"
+
+
+def test_pacing_figure_draws_one_adaptive_line_whatever_its_sleep():
+    from workbench.processing import figures as pfig
+
+    pace = pl.DataFrame(
+        {
+            "batch_size": [10, 10, 10, 100, 100, 100],
+            "pacing": ["none", "fixed", "adaptive"] * 2,
+            "sleep_ms": [0.0, 1.0, 4.9, 0.0, 1.0, 8.1],
+            "kept": [1.0, 0.5, 0.98, 1.0, 0.6, 0.9],
+        }
+    )
+    fig = pfig.pacing_figure(pace)
+    assert [t.name for t in fig.data] == ["fixed 1 ms sleep", "adaptive pause"]
+    assert list(fig.data[1].x) == [10, 100]
+    assert list(fig.layout.xaxis.ticktext) == ["10", "20", "50", "100"]
+
+
+def test_index_figures_read_their_log_ticks_and_name_the_scenarios():
+    from workbench.indexes import figures as ifig
+
+    per_query = pl.DataFrame(
+        {"engine": ["sqlite"] * 2, "index": ["a", "b"], "query": ["q", "q"], "speedup": [0.5, 20.0]}
+    ).with_columns(lo=pl.col("speedup") * 0.9, hi=pl.col("speedup") * 1.1)
+    fig = ifig.speedups(per_query)
+    assert fig.layout.xaxis.type == "log" and "1" in fig.layout.xaxis.ticktext
+    assert all(t in ("0.2", "0.5", "1", "2", "5", "10", "20", "50") for t in fig.layout.xaxis.ticktext)
+    pages = pl.DataFrame(
+        {
+            "engine": ["duckdb"] * 2,
+            "pager": ["cursor"] * 2,
+            "scenario": ["still table", "rows inserted between pages"],
+        }
+    ).with_columns(missed=pl.lit(3), repeated=pl.lit(1))
+    bars = ifig.correctness(pages)
+    assert [list(level) for level in bars.data[0].x] == [
+        ["duckdb", "duckdb"],
+        ["cursor, still", "cursor, inserts"],
+    ]

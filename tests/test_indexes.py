@@ -301,3 +301,170 @@ def test_migration_files_one_statement_each_with_evidence(tmp_path):
     assert 'DROP INDEX CONCURRENTLY IF EXISTS "old_ix";' in drop_up
     lite = (tmp_path / "migrations" / "sqlite" / "000002_drop_old_ix.down.sql").read_text()
     assert 'CREATE INDEX IF NOT EXISTS "old_ix" ON "messages" ("session_id");' in lite
+
+
+def _report(engine, before, after, selection=None, migrations=()):
+    from workbench.indexes import advisor
+
+    total = pl.DataFrame(
+        {
+            "query": ["a", "b"],
+            "frequency": [1.0, 1.0],
+            "before_ms": before,
+            "after_ms": after,
+            "speedup": [b / a for b, a in zip(before, after, strict=True)],
+        }
+    )
+    return advisor.Report(
+        engine, None, None, selection if selection is not None else pl.DataFrame(), pl.DataFrame(), total,
+        migrations=list(migrations),
+    )  # fmt: skip
+
+
+def test_target_verdict_says_higher_never_negative_lower():
+    worse = _report("duckdb", [10.0, 14.0], [11.0, 14.5])
+    assert worse.target_verdict() == "missed: 6% higher"
+    sentence = worse.verdict_sentence()
+    assert (
+        "from 24.00 ms to 25.50 ms per round of its queries, 6% higher, against the plan's target" in sentence
+    )
+    assert "-" not in sentence.split("ms to")[1].split("higher")[0]
+    assert "most of what remains is in b (57% of it, sped up 1.0x) and a" in sentence
+    better = _report("sqlite", [10.0, 10.0], [1.0, 1.0])
+    assert better.target_verdict() == "met: 90% lower"
+    assert better.verdict_sentence().endswith(
+        "20.00 ms to 2.00 ms per round of its queries, 90% lower: the plan's target of 50% lower is met."
+    )  # noqa: E501
+
+
+def test_plan_index_decisions_in_the_plans_words():
+    from workbench.indexes.advisor import plan_index_verdict
+
+    assert plan_index_verdict("recommend") == "needed"
+    assert plan_index_verdict("no measurable gain (plan unchanged or interval includes 1)") == (
+        "not needed: no measurable gain"
+    )
+    assert plan_index_verdict("over the write budget (6.01x > 1.50x on session_windows)") == (
+        "not needed: write cost over budget, 6.01x > 1.50x"
+    )
+    covered = plan_index_verdict("covered by jobs(status, created_at, id) (a prefix of its key)")
+    assert covered == "served by jobs(status, created_at, id), recommended instead"
+
+
+def test_index_verdicts_one_question_each_answered_per_engine():
+    from workbench import report
+    from workbench.indexes import advisor
+
+    selection = pl.DataFrame(
+        {
+            "plan_index": [True, False],
+            "index": ["jobs(status, created_at DESC)", "jobs(status, created_at, id)"],
+            "decision": ["recommend", "no measurable gain (plan unchanged or interval includes 1)"],
+            "queries_helped": ["jobs_queue 2.2x [1.4, 2.3]", ""],
+            "write_cost": [1.3, 1.1],
+            "desc": ["no DESC needed", "no DESC needed"],
+        }
+    )
+    reports = {
+        e: _report(e, [10.0, 10.0], [1.0, 1.0], selection) for e in ("sqlite", "postgres")
+    }  # fmt: skip
+    pages = pl.DataFrame(
+        [
+            {"engine": e, "pager": p, "scenario": s, "missed": m, "repeated": r}
+            for e in ("sqlite", "postgres")
+            for p, m, r in (("cursor", 900, 60), ("offset", 0, 40), ("keyset", 0, 0))
+            for s in ("still table", "rows inserted between pages")
+        ]
+    )
+    depth = pl.DataFrame(
+        [
+            {"engine": e, "pager": p, "page": page, "median_ms": ms}
+            for e in ("sqlite", "postgres")
+            for p, points in (
+                ("cursor", [(1, 1.0)]),
+                ("offset", [(1, 1.0), (1000, 25.0)]),
+                ("keyset", [(1, 1.0), (1000, 1.1)]),
+            )  # noqa: E501
+            for page, ms in points
+        ]
+    )
+    verdicts = advisor.verdicts(reports, pages, depth)
+    topics = [t for t, _ in report.group_verdicts(verdicts)]
+    assert topics == [
+        "does the chosen set cut total DB time by 50%",
+        "the plan's index jobs(status, created_at DESC)",
+        "which pagination is correct",
+        "is pagination flat with depth (keyset within 2x)",
+    ]
+    by = {(v.topic, v.engine): v for v in verdicts}
+    assert by[(topics[1], "sqlite")].verdict == "needed"
+    correct = by[(topics[2], "postgres")]
+    assert correct.verdict == "only keyset is correct"
+    assert "the plan's cursor missed 1,800 and repeated 120 rows; OFFSET missed 0 and repeated 80 rows" in (
+        correct.detail
+    )
+    flat = by[(topics[3], "sqlite")]
+    assert flat.verdict == "keyset flat: 1.1x at page 1,000"
+    assert "the plan's cursor 1.0x at page 1, where its walk ends; OFFSET 25.0x at page 1,000" in flat.detail
+    page = report.verdicts_html(verdicts)
+    assert page.count("<tr>") == 1 + len(topics)  # one row per question
+    assert "sqlite, postgres:</span> <b>only keyset is correct</b>" in page
+
+
+def test_migrations_shown_inline_and_linked_relative_to_the_pages(tmp_path):
+    from workbench.indexes import advisor
+
+    pages = tmp_path / "reports"
+    written = mig.write(
+        pages / "03_indexes", [mig.Change(IndexSpec("jobs", ("status", "created_at")), "helps jobs_queue")]
+    )
+    reports = {
+        "postgres": _report(
+            "postgres", [1.0, 1.0], [0.5, 0.5], migrations=[p for p in written if "postgres" in str(p)]
+        ),  # noqa: E501
+        "duckdb": _report("duckdb", [1.0, 1.0], [1.0, 1.0]),
+    }
+    page = advisor.migrations_html(reports, pages)
+    assert (
+        ">CREATE INDEX CONCURRENTLY IF NOT EXISTS &quot;ix_jobs_status_created_at&quot; "
+        "ON &quot;jobs&quot;" in page
+    )
+    assert ";;" not in page and ("(&quot;status&quot;, &quot;created_at&quot;);</code>" in page)
+    assert "href='03_indexes/migrations/postgres/000001_create_ix_jobs_status_created_at.up.sql'" in page
+    assert "href='03_indexes/migrations/postgres/000001_create_ix_jobs_status_created_at.down.sql'" in page
+    assert str(tmp_path) not in page  # relative links: they open offline wherever reports/ is copied
+    assert "<h4>duckdb</h4><p>No index earned its keep here: no migration.</p>" in page
+
+
+def test_evaluation_table_for_people():
+    selection = pl.DataFrame(
+        {
+            "engine": ["sqlite"],
+            "rank": [1],
+            "index": ["jobs(status, created_at DESC)"],
+            "name": ["ix"],
+            "table": ["jobs"],
+            "decision": ["covered by jobs(status, created_at, id) (a prefix of its key)"],
+            "saved_ms": [1.0],
+            "saved_share": [0.5035],
+            "queries_helped": [""],
+            "write_cost": [1.3333],
+            "size_bytes": [65536],
+            "build_ms": [2.34],
+            "desc": ["no DESC needed"],
+            "plan_index": [True],
+        }
+    )
+    page = advisor_tables(selection)
+    assert "saved (%)" in page and "write cost (x)" in page and "size (kB)" in page
+    assert "plan: jobs(status, created_at DESC)" in page and ">50.3<" in page and ">64<" in page
+    assert "none measurably" in page and "no DESC needed" not in page and "saved_ms" not in page
+    assert ">covered by jobs(status, created_at, id)<" in page
+
+
+def advisor_tables(selection):
+    from workbench.indexes import advisor
+
+    return advisor.evaluation_table(
+        {"sqlite": _report("sqlite", [1.0, 1.0], [1.0, 1.0], selection)}
+    )._repr_html_()

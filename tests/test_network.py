@@ -11,7 +11,7 @@ from workbench import figures
 from workbench.engines import open_engine
 from workbench.engines.proxy import ProxyError
 from workbench.errors import WorkbenchError
-from workbench.strategies import STRATEGIES, ensure_indexes, network
+from workbench.strategies import STRATEGIES, ensure_indexes, network, words
 
 
 @pytest.fixture
@@ -126,14 +126,14 @@ def test_without_the_baseline_nothing_is_beaten():
 def test_conclusion_sentence():
     summary, pings = synthetic()
     text = network.conclusions(summary, pings)
-    n1, batch = STRATEGIES["n_plus_one"].label, STRATEGIES["batch"].label
+    n1, batch = words("n_plus_one"), words("batch")
     assert (
         f"At 100 sessions {n1} runs 201 statements, so each added ms of round trip costs it about 201 ms"
         in text
     )
     assert "measured: 10.0 ms at 0 ms, 412.0 ms at 2 ms (model 412.0 ms)" in text
     assert f"{batch} from 0.2 ms (model: from 0.05 ms)" in text
-    assert f"{STRATEGIES['aggregate'].label} not within the RTTs measured (model: from 4.95 ms)" in text
+    assert f"{words('aggregate')} not within the RTTs measured (model: from 4.95 ms)" in text
     assert f"Fastest at each RTT: 0 ms: {n1} (10.0 ms); 0.2 ms: {batch} (20.6 ms)" in text
     assert (
         "The proxy itself adds 30 µs per round trip at zero delay (SELECT 1: 0.050 ms direct, 0.080 ms"
@@ -144,7 +144,7 @@ def test_conclusion_sentence():
 def test_conclusion_names_a_tie():
     summary, pings = synthetic(tie_at=1.0)
     text = network.conclusions(summary, pings)
-    assert f"1 ms: {STRATEGIES['batch'].label} (23.0 ms, tied with {STRATEGIES['joined'].label})" in text
+    assert f"1 ms: {words('batch')} (23.0 ms, tied with {words('joined')})" in text
 
 
 def test_network_figure_measured_points_beside_model_lines():
@@ -156,7 +156,7 @@ def test_network_figure_measured_points_beside_model_lines():
     assert all(t.error_y.array is not None for t in points)
     assert fig.layout.yaxis.type == "log"
     assert {10.0, 100.0, 1000.0} <= set(fig.layout.yaxis.tickvals)  # data from 9.8 to 416 ms
-    assert "10" in fig.layout.yaxis.ticktext and "1000" in fig.layout.yaxis.ticktext
+    assert "10" in fig.layout.yaxis.ticktext and "1,000" in fig.layout.yaxis.ticktext
     assert list(fig.layout.xaxis.tickvals) == list(RTTS)
 
 
@@ -165,7 +165,7 @@ def test_conclusion_refuses_to_rank_under_high_load():
     text = network.conclusions(summary, pings, {"load_before": 6.0, "load_after": 1.0}, max_load=2)
     assert text.startswith("Not ranked: the load average reached 6.0, 3.0x the limit of 2 on this machine")
     assert "Fastest at each RTT" not in text
-    assert f"{STRATEGIES['batch'].label} (model: from 0.05 ms)" in text
+    assert f"{words('batch')} (model: from 0.05 ms)" in text
     assert (
         "0 of 20 cells unstable (CV > 10%), n = 5-5 runs each; load average 6.00 before, 1.00 after." in text
     )
@@ -176,7 +176,7 @@ def test_conclusion_refuses_to_rank_under_high_load():
 def test_verdicts_name_the_plans_join():
     summary, _ = synthetic()
     overall, join = network.verdicts(summary)
-    n1, plan = STRATEGIES["n_plus_one"].label, STRATEGIES["joined"].label
+    n1, plan = "today's N+1", "the plan's JOIN"  # words, not labels: no nested parentheses
     assert (overall.topic, overall.verdict, overall.engine) == (
         f"{n1} across a network",
         "beaten from 0.2 ms",

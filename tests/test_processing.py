@@ -495,7 +495,29 @@ def test_verdicts_are_built_from_the_numbers() -> None:
             "peak_mib": [1.0, 1.1, 1.0],
         }
     )
-    assert conclude.pools_verdict(pools).verdict == "not worth it"
+    pooled = conclude.pools_verdict(pools)
+    assert pooled.verdict == "not worth it"
+    assert "11 allocations per row with a per-row object and 10 with reused column buffers (5% fewer" in (
+        pooled.detail
+    )
+    assert "a plain tuple per row needs 10, so the row object is 9% of a row's allocations" in pooled.detail
+    more = pools.with_columns(
+        allocations=pl.Series([100, 110, 125]), allocations_per_row=pl.Series([10.0, 11.0, 12.5])
+    )
+    assert "(14% more;" in conclude.pools_verdict(more).detail
+    breakdown = pl.DataFrame(
+        {
+            "profile": ["the plan's sync"] * 2 + ["the fastest sync"] * 2,
+            "stage": ["driver + engine", "decode"] * 2,
+            "seconds": [0.99, 0.01, 0.012, 0.012],
+            "share": [0.99, 0.01, 0.5, 0.5],
+        }
+    )
+    where = conclude.breakdown_verdict(breakdown)
+    assert where.verdict == "driver + engine: 99% of the slowest sync"
+    assert where.detail.startswith(
+        "the plan's sync: driver + engine 99% of its CPU samples; the fastest sync:"
+    )
 
 
 def test_reference_sync_is_the_workbench_ingest_and_load(tmp_path: Path, expected: dict) -> None:

@@ -230,6 +230,7 @@ def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, in_c
     assert srcdoc, "the pyinstrument page is not embedded"
     inner = html_lib.unescape(srcdoc.group(1))
     assert "<script" in inner and "fonts.googleapis" not in inner
+    assert "UserWarning" not in page and "PosixPath(" not in page  # no warning or repr in the report
     assert {"04-slowest.cpu.html", "04-whole.memray.bin"} <= {p.name for p in (out / "profiles").iterdir()}
     dom = subprocess.run(
         [

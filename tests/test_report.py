@@ -285,3 +285,39 @@ def test_index_flags_a_page_whose_tables_disagree_with_its_csvs(tmp_path):
     run = report.NotebookRun("01_x", "01 · X", 1.0, mismatches=differ)
     page = report.write_index(tmp_path, [run], {}).read_text()
     assert "<td class='fail'>tables disagree with the CSVs (1 tables)</td>" in page
+
+
+def test_exported_files_are_relative_links_and_sentences_paragraphs(tmp_path):
+    out = tmp_path / "reports"
+    paths = [out / "02_n_plus_one" / "summary.csv", out / "02_n_plus_one" / "network.csv"]
+    page = report.files_html(out, paths, "The CSV files:")
+    assert "<a href='02_n_plus_one/summary.csv'>02_n_plus_one/summary.csv</a>" in page
+    assert (
+        str(tmp_path) not in page
+        and "PosixPath" not in page
+        and page.startswith("<div class='wb-files'><p>The")
+    )
+    text = report.paragraphs("duckdb: a < b.\nsqlite: c.").data
+    assert text == "<p>duckdb: a &lt; b.</p><p>sqlite: c.</p>"
+
+
+def test_verdicts_grouped_per_question_with_every_engine_reachable():
+    verdicts = [
+        report.Verdict("the plan's three-table JOIN", "helps: 3.3x faster than today's N+1", "d1", "duckdb"),
+        report.Verdict(
+            "the plan's three-table JOIN", "not a good fix: 3.3x slower than today's N+1", "d2", "sqlite"
+        ),
+        report.Verdict(
+            "the plan's three-table JOIN", "not a good fix: 3.3x slower than today's N+1", "d3", "postgres"
+        ),
+        report.Verdict("heavy tail of session sizes", "top 1% hold 11%", "same"),
+    ]
+    page = report.verdicts_html(verdicts)
+    assert page.count("<tr>") == 3  # the header and one row per question
+    assert (
+        "<span class='on'>sqlite, postgres:</span> <b>not a good fix: 3.3x slower than today&#x27;s N+1</b>"
+        in page
+    )
+    assert "<details><summary>why, per engine (3)</summary>" in page
+    for detail in ("d1", "d2", "d3", "same"):
+        assert detail in page

@@ -14,6 +14,9 @@ def test_compare_and_conclusions(tiny, tmp_path):
     text = shape.conclusions(tiny, tiny.session_stats(), table)
     assert f"{tiny.counts['sessions']} sessions" in text and "5-hour window" in text
     assert shape.describe(tiny).filter(pl.col("field") == "seed")["value"].item() == "7"
+    described = shape.describe(tiny)
+    assert not described["value"].str.contains(r"[{}\[\]]").any()  # no dict or list repr
+    assert "source counts" not in described["field"].to_list()  # the rows per table say it
     quantiles = shape.quantiles(tiny.session_stats())
     assert (
         quantiles["measure"].to_list()[0] == "messages per session"

@@ -31,6 +31,19 @@ def test_tables_for_people():
     long = tables.html_table(pl.DataFrame({"n": range(100)}), max_rows=20)
     assert long.count("<tr>") == 1 + 20 and "… 80 more rows" in long
     assert "<caption>loads</caption>" in tables.table(frame, caption="loads")._repr_html_()
+    assert tables.header("rows_per_s") == "rows/s" and tables.header("knee_rows_per_s") == "knee rows/s"
+
+
+def test_counts_show_no_decimals_and_structs_no_python_repr():
+    frame = pl.DataFrame(
+        {"metric": ["sessions", "p50"], "sample": [150.0, 8.15], "s": [{"a": 1}, {"a": 2_000}]}
+    )
+    page = tables.html_table(frame, by_row=True)
+    assert "<td class='num'>150</td>" in page and "<td class='num'>8.15</td>" in page
+    assert "<td class='num'>150.0</td>" in tables.html_table(
+        frame
+    )  # a column of one measure keeps its digits
+    assert "<td class='text'>a 2,000</td>" in page and "{" not in page
 
 
 def test_a_page_is_checked_against_its_csvs(tmp_path):

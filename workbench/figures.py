@@ -354,10 +354,80 @@ def plan_time_figure(
 
 # ---- query lab, part 2 (notebook 02): readable log axes, the JOIN's multiplication ---------
 def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
-    """Log scale on every ``axis`` ("x" or "y") of ``fig`` with ticks at powers of ten
-    written out (0.1, 1, 10, 100, 1000), not plotly's 2/5 minor labels or 1e3."""
+    """Log scale on every ``axis`` ("x" or "y") of ``fig`` with ticks people read: labelled
+    values chosen from the figure's own data (error bars included), powers of ten written
+    out with thousands separators (0.1, 1, 10, 100, 1,000), and 1-2-5 steps where the data
+    spans too few decades for powers of ten to give more than one or two labels.
+    """
+    values = _axis_values(fig, axis)
     update = fig.update_xaxes if axis == "x" else fig.update_yaxes
-    return update(type="log", dtick=1, tickformat="~g", minor=dict(ticks="inside", showgrid=False))
+    options: dict = dict(type="log")
+    if values:
+        ticks = readable_log_ticks(min(values), max(values))
+        options.update(tickvals=ticks, ticktext=[tick_text(t) for t in ticks])
+        # unlabelled minor ticks at 2..9 between powers of ten; none between 1-2-5 labels
+        decades = len(ticks) > 1 and ticks[1] / ticks[0] == 10
+        options["minor"] = dict(ticks="inside", dtick="D1", showgrid=False) if decades else dict(ticks="")
+    else:
+        options.update(dtick=1, tickformat=",~g", minor=dict(ticks="inside", showgrid=False))
+    return update(**options)
+
+
+def tick_text(value: float) -> str:
+    """A tick label: thousands separators, no exponent, at most three significant digits.
+
+    >>> [tick_text(v) for v in (0.05, 0.2, 1, 20, 1000, 100000)]
+    ['0.05', '0.2', '1', '20', '1,000', '100,000']
+    """
+    return f"{value:,.0f}" if value >= 1 else f"{value:.3g}"
+
+
+def readable_log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks for a log axis over [lo, hi]: powers of ten, or 1-2-5 steps when [lo, hi] spans
+    less than about two decades, every digit when it spans less than a factor of five (so
+    at least three ticks carry a label).
+
+    >>> readable_log_ticks(1, 4.01)
+    [1.0, 2.0, 3.0, 4.0, 5.0]
+    >>> readable_log_ticks(30, 220)
+    [20.0, 50.0, 100.0, 200.0, 500.0]
+    >>> readable_log_ticks(0.02, 3000)
+    [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0]
+    """
+    import math
+
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    span = math.log10(hi / lo)
+    steps = (1,) if span > 2 else (1, 2, 5) if span >= 0.7 else tuple(range(1, 10))
+    ticks = [float(f"{m * 10.0**e:.6g}") for e in range(first, last + 1) for m in steps]
+    inside = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+    # one tick past each end the data does not sit on, so the axis's padding is labelled too
+    below = [t for t in ticks if t < lo][-1:] if not inside or inside[0] > lo * (1 + 1e-9) else []
+    above = [t for t in ticks if t > hi][:1] if not inside or inside[-1] < hi * (1 - 1e-9) else []
+    return below + inside + above
+
+
+def _axis_values(fig: go.Figure, axis: str) -> list[float]:
+    """Every positive value the traces put on ``axis`` (bars, lines, markers, error bars)."""
+    values: list[float] = []
+    for trace in fig.data:
+        data = getattr(trace, axis, None)
+        if data is None or getattr(trace, "orientation", None) == ("h" if axis == "y" else "v"):
+            continue
+        try:
+            numbers = [float(v) for v in data if v is not None]
+        except (TypeError, ValueError):
+            continue  # a categorical axis
+        error = getattr(trace, f"error_{axis}", None)
+        plus = list(error.array) if error is not None and error.array is not None else []
+        minus = list(error.arrayminus) if error is not None and error.arrayminus is not None else plus
+        for i, v in enumerate(numbers):
+            values.append(v)
+            if i < len(plus) and plus[i] is not None:
+                values.append(v + float(plus[i]))
+            if i < len(minus) and minus[i] is not None:
+                values.append(v - float(minus[i]))
+    return [v for v in values if v > 0 and v == v]
 
 
 def multiplication_figure(
@@ -479,7 +549,10 @@ def network_figure(
     values = pl.concat([summary["lo_ms"], summary["hi_ms"], summary["model_ms"]]).drop_nulls()
     ticks = _log_ticks(float(values.min()), float(values.max()))
     fig.update_yaxes(
-        type="log", title="wall time per load (ms, log)", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks]
+        type="log",
+        title="wall time per load (ms, log)",
+        tickvals=ticks,
+        ticktext=[tick_text(t) for t in ticks],
     )
     rtts = summary["rtt_ms"].unique().sort().to_list()
     fig.update_xaxes(title="round trip added by the proxy (ms; 0 = loopback)", tickvals=rtts)

@@ -180,8 +180,10 @@ class CpuProfile:
         from IPython.display import HTML
 
         page = html_lib.escape(self.html(), quote=True)
+        # wrapped in a div: IPython warns (into the report) about HTML that starts with <iframe
         return HTML(
-            f'<iframe srcdoc="{page}" style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>'
+            f'<div><iframe srcdoc="{page}" style="width:100%;height:{height}px;border:1px solid #ddd">'
+            "</iframe></div>"
         )
 
 

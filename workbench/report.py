@@ -29,7 +29,7 @@ from workbench import __version__
 from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
-from workbench.tables import tables_against_csvs
+from workbench.tables import format_value, tables_against_csvs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -107,6 +107,10 @@ table.verdicts td, table.verdicts th, table.wb-table .text,
 .jp-RenderedHTMLCommon table.wb-table .text { text-align: left; }
 table.wb-table .num, .jp-RenderedHTMLCommon table.wb-table .num {
   text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.verdicts td:nth-child(1) { min-width: 12rem; } table.verdicts td:nth-child(2) { min-width: 15rem; }
+table.verdicts .on { color: #555; }
+table.verdicts details summary { cursor: pointer; color: #0550ae; }
+table.verdicts details ul { margin: .3rem 0 0; padding-left: 1.1rem; }
 table.wb-table caption { caption-side: top; text-align: left; font-weight: 600; padding: .2rem 0; }
 table.wb-table tr.skipped td { text-align: center; color: #666; font-style: italic; }
 /* Polars' own HTML (frames displayed without lab.setup): left-align text, no dtype row */
@@ -389,9 +393,8 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "parameters": json.dumps(
-            {k: mask_url(v) if isinstance(v, str) and "://" in v else v for k, v in parameters.items()},
-            default=str,
+        "parameters": format_value(
+            {k: mask_url(v) if isinstance(v, str) and "://" in v else v for k, v in parameters.items()}
         ),
     }
     for package in PACKAGES:
@@ -404,7 +407,7 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
     if data_dir and scale and manifest.exists():
         m = json.loads(manifest.read_bytes())
         meta["dataset"] = (
-            f"{scale}: {json.dumps(m['counts'])}, seed {m['seed']}, hash {m['content_hash'][:16]}"
+            f"{scale}: {format_value(m['counts'])}; seed {m['seed']}; hash {m['content_hash'][:16]}"
         )
     return meta
 
@@ -441,19 +444,17 @@ def write_index(
 ) -> Path:
     """``index.html``: every notebook's verdicts first, then the notebooks (link, engines,
     time, status), then the run metadata; ``notes`` in a banner at the top."""
-    verdict_rows = []
+    sections = []
     for r in runs:
-        link = f"<a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a>"
+        link = f"<a href='{html.escape(r.name)}.html'>{html.escape(r.title)}</a>"
         verdicts = load_verdicts(out, r.name)
-        if not verdicts:
-            why = "failed before its verdicts" if r.error else "no verdicts recorded"
-            verdict_rows.append(f"<tr><td>{link}</td><td colspan='4' class='none'>{why}</td></tr>")
-        for i, v in enumerate(verdicts):
-            first = f"<td rowspan='{len(verdicts)}'>{link}</td>" if i == 0 else ""
-            verdict_rows.append(
-                f"<tr>{first}<td>{html.escape(v.topic)}</td><td>{html.escape(v.engine or '')}</td>"
-                f"<td><b>{html.escape(v.verdict)}</b></td><td>{html.escape(v.detail)}</td></tr>"
+        if verdicts:
+            body = verdicts_html(verdicts)
+        else:
+            body = (
+                f"<p class='none'>{'failed before its verdicts' if r.error else 'no verdicts recorded'}</p>"
             )
+        sections.append(f"<h3>{link}</h3>\n{body}")
     rows = "\n".join(
         f"<tr><td><a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a></td>"
         f"<td>{html.escape(r.title)}</td><td class='engines'>{html.escape(', '.join(r.engines) or '–')}</td>"
@@ -472,6 +473,9 @@ def write_index(
 body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }}
 table {{ border-collapse: collapse; width: 100%; margin-bottom: 2rem; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: left; vertical-align: top; }}
+h3 {{ margin: 1.4rem 0 .2rem; font-size: 17px; }}
+table.verdicts {{ table-layout: fixed; }}
+table.verdicts th:nth-child(1) {{ width: 24%; }} table.verdicts th:nth-child(2) {{ width: 34%; }}
 .ok {{ color: #1a7f37; }} .fail {{ color: #cf222e; font-weight: 600; }} .none {{ color: #666; }}
 </style></head><body>
 {banner_html([*notes, *left_out])}
@@ -479,10 +483,9 @@ td, th {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: left
 <p>What each notebook concluded, computed from its measurements; follow a link for the
 evidence (charts, tables, plans). Code is hidden in the pages; it is in <code>notebooks/</code>.</p>
 <h2>Verdicts</h2>
-<table class='verdicts'><thead><tr><th>notebook</th><th>question</th><th>engine</th><th>verdict</th>
-<th>why</th></tr></thead><tbody>
-{chr(10).join(verdict_rows)}
-</tbody></table>
+<p>One row per question: the answer on each engine (engines that agree share a line); open
+"why, per engine" for each engine's numbers.</p>
+{chr(10).join(sections)}
 <h2>Notebooks</h2>
 <table><tr><th>notebook</th><th>title</th><th>engines it ran on</th><th>time</th><th>status</th></tr>
 {rows}
@@ -508,6 +511,38 @@ def export_frames(out_dir: str | os.PathLike[str], prefix: str, **frames: pl.Dat
         frame.write_csv(path)
         paths.append(path)
     return paths
+
+
+def files_html(
+    out_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], intro: str = ""
+) -> str:
+    """``paths`` as links relative to the report pages in ``out_dir`` (they open offline
+    from ``reports/``), one per line, never as a Python list of absolute paths."""
+    base = Path(out_dir).resolve()
+    items = []
+    for p in paths:
+        path = Path(p).resolve()
+        rel = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.as_posix()
+        items.append(f"<li><a href='{html.escape(rel)}'>{html.escape(rel)}</a></li>")
+    head = f"<p>{html.escape(intro)}</p>" if intro else ""
+    return f"<div class='wb-files'>{head}<ul>{''.join(items)}</ul></div>"
+
+
+def paragraphs(text: str) -> Any:
+    """Computed sentences (one per line) displayed as paragraphs that wrap, not as printed
+    text cut at the page's edge."""
+    from IPython.display import HTML
+
+    return HTML("".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines() if line.strip()))
+
+
+def show_files(
+    out_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], intro: str = ""
+) -> Any:
+    """Display :func:`files_html` in a notebook (the Export cell's output)."""
+    from IPython.display import HTML
+
+    return HTML(files_html(out_dir, paths, intro))
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -570,14 +605,58 @@ def show_verdicts(notebook: str, verdicts: Sequence[Verdict], out_dir: str | os.
     return HTML(verdicts_html(verdicts))
 
 
+def group_verdicts(verdicts: Sequence[Verdict]) -> list[tuple[str, list[Verdict]]]:
+    """The verdicts by question, in the order the questions first appear.
+
+    >>> [(t, len(vs)) for t, vs in group_verdicts([Verdict("a", "x", engine="duckdb"),
+    ...     Verdict("b", "y"), Verdict("a", "x", engine="sqlite")])]
+    [('a', 2), ('b', 1)]
+    """
+    groups: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        groups.setdefault(v.topic, []).append(v)
+    return list(groups.items())
+
+
+def _answer_html(group: Sequence[Verdict]) -> str:
+    """A question's answer: one line per distinct verdict, with the engines that gave it."""
+    by_verdict: dict[str, list[str]] = {}
+    for v in group:
+        by_verdict.setdefault(v.verdict, []).extend(
+            e.strip() for e in (v.engine or "").split(",") if e.strip()
+        )
+    lines = []
+    for verdict, engines in by_verdict.items():
+        on = f"<span class='on'>{html.escape(', '.join(dict.fromkeys(engines)))}:</span> " if engines else ""
+        lines.append(f"{on}<b>{html.escape(verdict)}</b>")
+    return "<br>".join(lines)
+
+
+def _why_html(group: Sequence[Verdict]) -> str:
+    """A question's reasons: the one sentence, or one per engine behind a disclosure."""
+    details = list(dict.fromkeys(v.detail for v in group if v.detail))
+    if len(details) <= 1:
+        return html.escape(details[0]) if details else ""
+    items = "".join(
+        f"<li><span class='on'>{html.escape(v.engine or '')}:</span> {html.escape(v.detail)}</li>"
+        for v in group
+        if v.detail
+    )
+    return f"<details><summary>why, per engine ({len(group)})</summary><ul>{items}</ul></details>"
+
+
 def verdicts_html(verdicts: Sequence[Verdict]) -> str:
+    """The verdicts as a table for people: one row per question (the plan's words), its
+    answer per engine on one line each (engines that agree share a line), and why: the
+    sentence with the numbers, or one per engine behind a disclosure, so the first screen
+    answers every question and every verdict stays one click away.
+    """
     rows = "\n".join(
-        f"<tr><td>{html.escape(v.topic)}</td><td>{html.escape(v.engine or '')}</td>"
-        f"<td><b>{html.escape(v.verdict)}</b></td><td>{html.escape(v.detail)}</td></tr>"
-        for v in verdicts
+        f"<tr><td>{html.escape(topic)}</td><td>{_answer_html(group)}</td><td>{_why_html(group)}</td></tr>"
+        for topic, group in group_verdicts(verdicts)
     )
     return (
         "<table class='verdicts'><thead><tr><th style='text-align:left'>question</th>"
-        "<th style='text-align:left'>engine</th><th style='text-align:left'>verdict</th>"
+        "<th style='text-align:left'>answer</th>"
         f"<th style='text-align:left'>why</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
     )

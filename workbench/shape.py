@@ -3,11 +3,10 @@ sample against its source, and the conclusions drawn from those numbers."""
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
 
 from workbench.dataset import Dataset
+from workbench.tables import format_value
 
 
 def compare(source: Dataset, sample: Dataset, names: tuple[str, str] = ("source", "sample")) -> pl.DataFrame:
@@ -25,12 +24,14 @@ def compare(source: Dataset, sample: Dataset, names: tuple[str, str] = ("source"
             out[f"messages/session p{round(q * 100)}"] = float(stats["messages"].quantile(q, "nearest"))
         out["messages/session max"] = float(stats["messages"].max())
         for q in (0.5, 0.9):
-            out[f"span minutes p{round(q * 100)}"] = float(stats["span_minutes"].quantile(q, "nearest"))
+            out[f"session span p{round(q * 100)} (minutes)"] = float(
+                stats["span_minutes"].quantile(q, "nearest")
+            )
         out["windows/session mean"] = float(stats["windows"].mean())
         out["tokens/message mean"] = float(stats["tokens"].sum() / max(1, stats["messages"].sum()))
         jobs = ds.read("jobs")["status"].value_counts(normalize=True, name="share").sort("status")
         for status, share in jobs.iter_rows():
-            out[f"jobs {status} share"] = float(share)
+            out[f"jobs {status} (% of jobs)"] = 100 * float(share)
         return out
 
     a, b = summary(source), summary(sample)
@@ -49,13 +50,18 @@ def describe(ds: Dataset) -> pl.DataFrame:
     source = ds.manifest["source"]
     rows = [("path", ds.name), ("source", source.get("kind", "?"))]
     rows += [
-        (f"source.{k}", v if isinstance(v, str) else json.dumps(v))
+        (f"source {k.replace('_', ' ')}", v if isinstance(v, str) else format_value(v))
         for k, v in source.items()
-        if k not in {"kind", "parent"}
+        if k not in {"kind", "parent"} and not (k == "counts" and _within(v, ds.counts))  # rows below say it
     ]
     rows += [("seed", str(ds.manifest.get("seed"))), ("content hash", ds.content_hash[:16])]
     rows += [(f"rows: {t}", f"{n:,}") for t, n in ds.counts.items()]
     return pl.DataFrame(rows, schema=["field", "value"], orient="row")
+
+
+def _within(part: object, counts: dict[str, int]) -> bool:
+    """Whether ``part`` is a mapping every entry of which ``counts`` holds too."""
+    return isinstance(part, dict) and all(counts.get(k) == n for k, n in part.items())
 
 
 def quantiles(stats: pl.DataFrame) -> pl.DataFrame:

@@ -37,15 +37,19 @@ MAX_ROWS = 60  # longer tables show their head and tail, and say how many rows t
 def header(column: str, unit: str | None = None) -> str:
     """A column's header for people: underscores as spaces, the unit in parentheses.
 
-    >>> header("median_ms"), header("rows"), header("seconds", "s")
-    ('median (ms)', 'rows', 'seconds (s)')
+    >>> header("median_ms"), header("rows"), header("seconds", "s"), header("best_rows_per_s")
+    ('median (ms)', 'rows', 'seconds (s)', 'best rows/s')
+    >>> header("sleep_ms", "ms; adaptive: the longest")
+    'sleep (ms; adaptive: the longest)'
+
     """
     name = column
-    if unit is None:
-        for suffix, found in UNIT_SUFFIXES.items():
-            if column.lower().endswith(suffix) and len(column) > len(suffix):
-                name, unit = column[: -len(suffix)], found
-                break
+    if unit is None and column.lower().endswith("_per_s") and len(column) > len("_per_s"):
+        return column[: -len("_per_s")].replace("_", " ") + "/s"  # a rate, not a time in seconds
+    for suffix, found in UNIT_SUFFIXES.items():
+        if column.lower().endswith(suffix) and len(column) > len(suffix):
+            name, unit = column[: -len(suffix)], unit or found  # a unit given explains the suffix's
+            break
     name = name.replace("_", " ")
     return f"{name} ({unit})" if unit else name
 
@@ -67,10 +71,13 @@ def _column_decimals(values: pl.Series) -> int:
 
 
 def format_value(value: Any, decimals: int | None = None) -> str:
-    """One cell as text: thousands separators, about four significant digits, '–' for null.
+    """One cell as text: thousands separators, about four significant digits, '–' for null,
+    mappings and lists written out for people (never a Python repr).
 
     >>> format_value(1234567), format_value(0.012345), format_value(2.5, 2), format_value(None)
     ('1,234,567', '0.01235', '2.50', '–')
+    >>> format_value({"jobs": 2500, "projects": 25}), format_value([1, 5, 22])
+    ('jobs 2,500; projects 25', '1, 5, 22')
     """
     if value is None:
         return "–"
@@ -82,6 +89,10 @@ def format_value(value: Any, decimals: int | None = None) -> str:
         if value != value:  # NaN
             return "–"
         return f"{value:,.{_decimals(value) if decimals is None else decimals}f}"
+    if isinstance(value, Mapping):  # a struct cell: "jobs 2,500; messages 75,000", never a dict's repr
+        return "; ".join(f"{k} {format_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(v) for v in value)
     return str(value)
 
 
@@ -92,6 +103,7 @@ def html_table(
     decimals: Mapping[str, int] | None = None,
     caption: str | None = None,
     max_rows: int = MAX_ROWS,
+    by_row: bool = False,
 ) -> str:
     """``frame`` as an HTML table for people.
 
@@ -99,12 +111,19 @@ def html_table(
     float column with one number of decimals (three significant digits of its median;
     each cell keeps two to four significant digits; ``decimals`` fixes a column's); units in the headers
     (``units``, else read from suffixes such as ``_ms``); no dtype row, no shape line.
+    ``by_row``: the rows are different measures (a count, a share, a mean), so each float
+    cell gets its own digits and an integral one none.
     """
     units, decimals = units or {}, decimals or {}
     numeric = {c for c, t in frame.schema.items() if t.is_numeric()}
     column = {c: _column_decimals(frame[c]) for c, t in frame.schema.items() if t.is_float()}
 
     def cell(c: str, v: Any) -> str:
+        if by_row and isinstance(v, float) and v == v and c not in decimals:
+            # rows of different measures: a count stays a count (150), a ratio gets its digits
+            return (
+                format_value(int(v)) if v.is_integer() and abs(v) < 1e15 else format_value(v, _decimals(v, 3))
+            )
         if c in decimals or c not in column or not isinstance(v, float) or v != v:
             return format_value(v, decimals.get(c))
         # the column's decimals, but at least two significant digits and at most four
@@ -147,9 +166,12 @@ class Table:
     units: Mapping[str, str] | None = None
     decimals: Mapping[str, int] | None = None
     caption: str | None = None
+    by_row: bool = False
 
     def _repr_html_(self) -> str:
-        return html_table(self.frame, units=self.units, decimals=self.decimals, caption=self.caption)
+        return html_table(
+            self.frame, units=self.units, decimals=self.decimals, caption=self.caption, by_row=self.by_row
+        )
 
     def __repr__(self) -> str:
         return repr(self.frame)
@@ -161,12 +183,13 @@ def table(
     units: Mapping[str, str] | None = None,
     decimals: Mapping[str, int] | None = None,
     caption: str | None = None,
+    by_row: bool = False,
 ) -> Table:
     """Display ``frame`` with units in its headers and fixed decimals where given.
 
     >>> tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 2})  # doctest: +SKIP
     """
-    return Table(frame, units, decimals, caption)
+    return Table(frame, units, decimals, caption, by_row)
 
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:")

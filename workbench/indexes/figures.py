@@ -5,6 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import polars as pl
 
+from workbench.figures import log_ticks
+
 
 def speedups(per_query: pl.DataFrame) -> go.Figure:
     """Speedup of each (index, query) per engine with its 95% interval, log axis, 1x marked."""
@@ -27,9 +29,9 @@ def speedups(per_query: pl.DataFrame) -> go.Figure:
         barmode="group",
         height=300 + 18 * per_query.height,
         title="Speedup with the index (95% interval)",
-        xaxis={"type": "log", "title": "speedup (x, log scale; 1 = no change)"},
+        xaxis={"title": "speedup (x, log scale; 1 = no change, left of it = slower)"},
     )
-    return fig
+    return log_ticks(fig, "x")
 
 
 def write_costs(per_index: pl.DataFrame) -> go.Figure:
@@ -74,23 +76,34 @@ def depth(frame: pl.DataFrame) -> go.Figure:
             },
         )
     fig.update_layout(
-        title="Latency against page depth",
-        xaxis={"type": "log", "title": "page"},
-        yaxis={"type": "log", "title": "median latency (ms, log scale)"},
+        title="Latency against page depth (95% intervals)",
+        xaxis={"title": "page number (log scale)"},
+        yaxis={"title": "median latency of one page (ms, log scale)"},
     )
+    log_ticks(fig, "x")
+    log_ticks(fig, "y")
     return fig
 
 
 def correctness(frame: pl.DataFrame) -> go.Figure:
     """Rows missed and repeated per pager, still table and with inserts between pages."""
     fig = go.Figure()
+    short = {"still table": "still", "rows inserted between pages": "inserts"}
     for what in ("missed", "repeated"):
-        fig.add_bar(
-            x=[f"{r['engine']} · {r['pager']} · {r['scenario']}" for r in frame.iter_rows(named=True)],
+        fig.add_bar(  # two-level axis: engine, then pager and scenario
+            x=[
+                frame["engine"].to_list(),
+                [
+                    f"{r['pager']}, {short.get(r['scenario'], r['scenario'])}"
+                    for r in frame.iter_rows(named=True)
+                ],
+            ],
             y=frame[what],
             name=what,
         )
     fig.update_layout(
-        barmode="group", title="Walking every page: rows missed and repeated", yaxis={"title": "rows"}
+        barmode="group",
+        title="Walking every page: rows missed and repeated (still, and with rows inserted between pages)",
+        yaxis={"title": "rows of the project"},
     )
     return fig

@@ -124,29 +124,41 @@ def pacing_verdict(pacing: pl.DataFrame) -> Verdict:
 
 
 def pools_verdict(batches: pl.DataFrame) -> Verdict:
+    """Reused column buffers (the plan's object pools) against a new object per row, from
+    memray's allocation counts; with a ``tuples`` run, how much of it the row holder is."""
     by = {r["mode"]: r for r in batches.iter_rows(named=True)}
     obj, buf = by["objects"], by["buffers"]
     saved = 1 - buf["allocations"] / obj["allocations"]
+    change = f"{abs(saved):.0%} {'fewer' if saved >= 0 else 'more'}"
+    detail = (
+        f"memray counted {obj['allocations_per_row']:.0f} allocations per row with a per-row object and "
+        f"{buf['allocations_per_row']:.0f} with reused column buffers ({change}; peak {obj['peak_mib']:.1f} "
+        f"against {buf['peak_mib']:.1f} MiB)"
+    )
+    if "tuples" in by:
+        holder = 1 - by["tuples"]["allocations_per_row"] / obj["allocations_per_row"]
+        detail += (
+            f"; a plain tuple per row needs {by['tuples']['allocations_per_row']:.0f}, so the row object is "
+            f"{max(holder, 0):.0%} of a row's allocations and the rest is reading and decoding the line"
+        )
     return Verdict(
         "object pools (reused buffers) vs per-row objects",
         "not worth it" if saved < 0.1 else f"saves {saved:.0%} of allocations",
-        f"memray counted {obj['allocations_per_row']:.0f} allocations per row with a per-row object and "
-        f"{buf['allocations_per_row']:.0f} with reused column buffers (peak {obj['peak_mib']:.1f} vs "
-        f"{buf['peak_mib']:.1f} MiB): decoding the line allocates far more than the row holder.",
+        detail + ".",
     )
 
 
 def breakdown_verdict(breakdown: pl.DataFrame) -> Verdict:
+    """Where the CPU time of each profiled sync goes: the slowest one's largest stage first."""
+    totals = breakdown.group_by("profile").agg(pl.col("seconds").sum()).sort("seconds", descending=True)
     lines = []
-    for (profile,), part in breakdown.sort("share", descending=True).group_by("profile", maintain_order=True):
-        top = part.row(0, named=True)
-        lines.append(f"{profile}: {top['stage']} {top['share']:.0%}")
-    slowest = (
-        breakdown.group_by("profile").agg(pl.col("seconds").sum()).sort("seconds", descending=True).row(0)[0]
+    for profile in totals["profile"]:
+        top = breakdown.filter(pl.col("profile") == profile).sort("share", descending=True).row(0, named=True)
+        lines.append(f"{profile}: {top['stage']} {top['share']:.0%} of its CPU samples")
+    slowest = totals["profile"][0]
+    top = breakdown.filter(pl.col("profile") == slowest).sort("share", descending=True).row(0, named=True)
+    return Verdict(
+        "where the time goes (slowest vs fastest)",
+        f"{top['stage']}: {top['share']:.0%} of the slowest sync",
+        "; ".join(lines) + ".",
     )
-    stage = (
-        breakdown.filter(pl.col("profile") == slowest)
-        .sort("share", descending=True)
-        .row(0, named=True)["stage"]
-    )
-    return Verdict("where the time goes (slowest vs fastest)", f"{slowest}: {stage}", "; ".join(lines) + ".")

@@ -6,8 +6,9 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from workbench.figures import log_ticks
+
 TEMPLATE = "plotly_white"
-_LOG_TICKS = {"dtick": 1}  # one tick per power of ten on log axes: 1, 10, 100 ...
 
 
 def scaling_figure(scaling: pl.DataFrame, memory_target_mib: float = 500) -> go.Figure:
@@ -44,9 +45,9 @@ def scaling_figure(scaling: pl.DataFrame, memory_target_mib: float = 500) -> go.
     fig.add_hline(
         y=memory_target_mib, line_dash="dash", line_color="red", annotation_text="plan's target", row=1, col=1
     )
-    fig.update_xaxes(type="log", title="file size (MB, log scale)")
+    log_ticks(fig.update_xaxes(title="file size (MB, log scale)"), "x")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(rangemode="tozero", tickformat=",", row=1, col=2)  # 150,000, not 150k
     return fig.update_layout(
         title="Readers against file size: which stay flat", template=TEMPLATE, height=420, margin={"t": 80}
     )
@@ -98,9 +99,9 @@ def writers_figure(sweep: pl.DataFrame, knees: pl.DataFrame) -> go.Figure:
                     1,
                     col,
                 )
-    fig.update_xaxes(type="log", title="batch size (rows, log scale)", **_LOG_TICKS)
-    fig.update_yaxes(type="log", **_LOG_TICKS)
-    fig.update_yaxes(title="rows/s (log scale)", row=1, col=1)
+    log_ticks(fig.update_xaxes(title="batch size (rows, log scale)"), "x")
+    log_ticks(fig, "y")
+    fig.update_yaxes(title="rows written per second (log scale)", row=1, col=1)
     return fig.update_layout(
         title="Insert throughput against batch size (circles: the knee, 90% of the best)",
         template=TEMPLATE,
@@ -112,10 +113,13 @@ def writers_figure(sweep: pl.DataFrame, knees: pl.DataFrame) -> go.Figure:
 def pacing_figure(pacing: pl.DataFrame) -> go.Figure:
     """Share of the no-pause throughput each pacing keeps, against batch size."""
     fig = go.Figure()
-    for (kind, ms), part in pacing.sort("batch_size").group_by("pacing", "sleep_ms", maintain_order=True):
+    # one line per fixed sleep, one for the adaptive pause (whose sleep varies with the batch size)
+    key = pl.when(pl.col("pacing") == "adaptive").then(None).otherwise(pl.col("sleep_ms")).alias("line_ms")
+    ordered = pacing.sort("batch_size").with_columns(key)
+    for (kind, ms), part in ordered.group_by("pacing", "line_ms", maintain_order=True):
         if kind == "none":
             continue
-        name = "adaptive" if kind == "adaptive" else f"fixed {ms:g} ms"
+        name = "adaptive pause" if kind == "adaptive" else f"fixed {ms:g} ms sleep"
         fig.add_trace(
             go.Scatter(
                 x=part["batch_size"],
@@ -127,7 +131,7 @@ def pacing_figure(pacing: pl.DataFrame) -> go.Figure:
             )
         )
     fig.add_hline(y=100, line_color="grey", annotation_text="no pause")
-    fig.update_xaxes(type="log", title="batch size (rows, log scale)", **_LOG_TICKS)
+    log_ticks(fig.update_xaxes(title="batch size (rows, log scale)"), "x")
     fig.update_yaxes(title="throughput kept (% of no pause)", rangemode="tozero")
     return fig.update_layout(
         title="The fixed sleep's cost, and an adaptive pause", template=TEMPLATE, height=380

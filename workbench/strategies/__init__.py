@@ -36,6 +36,7 @@ from workbench.strategies.costs import (
     multiplication,
     statement_cost,
     statement_cost_sentence,
+    statement_cost_verdicts,
     worst_sessions,
 )
 from workbench.strategies.experiments import (
@@ -74,6 +75,7 @@ from workbench.strategies.loading import (
     run,
     server_time_ms,
     strategy,
+    words,
 )
 from workbench.strategies.verdicts import (
     PLAN_WORDS,
@@ -92,9 +94,11 @@ __all__ = [
     "join_verdicts",
     "label",
     "labelled",
+    "words",
     "multiplication",
     "statement_cost",
     "statement_cost_sentence",
+    "statement_cost_verdicts",
     "worst_sessions",
     "CountingEngine",
     "Load",

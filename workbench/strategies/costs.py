@@ -75,11 +75,30 @@ def statement_cost_sentence(cost: Mapping[str, Any], statements: int, n_plus_one
     share = statements * cost["statement_ms"] / n_plus_one_ms if n_plus_one_ms else float("nan")
     return (
         f"One more statement of the N+1 loop (its indexed child query, through the same driver call) "
-        f"costs {cost['statement_ms'] * 1000:.0f} µs on {cost['engine']} "
-        f"(median of {cost['n']}, 95% CI {cost['lo'] * 1000:.0f}-{cost['hi'] * 1000:.0f} µs), "
-        f"against {cost['select1_ms'] * 1000:.0f} µs for SELECT 1; {statements:,} statements × that cost "
+        f"costs {cost['statement_ms'] * 1000:,.0f} µs on {cost['engine']} "
+        f"(median of {cost['n']}, 95% CI {cost['lo'] * 1000:,.0f}-{cost['hi'] * 1000:,.0f} µs), "
+        f"against {cost['select1_ms'] * 1000:,.0f} µs for SELECT 1; {statements:,} statements × that cost "
         f"= {statements * cost['statement_ms']:.1f} ms, {share:.0%} of N+1's {n_plus_one_ms:.1f} ms."
     )
+
+
+def statement_cost_verdicts(costs: pl.DataFrame, summary: pl.DataFrame, sessions: int) -> list[Any]:
+    """Per engine: what one more statement of the N+1 loop costs, against SELECT 1 and against
+    N+1's whole time at ``sessions`` sessions (``summary``: ``Results.summary()``)."""
+    from workbench.report import Verdict
+
+    n1 = summary.filter(pl.col("strategy") == "n_plus_one")
+    n1_ms = dict(zip(n1["engine"], n1["median_ms"], strict=True))
+    return [
+        Verdict(
+            "what one more N+1 statement costs",
+            f"{c['statement_ms'] * 1000:,.0f} µs, against {c['select1_ms'] * 1000:,.0f} µs for SELECT 1",
+            statement_cost_sentence(c, 1 + 2 * sessions, n1_ms[c["engine"]]),
+            c["engine"],
+        )
+        for c in costs.iter_rows(named=True)
+        if c["engine"] in n1_ms
+    ]
 
 
 # ---- what an index changed ----------------------------------------------------------------

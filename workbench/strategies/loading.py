@@ -242,16 +242,18 @@ class Strategy:
     label: str
     #: statements run for n sessions found
     statements: Callable[[int], int]
+    #: its name inside a sentence, without the label's parentheses ("today's N+1")
+    words: str = ""
 
 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
-        Strategy("n_plus_one", n_plus_one, "N+1 (today)", lambda n: 1 + 2 * n),
-        Strategy("joined", joined, "JOIN (plan)", lambda n: 1),
-        Strategy("per_relation", per_relation, "one JOIN per relation", lambda n: 2),
-        Strategy("batch", batch, "batch (select-in)", lambda n: 3 if n else 1),
-        Strategy("aggregate", aggregate, "aggregate in DB", lambda n: 1),
+        Strategy("n_plus_one", n_plus_one, "N+1 (today)", lambda n: 1 + 2 * n, "today's N+1"),
+        Strategy("joined", joined, "JOIN (plan)", lambda n: 1, "the plan's JOIN"),
+        Strategy("per_relation", per_relation, "one JOIN per relation", lambda n: 2, "one JOIN per relation"),
+        Strategy("batch", batch, "batch (select-in)", lambda n: 3 if n else 1, "the batch select-in"),
+        Strategy("aggregate", aggregate, "aggregate in DB", lambda n: 1, "aggregation in the database"),
     )
 }
 
@@ -259,6 +261,17 @@ STRATEGIES: dict[str, Strategy] = {
 def label(name: str) -> str:
     """What a strategy is called in figures, tables and sentences ("N+1 (today)", "JOIN (plan)")."""
     return STRATEGIES[name].label if name in STRATEGIES else name
+
+
+def words(name: str) -> str:
+    """What a strategy is called inside a sentence: the label without its parentheses, so a
+    verdict that adds its own reads as one clean sentence ("today's N+1", "the plan's JOIN").
+
+    >>> words("n_plus_one"), words("joined"), words("per_relation")
+    ("today's N+1", "the plan's JOIN", 'one JOIN per relation')
+    """
+    s = STRATEGIES.get(name)
+    return (s.words or s.label) if s else name
 
 
 def labelled(frame: pl.DataFrame, column: str = "strategy") -> pl.DataFrame:

@@ -43,7 +43,13 @@ from workbench.engines.postgres import PostgresEngine
 from workbench.engines.proxy import LatencyProxy, ping_ms
 from workbench.errors import WorkbenchError
 from workbench.measure import gc_paused, summarize
-from workbench.strategies.loading import STRATEGIES, StrategyMismatchError, check_equal, first_difference
+from workbench.strategies.loading import (
+    STRATEGIES,
+    StrategyMismatchError,
+    check_equal,
+    first_difference,
+    words,
+)
 from workbench.strategies.loading import largest_project as _largest_project
 from workbench.strategies.loading import strategy as _strategy
 
@@ -351,22 +357,22 @@ def conclusions(
     if not base.is_empty():
         n, last = base["statements"][0], base.row(-1, named=True)
         lines.append(
-            f"At {sessions} sessions {_label(baseline)} runs {n} statements, so each added ms of round "
+            f"At {sessions} sessions {words(baseline)} runs {n} statements, so each added ms of round "
             f"trip costs it about {n} ms; measured: {base['median_ms'][0]:.1f} ms at 0 ms, "
             f"{last['median_ms']:.1f} ms at {_ms(last['rtt_ms'])} (model {last['model_ms']:.1f} ms)."
         )
         parts = []
         for r in beats(summary, baseline).iter_rows(named=True):
             measured = "" if busy else f" {_since(r['measured_from_ms'])}"
-            parts.append(f"{r['label']}{measured} (model: {_since(r['model_from_ms'], 2)})")
+            parts.append(f"{words(r['strategy'])}{measured} (model: {_since(r['model_from_ms'], 2)})")
         lines.append(
-            f"Faster than {_label(baseline)}{' by the model' if busy else ''}: " + "; ".join(parts) + "."
+            f"Faster than {words(baseline)}{' by the model' if busy else ''}: " + "; ".join(parts) + "."
         )
     if not busy:
         said = []
         for r in fastest(summary).iter_rows(named=True):
-            tie = "" if r["separated"] else f", tied with {_label(r['runner_up'])}"
-            said.append(f"{_ms(r['rtt_ms'])}: {_label(r['fastest'])} ({r['median_ms']:.1f} ms{tie})")
+            tie = "" if r["separated"] else f", tied with {words(r['runner_up'])}"
+            said.append(f"{_ms(r['rtt_ms'])}: {words(r['fastest'])} ({r['median_ms']:.1f} ms{tie})")
         lines.append("Fastest at each RTT: " + "; ".join(said) + ".")
     unstable = int(summary["unstable"].sum())
     runs = f"{summary['n'].min()}-{summary['n'].max()}"
@@ -399,12 +405,12 @@ def verdicts(summary: pl.DataFrame, baseline: str = BASELINE, plan: str = "joine
         first = min(measured, key=measured.get)
         verdict = f"beaten {_since(measured[first])}"
         detail = (
-            f"{_label(first)} is faster than {_label(baseline)} {_since(measured[first])} of added round trip"
+            f"{words(first)} is faster than {words(baseline)} {_since(measured[first])} of added round trip"
         )
     else:
-        verdict, detail = "holds", f"no strategy is faster than {_label(baseline)} within the RTTs measured"
+        verdict, detail = "holds", f"no strategy is faster than {words(baseline)} within the RTTs measured"
     rtts = f"{summary['rtt_ms'].min():g}-{summary['rtt_ms'].max():g} ms"
-    topic = f"{_label(baseline)} across a network"
+    topic = f"{words(baseline)} across a network"
     out.append(Verdict(topic, verdict, f"{detail} ({sessions} sessions, RTT {rtts}).", "postgres"))
     if plan in found:
         r = found[plan]
@@ -412,9 +418,9 @@ def verdicts(summary: pl.DataFrame, baseline: str = BASELINE, plan: str = "joine
             "never faster" if r["measured_from_ms"] is None else f"faster {_since(r['measured_from_ms'])}"
         )
         detail = (
-            f"{r['label']} against {_label(baseline)} at {sessions} sessions: measured "
+            f"{words(r['strategy'])} against {words(baseline)} at {sessions} sessions: measured "
             f"{_since(r['measured_from_ms'])} of RTT {rtts}; the model (statements × RTT + work): "
             f"{_since(r['model_from_ms'], 2)}."
         )
-        out.append(Verdict(f"{r['label']} across a network", verdict, detail, "postgres"))
+        out.append(Verdict(f"{words(r['strategy'])} across a network", verdict, detail, "postgres"))
     return out

@@ -17,11 +17,11 @@ import polars as pl
 
 from workbench.measure import EQUIVALENCE_MARGIN, Results, compare_text, equivalence, load_note, paired_ratio
 from workbench.report import Verdict
-from workbench.strategies.loading import label
+from workbench.strategies.loading import words
 
 BASELINE, PLAN = "n_plus_one", "joined"
 #: The plan's words for its proposal, used in every verdict on it.
-PLAN_WORDS = "the plan's single three-table LEFT JOIN (sessions, their messages and their windows)"
+PLAN_WORDS = "the plan's single three-table LEFT JOIN of sessions, their messages and their windows"
 
 
 def _largest(frame: pl.DataFrame) -> pl.DataFrame:
@@ -49,7 +49,7 @@ def _unstable(times: Mapping[str, Sequence[int]], names: Sequence[str]) -> str:
         t = np.asarray(times[s], dtype=float)
         cv = float(t.std(ddof=1) / t.mean()) if t.size > 1 and t.mean() > 0 else 0.0
         if cv > 0.10:
-            noisy.append(f"{label(s)} CV {cv:.0%}")
+            noisy.append(f"{words(s)} CV {cv:.0%}")
     return f" Unstable (CV > 10%): {', '.join(noisy)}." if noisy else ""
 
 
@@ -111,13 +111,13 @@ def conclusions(
             lines.append(f"{r['engine']}: {r['load_note']} (n = {r['n']} runs each).{noisy}")
             continue
         text = (
-            f"{r['engine']}: load {r['sessions']} sessions with {label(r['best'])} "
+            f"{r['engine']}: load {r['sessions']} sessions with {words(r['best'])} "
             f"({r['best_ms']:.2f} ms median, n = {r['n']})"
         )
         if r.get("speedup") is not None and r["best"] != baseline:
-            text += f"; against {label(baseline)} it is " + _against(r["speedup"], r["lo"], r["hi"], margin)
+            text += f"; against {words(baseline)} it is " + _against(r["speedup"], r["lo"], r["hi"], margin)
         if r.get("runner_up"):
-            text += f"; the runner-up, {label(r['runner_up'])}, is " + compare_text(
+            text += f"; the runner-up, {words(r['runner_up'])}, is " + compare_text(
                 r["runner_up_ratio"], r["runner_up_lo"], r["runner_up_hi"], margin
             )
         load = (
@@ -144,11 +144,11 @@ def best_verdicts(
         if r["load_note"]:
             out.append(Verdict(topic, "not ranked (load too high)", r["load_note"] + ".", r["engine"]))
             continue
-        names = [label(r["best"]), *(label(s) for s in r["ties"].split(", ") if s)]
+        names = [words(r["best"]), *(words(s) for s in r["ties"].split(", ") if s)]
         verdict = names[0] if len(names) == 1 else "tie: " + ", ".join(names)
-        detail = f"{label(r['best'])}: {r['best_ms']:.2f} ms median (n = {r['n']})"
+        detail = f"{words(r['best'])}: {r['best_ms']:.2f} ms median (n = {r['n']})"
         if r.get("speedup") is not None and r["best"] != BASELINE:
-            detail += f", against {label(BASELINE)} " + _against(r["speedup"], r["lo"], r["hi"], margin)
+            detail += f", against {words(BASELINE)} " + _against(r["speedup"], r["lo"], r["hi"], margin)
         if len(names) > 1:
             detail += f"; within noise or ±{margin:.0%} of it: {', '.join(names[1:])}"
         out.append(Verdict(topic, verdict, detail + ".", r["engine"]))
@@ -213,21 +213,21 @@ def _join_short(
     r, lo, hi = vs_n1
     kind = equivalence(lo, hi, margin)
     if kind == "slower":
-        return f"not a good fix: {r:.1f}x slower than {label(BASELINE)}"
+        return f"not a good fix: {r:.1f}x slower than {words(BASELINE)}"
     if kind == "tie":
-        return f"no gain: a tie with {label(BASELINE)}"
+        return f"no gain: a tie with {words(BASELINE)}"
     if kind == "unclear":
-        return f"no clear gain over {label(BASELINE)}"
-    gain = f"{1 / r:.1f}x faster than {label(BASELINE)}"
+        return f"no clear gain over {words(BASELINE)}"
+    gain = f"{1 / r:.1f}x faster than {words(BASELINE)}"
     if vs_alt is None:
         return f"a good fix: {gain}"
     ra, lo_a, hi_a = vs_alt
     versus = equivalence(lo_a, hi_a, margin)
     if versus == "slower":
-        return f"helps ({gain}), but {label(alt)} is {ra:.1f}x faster still"
+        return f"helps: {gain}, but {words(alt)} is {ra:.1f}x faster still"
     if versus == "faster":
-        return f"the best fix: {gain}, {1 / ra:.1f}x faster than {label(alt)}"
-    return f"a good fix: {gain}, {'a tie with' if versus == 'tie' else 'close to'} {label(alt)}"
+        return f"the best fix: {gain}, {1 / ra:.1f}x faster than {words(alt)}"
+    return f"a good fix: {gain}, {'a tie with' if versus == 'tie' else 'close to'} {words(alt)}"
 
 
 def _join_detail(
@@ -238,9 +238,9 @@ def _join_detail(
     margin: float,
     n: int,
 ) -> str:
-    text = f"Against {label(BASELINE)}, {PLAN_WORDS} is {compare_text(*vs_n1, margin)}"
+    text = f"Against {words(BASELINE)}, {PLAN_WORDS} is {compare_text(*vs_n1, margin)}"
     if vs_alt is not None:
-        text += f"; against {label(alt)}, the best alternative, {compare_text(*vs_alt, margin)}"
+        text += f"; against {words(alt)}, the best alternative, {compare_text(*vs_alt, margin)}"
     text += f" (n = {n} paired runs)."
     j, b = acct.get(PLAN), acct.get(BASELINE)
     if j and b:
@@ -248,7 +248,7 @@ def _join_detail(
         text += (
             f" Why: it ships {j['rows']:,} rows for {real:,} real ones ({j['rows'] / max(real, 1):.1f}x, "
             f"every message repeated once per window of its session) and {j['bytes'] / 1e6:.1f} MB "
-            f"against {b['bytes'] / 1e6:.1f} MB for {label(BASELINE)}, in {j['statements']} statement "
+            f"against {b['bytes'] / 1e6:.1f} MB for {words(BASELINE)}, in {j['statements']} statement "
             f"against {b['statements']:,}"
         )
         if j.get("server_ms") is not None and b.get("server_ms") is not None:
@@ -270,14 +270,14 @@ def scaling_conclusions(summary: pl.DataFrame, costs: pl.DataFrame, crossed: pl.
     for (engine,), part in summary.group_by("engine", maintain_order=True):
         top = part.filter(pl.col("sessions") == part["sessions"].max()).sort("median_ms", "strategy")
         best = top.row(0, named=True)
-        text = f"{engine}: at {best['sessions']:,} sessions {label(best['strategy'])} is fastest"
+        text = f"{engine}: at {best['sessions']:,} sessions {words(best['strategy'])} is fastest"
         text += f" ({best['median_ms']:.1f} ms median)"
         n1 = top.filter(pl.col("strategy") == BASELINE)
         if not n1.is_empty() and engine in cost:
             r, c = n1.row(0, named=True), cost[engine]
             bound = r["statements"] * c["statement_ms"]
             text += (
-                f"; {label(BASELINE)} takes {r['median_ms']:.1f} ms for {r['statements']:,.0f} statements, "
+                f"; {words(BASELINE)} takes {r['median_ms']:.1f} ms for {r['statements']:,.0f} statements, "
                 f"{bound / r['median_ms']:.0%} of it their own cost ({c['statement_ms'] * 1000:.0f} µs "
                 "per child query, measured"
             )
@@ -287,8 +287,8 @@ def scaling_conclusions(summary: pl.DataFrame, costs: pl.DataFrame, crossed: pl.
         for row in crossed.filter(pl.col("engine") == engine).iter_rows(named=True):
             at = f"{row['sessions']:,.1f}" if row["sessions"] < 10 else f"{row['sessions']:,.0f}"
             text += (
-                f"; {label(row['faster_below'])} is faster below ~{at} sessions, "
-                f"{label(row['faster_above'])} above"
+                f"; {words(row['faster_below'])} is faster below ~{at} sessions, "
+                f"{words(row['faster_above'])} above"
             )
         lines.append(text + ".")
     return "\n".join(lines)
