@@ -301,3 +301,31 @@ def test_migration_files_one_statement_each_with_evidence(tmp_path):
     assert 'DROP INDEX CONCURRENTLY IF EXISTS "old_ix";' in drop_up
     lite = (tmp_path / "migrations" / "sqlite" / "000002_drop_old_ix.down.sql").read_text()
     assert 'CREATE INDEX IF NOT EXISTS "old_ix" ON "messages" ("session_id");' in lite
+
+
+# ---- figures ---------------------------------------------------------------------------------
+def test_figures_draw_each_interval_around_its_estimate():
+    from workbench.indexes import figures as ifig
+
+    per_query = pl.DataFrame(
+        {"engine": ["sqlite"], "index": ["ix"], "query": ["q"], "speedup": [4.0], "lo": [3.0], "hi": [6.0]}
+    )
+    bar = ifig.speedups(per_query).data[0]
+    assert (list(bar.error_x.array), list(bar.error_x.arrayminus)) == ([2.0], [1.0])
+    per_index = pl.DataFrame(
+        {"engine": ["sqlite"], "index": ["ix"], "write_cost": [1.5], "write_lo": [1.25], "write_hi": [2.0]}
+    )
+    bar = ifig.write_costs(per_index).data[0]
+    assert (list(bar.error_y.array), list(bar.error_y.arrayminus)) == ([0.5], [0.25])
+    pages = pl.DataFrame(
+        {
+            "engine": ["sqlite"] * 2,
+            "pager": ["keyset"] * 2,
+            "page": [1000, 1],
+            "median_ms": [2.0, 1.0],
+            "lo_ms": [1.5, 0.5],
+            "hi_ms": [3.0, 1.5],
+        }
+    )
+    line = ifig.depth(pages).data[0]
+    assert list(line.x) == [1, 1000] and list(line.error_y.array) == [0.5, 1.0]

@@ -461,10 +461,6 @@ def advise(
     )
 
 
-if __name__ == "__main__":
-    main()
-
-
 # ---- workbench profile (profiling lab, notebook 04) -------------------------------------------
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--cpu", "mode", flag_value="cpu", default=True, help="pyinstrument call tree (the default).")
@@ -529,10 +525,6 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
     click.echo(f"Saved: {', '.join(str(p) for p in prof.paths.values())}")
     if failure is not None:
         raise failure
-
-
-if __name__ == "__main__":
-    main()
 
 
 # ---- service lab: `workbench serve`, `workbench loadtest` -------------------------------------------

@@ -292,6 +292,9 @@ def _rewrite_for(func: exp.Expression, column: str) -> str:
 
 
 def _classify(pred, sources, by_table, flags, query) -> None:
+    def flag(side: exp.Expression, reason: str, rewrite: str) -> None:
+        _flag(pred, side, sources, query, flags, reason, rewrite)
+
     if isinstance(pred, exp.EQ | exp.GT | exp.GTE | exp.LT | exp.LTE | exp.NEQ):
         left, right = pred.this, pred.expression
         if _is_value(left) and not _is_value(right):
@@ -321,17 +324,8 @@ def _classify(pred, sources, by_table, flags, query) -> None:
                 by_table[hit[0]].equality.append(hit[1])
             elif not isinstance(pred, exp.NEQ):
                 by_table[hit[0]].ranges.append((hit[1],))
-        elif left.find(exp.Column) is not None:
-            col = left.find(exp.Column)
-            _flag(
-                pred,
-                left,
-                sources,
-                query,
-                flags,
-                f"a function ({left.key.upper()}) wraps the column",
-                _rewrite_for(left, col.name),
-            )
+        elif (col := left.find(exp.Column)) is not None:
+            flag(left, f"a function ({left.key.upper()}) wraps the column", _rewrite_for(left, col.name))
     elif isinstance(pred, exp.Between) and isinstance(pred.this, exp.Column):
         if (hit := _resolve(pred.this, sources, query)) is not None:
             by_table[hit[0]].ranges.append((hit[1],))
@@ -341,35 +335,18 @@ def _classify(pred, sources, by_table, flags, query) -> None:
     elif isinstance(pred, exp.Like | exp.ILike):
         pattern = pred.expression
         if not isinstance(pred.this, exp.Column):
-            _flag(
-                pred,
-                pred.this,
-                sources,
-                query,
-                flags,
-                "a function wraps the column",
-                _rewrite_for(
-                    pred.this, pred.this.find(exp.Column).name if pred.this.find(exp.Column) else "?"
-                ),
-            )
+            col = pred.this.find(exp.Column)
+            flag(pred.this, "a function wraps the column", _rewrite_for(pred.this, col.name if col else "?"))
         elif isinstance(pattern, exp.Literal) and pattern.this[:1] in ("%", "_"):
-            _flag(
-                pred,
+            flag(
                 pred.this,
-                sources,
-                query,
-                flags,
                 "a leading wildcard: a B-tree is ordered by the first characters",
                 "a trigram GIN index (CREATE EXTENSION pg_trgm; USING gin (col gin_trgm_ops)) or full-text "
                 "search; a B-tree serves only LIKE 'prefix%'",
             )
         elif isinstance(pred, exp.ILike):
-            _flag(
-                pred,
+            flag(
                 pred.this,
-                sources,
-                query,
-                flags,
                 "ILIKE folds case, which a plain B-tree does not",
                 "an expression index on lower(col) and compare lower(col) LIKE lower(:pattern)",
             )
