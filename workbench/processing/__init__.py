@@ -4,7 +4,8 @@ The job reads a Claude Code transcript tree and writes its messages into an engi
 
 - :mod:`.decode`: one line -> one row, with ``json``, ``orjson`` or ``msgspec``;
 - :mod:`.read`: whole file / line streaming / chunked with a bounded queue, and the
-  Polars and DuckDB whole-tree readers; bad lines become issues with file, line, reason;
+  Polars and DuckDB readers (a file they refuse is finished line by line); bad lines
+  become issues with file, line, reason;
 - :mod:`.write`: row by row, ``executemany``, multi-row ``VALUES``, the engine's bulk path;
 - :mod:`.batch`: the batch processor (pause, progress, retries, dead-letter file, replay);
 - :mod:`.experiments`: the comparisons as tidy Polars frames.
