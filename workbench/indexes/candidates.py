@@ -40,6 +40,8 @@ from workbench.errors import WorkbenchError
 LOW_SELECTIVITY = 0.1
 #: Longest key derived (equality + range/sort columns).
 MAX_KEY_COLUMNS = 4
+#: Most INCLUDE columns a covering variant carries (wider ones cost more than the heap visit).
+MAX_INCLUDE_COLUMNS = 4
 
 
 class CandidateError(WorkbenchError):
@@ -75,7 +77,8 @@ class IndexSpec:
     def name(self) -> str:
         parts = [f"{c}_desc" if d else c for c, d in zip(self.columns, self.descending, strict=True)]
         name = "ix_" + "_".join([self.table, *parts])
-        return name[:63]
+        suffix = "_covering" if self.include else ""  # beside the same key without INCLUDE
+        return name[: 63 - len(suffix)] + suffix
 
     @property
     def mixed_directions(self) -> bool:
@@ -381,7 +384,11 @@ def derive(
     """One candidate per table access that an index can serve (see the module's rules).
 
     ``distinct`` maps (table, column) to its number of distinct values (an equality keeps
-    1/n of the rows); a column without it is assumed selective.
+    1/n of the rows); a column without it is assumed selective. With ``covering`` (PostgreSQL),
+    a query that selects at most :data:`MAX_INCLUDE_COLUMNS` columns beyond the key also gets
+    a covering variant, the same key with ``INCLUDE`` (those columns), so that it can be
+    answered by an index-only scan; both are measured and the selection keeps the one that
+    earns its size and write cost.
     """
     out: list[Candidate] = []
     for a in analysis.accesses:
@@ -423,13 +430,13 @@ def derive(
         if eq and not a.ranges and not top_n and selectivity > LOW_SELECTIVITY:
             continue  # low selectivity: a scan reads little more than the index would
         cols, dirs = cols[:MAX_KEY_COLUMNS], dirs[:MAX_KEY_COLUMNS]
-        include: tuple[str, ...] = ()
-        if covering:
-            rest = [c for c in dict.fromkeys(a.selected) if c not in cols]
-            if 0 < len(rest) <= 4:
-                include = tuple(rest)
-        spec = IndexSpec(a.table, tuple(cols), tuple(dirs), include)
+        spec = IndexSpec(a.table, tuple(cols), tuple(dirs))
         out.append(Candidate(spec, analysis.query, "; ".join(reason)))
+        rest = [c for c in dict.fromkeys(a.selected) if c not in cols]
+        if covering and 0 < len(rest) <= MAX_INCLUDE_COLUMNS:
+            wide = IndexSpec(a.table, tuple(cols), tuple(dirs), tuple(rest))
+            why = "; ".join([*reason, "INCLUDE the other selected columns for an index-only scan"])
+            out.append(Candidate(wide, analysis.query, why))
     return out
 
 
