@@ -224,6 +224,19 @@ def test_library_readers_quarantine_per_line_like_the_line_reader(reader: str, b
     assert library.fallbacks == 2  # mixed and truncated; the library read the others itself
 
 
+@pytest.mark.parametrize("reader", ["polars", "duckdb"])
+def test_library_readers_keep_every_row_past_blank_lines(reader: str, tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(_line(_message("a")) + b"\n" + _line(_message("b")) + b"\n")
+    line, library = ReadStats(), ReadStats()
+    rows = list(read_rows(path, reader=reader, stats=library))
+    assert [r[3] for r in read_rows(path, stats=line)] == [1, 3]
+    assert (library.rows, library.issues) == (line.rows, line.issues) == (2, [])
+    # Libraries skip blank lines without numbering them (the module's docstring says so).
+    assert [(r[0], r[3]) for r in rows] == [("a", 1), ("b", 2)]
+    assert (line.lines, library.lines) == (4, 2)
+
+
 def test_a_library_refusing_mid_file_hands_over_only_the_lines_it_did_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
