@@ -81,6 +81,15 @@ def test_existing_prefix_index_is_reported_redundant():
     }
     assert cand.parse_existing("t", "a, b DESC") == IndexSpec("t", ("a", "b"), (False, True))
     assert cand.parse_existing("t", "[a, b]") == IndexSpec("t", ("a", "b"))
+    # Read from the CREATE INDEX itself where there is one: INCLUDE and DESC kept, expressions left out.
+    pg = "CREATE INDEX ix ON public.jobs USING btree (status, created_at DESC) INCLUDE (session_id, type)"
+    assert cand.parse_existing("jobs", "status, created_at DESC", pg) == IndexSpec(
+        "jobs", ("status", "created_at"), (False, True), ("session_id", "type")
+    )
+    lite = 'CREATE INDEX "ix" ON "jobs" ("status", "created_at" DESC)'
+    assert cand.parse_existing("jobs", "status, created_at", lite, "sqlite").descending == (False, True)
+    assert cand.parse_existing("jobs", "x", "CREATE INDEX ix ON jobs((lower(status)));", "duckdb") is None
+    assert cand.parse_existing("jobs", "lower(status)") is None
 
 
 def test_bad_queries_name_the_query_and_the_value():

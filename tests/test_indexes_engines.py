@@ -116,6 +116,15 @@ def test_existing_prefix_index_is_flagged_and_dropped_by_a_migration(embedded, t
     assert "ix_old_jobs_status" in embedded.list_indexes()["name"].to_list()  # restored after measuring
 
 
+def test_an_existing_expression_index_is_left_out_not_fatal(embedded, tmp_path):
+    embedded.execute("CREATE INDEX ix_jobs_lower_status ON jobs (lower(status))")
+    w = wl.from_folder(names=["jobs_queue"])
+    report = advisor.advise(embedded, w, repeat=2, write_rows=50, clock=_count())
+    listed = set(report.existing["name"]) if "name" in report.existing.columns else set()
+    assert "ix_jobs_lower_status" not in listed  # it used to stop the advisor (not a plain column)
+    assert "ix_jobs_lower_status" in set(embedded.list_indexes()["name"])  # still there, untouched
+
+
 # ---- pagination --------------------------------------------------------------------------------
 def test_plans_cursor_loses_or_repeats_rows_keyset_neither(embedded):
     hot = wl.draw(embedded)["hot"]["project_id"]

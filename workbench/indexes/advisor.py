@@ -146,7 +146,9 @@ def advise(
         raise WorkbenchError("No query of the workload could be analysed: " + "; ".join(advice.errors))
     existing_frame = engine.list_indexes()
     existing = {
-        r["name"]: cand.parse_existing(r["table"], r["columns"]) for r in existing_frame.iter_rows(named=True)
+        r["name"]: spec
+        for r in existing_frame.iter_rows(named=True)
+        if (spec := cand.parse_existing(r["table"], r["columns"], r["sql"], engine.dialect)) is not None
     }
     stages["analyse"] = time.perf_counter() - started
     hypo = None

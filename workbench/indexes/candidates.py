@@ -459,15 +459,33 @@ def dedupe(candidates: Iterable[Candidate]) -> dict[IndexSpec, list[Candidate]]:
     return grouped
 
 
-def parse_existing(table: str, columns: str) -> IndexSpec:
-    """An existing index from ``list_indexes``' column text (``a, b DESC`` or ``[a, b]``)."""
+def parse_existing(
+    table: str, columns: str, sql: str | None = None, dialect: str = "postgres"
+) -> IndexSpec | None:
+    """An existing index from a ``list_indexes`` row: its ``CREATE INDEX`` read with sqlglot
+    (key columns, directions, PostgreSQL's ``INCLUDE``), else its column text (``a, b DESC``
+    or ``[a, b]``). None for an index on expressions, which no plain key can stand in for."""
+    if sql:
+        try:
+            params = sqlglot.parse_one(sql, read=dialect).this.args["params"]
+            keys = params.args["columns"]
+            if not all(isinstance(k, exp.Ordered) and isinstance(k.this, exp.Column) for k in keys):
+                return None
+            include = tuple(i.name for i in params.args.get("include") or [])
+            cols = tuple(k.this.name for k in keys)
+            return IndexSpec(table, cols, tuple(bool(k.args.get("desc")) for k in keys), include)
+        except (sqlglot.errors.SqlglotError, AttributeError, KeyError):
+            pass  # not a statement sqlglot knows: fall back to the column text
     parts = [p.strip().strip('"') for p in columns.strip("[]").split(",") if p.strip()]
     cols, dirs = [], []
     for p in parts:
         words = p.split()
         cols.append(words[0].strip('"'))
         dirs.append(len(words) > 1 and words[1].upper() == "DESC")
-    return IndexSpec(table, tuple(cols), tuple(dirs))
+    try:
+        return IndexSpec(table, tuple(cols), tuple(dirs))
+    except WorkbenchError:  # an expression, not a column name
+        return None
 
 
 def redundant(indexes: Mapping[str, IndexSpec], others: Iterable[IndexSpec] = ()) -> dict[str, str]:
