@@ -8,6 +8,7 @@
 3. Profiling overhead: one read timed plain, under pyinstrument and under memray (ratios).
 
     .venv/bin/python benchmarks/bench_processing.py [--sizes 10,1024] [--rows 100000] [--skip-readers]
+        [--only-readers] [--variants stream/orjson,polars,duckdb]
 
 Needs about 2.5 GB free on disk for the 1 GB file (kept in --work for re-runs) and a few
 GB of RAM for the whole-file and library readers at 1 GB. PostgreSQL: $WORKBENCH_POSTGRES_URL
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000, help="rows for the writer benchmark")
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_processing"))
     parser.add_argument("--skip-readers", action="store_true")
+    parser.add_argument("--only-readers", action="store_true", help="stop after the readers")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -152,6 +154,9 @@ def main() -> None:
         sizes = [float(s) for s in args.sizes.split(",")]
         results["readers"] = readers(work, sizes, args.variants.split(",")).to_dicts()
         print(f"load average: {load()}")
+    if args.only_readers:
+        (work / "readers.json").write_text(json.dumps(results, indent=1, default=str))
+        return
     source = work / "writer-source" / "session.jsonl"
     if not source.exists():
         experiments.make_transcript(FIXTURES, source, int(args.rows * 3200))

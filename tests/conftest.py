@@ -11,8 +11,10 @@ at temporary folders for the whole session (``scratch_dirs``).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -69,6 +71,36 @@ def pg_bindir() -> str:
 @pytest.fixture
 def in_ci() -> bool:
     return IN_CI
+
+
+@pytest.fixture
+def chromium_dom(tmp_path: Path) -> Callable[..., str]:
+    """``dump(page, budget_ms)``: the DOM of an HTML file after headless Chromium ran its
+    scripts, offline (no host name resolves, so anything fetched from the network fails).
+
+    Chromium writes its profile under ``tmp_path``, never $HOME. Without Chromium the test
+    skips on a laptop and fails in CI (``make system-deps`` installs it).
+    """
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        if IN_CI:
+            pytest.fail("chromium is required in CI (make system-deps installs it)")
+        pytest.skip("chromium not installed: apt-get install chromium (make system-deps)")
+
+    def dump(page: Path, budget_ms: int = 15000) -> str:
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+        flags += ["--disable-background-networking", "--disable-component-update"]
+        flags += ["--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'chromium'}"]
+        home = {k: str(tmp_path) for k in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+        return subprocess.run(
+            [chromium, *flags, f"--virtual-time-budget={budget_ms}", "--dump-dom", page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=60 + budget_ms // 100,
+            env={**os.environ, **home},
+        ).stdout
+
+    return dump
 
 
 @pytest.fixture

@@ -81,6 +81,15 @@ def test_existing_prefix_index_is_reported_redundant():
     }
     assert cand.parse_existing("t", "a, b DESC") == IndexSpec("t", ("a", "b"), (False, True))
     assert cand.parse_existing("t", "[a, b]") == IndexSpec("t", ("a", "b"))
+    # Read from the CREATE INDEX itself where there is one: INCLUDE and DESC kept, expressions left out.
+    pg = "CREATE INDEX ix ON public.jobs USING btree (status, created_at DESC) INCLUDE (session_id, type)"
+    assert cand.parse_existing("jobs", "status, created_at DESC", pg) == IndexSpec(
+        "jobs", ("status", "created_at"), (False, True), ("session_id", "type")
+    )
+    lite = 'CREATE INDEX "ix" ON "jobs" ("status", "created_at" DESC)'
+    assert cand.parse_existing("jobs", "status, created_at", lite, "sqlite").descending == (False, True)
+    assert cand.parse_existing("jobs", "x", "CREATE INDEX ix ON jobs((lower(status)));", "duckdb") is None
+    assert cand.parse_existing("jobs", "lower(status)") is None
 
 
 def test_bad_queries_name_the_query_and_the_value():
@@ -94,14 +103,38 @@ def test_bad_queries_name_the_query_and_the_value():
         IndexSpec("sessions", ("id; DROP TABLE x",))
 
 
+def test_covering_variant_includes_the_other_selected_columns_beside_the_plain_key():
+    sql = queries.source("jobs_queue")  # SELECT id, session_id, type, status, attempts, created_at
+    plain, wide = (c.spec for c in derive(analyze(sql, "jobs_queue"), covering=True))
+    assert plain.label == "jobs(status, created_at, id)"
+    assert wide.label == "jobs(status, created_at, id) INCLUDE (session_id, type, attempts)"
+    assert wide.name == "ix_jobs_status_created_at_id_covering" != plain.name  # both can exist
+    assert wide.covers(plain) and not plain.covers(wide)
+    assert keys(sql) == [plain.label]  # without covering, the plain key alone
+    # Too many other columns (a message's content and tokens): no covering variant.
+    wide_rows = queries.source("session_messages")
+    assert [c.spec.include for c in derive(analyze(wide_rows, "q"), covering=True)] == [()]
+
+
+def test_selection_keeps_a_covering_variant_apart_from_its_plain_key():
+    from workbench.indexes.evaluate import Advice
+    from workbench.indexes.select import _covers
+
+    w = wl.Workload([wl.WorkloadQuery("q", queries.source("jobs_queue"))])
+    advice = Advice(w, {}, {"q": analyze(w.queries[0].sql, "q")}, {}, [])
+    plain = IndexSpec("jobs", ("status", "created_at", "id"))
+    wide = IndexSpec("jobs", ("status", "created_at", "id"), include=("session_id", "type", "attempts"))
+    assert _covers(wide, plain, advice) and not _covers(plain, wide, advice)
+
+
 def test_index_sql_per_dialect():
     spec = IndexSpec("sessions", ("project_id", "created_at"), (False, True), ("title",))
     assert spec.sql("postgres", concurrently=True) == (
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_sessions_project_id_created_at_desc" '
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_sessions_project_id_created_at_desc_covering" '
         'ON "sessions" ("project_id", "created_at" DESC) INCLUDE ("title")'
     )
     assert spec.sql("duckdb") == (
-        'CREATE INDEX IF NOT EXISTS "ix_sessions_project_id_created_at_desc" ON "sessions" ("project_id", "created_at")'  # noqa: E501
+        'CREATE INDEX IF NOT EXISTS "ix_sessions_project_id_created_at_desc_covering" ON "sessions" ("project_id", "created_at")'  # noqa: E501
     )
 
 
@@ -275,6 +308,24 @@ def test_greedy_selection_counts_only_real_gains_within_budgets():
 
 
 # ---- migration files -------------------------------------------------------------------------
+def test_covering_migration_has_include_on_postgres_only(tmp_path):
+    spec = IndexSpec("jobs", ("status", "created_at", "id"), include=("session_id", "type"))
+    mig.write(tmp_path, [mig.Change(spec, "helps jobs_queue 1.4x [1.2, 1.6]")], ["postgres", "sqlite"])
+    name = "000001_create_ix_jobs_status_created_at_id_covering"
+    pg = (tmp_path / "migrations" / "postgres" / f"{name}.up.sql").read_text()
+    assert pg.rstrip().endswith(
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_jobs_status_created_at_id_covering" '
+        'ON "jobs" ("status", "created_at", "id") INCLUDE ("session_id", "type");'
+    )
+    assert "-- create jobs(status, created_at, id) INCLUDE (session_id, type) (postgres)" in pg
+    sqlite = (tmp_path / "migrations" / "sqlite" / f"{name}.up.sql").read_text()
+    assert "INCLUDE (" not in sqlite.replace("-- create jobs(status, created_at, id) INCLUDE", "")
+    down = (tmp_path / "migrations" / "postgres" / f"{name}.down.sql").read_text()
+    assert down.rstrip().endswith(
+        'DROP INDEX CONCURRENTLY IF EXISTS "ix_jobs_status_created_at_id_covering";'
+    )
+
+
 def test_migration_files_one_statement_each_with_evidence(tmp_path):
     changes = [
         mig.Change(IndexSpec("jobs", ("status", "created_at")), "helps jobs_queue 3.0x [2.5, 3.4]"),
@@ -468,3 +519,31 @@ def advisor_tables(selection):
     return advisor.evaluation_table(
         {"sqlite": _report("sqlite", [1.0, 1.0], [1.0, 1.0], selection)}
     )._repr_html_()
+
+
+# ---- figures ---------------------------------------------------------------------------------
+def test_figures_draw_each_interval_around_its_estimate():
+    from workbench.indexes import figures as ifig
+
+    per_query = pl.DataFrame(
+        {"engine": ["sqlite"], "index": ["ix"], "query": ["q"], "speedup": [4.0], "lo": [3.0], "hi": [6.0]}
+    )
+    bar = ifig.speedups(per_query).data[0]
+    assert (list(bar.error_x.array), list(bar.error_x.arrayminus)) == ([2.0], [1.0])
+    per_index = pl.DataFrame(
+        {"engine": ["sqlite"], "index": ["ix"], "write_cost": [1.5], "write_lo": [1.25], "write_hi": [2.0]}
+    )
+    bar = ifig.write_costs(per_index).data[0]
+    assert (list(bar.error_y.array), list(bar.error_y.arrayminus)) == ([0.5], [0.25])
+    pages = pl.DataFrame(
+        {
+            "engine": ["sqlite"] * 2,
+            "pager": ["keyset"] * 2,
+            "page": [1000, 1],
+            "median_ms": [2.0, 1.0],
+            "lo_ms": [1.5, 0.5],
+            "hi_ms": [3.0, 1.5],
+        }
+    )
+    line = ifig.depth(pages).data[0]
+    assert list(line.x) == [1, 1000] and list(line.error_y.array) == [0.5, 1.0]

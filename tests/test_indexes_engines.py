@@ -7,7 +7,9 @@ import polars as pl
 import psycopg
 import pytest
 
+from workbench import queries, schema
 from workbench.engines import open_engine
+from workbench.engines.base import MARKER
 from workbench.errors import UnsafeTargetError
 from workbench.indexes import advisor, migrations, pagination
 from workbench.indexes import evaluate as ev
@@ -114,6 +116,15 @@ def test_existing_prefix_index_is_flagged_and_dropped_by_a_migration(embedded, t
     assert "ix_old_jobs_status" in embedded.list_indexes()["name"].to_list()  # restored after measuring
 
 
+def test_an_existing_expression_index_is_left_out_not_fatal(embedded, tmp_path):
+    embedded.execute("CREATE INDEX ix_jobs_lower_status ON jobs (lower(status))")
+    w = wl.from_folder(names=["jobs_queue"])
+    report = advisor.advise(embedded, w, repeat=2, write_rows=50, clock=_count())
+    listed = set(report.existing["name"]) if "name" in report.existing.columns else set()
+    assert "ix_jobs_lower_status" not in listed  # it used to stop the advisor (not a plain column)
+    assert "ix_jobs_lower_status" in set(embedded.list_indexes()["name"])  # still there, untouched
+
+
 # ---- pagination --------------------------------------------------------------------------------
 def test_plans_cursor_loses_or_repeats_rows_keyset_neither(embedded):
     hot = wl.draw(embedded)["hot"]["project_id"]
@@ -181,3 +192,168 @@ def test_migrations_up_and_down_on_sqlite(tiny, tmp_path):
     with open_engine("sqlite", str(tmp_path / "m.sqlite")) as engine:
         engine.load(tiny)
         _apply_up_and_down(engine, tmp_path)
+
+
+# ---- covering indexes (INCLUDE, PostgreSQL) -------------------------------------------------------
+def _jobs_queue_plan(engine) -> set[str]:
+    """The node types of jobs_queue's plan, from EXPLAIN's JSON."""
+    q = wl.from_folder(names=["jobs_queue"]).queries[0]
+    sql = queries.translate(q.sql, "postgres")
+    nodes = [engine.explain(sql, wl.bind(q, wl.draw(engine)["hot"]), analyze=False)[0]["Plan"]]
+    for node in nodes:
+        nodes += node.get("Plans", [])
+    return {n["Node Type"] for n in nodes}
+
+
+def test_covering_index_serves_jobs_queue_by_an_index_only_scan(pg, tmp_path):
+    plain = IndexSpec("jobs", ("status", "created_at", "id"))
+    wide = IndexSpec("jobs", ("status", "created_at", "id"), include=("session_id", "type", "attempts"))
+    pg.execute("VACUUM (ANALYZE) jobs")  # the visibility map an index-only scan relies on
+    pg.execute("SET enable_seqscan = off")  # the tiny sample would rather scan; compare index paths
+    pg.execute("SET enable_bitmapscan = off")
+    migrations.write(tmp_path, [migrations.Change(plain, "plain")], ["postgres"])
+    migrations.apply(pg, tmp_path / "migrations" / "postgres", "up")
+    assert "Index Scan" in _jobs_queue_plan(pg)  # visits the heap for session_id, type, attempts
+    migrations.write(tmp_path, [migrations.Change(wide, "covering")], ["postgres"])
+    folder = tmp_path / "migrations" / "postgres"
+    migrations.apply(pg, folder, "up")
+    pg.execute("DROP INDEX ix_jobs_status_created_at_id")
+    assert "Index Only Scan" in _jobs_queue_plan(pg)
+    listed = pg.list_indexes().row(0, named=True)
+    assert (listed["name"], listed["columns"]) == (
+        "ix_jobs_status_created_at_id_covering",
+        "status, created_at, id",
+    )
+    assert "INCLUDE (session_id, type, attempts)" in listed["sql"]
+    migrations.apply(pg, folder, "down")
+    assert pg.list_indexes().is_empty()
+
+
+def test_advisor_measures_covering_variants_on_postgres(pg, tmp_path):
+    w = wl.from_folder(names=["jobs_queue"])
+    report = advisor.advise(pg, w, repeat=2, write_rows=50, covering=True, clock=_count())
+    wide = "jobs(status, created_at, id) INCLUDE (session_id, type, attempts)"
+    assert {wide, "jobs(status, created_at, id)"} <= set(report.builds.per_index["index"])
+    assert wide in set(report.hypothetical["index"])  # estimated by HypoPG too
+    assert report.selection.filter(pl.col("index") == wide)["decision"][0]  # a verdict either way
+    assert pg.list_indexes().is_empty()
+
+
+def test_covering_is_postgres_only(embedded, tmp_path):
+    w = wl.from_folder(names=["jobs_queue"])
+    report = advisor.advise(embedded, w, repeat=2, write_rows=50, covering=True, clock=_count())
+    assert not any("INCLUDE" in label for label in report.builds.per_index["index"])
+    assert any("INCLUDE is PostgreSQL's" in n for n in report.notes)
+
+
+# ---- `workbench advise --url` on a database the workbench did not create: reads only ---------------
+def _db_state(url: str) -> dict:
+    """What a write would change: relations (with their files), schemas (temporary ones too),
+    extensions, every table's rows, and the tuples the statistics count as written."""
+    with psycopg.connect(url, autocommit=True) as con:
+        state = {
+            "relations": con.execute(
+                "SELECT n.nspname, c.relname, c.relkind, c.relfilenode FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+                " AND n.nspname NOT LIKE 'pg_toast%'"
+                " ORDER BY 1, 2"
+            ).fetchall(),
+            "schemas": con.execute("SELECT nspname FROM pg_namespace ORDER BY 1").fetchall(),
+            "extensions": con.execute(
+                "SELECT extname, extnamespace::regnamespace::text FROM pg_extension"
+            ).fetchall(),
+            "written": con.execute(
+                "SELECT tup_inserted, tup_updated, tup_deleted FROM pg_stat_database"
+                " WHERE datname = current_database()"
+            ).fetchone(),
+            "tables": con.execute(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables ORDER BY 1"
+            ).fetchall(),
+        }
+        for table in schema.TABLES:
+            state[table] = con.execute(
+                f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"
+            ).fetchone()
+    return state
+
+
+def _wait_for_other_sessions_to_end(url: str) -> None:
+    """A backend flushes its statistics before it leaves pg_stat_activity: wait for that."""
+    import time
+
+    with psycopg.connect(url, autocommit=True) as con:
+        for _ in range(600):  # a hang guard (30 s), not a timing
+            others = con.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            if not others:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the advisor's sessions did not end")
+
+
+@pytest.fixture
+def foreign(postgres_url, tiny):
+    """The tiny dataset in a database the workbench did not create (no marker table)."""
+    with open_engine("postgres", postgres_url) as engine:
+        engine.load(tiny)
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(f"DROP TABLE {MARKER}")
+        con.execute("VACUUM ANALYZE")  # settle the statistics before the snapshot
+    return postgres_url
+
+
+def _advise_url(tiny, tmp_path, url: str):
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    args = ["advise", "--engine", "sqlite", "--dataset", str(tiny.path), "--url", url]
+    args += ["--queries", str(tmp_path / "q"), "--repeat", "2", "--out", str(tmp_path / "out")]
+    return CliRunner().invoke(main, args)
+
+
+@pytest.fixture
+def advise_queries(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the local sample goes to ./data
+    (tmp_path / "q").mkdir()
+    for name in ("jobs_queue", "session_windows"):
+        (tmp_path / "q" / f"{name}.sql").write_text(queries.source(name))
+
+
+def test_advise_url_without_hypopg_reads_only(foreign, tiny, tmp_path, advise_queries):
+    before = _db_state(foreign)
+    result = _advise_url(tiny, tmp_path, foreign)  # as the superuser: it could write, and must not
+    assert result.exit_code == 0, result.output
+    assert "HypoPG is not installed in" in result.output and "CREATE EXTENSION hypopg" in result.output
+    _wait_for_other_sessions_to_end(foreign)
+    assert _db_state(foreign) == before  # no extension, schema, index, table or row added
+
+
+def test_advise_url_with_hypopg_needs_only_select(foreign, tiny, tmp_path, advise_queries):
+    from sqlalchemy.engine import make_url
+
+    role = "advise_reader"
+    with psycopg.connect(foreign, autocommit=True) as con:  # what the database's owner would do
+        con.execute("CREATE SCHEMA hypopg")
+        con.execute("CREATE EXTENSION hypopg SCHEMA hypopg")
+        con.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'reader'")
+        con.execute(f"REVOKE TEMPORARY ON DATABASE {make_url(foreign).database} FROM PUBLIC")
+        con.execute(f"GRANT USAGE ON SCHEMA public, hypopg TO {role}")
+        con.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        con.execute("VACUUM ANALYZE")  # settle the statistics the owner's changes moved
+    reader = make_url(foreign).set(username=role, password="reader").render_as_string(hide_password=False)
+    try:
+        before = _db_state(foreign)
+        result = _advise_url(tiny, tmp_path, reader)
+        assert result.exit_code == 0, result.output
+        assert "HypoPG: " in result.output and "planner estimates on" in result.output
+        assert "reader@" not in result.output or "***" in result.output  # the password stays masked
+        _wait_for_other_sessions_to_end(foreign)
+        assert _db_state(foreign) == before
+    finally:
+        with psycopg.connect(foreign, autocommit=True) as con:
+            con.execute(f"DROP OWNED BY {role}")
+            con.execute(f"DROP ROLE {role}")

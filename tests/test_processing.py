@@ -99,17 +99,10 @@ def test_tree_readers_give_the_same_messages(reader: str, expected: dict) -> Non
     rows = list(read_rows(FIXTURES, reader=reader))
     assert sorted(r[0] for r in rows) == expected["uuids"]
     by_uuid = {r[0]: r for r in expected["rows_list"]}
-    for r in rows:  # same session, file, tokens and text; block lists are JSON either way
+    same = [1, 2, 3, 4, 7, 8, 9, 10]  # session, file, line, role, time, model, tokens
+    for r in rows:  # and the text; block lists are JSON either way
         ref = by_uuid[r[0]]
-        assert (r[1], r[2], r[4], r[7], r[8], r[9], r[10]) == (
-            ref[1],
-            ref[2],
-            ref[4],
-            ref[7],
-            ref[8],
-            ref[9],
-            ref[10],
-        )
+        assert [r[i] for i in same] == [ref[i] for i in same]
         if r[5] == "text":  # the content was a string
             assert r[6] == ref[6]
 
@@ -158,14 +151,110 @@ def test_chunked_reader_stops_its_thread_when_abandoned(expected: dict) -> None:
     assert threading.active_count() == before
 
 
+def test_chunked_reader_never_reads_more_than_its_queue_ahead_of_a_slow_consumer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backpressure, by counting: with the consumer holding block k, the reader thread gets
+    exactly queue + 1 blocks ahead (the queue full, one block in hand) and reads no further."""
+    import threading
+
+    from workbench.processing import read
+
+    lines = [_line(_message(f"u{i:03d}")) for i in range(40)]
+    assert len(set(map(len, lines))) == 1  # one line per block
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(lines))
+    queue_size, blocks = 3, len(lines)
+    progress = threading.Condition()
+    state = {"read": 0, "allowed": 0, "overrun": []}
+
+    class CountingFile:
+        def __init__(self, f) -> None:
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.f.close()
+
+        def read(self, size: int) -> bytes:
+            block = self.f.read(size)
+            with progress:
+                if block:
+                    state["read"] += 1
+                    if state["read"] > state["allowed"] + queue_size + 1:
+                        state["overrun"].append((state["read"], state["allowed"]))
+                progress.notify_all()
+            return block
+
+    wrapped = lambda p, mode: CountingFile(open(p, mode))  # noqa: E731, SIM115 (closed by CountingFile)
+    monkeypatch.setattr(read, "open", wrapped, raising=False)
+    it = read._chunked(path, read.MAX_LINE_BYTES, chunk_bytes=len(lines[0]), queue_chunks=queue_size)
+    for k in range(1, blocks + 1):
+        with progress:
+            state["allowed"] = k  # the consumer may now take block k from the queue
+        n, raw, _ = next(it)
+        assert (n, raw) == (k, lines[k - 1][:-1])
+        ahead = min(k + queue_size + 1, blocks)
+        with progress:  # the reader gets as far ahead as the queue lets it (30 s: a hang guard)
+            assert progress.wait_for(lambda a=ahead: state["read"] >= a, timeout=30), state
+    assert list(it) == [] and state["overrun"] == []
+
+
 @pytest.mark.parametrize("reader", ["polars", "duckdb"])
-def test_tree_readers_refuse_a_bad_tree_with_the_fix(reader: str, bad_tree: Path) -> None:
+def test_library_readers_quarantine_per_line_like_the_line_reader(reader: str, bad_tree: Path) -> None:
+    # A message missing a field in a file the library reads whole (no fallback needed).
+    missing = (
+        _line(_message("k1")) + b'{"type":"user","uuid":"k2","timestamp":"t","message":{"content":"x"}}\n'
+    )
+    (bad_tree / "-p" / "missing.jsonl").write_bytes(
+        missing + _line({"type": "summary"}) + _line(_message("k3"))
+    )
+    line, library = ReadStats(), ReadStats()
+    reference = list(read_rows(bad_tree, reader="stream", stats=line))
+    rows = list(read_rows(bad_tree, reader=reader, stats=library))
+    assert sorted(r[0] for r in rows) == sorted(r[0] for r in reference)
+    assert len(rows) == library.rows == line.rows == 10
+    assert {(r[0], r[2], r[3]) for r in rows} == {(r[0], r[2], r[3]) for r in reference}  # file, line
+    issues = {(i.file, i.line, i.reason) for i in library.issues}
+    assert issues == {(i.file, i.line, i.reason) for i in line.issues}
+    assert issues == EXPECTED_ISSUES | {("-p/missing.jsonl", 2, "missing field")}
+    assert (library.files, library.lines, library.skipped) == (line.files, line.lines, line.skipped)
+    assert library.fallbacks == 2  # mixed and truncated; the library read the others itself
+
+
+@pytest.mark.parametrize("reader", ["polars", "duckdb"])
+def test_library_readers_keep_every_row_past_blank_lines(reader: str, tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(_line(_message("a")) + b"\n" + _line(_message("b")) + b"\n")
+    line, library = ReadStats(), ReadStats()
+    rows = list(read_rows(path, reader=reader, stats=library))
+    assert [r[3] for r in read_rows(path, stats=line)] == [1, 3]
+    assert (library.rows, library.issues) == (line.rows, line.issues) == (2, [])
+    # Libraries skip blank lines without numbering them (the module's docstring says so).
+    assert [(r[0], r[3]) for r in rows] == [("a", 1), ("b", 2)]
+    assert (line.lines, library.lines) == (4, 2)
+
+
+def test_a_library_refusing_mid_file_hands_over_only_the_lines_it_did_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.processing import read
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(_line(_message(f"u{i}")) for i in range(1, 7)))
+
+    def refuses_after_three(p: Path):
+        for n in (1, 2, 4):  # out of order, as a parallel library may hand them over
+            yield n, None, (f"u{n}", "s1", "assistant", "text", "hello", "t", "m", 1, 2)
+        raise RuntimeError("the library gave up")
+
+    monkeypatch.setitem(read._LIBRARY_READERS, "duckdb", refuses_after_three)
     stats = ReadStats()
-    with pytest.raises(
-        ProcessingError, match=f"The {reader} reader cannot read this tree .*use --reader stream"
-    ):
-        list(read_rows(bad_tree, reader=reader, stats=stats))
-    assert {i.reason for i in stats.issues} == {"unreadable file"}
+    rows = list(read_rows(path, reader="duckdb", stats=stats))
+    assert [(r[0], r[3]) for r in rows] == [(f"u{n}", n) for n in (1, 2, 4, 3, 5, 6)]
+    assert (stats.rows, stats.lines, stats.fallbacks, stats.issues) == (6, 6, 1, [])
 
 
 def test_unknown_names_are_refused_with_the_choices(tmp_path: Path) -> None:

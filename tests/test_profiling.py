@@ -198,19 +198,11 @@ def test_cli_profile_reports_bad_commands(tmp_path: Path) -> None:
 
 
 # ---- the exported notebook 04 opens offline, profiles included --------------------------------
-def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, in_ci: bool) -> None:
+def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, chromium_dom) -> None:
     import html as html_lib
-    import os
-    import shutil
-    import subprocess
 
     from workbench import report
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        if in_ci:
-            pytest.fail("chromium is required in CI (make system-deps installs it)")
-        pytest.skip("chromium not installed: apt-get install chromium (make system-deps)")
     out = tmp_path / "reports"
     small = {
         "scale": "tiny",
@@ -232,32 +224,7 @@ def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, in_c
     assert "<script" in inner and "fonts.googleapis" not in inner
     assert "UserWarning" not in page and "PosixPath(" not in page  # no warning or repr in the report
     assert {"04-slowest.cpu.html", "04-whole.memray.bin"} <= {p.name for p in (out / "profiles").iterdir()}
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: anything fetched would fail
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-            (out / "04_batch_streaming.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={
-            **os.environ,
-            "HOME": str(tmp_path),
-            "XDG_CONFIG_HOME": str(tmp_path),
-            "XDG_CACHE_HOME": str(tmp_path),
-        },
-    ).stdout
+    dom = chromium_dom(out / "04_batch_streaming.html", budget_ms=20000)
     # every plotly chart drawn (scaling, writers, pacing, breakdown, CPU icicle, memory icicle, pools)
     assert dom.count('class="main-svg"') >= 7, dom[:500]
     assert "<iframe" in dom

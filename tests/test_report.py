@@ -3,8 +3,6 @@
 import json
 import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
@@ -152,38 +150,9 @@ def test_notebooks_with_default_parameters_write_to_the_session_scratch(tmp_path
     assert {name: tree_state(report.ROOT / name) for name in before} == before
 
 
-def test_exported_plot_is_drawn_by_headless_chromium(built, tmp_path, in_ci):
+def test_exported_plot_is_drawn_by_headless_chromium(built, chromium_dom):
     out, *_ = built
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        if in_ci:
-            pytest.fail("chromium is required in CI (make system-deps installs it)")
-        pytest.skip("chromium not installed: apt-get install chromium (make system-deps)")
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            (out / "01_data.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "HOME": str(tmp_path),
-            "XDG_CONFIG_HOME": str(tmp_path),
-            "XDG_CACHE_HOME": str(tmp_path),
-        },
-    ).stdout
+    dom = chromium_dom(out / "01_data.html")
     # plotly draws each chart as SVG with class main-svg once plotly.js has run, offline.
     assert dom.count('class="main-svg"') >= 5, dom[:500]
 

@@ -396,6 +396,11 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 @click.option("--max-size-mb", type=float, help="Budget: total size of the chosen indexes in MB.")
 @click.option("--repeat", type=int, default=5, show_default=True, help="Timed runs per query and index.")
 @click.option(
+    "--covering",
+    is_flag=True,
+    help="PostgreSQL: also measure each key with INCLUDE (the query's other columns), for index-only scans.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
@@ -413,6 +418,7 @@ def advise(
     max_write_cost: float,
     max_size_mb: float | None,
     repeat: int,
+    covering: bool,
     out_dir: Path,
 ) -> None:
     """Recommend indexes for the workload, measured on a local sample, and write migrations.
@@ -441,7 +447,13 @@ def advise(
             prod.execute("SET default_transaction_read_only = on")
         budgets = select.Budgets(max_write_cost, int(max_size_mb * 1e6) if max_size_mb else None)
         report = advisor.advise(
-            engine, w, budgets=budgets, out_dir=out_dir, hypothetical_on=prod, repeat=repeat
+            engine,
+            w,
+            budgets=budgets,
+            out_dir=out_dir,
+            hypothetical_on=prod,
+            repeat=repeat,
+            covering=covering,
         )
     finally:
         engine.close()
@@ -449,6 +461,9 @@ def advise(
             prod.close()
     for line in [*report.advice.errors, *report.notes]:
         click.echo(f"Note: {line}")
+    if report.hypothetical is not None:
+        where = (prod or engine).display_target
+        click.echo(f"HypoPG: {report.hypothetical.height} planner estimates on {where} (nothing built there)")
     for f in report.advice.flags:
         click.echo(f"Not indexable: {f.query}: {f.predicate} ({f.reason}); rewrite: {f.rewrite}")
     import polars as pl
@@ -459,10 +474,6 @@ def advise(
     click.echo(
         f"Migrations: {out_dir / 'migrations' / engine.dialect} ({len(report.migrations)} files, {report.seconds:.1f} s)"  # noqa: E501
     )
-
-
-if __name__ == "__main__":
-    main()
 
 
 # ---- workbench profile (profiling lab, notebook 04) -------------------------------------------
@@ -529,10 +540,6 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
     click.echo(f"Saved: {', '.join(str(p) for p in prof.paths.values())}")
     if failure is not None:
         raise failure
-
-
-if __name__ == "__main__":
-    main()
 
 
 # ---- service lab: `workbench serve`, `workbench loadtest` -------------------------------------------

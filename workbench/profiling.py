@@ -97,27 +97,38 @@ class RssSampler:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-# ---- CPU: pyinstrument --------------------------------------------------------------------
 @dataclass
-class CpuProfile:
-    """A block's CPU profile; filled when its ``with`` block ends."""
+class Profile:
+    """What every profile holds: its name, its artifacts' folder and files, the block's wall
+    seconds and the process's peak RSS while it ran."""
 
     name: str
     folder: Path
     seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def _filled(self, data: Any) -> Any:
+        if data is None:
+            raise ProfilingError(f"Profile {self.name!r} has no data yet: read it after its `with` block")
+        return data
+
+
+# ---- CPU: pyinstrument --------------------------------------------------------------------
+@dataclass
+class CpuProfile(Profile):
+    """A block's CPU profile; filled when its ``with`` block ends."""
+
     cpu_seconds: float = 0.0
     samples: int = 0
-    peak_rss_bytes: int = 0
     session: Any = None
-    paths: dict[str, Path] = field(default_factory=dict)
 
     def frame(self) -> pl.DataFrame:
         """The call tree as a tidy frame: id, parent, function, location, total/self seconds, depth."""
-        if self.session is None:
-            raise ProfilingError(f"Profile {self.name!r} has no data yet: read it after its `with` block")
+        session = self._filled(self.session)
         from pyinstrument.renderers import ConsoleRenderer
 
-        root = ConsoleRenderer(show_all=False).preprocess(self.session.root_frame())
+        root = ConsoleRenderer(show_all=False).preprocess(session.root_frame())
         rows: list[dict[str, Any]] = []
 
         def walk(fr: Any, parent: str, depth: int) -> None:
@@ -225,18 +236,13 @@ def offline_html(html: str) -> str:
 
 # ---- memory: memray -----------------------------------------------------------------------
 @dataclass
-class MemoryProfile:
+class MemoryProfile(Profile):
     """A block's memory profile; filled when its ``with`` block ends."""
 
-    name: str
-    folder: Path
     peak_bytes: int = 0
     allocations: int = 0
-    peak_rss_bytes: int = 0
     start_rss_bytes: int = 0
-    seconds: float = 0.0
     stacks: pl.DataFrame | None = None
-    paths: dict[str, Path] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -253,9 +259,7 @@ class MemoryProfile:
         return self._stacks().sort("bytes", descending=True).head(n)
 
     def _stacks(self) -> pl.DataFrame:
-        if self.stacks is None:
-            raise ProfilingError(f"Profile {self.name!r} has no data yet: read it after its `with` block")
-        return self.stacks
+        return self._filled(self.stacks)
 
     def frame(self) -> pl.DataFrame:
         """The peak as a tree (outermost frame at the root): id, parent, label, bytes, allocations."""

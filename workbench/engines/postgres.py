@@ -119,7 +119,9 @@ class PostgresEngine(Engine):
     def list_indexes(self) -> pl.DataFrame:
         return self.query(
             'SELECT i.indexname AS name, i.tablename AS "table",'
-            " regexp_replace(i.indexdef, '.*\\((.*)\\)$', '\\1') AS columns, i.indexdef AS sql"
+            # the key's columns: the last parenthesis once a covering index's INCLUDE (...) is cut
+            " regexp_replace(regexp_replace(i.indexdef, ' INCLUDE \\(.*\\)$', ''), '.*\\((.*)\\)$', '\\1')"
+            " AS columns, i.indexdef AS sql"
             " FROM pg_indexes i JOIN pg_index x ON x.indexrelid = (quote_ident(i.schemaname) || '.' ||"
             " quote_ident(i.indexname))::regclass"
             " WHERE i.schemaname = :schema AND NOT x.indisprimary ORDER BY 1",

@@ -137,6 +137,7 @@ def advise(
     repeat: int = 5,
     write_rows: int = ev.WRITE_ROWS,
     page_size: int = wl.PAGE_SIZE,
+    covering: bool = False,
     clock: measure.Clock = time.perf_counter_ns,
 ) -> Report:
     """Everything for one engine (a database the workbench created): see the package's modules.
@@ -144,17 +145,24 @@ def advise(
     ``hypothetical_on`` is a PostgreSQL engine to run the HypoPG pass on (read-only; by default
     ``engine`` itself when it is PostgreSQL). Without HypoPG there, a note says so and the
     local sample's builds stand alone. Migrations go to ``out_dir/migrations/<engine>/``.
+    With ``covering`` (PostgreSQL only) each key also comes as a covering variant with
+    ``INCLUDE`` columns, measured beside it (see :func:`.candidates.derive`).
     """
     started = time.perf_counter()
     stages: dict[str, float] = {}
     notes: list[str] = []
+    if covering and engine.dialect != "postgres":
+        notes.append(f"INCLUDE is PostgreSQL's: no covering variants on {engine.name}.")
+        covering = False
     params = wl.draw(engine, page_size)
-    advice = ev.analyze(workload, engine, params)
+    advice = ev.analyze(workload, engine, params, covering=covering)
     if not advice.workload.queries:
         raise WorkbenchError("No query of the workload could be analysed: " + "; ".join(advice.errors))
     existing_frame = engine.list_indexes()
     existing = {
-        r["name"]: cand.parse_existing(r["table"], r["columns"]) for r in existing_frame.iter_rows(named=True)
+        r["name"]: spec
+        for r in existing_frame.iter_rows(named=True)
+        if (spec := cand.parse_existing(r["table"], r["columns"], r["sql"], engine.dialect)) is not None
     }
     stages["analyse"] = time.perf_counter() - started
     hypo = None
@@ -165,7 +173,7 @@ def advise(
         try:
             hypo_advice = advice
             if target is not engine:
-                hypo_advice = ev.analyze(workload, target, wl.draw(target, page_size))
+                hypo_advice = ev.analyze(workload, target, wl.draw(target, page_size), covering=covering)
             hypo = ev.hypothetical(target, hypo_advice)
         except ev.HypoPGMissing as e:
             notes.append(f"{e}; the hypothetical pass is skipped and the local sample's real builds decide.")

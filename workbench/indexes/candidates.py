@@ -40,6 +40,8 @@ from workbench.errors import WorkbenchError
 LOW_SELECTIVITY = 0.1
 #: Longest key derived (equality + range/sort columns).
 MAX_KEY_COLUMNS = 4
+#: Most INCLUDE columns a covering variant carries (wider ones cost more than the heap visit).
+MAX_INCLUDE_COLUMNS = 4
 
 
 class CandidateError(WorkbenchError):
@@ -75,7 +77,8 @@ class IndexSpec:
     def name(self) -> str:
         parts = [f"{c}_desc" if d else c for c, d in zip(self.columns, self.descending, strict=True)]
         name = "ix_" + "_".join([self.table, *parts])
-        return name[:63]
+        suffix = "_covering" if self.include else ""  # beside the same key without INCLUDE
+        return name[: 63 - len(suffix)] + suffix
 
     @property
     def mixed_directions(self) -> bool:
@@ -292,6 +295,9 @@ def _rewrite_for(func: exp.Expression, column: str) -> str:
 
 
 def _classify(pred, sources, by_table, flags, query) -> None:
+    def flag(side: exp.Expression, reason: str, rewrite: str) -> None:
+        _flag(pred, side, sources, query, flags, reason, rewrite)
+
     if isinstance(pred, exp.EQ | exp.GT | exp.GTE | exp.LT | exp.LTE | exp.NEQ):
         left, right = pred.this, pred.expression
         if _is_value(left) and not _is_value(right):
@@ -321,17 +327,8 @@ def _classify(pred, sources, by_table, flags, query) -> None:
                 by_table[hit[0]].equality.append(hit[1])
             elif not isinstance(pred, exp.NEQ):
                 by_table[hit[0]].ranges.append((hit[1],))
-        elif left.find(exp.Column) is not None:
-            col = left.find(exp.Column)
-            _flag(
-                pred,
-                left,
-                sources,
-                query,
-                flags,
-                f"a function ({left.key.upper()}) wraps the column",
-                _rewrite_for(left, col.name),
-            )
+        elif (col := left.find(exp.Column)) is not None:
+            flag(left, f"a function ({left.key.upper()}) wraps the column", _rewrite_for(left, col.name))
     elif isinstance(pred, exp.Between) and isinstance(pred.this, exp.Column):
         if (hit := _resolve(pred.this, sources, query)) is not None:
             by_table[hit[0]].ranges.append((hit[1],))
@@ -341,35 +338,18 @@ def _classify(pred, sources, by_table, flags, query) -> None:
     elif isinstance(pred, exp.Like | exp.ILike):
         pattern = pred.expression
         if not isinstance(pred.this, exp.Column):
-            _flag(
-                pred,
-                pred.this,
-                sources,
-                query,
-                flags,
-                "a function wraps the column",
-                _rewrite_for(
-                    pred.this, pred.this.find(exp.Column).name if pred.this.find(exp.Column) else "?"
-                ),
-            )
+            col = pred.this.find(exp.Column)
+            flag(pred.this, "a function wraps the column", _rewrite_for(pred.this, col.name if col else "?"))
         elif isinstance(pattern, exp.Literal) and pattern.this[:1] in ("%", "_"):
-            _flag(
-                pred,
+            flag(
                 pred.this,
-                sources,
-                query,
-                flags,
                 "a leading wildcard: a B-tree is ordered by the first characters",
                 "a trigram GIN index (CREATE EXTENSION pg_trgm; USING gin (col gin_trgm_ops)) or full-text "
                 "search; a B-tree serves only LIKE 'prefix%'",
             )
         elif isinstance(pred, exp.ILike):
-            _flag(
-                pred,
+            flag(
                 pred.this,
-                sources,
-                query,
-                flags,
                 "ILIKE folds case, which a plain B-tree does not",
                 "an expression index on lower(col) and compare lower(col) LIKE lower(:pattern)",
             )
@@ -404,7 +384,11 @@ def derive(
     """One candidate per table access that an index can serve (see the module's rules).
 
     ``distinct`` maps (table, column) to its number of distinct values (an equality keeps
-    1/n of the rows); a column without it is assumed selective.
+    1/n of the rows); a column without it is assumed selective. With ``covering`` (PostgreSQL),
+    a query that selects at most :data:`MAX_INCLUDE_COLUMNS` columns beyond the key also gets
+    a covering variant, the same key with ``INCLUDE`` (those columns), so that it can be
+    answered by an index-only scan; both are measured and the selection keeps the one that
+    earns its size and write cost.
     """
     out: list[Candidate] = []
     for a in analysis.accesses:
@@ -446,13 +430,13 @@ def derive(
         if eq and not a.ranges and not top_n and selectivity > LOW_SELECTIVITY:
             continue  # low selectivity: a scan reads little more than the index would
         cols, dirs = cols[:MAX_KEY_COLUMNS], dirs[:MAX_KEY_COLUMNS]
-        include: tuple[str, ...] = ()
-        if covering:
-            rest = [c for c in dict.fromkeys(a.selected) if c not in cols]
-            if 0 < len(rest) <= 4:
-                include = tuple(rest)
-        spec = IndexSpec(a.table, tuple(cols), tuple(dirs), include)
+        spec = IndexSpec(a.table, tuple(cols), tuple(dirs))
         out.append(Candidate(spec, analysis.query, "; ".join(reason)))
+        rest = [c for c in dict.fromkeys(a.selected) if c not in cols]
+        if covering and 0 < len(rest) <= MAX_INCLUDE_COLUMNS:
+            wide = IndexSpec(a.table, tuple(cols), tuple(dirs), tuple(rest))
+            why = "; ".join([*reason, "INCLUDE the other selected columns for an index-only scan"])
+            out.append(Candidate(wide, analysis.query, why))
     return out
 
 
@@ -475,15 +459,33 @@ def dedupe(candidates: Iterable[Candidate]) -> dict[IndexSpec, list[Candidate]]:
     return grouped
 
 
-def parse_existing(table: str, columns: str) -> IndexSpec:
-    """An existing index from ``list_indexes``' column text (``a, b DESC`` or ``[a, b]``)."""
+def parse_existing(
+    table: str, columns: str, sql: str | None = None, dialect: str = "postgres"
+) -> IndexSpec | None:
+    """An existing index from a ``list_indexes`` row: its ``CREATE INDEX`` read with sqlglot
+    (key columns, directions, PostgreSQL's ``INCLUDE``), else its column text (``a, b DESC``
+    or ``[a, b]``). None for an index on expressions, which no plain key can stand in for."""
+    if sql:
+        try:
+            params = sqlglot.parse_one(sql, read=dialect).this.args["params"]
+            keys = params.args["columns"]
+            if not all(isinstance(k, exp.Ordered) and isinstance(k.this, exp.Column) for k in keys):
+                return None
+            include = tuple(i.name for i in params.args.get("include") or [])
+            cols = tuple(k.this.name for k in keys)
+            return IndexSpec(table, cols, tuple(bool(k.args.get("desc")) for k in keys), include)
+        except (sqlglot.errors.SqlglotError, AttributeError, KeyError):
+            pass  # not a statement sqlglot knows: fall back to the column text
     parts = [p.strip().strip('"') for p in columns.strip("[]").split(",") if p.strip()]
     cols, dirs = [], []
     for p in parts:
         words = p.split()
         cols.append(words[0].strip('"'))
         dirs.append(len(words) > 1 and words[1].upper() == "DESC")
-    return IndexSpec(table, tuple(cols), tuple(dirs))
+    try:
+        return IndexSpec(table, tuple(cols), tuple(dirs))
+    except WorkbenchError:  # an expression, not a column name
+        return None
 
 
 def redundant(indexes: Mapping[str, IndexSpec], others: Iterable[IndexSpec] = ()) -> dict[str, str]:

@@ -8,6 +8,16 @@ import polars as pl
 from workbench.figures import log_ticks
 
 
+def _interval(part: pl.DataFrame, mid: str, lo: str, hi: str) -> dict:
+    """Plotly error bars from a frame's point estimate and interval bounds (asymmetric)."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": part[hi] - part[mid],
+        "arrayminus": part[mid] - part[lo],
+    }
+
+
 def speedups(per_query: pl.DataFrame) -> go.Figure:
     """Speedup of each (index, query) per engine with its 95% interval, log axis, 1x marked."""
     fig = go.Figure()
@@ -17,12 +27,7 @@ def speedups(per_query: pl.DataFrame) -> go.Figure:
             x=part["speedup"],
             name=engine,
             orientation="h",
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": part["hi"] - part["speedup"],
-                "arrayminus": part["speedup"] - part["lo"],
-            },
+            error_x=_interval(part, "speedup", "lo", "hi"),
         )
     fig.add_vline(x=1, line_dash="dot")
     fig.update_layout(
@@ -42,12 +47,7 @@ def write_costs(per_index: pl.DataFrame) -> go.Figure:
             x=part["index"],
             y=part["write_cost"],
             name=engine,
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": part["write_hi"] - part["write_cost"],
-                "arrayminus": part["write_cost"] - part["write_lo"],
-            },
+            error_y=_interval(part, "write_cost", "write_lo", "write_hi"),
         )
     fig.add_hline(y=1, line_dash="dot")
     fig.update_layout(
@@ -68,12 +68,7 @@ def depth(frame: pl.DataFrame) -> go.Figure:
             y=part["median_ms"],
             mode="lines+markers",
             name=f"{engine} · {pager}",
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": part["hi_ms"] - part["median_ms"],
-                "arrayminus": part["median_ms"] - part["lo_ms"],
-            },
+            error_y=_interval(part, "median_ms", "lo_ms", "hi_ms"),
         )
     fig.update_layout(
         title="Latency against page depth (95% intervals)",

@@ -153,7 +153,8 @@ def _covers(big: cand.IndexSpec, small: cand.IndexSpec, advice: Advice) -> bool:
         return True
     n = len(small.columns)
     same_prefix = big.table == small.table and big.columns[:n] == small.columns and n <= len(big.columns)
-    return same_prefix and not desc_note(small, advice).startswith("DESC matters")
+    holds_include = set(small.include) <= set(big.columns) | set(big.include)
+    return same_prefix and holds_include and not desc_note(small, advice).startswith("DESC matters")
 
 
 def desc_note(spec: cand.IndexSpec, advice: Advice) -> str:

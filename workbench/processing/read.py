@@ -8,14 +8,17 @@ Line readers (each line then goes through a decoder from :mod:`.decode`):
 - ``chunked``: a reader thread reads fixed-size blocks and hands lists of lines to the
   decoder through a bounded queue, so a slow consumer stops the reader (backpressure).
 
-Whole-tree readers ("use a library"): ``polars`` (``scan_ndjson`` over every file,
+Library readers ("use a library"): ``polars`` (``scan_ndjson``, one file at a time,
 collected) and ``duckdb`` (``read_json``, fetched as Arrow record batches).
 
 Every reader reports what it could not use as :class:`~.decode.Issue` records (file,
 line, reason): malformed JSON, invalid UTF-8, a truncated last line, a line over
-``max_line_bytes``, an unreadable file. Line readers keep going after each; the
-library readers refuse a bad tree as a whole (they cannot say which line), with an
-error that names the file and the fix.
+``max_line_bytes``, a message missing a field, an unreadable file, and keeps going. A
+library stops at a file's first unparseable line without saying which, so when it
+refuses a file, the ``stream`` line reader (with the ``decode`` asked for) reads the
+rest of that file, line by line: the bad lines are quarantined and the valid ones kept,
+none read twice. Libraries number records, skipping blank lines: in a file with blank
+lines their line numbers run behind the file's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +59,8 @@ class ReadStats:
     rows: int = 0
     skipped: int = 0
     issues: list[Issue] = field(default_factory=list)
+    #: Files a library reader refused, finished by the line reader.
+    fallbacks: int = 0
 
 
 def find_files(root: str | os.PathLike[str]) -> list[tuple[str, Path]]:
@@ -180,36 +185,70 @@ def read_rows(
     check_reader(reader)
     stats = stats if stats is not None else ReadStats()
     files = find_files(root)
-    if reader in TREE_READERS:
-        yield from _tree_rows(reader, files, stats)
-        return
     parse = decoder(decode)
-    lines = _LINE_READERS[reader]
+    if reader in TREE_READERS:
+        yield from _tree_rows(reader, files, stats, parse, max_line_bytes)
+        return
     for key, path in files:
-        stats.files += 1
-        try:
+        if not _counted(key, path, stats):
+            continue
+        lines = _LINE_READERS[reader](path, max_line_bytes, chunk_bytes=chunk_bytes)
+        yield from _line_rows(key, lines, parse, stats, max_line_bytes)
+
+
+def _unreadable(key: str, e: OSError) -> Issue:
+    return Issue(key, None, "unreadable file", f"{type(e).__name__}: {e.strerror or e}")
+
+
+def _counted(key: str, path: Path, stats: ReadStats) -> bool:
+    """Count the file in ``stats``; False (and an issue) when it cannot be opened."""
+    stats.files += 1
+    try:
+        with open(path, "rb"):
             stats.bytes += path.stat().st_size
-            for n, raw, complete in lines(path, max_line_bytes, chunk_bytes=chunk_bytes):
-                stats.lines += 1
-                if raw is None:
-                    stats.issues.append(Issue(key, n, "line too long", f"over {max_line_bytes:,} bytes"))
+        return True
+    except OSError as e:
+        stats.issues.append(_unreadable(key, e))
+        return False
+
+
+def _line_rows(
+    key: str,
+    lines: Iterator[Line],
+    parse: Callable[[bytes, str, int], Row],
+    stats: ReadStats,
+    max_line_bytes: int,
+    done: Callable[[int], bool] | None = None,
+) -> Iterator[Row]:
+    """The rows of one file's ``lines``, its problems counted in ``stats``; lines whose
+    record number (non-blank lines, from 1) ``done`` accepts were read already and pass."""
+    record = 0
+    try:
+        for n, raw, complete in lines:
+            if done is not None and (raw is None or raw.strip()):
+                record += 1
+                if done(record):
                     continue
-                if not raw.strip():
-                    stats.skipped += 1
-                    continue
-                try:
-                    row = parse(raw, key, n)
-                except Skip:
-                    stats.skipped += 1
-                    continue
-                except BadLine as e:
-                    reason = e.reason if complete or e.reason != "malformed JSON" else "truncated last line"
-                    stats.issues.append(Issue(key, n, reason, e.detail[:200]))
-                    continue
-                stats.rows += 1
-                yield row
-        except OSError as e:
-            stats.issues.append(Issue(key, None, "unreadable file", f"{type(e).__name__}: {e.strerror or e}"))
+            stats.lines += 1
+            if raw is None:
+                stats.issues.append(Issue(key, n, "line too long", f"over {max_line_bytes:,} bytes"))
+                continue
+            if not raw.strip():
+                stats.skipped += 1
+                continue
+            try:
+                row = parse(raw, key, n)
+            except Skip:
+                stats.skipped += 1
+                continue
+            except BadLine as e:
+                reason = e.reason if complete or e.reason != "malformed JSON" else "truncated last line"
+                stats.issues.append(Issue(key, n, reason, e.detail[:200]))
+                continue
+            stats.rows += 1
+            yield row
+    except OSError as e:
+        stats.issues.append(_unreadable(key, e))
 
 
 def batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -226,41 +265,60 @@ def batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
         yield batch
 
 
-# ---- whole-tree readers -------------------------------------------------------------------
-def _readable(files: Sequence[tuple[str, Path]], stats: ReadStats) -> list[tuple[str, Path]]:
-    ok = []
+# ---- library readers ---------------------------------------------------------------------
+#: What a library reader yields per record: (record number, status, row without the file).
+#: Status None is a message row, "skip" a valid line that is no message, anything else
+#: the name of the message's missing field.
+Record = tuple[int, str | None, tuple]
+
+
+class _Done:
+    """Which record numbers a library has handed over, held as a prefix 1..n plus the few
+    that came out of order (a library that streams may not keep order)."""
+
+    def __init__(self) -> None:
+        self.prefix, self.ahead = 0, set()
+
+    def add(self, n: int) -> None:
+        self.ahead.add(n)
+        while self.prefix + 1 in self.ahead:
+            self.prefix += 1
+            self.ahead.remove(self.prefix)
+
+    def __call__(self, n: int) -> bool:
+        return n <= self.prefix or n in self.ahead
+
+
+def _tree_rows(
+    reader: str,
+    files: Sequence[tuple[str, Path]],
+    stats: ReadStats,
+    parse: Callable[[bytes, str, int], Row],
+    max_line_bytes: int,
+) -> Iterator[Row]:
+    records = _LIBRARY_READERS[reader]
     for key, path in files:
-        stats.files += 1
+        if not _counted(key, path, stats):
+            continue
+        done = _Done()
         try:
-            with open(path, "rb"):
-                stats.bytes += path.stat().st_size
-            ok.append((key, path))
-        except OSError as e:
-            stats.issues.append(Issue(key, None, "unreadable file", f"{type(e).__name__}: {e.strerror or e}"))
-    return ok
+            for n, status, row in records(path):
+                done.add(n)
+                stats.lines += 1
+                if status is None:
+                    stats.rows += 1
+                    yield (row[0], row[1], key, n, *row[2:])
+                elif status == "skip":
+                    stats.skipped += 1
+                else:
+                    stats.issues.append(Issue(key, n, "missing field", status))
+        except Exception:  # the library refused the file: the line reader says which lines
+            stats.fallbacks += 1
+            lines = _stream(path, max_line_bytes)
+            yield from _line_rows(key, lines, parse, stats, max_line_bytes, done=done)
 
 
-def _tree_rows(reader: str, files: Sequence[tuple[str, Path]], stats: ReadStats) -> Iterator[Row]:
-    files = _readable(files, stats)
-    if not files:
-        return
-    keys = {str(p): k for k, p in files}
-    try:
-        rows = _polars_rows(files) if reader == "polars" else _duckdb_rows(files)
-        for row in rows:
-            stats.rows += 1
-            yield (row[0], row[1], keys.get(row[2], row[2]), *row[3:])
-    except ProcessingError:
-        raise
-    except Exception as e:
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ProcessingError(
-            f"The {reader} reader cannot read this tree ({first}): it stops at the first bad line "
-            "without saying which; use --reader stream (or chunked), which reports bad lines and keeps going"
-        ) from None
-
-
-def _polars_rows(files: Sequence[tuple[str, Path]]) -> Iterator[Row]:
+def _polars_records(path: Path) -> Iterator[Record]:
     import polars as pl
 
     usage = pl.Struct({"input_tokens": pl.Int64, "output_tokens": pl.Int64})
@@ -272,33 +330,38 @@ def _polars_rows(files: Sequence[tuple[str, Path]]) -> Iterator[Row]:
         "timestamp": pl.String,
         "message": message,
     }
+    msg = pl.col("message").struct
+    status = pl.when(pl.col("type").is_in(["user", "assistant"]).not_() | pl.col("type").is_null())
+    status = status.then(pl.lit("skip"))
+    for name in ("uuid", "sessionId", "timestamp"):
+        status = status.when(pl.col(name).fill_null("") == "").then(pl.lit(name))
+    status = status.when(pl.col("message").is_null()).then(pl.lit("message"))
+    status = status.when(msg.field("content").is_null()).then(pl.lit("message.content"))
     frame = (
-        pl.scan_ndjson([p for _, p in files], schema=schema, include_file_paths="file")
-        .with_columns(line=pl.int_range(1, pl.len() + 1).over("file"))
-        .filter(pl.col("type").is_in(["user", "assistant"]))
-        .filter(pl.all_horizontal(pl.col("uuid", "sessionId", "timestamp", "message").is_not_null()))
+        pl.scan_ndjson(path, schema=schema, row_index_name="line", row_index_offset=1)
         .select(
+            "line",
+            status.otherwise(pl.lit(None, pl.String)).alias("status"),
             "uuid",
             pl.col("sessionId").alias("session_id"),
-            "file",
-            "line",
-            pl.coalesce(pl.col("message").struct.field("role"), "type").alias("role"),
-            pl.when(pl.col("message").struct.field("content").str.starts_with("["))
+            pl.coalesce(msg.field("role"), "type").alias("role"),
+            pl.when(msg.field("content").str.starts_with("["))
             .then(pl.lit("blocks"))
             .otherwise(pl.lit("text"))
-            .alias("type"),
-            pl.col("message").struct.field("content").alias("content"),
+            .alias("kind"),
+            msg.field("content").alias("content"),
             "timestamp",
-            pl.col("message").struct.field("model").alias("model"),
-            pl.col("message").struct.field("usage").struct.field("input_tokens").alias("input_tokens"),
-            pl.col("message").struct.field("usage").struct.field("output_tokens").alias("output_tokens"),
+            msg.field("model").alias("model"),
+            msg.field("usage").struct.field("input_tokens").alias("input_tokens"),
+            msg.field("usage").struct.field("output_tokens").alias("output_tokens"),
         )
         .collect()
     )
-    yield from frame.iter_rows()
+    for n, state, *row in frame.iter_rows():
+        yield n, state, tuple(row)
 
 
-def _duckdb_rows(files: Sequence[tuple[str, Path]]) -> Iterator[Row]:
+def _duckdb_records(path: Path) -> Iterator[Record]:
     import duckdb
 
     con = duckdb.connect()
@@ -307,21 +370,32 @@ def _duckdb_rows(files: Sequence[tuple[str, Path]]) -> Iterator[Row]:
             "{type: 'VARCHAR', uuid: 'VARCHAR', sessionId: 'VARCHAR', timestamp: 'VARCHAR', message: 'JSON'}"
         )
         rel = con.sql(
-            "SELECT uuid, sessionId, filename,"
-            " row_number() OVER (PARTITION BY filename) :: BIGINT,"
-            " coalesce(message->>'$.role', type),"
+            "SELECT ordinality :: BIGINT,"
+            " CASE WHEN type IS NULL OR type NOT IN ('user', 'assistant') THEN 'skip'"
+            " WHEN coalesce(uuid, '') = '' THEN 'uuid'"
+            " WHEN coalesce(sessionId, '') = '' THEN 'sessionId'"
+            " WHEN coalesce(timestamp, '') = '' THEN 'timestamp'"
+            " WHEN message IS NULL OR json_type(message) <> 'OBJECT' THEN 'message'"
+            " WHEN coalesce(json_type(message->'$.content'), 'NULL') NOT IN ('VARCHAR', 'ARRAY')"
+            " THEN 'message.content' END,"
+            " uuid, sessionId, coalesce(message->>'$.role', type),"
             " CASE WHEN json_type(message->'$.content') = 'VARCHAR' THEN 'text' ELSE 'blocks' END,"
             " message->>'$.content', timestamp, message->>'$.model',"
             " (message->'$.usage.input_tokens')::BIGINT, (message->'$.usage.output_tokens')::BIGINT"
-            f" FROM read_json($files, format = 'newline_delimited', columns = {columns}, filename = true)"
-            " WHERE type IN ('user', 'assistant') AND uuid IS NOT NULL AND sessionId IS NOT NULL"
-            " AND timestamp IS NOT NULL AND message IS NOT NULL",
-            params={"files": [str(p) for _, p in files]},
+            f" FROM read_json($file, format = 'newline_delimited', columns = {columns}) WITH ORDINALITY",
+            params={"file": str(path)},
         )
         for batch in rel.arrow():  # a lazy record-batch reader: streamed, not materialised
-            yield from zip(*(c.to_pylist() for c in batch.columns), strict=True)
+            for n, state, *row in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                yield n, state, tuple(row)
     finally:
         con.close()
+
+
+_LIBRARY_READERS: dict[str, Callable[[Path], Iterator[Record]]] = {
+    "polars": _polars_records,
+    "duckdb": _duckdb_records,
+}
 
 
 assert len(COLUMNS) == 11
