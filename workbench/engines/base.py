@@ -130,6 +130,7 @@ class LoadReport:
                 "table": list(self.rows),
                 "rows": list(self.rows.values()),
                 "seconds": [self.seconds.get(t, 0.0) for t in self.rows],
+                "reused": [self.reused] * len(self.rows),
             }
         )
 
