@@ -10,6 +10,7 @@ dedup chose. Bytes written do not depend on how the work was split.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import re
@@ -206,8 +207,10 @@ def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Ite
         return
     queue = deque(tasks)  # not started yet
     started: dict[int, Future | Parsed] = {}
-    # spawn: a fresh interpreter per worker (fork is unsafe once Arrow's threads run)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # spawn: a fresh interpreter per worker (fork is unsafe once Arrow's threads run); the
+    # workers are ours, so their cycle collector is off (their rows make no cycles)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=gc.disable) as pool:
 
         def feed() -> None:  # the last task stays here, so this process has work too
             running = sum(isinstance(s, Future) and not s.done() for s in started.values())
