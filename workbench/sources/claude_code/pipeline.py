@@ -126,27 +126,23 @@ def ingest(
     roots = resolve_roots(paths)
     dest = Path(dest)
     source = {"kind": KIND, "roots": [str(r) for r in roots]}
-    previous = _previous(dest, source, overwrite)
-    if not update:
-        previous = None
+    previous = _previous(dest, source, overwrite) if update else None
     workers = default_workers() if workers is None else workers
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.work.", dir=dest.parent) as work:
-        files = find_files(roots)
         run = _Run(Path(work), previous)
-        writer = DatasetWriter(dest, source=source, overwrite=dest.exists())
-        with writer as w:
-            run.stream(files, w, progress, workers)
-            extra = run.finalize(w)
+        with DatasetWriter(dest, source=source, overwrite=dest.exists()) as writer:
+            run.stream(find_files(roots), writer, progress, workers)
+            extra = run.finalize(writer)
             writer.extra = {"ingest": extra}
     return IngestReport(dataset=writer.dataset, **{k: v for k, v in extra.items() if k != "file_states"})
 
 
 def default_workers() -> int:
-    """Parser processes when the caller does not say: one if this process may run on two
-    or more CPUs (this process parses too), else none. CPU quotas and load are not looked at."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 1 if cores >= 2 else 0
+    """Parser processes beside this one (which parses too): one if this process may run on
+    two or more CPUs, else none."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(cpus >= 2)
 
 
 def _previous(dest: Path, source: dict[str, Any], overwrite: bool) -> Dataset | None:
@@ -360,8 +356,6 @@ class _Run:
         # dedup and window inputs, per task
         self.per_message: list[dict[str, np.ndarray]] = [{k: np.zeros(0, t) for k, t in PER_MESSAGE.items()}]
         self.groups: list[pa.Table] = []  # per-session partial figures, per task
-        self.projects: dict[str, Any] = {}  # first activity
-        self.cwds: Counter[tuple[str, str]] = Counter()
 
     def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool, workers: int) -> None:
         """Parse the files and take their rows in file order."""
@@ -421,22 +415,15 @@ class _Run:
                 "side": t.column("is_sidechain").to_numpy(zero_copy_only=False),
             }
         )
-        keys = ["session_id", "session_key", "project", "role", "model", "git_branch", "cwd"]
+        keys = GROUP_SCHEMA.names[:-3]
         g = t.group_by(keys, use_threads=False).aggregate(
             [("timestamp", "min"), ("timestamp", "max"), ("line", "count")]
         )
-        g = g.select([*keys, "timestamp_min", "timestamp_max", "line_count"]).rename_columns(
-            [*keys, "lo", "hi", "n"]
+        self.groups.append(
+            g.select([*keys, "timestamp_min", "timestamp_max", "line_count"])
+            .rename_columns(GROUP_SCHEMA.names)
+            .cast(GROUP_SCHEMA)
         )
-        self.groups.append(g)
-        p = g.group_by(["project", "cwd"], use_threads=False).aggregate([("lo", "min"), ("n", "sum")])
-        for project, cwd, lo, n in zip(
-            *(p.column(c).to_pylist() for c in ("project", "cwd", "lo_min", "n_sum")), strict=True
-        ):
-            first = self.projects.get(project)
-            self.projects[project] = lo if first is None else min(first, lo)
-            if cwd:
-                self.cwds[(project, cwd)] += n
 
     def _take_raw(self, t: pa.Table, raw_file: pq.ParquetWriter) -> None:
         """A chunk of ``CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
@@ -522,7 +509,8 @@ class _Run:
             w.write_arrow("messages", empty.rename_columns(list(MESSAGE_COLUMNS)))
 
     def _sessions_projects(self) -> tuple[pa.Table, pa.Table]:
-        found = _sessions(pa.concat_tables(self.groups) if self.groups else None)
+        groups = pa.concat_tables(self.groups) if self.groups else GROUP_SCHEMA.empty_table()
+        found = _sessions(groups)
         ids = found.column("session_id").to_pylist()
         keys = found.column("session_key").to_pylist()
         titles = self._titles(set(ids))
@@ -541,17 +529,14 @@ class _Run:
             },
             schema=schema.arrow_schema("sessions"),
         )
-        counts = pa.table(
-            {
-                "project": pa.array([p for p, _ in self.cwds], pa.string()),
-                "cwd": pa.array([c for _, c in self.cwds], pa.string()),
-                "n": pa.array(list(self.cwds.values()), pa.int64()),
-            }
-        )
-        best = _most_frequent(counts, "project", "cwd")  # per project, the working folder most used
+        # per project: its first activity, and the working folder most used is its path
+        first = groups.group_by("project", use_threads=False).aggregate([("lo", "min")])
+        best = _most_frequent(groups.filter(pc.not_equal(groups.column("cwd"), "")), "project", "cwd")
         cwds = dict(zip(best.column("project").to_pylist(), best.column("cwd").to_pylist(), strict=True))
         projects = []
-        for project, created in self.projects.items():
+        for project, created in zip(
+            *(first.column(c).to_pylist() for c in ("project", "lo_min")), strict=True
+        ):
             path = cwds.get(project, project)
             name = re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
             projects.append((_project_id(project), name, path, created))
@@ -635,6 +620,14 @@ def _windows(rows: dict[str, np.ndarray], won: np.ndarray) -> pa.Table:
     return pa.table(window_rows(rows["session"][order], rows["stamp"][order], tokens[order]))
 
 
+#: A task's messages grouped by session and the values sessions and projects are made of.
+GROUP_SCHEMA = pa.schema(
+    [
+        ENTRY_SCHEMA.field(c)
+        for c in ("session_id", "session_key", "project", "role", "model", "git_branch", "cwd")
+    ]
+    + [("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")), ("n", pa.int64())]
+)
 SESSION_SCHEMA = pa.schema(
     [("session_id", pa.int64()), ("session_key", pa.string()), ("project", pa.string()),
      ("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")), ("n", pa.int64()),
@@ -642,12 +635,10 @@ SESSION_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
-def _sessions(groups: pa.Table | None) -> pa.Table:
+def _sessions(groups: pa.Table) -> pa.Table:
     """One row per session, by id, from per-task groups: its key, project, first and last
     message, count, and its model and git branch the ones with the most messages (the
     assistant's model, ``<synthetic>`` and empty values aside)."""
-    if groups is None:
-        return SESSION_SCHEMA.empty_table()
     s = groups.group_by("session_id", use_threads=False).aggregate(
         [("session_key", "min"), ("project", "min"), ("lo", "min"), ("hi", "max"), ("n", "sum")]
     )
