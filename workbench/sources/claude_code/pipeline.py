@@ -306,9 +306,9 @@ class _Previous:
             yield pa.table({f.name: cols[f.name].cast(f.type) for f in ENTRY_SCHEMA}, schema=ENTRY_SCHEMA)
 
 
-def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[pa.Table, pa.Table, list[dict]]:
-    """A task's entry rows, raw rows and quarantine records, each file's kept prefix (from
-    the previous Dataset) before its new rows."""
+def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[Path, pa.Table, pa.Table, list[dict]]:
+    """A task's entry rows (and the scratch file they are written to), raw rows and quarantine
+    records, each file's kept prefix (from the previous Dataset) before its new rows."""
     new_entries = _read(parsed.entries)
     new_raw = _read(parsed.raw)
     entries, raw, quarantine = [ENTRY_SCHEMA.empty_table()], [RAW_SCHEMA.empty_table()], []
@@ -324,7 +324,10 @@ def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[pa.Table,
         entries.append(new_entries.filter(pc.equal(new_entries.column("file"), src.key)))
         raw.append(new_raw.filter(pc.equal(new_raw.column("file"), src.key)))
         quarantine += [r for r in parsed.quarantine if r["file"] == src.key]
-    return pa.concat_tables(entries), pa.concat_tables(raw), quarantine
+    merged, segment = pa.concat_tables(entries), parsed.entries.with_suffix(".merged.arrow")
+    with pa.ipc.new_file(str(segment), ENTRY_SCHEMA) as out:
+        out.write_table(merged)
+    return segment, merged, pa.concat_tables(raw), quarantine
 
 
 def _read(path: Path) -> pa.Table:
@@ -368,19 +371,11 @@ class _Run:
         )
         with raw_file, bar, w.side_file("quarantine.jsonl").open("wb") as qfile:
             for task, parsed in zip(tasks, _parsed(tasks, self.work, workers, bar), strict=True):
-                segment = parsed.entries
                 if any(reused for _, reused in parsed.states):
-                    entries, raw_rows, quarantine = _merged(parsed, task, previous)
-                    segment = segment.with_suffix(".merged.arrow")
-                    with pa.ipc.new_file(str(segment), ENTRY_SCHEMA) as out:
-                        out.write_table(entries)
-                    parsed.entries.unlink()
+                    segment, entries, raw_rows, quarantine = _merged(parsed, task, previous)
                 else:
-                    entries, raw_rows, quarantine = (
-                        _read(parsed.entries),
-                        _read(parsed.raw),
-                        parsed.quarantine,
-                    )
+                    segment, entries, raw_rows = parsed.entries, _read(parsed.entries), _read(parsed.raw)
+                    quarantine = parsed.quarantine
                 self.segments.append(segment)
                 self._take_entries(entries.drop_columns(["content"]))
                 raw.add(raw_rows)
