@@ -391,7 +391,7 @@ class _Run:
 
     def _take_entries(self, t: pa.Table) -> None:
         """A task's message rows in final order: what dedup, windows and sessions need of them."""
-        self.counts.update(dict(zip(*_value_counts(t.column("role")), strict=True)))
+        self.counts.update(t.column("role").to_pylist())
         a, b, c, d = (t.column(n).cast(pa.int64()) for n in TOKEN_COLUMNS)
         total = pc.add(pc.add(a, b), pc.add(c, d))  # null where there is no usage
         mids, rids = t.column("message_id").to_pylist(), t.column("request_id").to_pylist()
@@ -423,19 +423,14 @@ class _Run:
     def _take_raw(self, t: pa.Table, raw_file: pq.ParquetWriter) -> None:
         """A chunk of ``CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
         raw_file.write_table(t, row_group_size=CHUNK_ROWS)
-        self.counts.update(dict(zip(*_value_counts(t.column("type")), strict=True)))
+        self.counts.update(t.column("type").to_pylist())
         titles = t.filter(pc.is_in(t.column("type"), pa.array(TITLE_TYPES)))
         self.titles += zip(*(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True)
 
     def _count_file(self, old: FileState | None, state: FileState, reused: bool) -> None:
         self.states.append(state)
-        if old is None:
-            status = "new"
-        elif not reused:
-            status = "reread"
-        else:
-            status = "grown" if state.size > old.consumed else "unchanged"
-        self.files[status] += 1
+        grown = "grown" if old and state.size > old.consumed else "unchanged"
+        self.files["new" if old is None else grown if reused else "reread"] += 1
         self.files["empty"] += state.size == 0
         self.files["unreadable"] += state.size < 0
 
@@ -675,11 +670,6 @@ def _most_frequent(groups: pa.Table, key: str, column: str) -> pa.Table:
     return counts.filter(np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)).select(
         [key, column]
     )
-
-
-def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    vc = pc.value_counts(column)
-    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
 def _size(path: Path) -> int:

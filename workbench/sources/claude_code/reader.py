@@ -198,6 +198,25 @@ class Bad(Exception):
         self.reason = reason
 
 
+class _Usage(msgspec.Struct):
+    input_tokens: Any = None
+    output_tokens: Any = None
+    cache_creation_input_tokens: Any = None
+    cache_read_input_tokens: Any = None
+
+
+#: Any JSON value but an object: a field that must be an object (a struct) can be any of
+#: these too, so that one decode reads every line and the row says what was wrong.
+_NOT_OBJECT = list | str | int | float | bool | None
+
+
+class _Message(msgspec.Struct):
+    content: str | list[msgspec.Raw] | dict | int | float | bool | None = None  # blocks as written
+    id: Any = None
+    model: Any = None
+    usage: _Usage | _NOT_OBJECT = None
+
+
 class _Line(msgspec.Struct):
     """The fields of a transcript line that become columns; the others are skipped unparsed."""
 
@@ -211,21 +230,7 @@ class _Line(msgspec.Struct):
     cwd: Any = None
     gitBranch: Any = None
     version: Any = None
-    message: msgspec.Raw = msgspec.Raw(b"null")  # decoded for user/assistant lines only
-
-
-class _Message(msgspec.Struct):
-    content: str | list[msgspec.Raw] | None = None
-    id: Any = None
-    model: Any = None
-    usage: msgspec.Raw = msgspec.Raw(b"null")  # decoded for an assistant's message only
-
-
-class _Usage(msgspec.Struct):
-    input_tokens: Any = None
-    output_tokens: Any = None
-    cache_creation_input_tokens: Any = None
-    cache_read_input_tokens: Any = None
+    message: _Message | _NOT_OBJECT = None
 
 
 class _Block(msgspec.Struct):
@@ -234,12 +239,11 @@ class _Block(msgspec.Struct):
 
 
 def _decoder(kind: Any):
-    # float_hook: a number beyond a double's range (valid JSON) is inf, not a reason to quarantine
+    # float_hook: a number beyond a double's range (valid JSON) is inf where the type is Any
     return msgspec.json.Decoder(kind, float_hook=float).decode
 
 
-_decode_line, _decode_message = _decoder(_Line), _decoder(_Message | None)
-_decode_usage, _decode_block, _decode_any = _decoder(_Usage), _decoder(_Block), _decoder(Any)
+_decode_line, _decode_block, _decode_any = _decoder(_Line), _decoder(_Block), _decoder(Any)
 
 
 def _str(value: Any) -> str | None:
@@ -260,7 +264,10 @@ class LineParser:
             if not line.isascii():
                 line.decode()  # msgspec does not check the UTF-8 of the fields it skips
             e = _decode_line(line)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # ValidationError too
+        except msgspec.ValidationError as error:  # not an object, or a field's number beyond a double
+            field = str(error).partition("- at `$.")[2].rstrip("`")
+            raise Bad(f"bad-field:{field}", str(error)) if field else _why_not(line, complete) from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             raise _why_not(line, complete) from None
         if e.type == "user" or e.type == "assistant":
             return self._message_row(e, lineno)
@@ -268,13 +275,7 @@ class LineParser:
         return self.src.key, lineno, kind, _str(e.sessionId), _str(e.timestamp), line.rstrip(b"\r")
 
     def _message_row(self, e: _Line, lineno: int) -> tuple:
-        try:
-            msg = _decode_message(e.message)
-        except msgspec.ValidationError:
-            msg = _decode_any(e.message)
-            if type(msg) is dict:  # its content is neither text nor a list
-                _timestamp(e.timestamp)
-                _content(msg.get("content"))
+        msg = e.message
         if type(msg) is not _Message:
             raise Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
         ts = _timestamp(e.timestamp)
@@ -283,7 +284,7 @@ class LineParser:
         if type(sid) is not str or not sid:
             raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
         tokens = (None, None, None, None)
-        if e.type == "assistant" and bytes(msg.usage) != b"null":
+        if e.type == "assistant" and msg.usage is not None:
             tokens = _tokens(msg.usage)
         sidechain = e.isSidechain is True
         uuid = e.uuid if type(e.uuid) is str else f"{self.src.key}:{lineno}"
@@ -375,20 +376,16 @@ def _block_kind(kind: str | None) -> str:
     return kind if kind in _BLOCK_TYPES else "other"
 
 
-def _tokens(raw: msgspec.Raw) -> tuple[int, int, int, int]:
+def _tokens(u: Any) -> tuple[int, int, int, int]:
     """The four token counts of a message's ``usage`` (cache counts absent or null: 0)."""
-    try:
-        u = _decode_usage(raw)
-    except msgspec.ValidationError:
-        kind = type(_decode_any(raw)).__name__
-        raise Bad("bad-field:message.usage", f"usage is {kind}, expected an object") from None
+    if type(u) is not _Usage:
+        raise Bad("bad-field:message.usage", f"usage is {type(u).__name__}, expected an object")
+    cache_creation, cache_read = u.cache_creation_input_tokens, u.cache_read_input_tokens
     counts = {
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
-        "cache_creation_input_tokens": 0
-        if u.cache_creation_input_tokens is None
-        else u.cache_creation_input_tokens,
-        "cache_read_input_tokens": 0 if u.cache_read_input_tokens is None else u.cache_read_input_tokens,
+        "cache_creation_input_tokens": 0 if cache_creation is None else cache_creation,
+        "cache_read_input_tokens": 0 if cache_read is None else cache_read,
     }
     for name, v in counts.items():
         if type(v) is not int or not 0 <= v <= _INT32:
