@@ -191,9 +191,10 @@ def _tasks(files: Sequence[SourceFile], old_states: dict[str, FileState]) -> lis
 
 
 def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Iterator[Parsed]:
-    """Each task's rows, in task order. A pool of ``workers`` processes parses ahead (two
-    tasks each at most); this process parses the next task nobody has started whenever the
-    result it needs is not ready, so with one worker both cores of a 2-core machine parse."""
+    """Each task's rows, in task order. A pool of ``workers`` processes parses ahead (four
+    tasks each at most); whenever the result this process needs is not ready, it parses the
+    last task nobody has started, so the pool never waits for it and with one worker both
+    cores of a 2-core machine parse."""
 
     def here(task: _Task) -> Parsed:
         return parse_files(task.files, task.old, work / f"task-{task.index:06d}", progress.update)
@@ -210,7 +211,7 @@ def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Ite
 
         def feed() -> None:  # the last task stays here, so this process has work too
             running = sum(isinstance(s, Future) and not s.done() for s in started.values())
-            for _ in range(min(2 * workers - running, len(queue) - 1)):
+            for _ in range(min(4 * workers - running, len(queue) - 1)):
                 task = queue.popleft()
                 stem = work / f"task-{task.index:06d}"
                 started[task.index] = pool.submit(parse_files, task.files, task.old, stem)
@@ -218,7 +219,7 @@ def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Ite
         for task in tasks:
             feed()
             while queue and not _ready(started.get(task.index)):
-                mine = queue.popleft()  # this task itself, if nobody has started it
+                mine = queue.popleft() if task.index not in started else queue.pop()
                 started[mine.index] = here(mine)
                 feed()
             result = started.pop(task.index)
