@@ -355,7 +355,8 @@ class _Run:
         self.states: list[FileState] = []
         self.quarantined: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
-        self.titles: list[tuple[str, str | None, str]] = []
+        # (rank: 0 custom-title, 1 ai-title, 2 summary; sessionId; leafUuid; title), in file order
+        self.titles: list[tuple[int, str | None, str | None, str]] = []
         self.segments: list[Path] = []  # the message rows, in order
         # dedup and window inputs, per task
         self.per_message: list[dict[str, np.ndarray]] = [{k: np.zeros(0, t) for k, t in PER_MESSAGE.items()}]
@@ -426,7 +427,18 @@ class _Run:
         raw_file.write_table(t, row_group_size=CHUNK_ROWS)
         self.counts.update(t.column("type").to_pylist())
         titles = t.filter(pc.is_in(t.column("type"), pa.array(TITLE_TYPES)))
-        self.titles += zip(*(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True)
+        for kind, session, text in zip(
+            *(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True
+        ):
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            title, leaf = obj.get(TITLE_FIELDS[kind]) or obj.get("title"), obj.get("leafUuid")
+            if isinstance(title, str) and title:
+                self.titles.append(
+                    (TITLE_TYPES.index(kind), session, leaf if isinstance(leaf, str) else None, title)
+                )
 
     def _count_file(self, old: FileState | None, state: FileState, reused: bool) -> None:
         self.states.append(state)
@@ -443,10 +455,10 @@ class _Run:
         windows = _windows(rows, won)
         usage_rows = int(rows["usage"].sum())
         del rows
-        sessions, projects = self._sessions_projects()
+        leaves = self._write_messages(w, won, {leaf for _, _, leaf, _ in self.titles if leaf is not None})
+        sessions, projects = self._sessions_projects(leaves)
         w.write_arrow("projects", projects)
         w.write_arrow("sessions", sessions)
-        self._write_messages(w, won)
         w.write_arrow("session_windows", windows)
         w.write_arrow("jobs", schema.arrow_schema("jobs").empty_table())
         return {
@@ -469,10 +481,11 @@ class _Run:
             for i in range(reader.num_record_batches):
                 yield pa.Table.from_batches([reader.get_batch(i)]).select(list(columns))
 
-    def _write_messages(self, w: DatasetWriter, won: np.ndarray) -> None:
+    def _write_messages(self, w: DatasetWriter, won: np.ndarray, leaves: set[str]) -> dict[str, int]:
         """The messages table and its side file of source lines, in chunks of ``CHUNK_ROWS``
-        rows; only the winning copy of a streamed response keeps its tokens."""
-        offset = 0
+        rows; only the winning copy of a streamed response keeps its tokens. Returns the
+        session of the first message with each uuid in ``leaves``."""
+        offset, wanted, found = 0, pa.array(sorted(leaves), pa.string()), {}
         with pq.ParquetWriter(
             w.side_file("message_lines.parquet"), LINES_SCHEMA, compression="zstd"
         ) as lines:
@@ -480,6 +493,11 @@ class _Run:
             def write(t: pa.Table) -> None:
                 nonlocal offset
                 lines.write_table(t.select(list(LINE_COLUMNS)), row_group_size=CHUNK_ROWS)
+                hit = t.filter(pc.is_in(t.column("uuid"), wanted))
+                for u, sid in zip(
+                    hit.column("uuid").to_pylist(), hit.column("session_id").to_pylist(), strict=True
+                ):
+                    found.setdefault(u, sid)
                 keep = pa.array(won[offset : offset + t.num_rows])
                 offset += t.num_rows
                 for c in TOKEN_COLUMNS:
@@ -498,13 +516,14 @@ class _Run:
         if offset == 0:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
             w.write_arrow("messages", empty.rename_columns(list(MESSAGE_COLUMNS)))
+        return found
 
-    def _sessions_projects(self) -> tuple[pa.Table, pa.Table]:
+    def _sessions_projects(self, leaves: dict[str, int]) -> tuple[pa.Table, pa.Table]:
         groups = pa.concat_tables(self.groups) if self.groups else GROUP_SCHEMA.empty_table()
         found = _sessions(groups)
         ids = found.column("session_id").to_pylist()
         keys = found.column("session_key").to_pylist()
-        titles = self._titles(set(ids))
+        titles = _titles(self.titles, set(ids), leaves)
         sessions = pa.table(
             {
                 "id": ids,
@@ -536,37 +555,21 @@ class _Run:
         frame = pa.table({c: [p[i] for p in projects] for i, c in enumerate(names.names)}, schema=names)
         return sessions, frame
 
-    def _titles(self, known: set[int]) -> dict[int, str]:
-        """Titles of the ``known`` sessions: the last custom-title, else the last ai-title, else
-        the last summary. A title names its session by sessionId, or a summary by its leafUuid."""
-        found: list[tuple[int, str | None, str | None, str]] = []
-        for kind, session, text in self.titles:
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                continue
-            title, leaf = obj.get(TITLE_FIELDS[kind]) or obj.get("title"), obj.get("leafUuid")
-            if isinstance(title, str) and title:
-                found.append(
-                    (TITLE_TYPES.index(kind), session, leaf if isinstance(leaf, str) else None, title)
-                )
-        wanted = pa.array(sorted({leaf for _, _, leaf, _ in found if leaf is not None}), pa.string())
-        leaves: dict[str, int] = {}
-        if len(wanted):
-            for t in self._segments(["uuid", "session_id"]):
-                hit = t.filter(pc.is_in(t.column("uuid"), wanted))
-                for u, sid in zip(hit.column(0).to_pylist(), hit.column(1).to_pylist(), strict=True):
-                    leaves.setdefault(u, sid)
-        best: dict[int, tuple[int, int, str]] = {}
-        for order, (rank, session, leaf, title) in enumerate(found):
-            sid = session_id(session) if session is not None else None
-            if sid not in known:
-                sid = leaves.get(leaf) if leaf is not None else None
-            if sid is None:
-                continue
-            if sid not in best or (rank, -order) < (best[sid][0], -best[sid][1]):
-                best[sid] = (rank, order, title)
-        return {sid: title for sid, (_, _, title) in best.items()}
+
+def _titles(found: list[tuple], known: set[int], leaves: dict[str, int]) -> dict[int, str]:
+    """Titles of the ``known`` sessions: the last custom-title, else the last ai-title, else
+    the last summary. A title names its session by sessionId, or a summary by its leafUuid
+    (``leaves``: the session of each message uuid a summary names)."""
+    best: dict[int, tuple[int, int, str]] = {}
+    for order, (rank, session, leaf, title) in enumerate(found):
+        sid = session_id(session) if session is not None else None
+        if sid not in known:
+            sid = leaves.get(leaf) if leaf is not None else None
+        if sid is None:
+            continue
+        if sid not in best or (rank, -order) < (best[sid][0], -best[sid][1]):
+            best[sid] = (rank, order, title)
+    return {sid: title for sid, (_, _, title) in best.items()}
 
 
 def _winners(
