@@ -178,7 +178,7 @@ def sample(
     default=None,
     help="Parser processes beside this one, which also parses whenever it would wait. "
     "Default: 1 if this process may run on two or more CPUs (the fastest setting on two "
-    "cores, about 40 MiB more than 0), else 0. 0 parses only here, with the least "
+    "cores; its memory is in docs/BENCHMARKS.md), else 0. 0 parses only here, with the least "
     "memory. The Dataset is the same either way.",
 )
 def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int | None) -> None:
