@@ -17,7 +17,7 @@ import re
 import tempfile
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -484,14 +484,17 @@ class _Run:
     def _write_messages(self, w: DatasetWriter, won: np.ndarray, leaves: set[str]) -> dict[str, int]:
         """The messages table and its side file of source lines, in chunks of ``CHUNK_ROWS``
         rows; only the winning copy of a streamed response keeps its tokens. Returns the
-        session of the first message with each uuid in ``leaves``."""
-        offset, wanted, found = 0, pa.array(sorted(leaves), pa.string()), {}
-        with pq.ParquetWriter(
-            w.side_file("message_lines.parquet"), LINES_SCHEMA, compression="zstd"
-        ) as lines:
+        session of the first message with each uuid in ``leaves``. A chunk of messages is
+        encoded on a thread while the next is prepared (Arrow releases the GIL for both)."""
+        offset, wanted, found, encoded = 0, pa.array(sorted(leaves), pa.string()), {}, None
+        lines_file = w.side_file("message_lines.parquet")
+        with (
+            pq.ParquetWriter(lines_file, LINES_SCHEMA, compression="zstd") as lines,
+            ThreadPoolExecutor(1) as encoder,
+        ):
 
             def write(t: pa.Table) -> None:
-                nonlocal offset
+                nonlocal offset, encoded
                 lines.write_table(t.select(list(LINE_COLUMNS)), row_group_size=CHUNK_ROWS)
                 hit = t.filter(pc.is_in(t.column("uuid"), wanted))
                 for u, sid in zip(
@@ -505,14 +508,17 @@ class _Run:
                     t = t.set_column(
                         t.schema.get_field_index(c), c, pc.if_else(keep, col, pa.nulls(len(col), col.type))
                     )
-                w.write_arrow(
-                    "messages", t.select(list(MESSAGE_SOURCE)).rename_columns(list(MESSAGE_COLUMNS))
-                )
+                if encoded is not None:
+                    encoded.result()
+                messages = t.select(list(MESSAGE_SOURCE)).rename_columns(list(MESSAGE_COLUMNS))
+                encoded = encoder.submit(w.write_arrow, "messages", messages)
 
             chunker = _Rechunker(CHUNK_ROWS, write)
             for t in self._segments(ENTRY_SCHEMA.names):
                 chunker.add(t)
             chunker.close()
+            if encoded is not None:
+                encoded.result()
         if offset == 0:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
             w.write_arrow("messages", empty.rename_columns(list(MESSAGE_COLUMNS)))
