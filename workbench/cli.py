@@ -6,6 +6,7 @@ Library errors (:class:`WorkbenchError`) become ``Error: ...`` and exit code 1.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -177,7 +178,7 @@ def sample(
     default=None,
     help="Parser processes beside this one, which also parses whenever it would wait. "
     "Default: 1 if this process may run on two or more CPUs (the fastest setting on two "
-    "cores, about 40 MiB more than 0), else 0. 0 parses only here, with the least "
+    "cores; its memory is in docs/BENCHMARKS.md), else 0. 0 parses only here, with the least "
     "memory. The Dataset is the same either way.",
 )
 def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, workers: int | None) -> None:
@@ -188,18 +189,28 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     ccusage does; bad lines are quarantined with file, line and reason in
     OUT/quarantine.jsonl and every valid entry still arrives.
     """
-    # The one process-wide setting of an ingest, made here and not in the library: Arrow's
-    # allocator, read when Arrow is first imported (parser processes inherit it). The C
-    # library's hands freed pages back; mimalloc, Arrow's default, keeps them.
+    # Process-wide settings of an ingest, made here and not in the library. Arrow's
+    # allocator, read when Arrow is first imported (parser processes inherit it): the C
+    # library's hands freed pages back; mimalloc, Arrow's default, keeps them. The cycle
+    # collector is paused: parsed rows make no cycles, and collections rescanning them cost CPU.
     if "pyarrow" not in sys.modules:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     # SIGTERM unwinds like an error, so parser processes and scratch files are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     from workbench.sources.claude_code import ingest as run
 
-    report = run(
-        list(paths) or None, dest, progress=_progress(), overwrite=overwrite, update=not full, workers=workers
-    )
+    gc.disable()  # restored below; not measure.gc_paused, whose module imports polars
+    try:
+        report = run(
+            list(paths) or None,
+            dest,
+            progress=_progress(),
+            overwrite=overwrite,
+            update=not full,
+            workers=workers,
+        )
+    finally:
+        gc.enable()
     click.echo(report.summary())
 
 

@@ -46,32 +46,23 @@ every real file).
 
 import importlib
 
-# Imported lazily (PEP 562): parser processes import this package's ``reader`` module
-# and must not pay for polars, which ``pipeline`` needs.
-_EXPORTS = {
-    "pipeline": ("IngestReport", "ingest"),
-    "reader": ("SourceError", "default_roots"),
-    "usage": (
-        "CCUSAGE_VERSION",
-        "block_usage",
-        "ccusage_frame",
-        "daily_usage",
-        "find_ccusage",
-        "run_ccusage",
-        "session_usage",
-        "usage_entries",
+# Imported lazily (PEP 562): parser processes import this package's ``reader`` and must
+# not pay for polars, which ``usage`` and ``writer`` need.
+_WHERE = {
+    **dict.fromkeys(("IngestReport", "ingest"), "pipeline"),
+    **dict.fromkeys(("SourceError", "default_roots"), "reader"),
+    **dict.fromkeys(("encode_cwd", "write_transcripts"), "writer"),
+    **dict.fromkeys(
+        ("CCUSAGE_VERSION", "block_usage", "ccusage_frame", "daily_usage", "find_ccusage", "run_ccusage",
+         "session_usage", "usage_entries"),
+        "usage",
     ),
-    "writer": ("encode_cwd", "write_transcripts"),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
+}  # fmt: skip
 __all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str):
-    module = _WHERE.get(name)
-    if module is None:
+    if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
+    value = globals()[name] = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     return value

@@ -10,13 +10,14 @@ dedup chose. Bytes written do not depend on how the work was split.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import re
 import tempfile
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,27 +126,23 @@ def ingest(
     roots = resolve_roots(paths)
     dest = Path(dest)
     source = {"kind": KIND, "roots": [str(r) for r in roots]}
-    previous = _previous(dest, source, overwrite)
-    if not update:
-        previous = None
+    previous = _previous(dest, source, overwrite) if update else None
     workers = default_workers() if workers is None else workers
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.work.", dir=dest.parent) as work:
-        files = find_files(roots)
         run = _Run(Path(work), previous)
-        writer = DatasetWriter(dest, source=source, overwrite=dest.exists())
-        with writer as w:
-            run.stream(files, w, progress, workers)
-            extra = run.finalize(w)
+        with DatasetWriter(dest, source=source, overwrite=dest.exists()) as writer:
+            run.stream(find_files(roots), writer, progress, workers)
+            extra = run.finalize(writer)
             writer.extra = {"ingest": extra}
     return IngestReport(dataset=writer.dataset, **{k: v for k, v in extra.items() if k != "file_states"})
 
 
 def default_workers() -> int:
-    """Parser processes when the caller does not say: one if this process may run on two
-    or more CPUs (this process parses too), else none. CPU quotas and load are not looked at."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 1 if cores >= 2 else 0
+    """Parser processes beside this one (which parses too): one if this process may run on
+    two or more CPUs, else none."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(cpus >= 2)
 
 
 def _previous(dest: Path, source: dict[str, Any], overwrite: bool) -> Dataset | None:
@@ -194,9 +191,10 @@ def _tasks(files: Sequence[SourceFile], old_states: dict[str, FileState]) -> lis
 
 
 def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Iterator[Parsed]:
-    """Each task's rows, in task order. A pool of ``workers`` processes parses ahead (two
-    tasks each at most); this process parses the next task nobody has started whenever the
-    result it needs is not ready, so with one worker both cores of a 2-core machine parse."""
+    """Each task's rows, in task order. A pool of ``workers`` processes parses ahead (four
+    tasks each at most); whenever the result this process needs is not ready, it parses the
+    last task nobody has started, so the pool never waits for it and with one worker both
+    cores of a 2-core machine parse."""
 
     def here(task: _Task) -> Parsed:
         return parse_files(task.files, task.old, work / f"task-{task.index:06d}", progress.update)
@@ -206,12 +204,14 @@ def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Ite
         return
     queue = deque(tasks)  # not started yet
     started: dict[int, Future | Parsed] = {}
-    # spawn: a fresh interpreter per worker (fork is unsafe once Arrow's threads run)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # spawn: a fresh interpreter per worker (fork is unsafe once Arrow's threads run); the
+    # workers are ours, so their cycle collector is off (their rows make no cycles)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=gc.disable) as pool:
 
         def feed() -> None:  # the last task stays here, so this process has work too
             running = sum(isinstance(s, Future) and not s.done() for s in started.values())
-            for _ in range(min(2 * workers - running, len(queue) - 1)):
+            for _ in range(min(4 * workers - running, len(queue) - 1)):
                 task = queue.popleft()
                 stem = work / f"task-{task.index:06d}"
                 started[task.index] = pool.submit(parse_files, task.files, task.old, stem)
@@ -219,7 +219,7 @@ def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Ite
         for task in tasks:
             feed()
             while queue and not _ready(started.get(task.index)):
-                mine = queue.popleft()  # this task itself, if nobody has started it
+                mine = queue.popleft() if task.index not in started else queue.pop()
                 started[mine.index] = here(mine)
                 feed()
             result = started.pop(task.index)
@@ -307,9 +307,9 @@ class _Previous:
             yield pa.table({f.name: cols[f.name].cast(f.type) for f in ENTRY_SCHEMA}, schema=ENTRY_SCHEMA)
 
 
-def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[pa.Table, pa.Table, list[dict]]:
-    """A task's entry rows, raw rows and quarantine records, each file's kept prefix (from
-    the previous Dataset) before its new rows."""
+def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[Path, pa.Table, pa.Table, list[dict]]:
+    """A task's entry rows (and the scratch file they are written to), raw rows and quarantine
+    records, each file's kept prefix (from the previous Dataset) before its new rows."""
     new_entries = _read(parsed.entries)
     new_raw = _read(parsed.raw)
     entries, raw, quarantine = [ENTRY_SCHEMA.empty_table()], [RAW_SCHEMA.empty_table()], []
@@ -325,7 +325,10 @@ def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[pa.Table,
         entries.append(new_entries.filter(pc.equal(new_entries.column("file"), src.key)))
         raw.append(new_raw.filter(pc.equal(new_raw.column("file"), src.key)))
         quarantine += [r for r in parsed.quarantine if r["file"] == src.key]
-    return pa.concat_tables(entries), pa.concat_tables(raw), quarantine
+    merged, segment = pa.concat_tables(entries), parsed.entries.with_suffix(".merged.arrow")
+    with pa.ipc.new_file(str(segment), ENTRY_SCHEMA) as out:
+        out.write_table(merged)
+    return segment, merged, pa.concat_tables(raw), quarantine
 
 
 def _read(path: Path) -> pa.Table:
@@ -352,13 +355,12 @@ class _Run:
         self.states: list[FileState] = []
         self.quarantined: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
-        self.titles: list[tuple[str, str | None, str]] = []
+        # (rank: 0 custom-title, 1 ai-title, 2 summary; sessionId; leafUuid; title), in file order
+        self.titles: list[tuple[int, str | None, str | None, str]] = []
         self.segments: list[Path] = []  # the message rows, in order
         # dedup and window inputs, per task
         self.per_message: list[dict[str, np.ndarray]] = [{k: np.zeros(0, t) for k, t in PER_MESSAGE.items()}]
         self.groups: list[pa.Table] = []  # per-session partial figures, per task
-        self.projects: dict[str, Any] = {}  # first activity
-        self.cwds: Counter[tuple[str, str]] = Counter()
 
     def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool, workers: int) -> None:
         """Parse the files and take their rows in file order."""
@@ -371,19 +373,11 @@ class _Run:
         )
         with raw_file, bar, w.side_file("quarantine.jsonl").open("wb") as qfile:
             for task, parsed in zip(tasks, _parsed(tasks, self.work, workers, bar), strict=True):
-                segment = parsed.entries
                 if any(reused for _, reused in parsed.states):
-                    entries, raw_rows, quarantine = _merged(parsed, task, previous)
-                    segment = segment.with_suffix(".merged.arrow")
-                    with pa.ipc.new_file(str(segment), ENTRY_SCHEMA) as out:
-                        out.write_table(entries)
-                    parsed.entries.unlink()
+                    segment, entries, raw_rows, quarantine = _merged(parsed, task, previous)
                 else:
-                    entries, raw_rows, quarantine = (
-                        _read(parsed.entries),
-                        _read(parsed.raw),
-                        parsed.quarantine,
-                    )
+                    segment, entries, raw_rows = parsed.entries, _read(parsed.entries), _read(parsed.raw)
+                    quarantine = parsed.quarantine
                 self.segments.append(segment)
                 self._take_entries(entries.drop_columns(["content"]))
                 raw.add(raw_rows)
@@ -399,7 +393,7 @@ class _Run:
 
     def _take_entries(self, t: pa.Table) -> None:
         """A task's message rows in final order: what dedup, windows and sessions need of them."""
-        self.counts.update(dict(zip(*_value_counts(t.column("role")), strict=True)))
+        self.counts.update(t.column("role").to_pylist())
         a, b, c, d = (t.column(n).cast(pa.int64()) for n in TOKEN_COLUMNS)
         total = pc.add(pc.add(a, b), pc.add(c, d))  # null where there is no usage
         mids, rids = t.column("message_id").to_pylist(), t.column("request_id").to_pylist()
@@ -418,39 +412,38 @@ class _Run:
                 "side": t.column("is_sidechain").to_numpy(zero_copy_only=False),
             }
         )
-        keys = ["session_id", "session_key", "project", "role", "model", "git_branch", "cwd"]
+        keys = GROUP_SCHEMA.names[:-3]
         g = t.group_by(keys, use_threads=False).aggregate(
             [("timestamp", "min"), ("timestamp", "max"), ("line", "count")]
         )
-        g = g.select([*keys, "timestamp_min", "timestamp_max", "line_count"]).rename_columns(
-            [*keys, "lo", "hi", "n"]
+        self.groups.append(
+            g.select([*keys, "timestamp_min", "timestamp_max", "line_count"])
+            .rename_columns(GROUP_SCHEMA.names)
+            .cast(GROUP_SCHEMA)
         )
-        self.groups.append(g)
-        p = g.group_by(["project", "cwd"], use_threads=False).aggregate([("lo", "min"), ("n", "sum")])
-        for project, cwd, lo, n in zip(
-            *(p.column(c).to_pylist() for c in ("project", "cwd", "lo_min", "n_sum")), strict=True
-        ):
-            first = self.projects.get(project)
-            self.projects[project] = lo if first is None else min(first, lo)
-            if cwd:
-                self.cwds[(project, cwd)] += n
 
     def _take_raw(self, t: pa.Table, raw_file: pq.ParquetWriter) -> None:
         """A chunk of ``CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
         raw_file.write_table(t, row_group_size=CHUNK_ROWS)
-        self.counts.update(dict(zip(*_value_counts(t.column("type")), strict=True)))
+        self.counts.update(t.column("type").to_pylist())
         titles = t.filter(pc.is_in(t.column("type"), pa.array(TITLE_TYPES)))
-        self.titles += zip(*(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True)
+        for kind, session, text in zip(
+            *(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True
+        ):
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            title, leaf = obj.get(TITLE_FIELDS[kind]) or obj.get("title"), obj.get("leafUuid")
+            if isinstance(title, str) and title:
+                self.titles.append(
+                    (TITLE_TYPES.index(kind), session, leaf if isinstance(leaf, str) else None, title)
+                )
 
     def _count_file(self, old: FileState | None, state: FileState, reused: bool) -> None:
         self.states.append(state)
-        if old is None:
-            status = "new"
-        elif not reused:
-            status = "reread"
-        else:
-            status = "grown" if state.size > old.consumed else "unchanged"
-        self.files[status] += 1
+        grown = "grown" if old and state.size > old.consumed else "unchanged"
+        self.files["new" if old is None else grown if reused else "reread"] += 1
         self.files["empty"] += state.size == 0
         self.files["unreadable"] += state.size < 0
 
@@ -462,10 +455,10 @@ class _Run:
         windows = _windows(rows, won)
         usage_rows = int(rows["usage"].sum())
         del rows
-        sessions, projects = self._sessions_projects()
+        leaves = self._write_messages(w, won, {leaf for _, _, leaf, _ in self.titles if leaf is not None})
+        sessions, projects = self._sessions_projects(leaves)
         w.write_arrow("projects", projects)
         w.write_arrow("sessions", sessions)
-        self._write_messages(w, won)
         w.write_arrow("session_windows", windows)
         w.write_arrow("jobs", schema.arrow_schema("jobs").empty_table())
         return {
@@ -488,17 +481,26 @@ class _Run:
             for i in range(reader.num_record_batches):
                 yield pa.Table.from_batches([reader.get_batch(i)]).select(list(columns))
 
-    def _write_messages(self, w: DatasetWriter, won: np.ndarray) -> None:
+    def _write_messages(self, w: DatasetWriter, won: np.ndarray, leaves: set[str]) -> dict[str, int]:
         """The messages table and its side file of source lines, in chunks of ``CHUNK_ROWS``
-        rows; only the winning copy of a streamed response keeps its tokens."""
-        offset = 0
-        with pq.ParquetWriter(
-            w.side_file("message_lines.parquet"), LINES_SCHEMA, compression="zstd"
-        ) as lines:
+        rows; only the winning copy of a streamed response keeps its tokens. Returns the
+        session of the first message with each uuid in ``leaves``. A chunk of messages is
+        encoded on a thread while the next is prepared (Arrow releases the GIL for both)."""
+        offset, wanted, found, encoded = 0, pa.array(sorted(leaves), pa.string()), {}, None
+        lines_file = w.side_file("message_lines.parquet")
+        with (
+            pq.ParquetWriter(lines_file, LINES_SCHEMA, compression="zstd") as lines,
+            ThreadPoolExecutor(1) as encoder,
+        ):
 
             def write(t: pa.Table) -> None:
-                nonlocal offset
+                nonlocal offset, encoded
                 lines.write_table(t.select(list(LINE_COLUMNS)), row_group_size=CHUNK_ROWS)
+                hit = t.filter(pc.is_in(t.column("uuid"), wanted))
+                for u, sid in zip(
+                    hit.column("uuid").to_pylist(), hit.column("session_id").to_pylist(), strict=True
+                ):
+                    found.setdefault(u, sid)
                 keep = pa.array(won[offset : offset + t.num_rows])
                 offset += t.num_rows
                 for c in TOKEN_COLUMNS:
@@ -506,23 +508,28 @@ class _Run:
                     t = t.set_column(
                         t.schema.get_field_index(c), c, pc.if_else(keep, col, pa.nulls(len(col), col.type))
                     )
-                w.write_arrow(
-                    "messages", t.select(list(MESSAGE_SOURCE)).rename_columns(list(MESSAGE_COLUMNS))
-                )
+                if encoded is not None:
+                    encoded.result()
+                messages = t.select(list(MESSAGE_SOURCE)).rename_columns(list(MESSAGE_COLUMNS))
+                encoded = encoder.submit(w.write_arrow, "messages", messages)
 
             chunker = _Rechunker(CHUNK_ROWS, write)
             for t in self._segments(ENTRY_SCHEMA.names):
                 chunker.add(t)
             chunker.close()
+            if encoded is not None:
+                encoded.result()
         if offset == 0:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
             w.write_arrow("messages", empty.rename_columns(list(MESSAGE_COLUMNS)))
+        return found
 
-    def _sessions_projects(self) -> tuple[pa.Table, pa.Table]:
-        found = _sessions(pa.concat_tables(self.groups) if self.groups else None)
+    def _sessions_projects(self, leaves: dict[str, int]) -> tuple[pa.Table, pa.Table]:
+        groups = pa.concat_tables(self.groups) if self.groups else GROUP_SCHEMA.empty_table()
+        found = _sessions(groups)
         ids = found.column("session_id").to_pylist()
         keys = found.column("session_key").to_pylist()
-        titles = self._titles(set(ids))
+        titles = _titles(self.titles, set(ids), leaves)
         sessions = pa.table(
             {
                 "id": ids,
@@ -538,17 +545,14 @@ class _Run:
             },
             schema=schema.arrow_schema("sessions"),
         )
-        counts = pa.table(
-            {
-                "project": pa.array([p for p, _ in self.cwds], pa.string()),
-                "cwd": pa.array([c for _, c in self.cwds], pa.string()),
-                "n": pa.array(list(self.cwds.values()), pa.int64()),
-            }
-        )
-        best = _most_frequent(counts, "project", "cwd")  # per project, the working folder most used
+        # per project: its first activity, and the working folder most used is its path
+        first = groups.group_by("project", use_threads=False).aggregate([("lo", "min")])
+        best = _most_frequent(groups.filter(pc.not_equal(groups.column("cwd"), "")), "project", "cwd")
         cwds = dict(zip(best.column("project").to_pylist(), best.column("cwd").to_pylist(), strict=True))
         projects = []
-        for project, created in self.projects.items():
+        for project, created in zip(
+            *(first.column(c).to_pylist() for c in ("project", "lo_min")), strict=True
+        ):
             path = cwds.get(project, project)
             name = re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
             projects.append((_project_id(project), name, path, created))
@@ -557,37 +561,21 @@ class _Run:
         frame = pa.table({c: [p[i] for p in projects] for i, c in enumerate(names.names)}, schema=names)
         return sessions, frame
 
-    def _titles(self, known: set[int]) -> dict[int, str]:
-        """Titles of the ``known`` sessions: the last custom-title, else the last ai-title, else
-        the last summary. A title names its session by sessionId, or a summary by its leafUuid."""
-        found: list[tuple[int, str | None, str | None, str]] = []
-        for kind, session, text in self.titles:
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                continue
-            title, leaf = obj.get(TITLE_FIELDS[kind]) or obj.get("title"), obj.get("leafUuid")
-            if isinstance(title, str) and title:
-                found.append(
-                    (TITLE_TYPES.index(kind), session, leaf if isinstance(leaf, str) else None, title)
-                )
-        wanted = pa.array(sorted({leaf for _, _, leaf, _ in found if leaf is not None}), pa.string())
-        leaves: dict[str, int] = {}
-        if len(wanted):
-            for t in self._segments(["uuid", "session_id"]):
-                hit = t.filter(pc.is_in(t.column("uuid"), wanted))
-                for u, sid in zip(hit.column(0).to_pylist(), hit.column(1).to_pylist(), strict=True):
-                    leaves.setdefault(u, sid)
-        best: dict[int, tuple[int, int, str]] = {}
-        for order, (rank, session, leaf, title) in enumerate(found):
-            sid = session_id(session) if session is not None else None
-            if sid not in known:
-                sid = leaves.get(leaf) if leaf is not None else None
-            if sid is None:
-                continue
-            if sid not in best or (rank, -order) < (best[sid][0], -best[sid][1]):
-                best[sid] = (rank, order, title)
-        return {sid: title for sid, (_, _, title) in best.items()}
+
+def _titles(found: list[tuple], known: set[int], leaves: dict[str, int]) -> dict[int, str]:
+    """Titles of the ``known`` sessions: the last custom-title, else the last ai-title, else
+    the last summary. A title names its session by sessionId, or a summary by its leafUuid
+    (``leaves``: the session of each message uuid a summary names)."""
+    best: dict[int, tuple[int, int, str]] = {}
+    for order, (rank, session, leaf, title) in enumerate(found):
+        sid = session_id(session) if session is not None else None
+        if sid not in known:
+            sid = leaves.get(leaf) if leaf is not None else None
+        if sid is None:
+            continue
+        if sid not in best or (rank, -order) < (best[sid][0], -best[sid][1]):
+            best[sid] = (rank, order, title)
+    return {sid: title for sid, (_, _, title) in best.items()}
 
 
 def _winners(
@@ -632,6 +620,14 @@ def _windows(rows: dict[str, np.ndarray], won: np.ndarray) -> pa.Table:
     return pa.table(window_rows(rows["session"][order], rows["stamp"][order], tokens[order]))
 
 
+#: A task's messages grouped by session and the values sessions and projects are made of.
+GROUP_SCHEMA = pa.schema(
+    [
+        ENTRY_SCHEMA.field(c)
+        for c in ("session_id", "session_key", "project", "role", "model", "git_branch", "cwd")
+    ]
+    + [("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")), ("n", pa.int64())]
+)
 SESSION_SCHEMA = pa.schema(
     [("session_id", pa.int64()), ("session_key", pa.string()), ("project", pa.string()),
      ("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")), ("n", pa.int64()),
@@ -639,12 +635,10 @@ SESSION_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
-def _sessions(groups: pa.Table | None) -> pa.Table:
+def _sessions(groups: pa.Table) -> pa.Table:
     """One row per session, by id, from per-task groups: its key, project, first and last
     message, count, and its model and git branch the ones with the most messages (the
     assistant's model, ``<synthetic>`` and empty values aside)."""
-    if groups is None:
-        return SESSION_SCHEMA.empty_table()
     s = groups.group_by("session_id", use_threads=False).aggregate(
         [("session_key", "min"), ("project", "min"), ("lo", "min"), ("hi", "max"), ("n", "sum")]
     )
@@ -686,11 +680,6 @@ def _most_frequent(groups: pa.Table, key: str, column: str) -> pa.Table:
     return counts.filter(np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)).select(
         [key, column]
     )
-
-
-def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    vc = pc.value_counts(column)
-    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
 def _size(path: Path) -> int:

@@ -198,13 +198,6 @@ class Bad(Exception):
         self.reason = reason
 
 
-class _Message(msgspec.Struct):
-    content: str | list[msgspec.Raw] | None = None
-    id: Any = None
-    model: Any = None
-    usage: msgspec.Raw = msgspec.Raw(b"null")  # decoded only for an assistant's message
-
-
 class _Usage(msgspec.Struct):
     input_tokens: Any = None
     output_tokens: Any = None
@@ -212,9 +205,20 @@ class _Usage(msgspec.Struct):
     cache_read_input_tokens: Any = None
 
 
-class _Fields(msgspec.Struct):
-    """The fields of a transcript line that become columns; every other field is skipped
-    unparsed."""
+#: Any JSON value but an object: a field that must be an object (a struct) can be any of
+#: these too, so that one decode reads every line and the row says what was wrong.
+_NOT_OBJECT = list | str | int | float | bool | None
+
+
+class _Message(msgspec.Struct):
+    content: str | list[msgspec.Raw] | dict | int | float | bool | None = None  # blocks as written
+    id: Any = None
+    model: Any = None
+    usage: _Usage | _NOT_OBJECT = None
+
+
+class _Line(msgspec.Struct):
+    """The fields of a transcript line that become columns; the others are skipped unparsed."""
 
     type: Any = None
     sessionId: Any = msgspec.UNSET
@@ -226,17 +230,7 @@ class _Fields(msgspec.Struct):
     cwd: Any = None
     gitBranch: Any = None
     version: Any = None
-
-
-class _Line(_Fields):
-    message: _Message | None = None
-
-
-class _LooseLine(_Fields):
-    """A line whose ``message`` is not of ``_Message``'s shape (in a message line: the reason
-    it is quarantined); the message stays JSON."""
-
-    message: msgspec.Raw = msgspec.Raw(b"null")
+    message: _Message | _NOT_OBJECT = None
 
 
 class _Block(msgspec.Struct):
@@ -244,13 +238,16 @@ class _Block(msgspec.Struct):
     text: Any = None
 
 
-# float_hook: a number beyond a double's range (valid JSON) is inf, not a reason to quarantine
-_decode_line = msgspec.json.Decoder(_Line, float_hook=float).decode
-_decode_loose_line = msgspec.json.Decoder(_LooseLine, float_hook=float).decode
-_decode_usage = msgspec.json.Decoder(_Usage, float_hook=float).decode
-_decode_block = msgspec.json.Decoder(_Block, float_hook=float).decode
-_decode_any = msgspec.json.Decoder(float_hook=float).decode
-_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+def _decoder(kind: Any):
+    # float_hook: a number beyond a double's range (valid JSON) is inf where the type is Any
+    return msgspec.json.Decoder(kind, float_hook=float).decode
+
+
+_decode_line, _decode_block, _decode_any = _decoder(_Line), _decoder(_Block), _decoder(Any)
+
+
+def _str(value: Any) -> str | None:
+    return value if type(value) is str else None
 
 
 class LineParser:
@@ -266,55 +263,36 @@ class LineParser:
         try:
             if not line.isascii():
                 line.decode()  # msgspec does not check the UTF-8 of the fields it skips
-            try:
-                e = _decode_line(line)
-            except msgspec.ValidationError:
-                e = _decode_loose_line(line)
-        except (*_ERRORS, msgspec.ValidationError):
+            e = _decode_line(line)
+        except msgspec.ValidationError as error:  # not an object, or a field's number beyond a double
+            field = str(error).partition("- at `$.")[2].rstrip("`")
+            raise Bad(f"bad-field:{field}", str(error)) if field else _why_not(line, complete) from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             raise _why_not(line, complete) from None
-        kind = e.type
-        if kind == "user" or kind == "assistant":
-            return self._message_row(e, kind, lineno)
-        sid, ts = e.sessionId, e.timestamp
-        return (
-            self.src.key,
-            lineno,
-            "<none>" if kind is None else kind if type(kind) is str else "<invalid>",
-            sid if type(sid) is str else None,
-            ts if type(ts) is str else None,
-            line.rstrip(b"\r"),
-        )
+        if e.type == "user" or e.type == "assistant":
+            return self._message_row(e, lineno)
+        kind = "<none>" if e.type is None else e.type if type(e.type) is str else "<invalid>"
+        return self.src.key, lineno, kind, _str(e.sessionId), _str(e.timestamp), line.rstrip(b"\r")
 
-    def _message_row(self, e: _Line | _LooseLine, role: str, lineno: int) -> tuple:
+    def _message_row(self, e: _Line, lineno: int) -> tuple:
         msg = e.message
-        if not isinstance(msg, _Message):
-            raise _bad_message(msg, e.timestamp)
+        if type(msg) is not _Message:
+            raise Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
         ts = _timestamp(e.timestamp)
         kind, text = _content(msg.content)
         sid = self.src.session_hint if e.sessionId is msgspec.UNSET else e.sessionId
         if type(sid) is not str or not sid:
             raise Bad("bad-field:sessionId", f"sessionId is {sid!r}, expected a non-empty string")
         tokens = (None, None, None, None)
-        if role == "assistant" and bytes(msg.usage) != b"null":
+        if e.type == "assistant" and msg.usage is not None:
             tokens = _tokens(msg.usage)
         sidechain = e.isSidechain is True
-        model, mid, rid, cwd, branch, version = msg.model, msg.id, e.requestId, e.cwd, e.gitBranch, e.version
+        uuid = e.uuid if type(e.uuid) is str else f"{self.src.key}:{lineno}"
         return (
-            *self._ident(lineno, sid, sidechain, e.agentId),
-            e.uuid if type(e.uuid) is str else f"{self.src.key}:{lineno}",
-            role,
-            kind,
-            text,
-            ts,
-            model if type(model) is str else None,
-            mid if type(mid) is str else None,
-            rid if type(rid) is str else None,
-            sidechain,
-            cwd if type(cwd) is str else None,
-            branch if type(branch) is str else None,
-            version if type(version) is str else None,
-            *tokens,
-        )
+            *self._ident(lineno, sid, sidechain, e.agentId), uuid, e.type, kind, text, ts,
+            _str(msg.model), _str(msg.id), _str(e.requestId), sidechain,
+            _str(e.cwd), _str(e.gitBranch), _str(e.version), *tokens,
+        )  # fmt: skip
 
     def _ident(self, lineno: int, sid: str, sidechain: bool, agent: Any) -> tuple:
         """The identifying columns of a message row: file .. message id. A subagent's rows
@@ -353,17 +331,6 @@ def _why_not(line: bytes, complete: bool) -> Bad:
     return Bad("not-an-object", f"a JSON {type(obj).__name__}, expected an object")
 
 
-def _bad_message(raw: msgspec.Raw | None, timestamp: Any) -> Bad:
-    """Why a message line's ``message`` (None, or JSON not of ``_Message``'s shape) is bad:
-    not an object, else (once the timestamp is checked) its content."""
-    msg = None if raw is None else _decode_any(raw)
-    if type(msg) is not dict:
-        return Bad("bad-field:message", f"message is {type(msg).__name__}, expected an object")
-    _timestamp(timestamp)
-    content = type(msg.get("content")).__name__
-    return Bad("bad-field:message.content", f"content is {content}, expected text or list")
-
-
 def _timestamp(value: Any) -> datetime:
     """An ISO-8601 timestamp; one with an offset stays aware (Arrow stores it as UTC, the
     column's naive time)."""
@@ -375,25 +342,24 @@ def _timestamp(value: Any) -> datetime:
         raise Bad("bad-field:timestamp", f"timestamp {value[:40]!r} is not ISO-8601") from None
 
 
-def _content(content: str | list[msgspec.Raw] | None) -> tuple[str, str | bytes]:
+def _content(content: Any) -> tuple[str, str | bytes]:
     """(type, content) of a message's content: text as it is; a list of blocks as their text
     when all are text blocks, else their JSON as written in the file (the block, or the list
     of several). JSON stays UTF-8 bytes, which Arrow takes as they are."""
     if type(content) is str:
         return "text", content
-    if content is None:
-        raise Bad("bad-field:message.content", "content is NoneType, expected text or list")
-    blocks = content
-    if not blocks:
+    if type(content) is not list:
+        raise Bad("bad-field:message.content", f"content is {type(content).__name__}, expected text or list")
+    if not content:
         return "text", "[]"
-    heads = [_block_head(block) for block in blocks]
+    heads = [_block_head(block) for block in content]
     kinds = {kind for kind, _ in heads}
     if kinds == {"text"} and all(type(text) is str for _, text in heads):
         return "text", "\n\n".join(text for _, text in heads)
-    if len(blocks) == 1:
-        return _block_kind(heads[0][0]), bytes(blocks[0])
+    if len(content) == 1:
+        return _block_kind(heads[0][0]), bytes(content[0])
     kind = _block_kind(next(iter(kinds))) if len(kinds) == 1 else "mixed"
-    return kind, b"[" + b",".join(blocks) + b"]"
+    return kind, b"[" + b",".join(content) + b"]"
 
 
 def _block_head(raw: msgspec.Raw) -> tuple[str | None, Any]:
@@ -402,7 +368,7 @@ def _block_head(raw: msgspec.Raw) -> tuple[str | None, Any]:
         block = _decode_block(raw)
     except msgspec.ValidationError:
         return None, None
-    return (block.type if type(block.type) is str else None), block.text
+    return _str(block.type), block.text
 
 
 def _block_kind(kind: str | None) -> str:
@@ -410,17 +376,14 @@ def _block_kind(kind: str | None) -> str:
     return kind if kind in _BLOCK_TYPES else "other"
 
 
-def _tokens(raw: msgspec.Raw) -> tuple[int, int, int, int]:
+def _tokens(u: Any) -> tuple[int, int, int, int]:
     """The four token counts of a message's ``usage`` (cache counts absent or null: 0)."""
-    try:
-        usage = _decode_usage(raw)
-    except msgspec.ValidationError:
-        kind = type(_decode_any(raw)).__name__
-        raise Bad("bad-field:message.usage", f"usage is {kind}, expected an object") from None
-    cache_creation, cache_read = usage.cache_creation_input_tokens, usage.cache_read_input_tokens
+    if type(u) is not _Usage:
+        raise Bad("bad-field:message.usage", f"usage is {type(u).__name__}, expected an object")
+    cache_creation, cache_read = u.cache_creation_input_tokens, u.cache_read_input_tokens
     counts = {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
         "cache_creation_input_tokens": 0 if cache_creation is None else cache_creation,
         "cache_read_input_tokens": 0 if cache_read is None else cache_read,
     }
@@ -453,8 +416,7 @@ class Parsed:
 
 #: Rows per Arrow batch written while parsing, and bytes of lines behind them at most.
 BATCH_ROWS, BATCH_BYTES = 4_096, 2 << 20
-#: Read buffer: lines are split out of reads this large (with Python's default, 8 KiB, a
-#: long line takes many reads; docs/BENCHMARKS.md).
+#: Read buffer: lines are split out of reads this large (docs/BENCHMARKS.md).
 READ_BYTES = 1 << 20
 
 
@@ -471,31 +433,25 @@ def parse_files(
         pa.ipc.new_file(str(out.entries), ENTRY_SCHEMA) as entries_file,
         pa.ipc.new_file(str(out.raw), RAW_SCHEMA) as raw_file,
     ):
-        rows: dict[bool, list[tuple]] = {True: [], False: []}  # entry rows, raw rows
+        sinks = [(ENTRY_SCHEMA, entries_file, []), (RAW_SCHEMA, raw_file, [])]
         held = 0  # bytes of the lines the rows came from
 
         def flush() -> None:
-            nonlocal held
-            held = 0
-            for is_entry, schema_, sink in (
-                (True, ENTRY_SCHEMA, entries_file),
-                (False, RAW_SCHEMA, raw_file),
-            ):
-                if rows[is_entry]:
-                    columns = zip(*rows[is_entry], strict=True)
+            for schema, sink, rows in sinks:
+                if rows:
+                    columns = zip(*rows, strict=True)
                     sink.write_table(
-                        pa.table(
-                            [pa.array(c, f.type) for c, f in zip(columns, schema_, strict=True)], schema_
-                        )
+                        pa.table([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema)
                     )
-                    rows[is_entry] = []
+                    rows.clear()
 
         for src, state in zip(files, old, strict=True):
             for row, size in _read_file(src, state, out, progress):
-                rows[len(row) == len(ENTRY_SCHEMA)].append(row)
+                sinks[len(row) != len(ENTRY_SCHEMA)][2].append(row)
                 held += size
-                if held >= BATCH_BYTES or len(rows[True]) + len(rows[False]) >= BATCH_ROWS:
+                if held >= BATCH_BYTES or len(sinks[0][2]) + len(sinks[1][2]) >= BATCH_ROWS:
                     flush()
+                    held = 0
         flush()
     return out
 

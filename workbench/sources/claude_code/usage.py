@@ -121,45 +121,35 @@ def run_ccusage(command: str, config_dir: Path, binary: Path | None = None) -> d
     return json.loads(done.stdout)
 
 
+#: ccusage's names of the four counts in a block's ``tokenCounts``, and in a day's or session's row
+_BLOCK_COUNTS = ("inputTokens", "outputTokens", "cacheCreationInputTokens", "cacheReadInputTokens")
+_ROW_COUNTS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+
+
 def ccusage_frame(command: str, report: dict) -> pl.DataFrame:
     """ccusage's JSON report as a frame with the same columns as the functions above."""
-    names = dict(zip(("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens"), TOKEN_COLUMNS,
-                     strict=True))  # fmt: skip
+    key = {"daily": "date", "session": "session", "blocks": "start_time"}[command]
     if command == "blocks":
         rows = [
-            {
-                "start_time": b["startTime"],
-                **{
-                    t: b["tokenCounts"][k]
-                    for k, t in zip(
-                        ("inputTokens", "outputTokens", "cacheCreationInputTokens", "cacheReadInputTokens"),
-                        TOKEN_COLUMNS,
-                        strict=True,
-                    )
-                },
-                "entries": b["entries"],
-                "total_tokens": b["totalTokens"],
-            }
-            for b in report["blocks"]
-            if not b["isGap"]
-        ]
-        key = "start_time"
+            {key: b["startTime"], **_counts(b["tokenCounts"], _BLOCK_COUNTS), "entries": b["entries"],
+             "total_tokens": b["totalTokens"]}
+            for b in report["blocks"] if not b["isGap"]
+        ]  # fmt: skip
     else:
-        key = {"daily": "date", "session": "session"}[command]
         rows = [
-            {key: r["period"], **{t: r[k] for k, t in names.items()}, "total_tokens": r["totalTokens"]}
+            {key: r["period"], **_counts(r, _ROW_COUNTS), "total_tokens": r["totalTokens"]}
             for r in report[command]
         ]
     frame = pl.DataFrame(rows, schema_overrides={c: pl.Int64 for c in (*TOKEN_COLUMNS, "total_tokens")})
     if frame.is_empty():
         return frame
     if command == "blocks":
-        frame = frame.with_columns(
-            pl.col("start_time")
-            .str.to_datetime(time_zone="UTC")
-            .dt.replace_time_zone(None)
-            .dt.cast_time_unit("us")
-        )
+        utc = pl.col(key).str.to_datetime(time_zone="UTC")
+        frame = frame.with_columns(utc.dt.replace_time_zone(None).dt.cast_time_unit("us"))
     elif command == "daily":
-        frame = frame.with_columns(pl.col("date").str.to_date())
+        frame = frame.with_columns(pl.col(key).str.to_date())
     return frame.sort(key)
+
+
+def _counts(row: dict, names: tuple[str, ...]) -> dict[str, int]:
+    return {column: row[name] for name, column in zip(names, TOKEN_COLUMNS, strict=True)}
