@@ -44,25 +44,19 @@ first in file order (ccusage prefers a copy with a ``speed`` field);
 every real file).
 """
 
-import importlib
+from workbench.lazy import lazy_exports
 
 # Imported lazily (PEP 562): parser processes import this package's ``reader`` and must
 # not pay for polars, which ``usage`` and ``writer`` need.
-_WHERE = {
-    **dict.fromkeys(("IngestReport", "ingest"), "pipeline"),
-    **dict.fromkeys(("SourceError", "default_roots"), "reader"),
-    **dict.fromkeys(("encode_cwd", "write_transcripts"), "writer"),
-    **dict.fromkeys(
-        ("CCUSAGE_VERSION", "block_usage", "ccusage_frame", "daily_usage", "find_ccusage", "run_ccusage",
-         "session_usage", "usage_entries"),
-        "usage",
-    ),
-}  # fmt: skip
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = globals()[name] = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    return value
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "pipeline": ("IngestReport", "ingest"),
+        "reader": ("SourceError", "default_roots"),
+        "writer": ("encode_cwd", "write_transcripts"),
+        "usage": (
+            "CCUSAGE_VERSION", "block_usage", "ccusage_frame", "daily_usage", "find_ccusage", "run_ccusage",
+            "session_usage", "usage_entries",
+        ),
+    },
+)  # fmt: skip
