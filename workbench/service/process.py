@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,51 @@ def service_env(settings: Settings, multiproc_dir: str | None) -> dict[str, str]
     return env
 
 
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """True when ``GET url`` answers 200 (a child process's readiness probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def wait_until_ready(
+    proc: subprocess.Popen,
+    ready: Callable[[], bool],
+    what: str,
+    output: Callable[[], str],
+    stop: Callable[[], None],
+    error: type[Exception],
+    timeout: float = 30.0,
+) -> None:
+    """Poll ``ready()`` until it is true; when ``proc`` exits first or ``timeout`` passes, read
+    ``output()`` (its log), ``stop()`` it and raise ``error`` naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = output()
+            stop()
+            raise error(f"{what} exited with code {proc.returncode} on start: {text}")
+        if ready():
+            return
+        time.sleep(0.1)
+    text = output()
+    stop()
+    raise error(f"{what} did not become ready within {timeout:.0f} s: {text}")
+
+
+def end_process(proc: subprocess.Popen, kill: Callable[[], None] | None = None) -> None:
+    """Terminate ``proc`` and wait; ``kill`` (default: SIGKILL to it alone) when it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            (kill or proc.kill)()
+            proc.wait(5)
+
+
 @dataclass
 class ServiceProcess:
     """A running service: ``url``, ``pids()`` (the parent and its workers), ``stop()``."""
@@ -92,29 +138,17 @@ class ServiceProcess:
             uvicorn_command(settings, port), env=service_env(settings, multiproc), stdout=log, stderr=log
         )
         svc = cls(settings, port, proc, multiproc, log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                svc.stop()
-                raise ServiceError(f"The service exited with code {proc.returncode} on start: {svc.output()}")
-            if svc.healthy():
-                return svc
-            time.sleep(0.1)
-        svc.stop()
-        raise ServiceError(
-            f"The service did not answer /health on port {port} within {timeout:.0f} s: {svc.output()}"
+        wait_until_ready(
+            proc, svc.healthy, f"The service on port {port}", svc.output, svc.stop, ServiceError, timeout
         )
+        return svc
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return answers(self.url + "/health")
 
     def get_json(self, path: str) -> Any:
         import json
@@ -143,12 +177,7 @@ class ServiceProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        end_process(self.proc, self.kill)
         if self.multiproc_dir:
             shutil.rmtree(self.multiproc_dir, ignore_errors=True)
             self.multiproc_dir = None

@@ -375,7 +375,9 @@ def change_verdict(r: dict, resolution: float = 0.1) -> tuple[str, str]:
     )
     ratio = r["ratio"]
     if not r["before_rps"]:
-        verdict = "holds where the other never does" if r["after_rps"] else "neither holds"
+        verdict = "holds where the other never does" if r["after_rps"] else "neither holds at any rate tried"
+    elif not r["after_rps"]:
+        verdict = "holds at no rate tried"
     elif abs(ratio - 1) <= resolution:
         verdict = "no change (within the search's resolution)"
     elif ratio > 1:
