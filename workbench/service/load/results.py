@@ -83,6 +83,7 @@ class LoadRun:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     service: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    realtime: bool = False  # the generator's thread ran in the real-time scheduling class
 
     @property
     def lag_p99_ms(self) -> float:
