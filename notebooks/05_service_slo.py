@@ -33,8 +33,8 @@ postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local ser
 # (strategy, pool size, query cache seconds; 0 = no cache): each differs from another in one setting
 configs = [("n_plus_one", 4, 0), ("joined", 4, 0), ("batch", 4, 0), ("batch", 8, 0), ("batch", 4, 5)]
 workers = 1  # uvicorn worker processes per configuration
-ramp = (20, 600)  # req/s: the ramp that brackets each configuration's knee
-ramp_seconds = 6.0
+ramp = (20, 900)  # req/s: the ramp that brackets each configuration's knee
+ramp_seconds = 7.0
 steps = 3  # steady runs bisecting the bracket
 step_seconds = 2.0
 prometheus_rate = 40  # req/s of the run Prometheus scrapes
@@ -77,7 +77,7 @@ pl.DataFrame(requests, schema=["endpoint", "path"], orient="row").group_by("endp
 # %% [markdown]
 # ## Measure
 # Each configuration gets its own service process, warmed up for a second. Then its knee
-# is found in two moves (`experiment.find_knee`): one **ramp** (`ramp`: 20 → 600 req/s by
+# is found in two moves (`experiment.find_knee`): one **ramp** (`ramp`: 20 → 900 req/s by
 # default), judged per half-second slice of *intended* send time, brackets where latency or
 # errors break the SLOs; then **steady runs** bisect that bracket, each judged on every
 # SLO (CPU, memory and DB P99 included). The highest steady rate that held is the answer;
@@ -104,7 +104,7 @@ for strategy, pool_size, cache_seconds in configs:
 runs = [run for k in knees for run in k.steps]
 slices = pl.concat([k.slices for k in knees])
 summary = experiment.summary(runs)
-tables.table(experiment.people(summary), caption="Steady runs (every column in summary.csv)")
+experiment.people(summary)
 
 # %% [markdown]
 # Prometheus scrapes a service (`batch`, the first pool size) every half second during one
@@ -119,7 +119,7 @@ watched = monitoring.monitored_run(
 )
 side, counts = (watched[1], watched[2]) if watched else (None, None)
 print(f"answered requests: {counts}")
-side
+side.select("slo", "load_tool_shown", "prometheus_shown") if side is not None else None
 
 # %% [markdown]
 # ## Look
@@ -149,9 +149,17 @@ service_figures.distributions(experiment.latencies(chosen))
 changes = slo.changes(summary, maxima)
 tables.table(
     changes.select(
-        "change", "before", "after", "before_rps", "after_rps", "ratio", "before_p99_ms", "after_p99_ms"
+        "change",
+        "before",
+        "after",
+        pl.col("before_rps").alias("holds to, before"),
+        pl.col("after_rps").alias("holds to, after"),
+        "ratio",
+        pl.col("before_p99_ms").alias("P99 there, before"),
+        pl.col("after_p99_ms").alias("P99 there, after"),
     ),
-    units={"before_rps": "req/s", "after_rps": "req/s", "ratio": "x"},
+    units={"holds to, before": "req/s", "holds to, after": "req/s", "ratio": "x"}
+    | {"P99 there, before": "ms", "P99 there, after": "ms"},
 )
 
 # %% [markdown]
@@ -164,12 +172,16 @@ table = slo.verdicts(slo.at_holding_rate(summary, maxima))
 table.pivot(on="slo", index="label", values="verdict")
 
 # %% tags=["nbval-ignore-output"]
-slo.error_budget(summary).with_columns(pl.col(pl.Float64).round(3))
+tables.table(
+    slo.error_budget(summary).with_columns((pl.col("budget_used") * 100).alias("budget_used")),
+    units={"offered_rps": "req/s", "budget_used": "%"},
+    decimals={"offered_rps": 0, "budget": 1, "budget_used": 0},
+)
 
 # %% [markdown]
 # The DB P99 two ways, at each configuration's holding rate: the service's own timing of
 # its statements (a real P99, round trip and row fetch included), and PostgreSQL's
-# `pg_stat_statements` (execution inside the server only). The latter keeps no
+# `pg_stat_statements` ("server" columns: execution inside the server only). The latter keeps no
 # percentiles — only calls, mean, stddev, min and max per statement — so what it can say
 # of a P99 is an upper bound (Cantelli's inequality, μ + √99·σ per statement, capped by its
 # max), never an estimate. When its mean is a small part of the service's P50, the time
@@ -179,16 +191,18 @@ slo.error_budget(summary).with_columns(pl.col(pl.Float64).round(3))
 held = slo.at_holding_rate(summary, maxima)
 tables.table(
     held.select(
-        "label",
-        "offered_rps",
-        "p50_ms",
-        "db_p99_ms",
-        "pgss_calls",
-        "pgss_mean_ms",
-        "pgss_max_ms",
-        "pgss_p99_bound_ms",
+        pl.col("label").alias("configuration"),
+        pl.col("offered_rps").alias("at"),
+        pl.col("p50_ms").alias("request P50"),
+        pl.col("db_p99_ms").alias("statement P99, service"),
+        pl.col("pgss_calls").alias("server: statements"),
+        pl.col("pgss_mean_ms").alias("server: mean"),
+        pl.col("pgss_max_ms").alias("server: max"),
+        pl.col("pgss_p99_bound_ms").alias("server: P99 at most"),
     ),
-    units={"offered_rps": "req/s", "pgss_calls": "statements"},
+    units={"at": "req/s"}
+    | dict.fromkeys(["request P50", "statement P99, service", "server: mean", "server: max"], "ms")
+    | {"server: P99 at most": "ms"},
 )
 
 # %% tags=["nbval-ignore-output"]

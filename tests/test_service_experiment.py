@@ -77,3 +77,27 @@ def test_bisection_halves_down_when_the_ramp_was_optimistic_and_stops_above_the_
     assert never.next() is None and never.held == 600
     with pytest.raises(ValueError):
         experiment.Bisection(None, None)
+
+
+def test_the_runs_table_for_people_has_no_raw_dicts_and_units_in_headers():
+    assert experiment.errors_text('{"timeout": 1, "http_503": 3}') == "http_503 3, timeout 1"
+    assert experiment.errors_text("{}") == "none"
+    summary = pl.DataFrame(
+        {
+            "label": ["batch pool=4"],
+            "offered_rps": [100.0],
+            "achieved_rps": [99.6],
+            "p50_ms": [5.0],
+            "p99_ms": [40.2],
+            "p99_lo": [35.0],
+            "p99_hi": [51.0],
+            "error_rate": [0.0],
+            "errors_by_kind": ["{}"],
+            "cache_hits": [30],
+            "cache_misses": [70],
+            "send_lag_p99_ms": [0.12],
+        }
+    )
+    html = experiment.people(summary)._repr_html_()
+    assert "{" not in html and "none" in html and "40 [35–51]" in html
+    assert "offered (req/s)" in html and "cache hits (%)" in html and ">30<" in html

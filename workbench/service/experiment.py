@@ -311,33 +311,50 @@ def errors_text(by_kind: str) -> str:
 P99_CI = ("p99_ms", "p99_lo", "p99_hi")  # shown as one column
 
 
-def people(summary: pl.DataFrame) -> pl.DataFrame:
-    """The runs as a reviewer reads them: configuration, load, latency with its interval, errors in
-    words, where the time went (DB, pool, cache) and what each process cost; every other column
-    stays in the CSV export."""
+def people(summary: pl.DataFrame) -> Any:
+    """The runs as a reviewer reads them (a :func:`workbench.tables.table`): configuration,
+    load, latency with its interval, errors in words, where the time went (DB, pool, cache)
+    and what each process cost; every other column stays in the CSV export."""
+    from workbench.tables import table
+
     cols = summary.columns
+    units: dict[str, str] = {}
+    decimals: dict[str, int] = {}
 
-    def opt(name: str, expr: pl.Expr) -> list[pl.Expr]:
-        return [expr] if name in cols else []
+    def col(name: str, expr: pl.Expr, alias: str, unit: str = "", places: int | None = None) -> list[pl.Expr]:
+        if name not in cols:
+            return []
+        if unit:
+            units[alias] = unit
+        if places is not None:
+            decimals[alias] = places
+            expr = expr.round(places)
+        return [expr.alias(alias)]
 
-    return summary.sort("label", "offered_rps").select(
+    hits = pl.col("cache_hits") / (pl.col("cache_hits") + pl.col("cache_misses")) * 100
+    frame = summary.sort("label", "offered_rps").select(
         pl.col("label").alias("configuration"),
-        pl.col("offered_rps").round(0).alias("offered_rps"),
-        pl.col("achieved_rps").round(0).alias("achieved_rps"),
-        pl.col("p50_ms").round(1),
-        pl.format("{} [{}–{}]", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI)).alias("P99 (ms), CI"),
-        (pl.col("error_rate") * 100).round(2).alias("errors_pct"),
-        pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String).alias("errors by kind"),
-        *opt("db_p99_ms", pl.col("db_p99_ms").round(1).alias("DB P99, service_ms")),
-        *opt("pgss_mean_ms", pl.col("pgss_mean_ms").round(2).alias("DB mean, pg_stat_statements_ms")),
-        *opt("pool_wait_p99_ms", pl.col("pool_wait_p99_ms").round(1).alias("pool wait P99_ms")),
-        *opt(
-            "cache_hits",
-            (pl.col("cache_hits") / (pl.col("cache_hits") + pl.col("cache_misses")) * 100)
-            .round(0)
-            .alias("cache hits_pct"),
+        *col("offered_rps", pl.col("offered_rps"), "offered", "req/s", 0),
+        *col("achieved_rps", pl.col("achieved_rps"), "achieved", "req/s", 0),
+        *col("p50_ms", pl.col("p50_ms"), "P50", "ms", 1),
+        *col(
+            "p99_ms",
+            pl.format("{} [{}–{}]", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI)),
+            "P99, 95% CI",
+            "ms",
         ),
-        *opt("service_cores", pl.col("service_cores").round(2).alias("service CPU (cores)")),
-        *opt("postgres_cores", pl.col("postgres_cores").round(2).alias("PostgreSQL CPU (cores)")),
-        pl.col("send_lag_p99_ms").round(1).alias("send lag P99_ms"),
+        *col("error_rate", pl.col("error_rate") * 100, "errors", "%", 2),
+        *col(
+            "errors_by_kind",
+            pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String),
+            "errors by kind",
+        ),
+        *col("db_p99_ms", pl.col("db_p99_ms"), "DB P99, service", "ms", 1),
+        *col("pgss_mean_ms", pl.col("pgss_mean_ms"), "DB mean, in the server", "ms", 2),
+        *col("pool_wait_p99_ms", pl.col("pool_wait_p99_ms"), "pool wait P99", "ms", 1),
+        *col("cache_hits", hits, "cache hits", "%", 0),
+        *col("service_cores", pl.col("service_cores"), "service CPU", "cores", 2),
+        *col("postgres_cores", pl.col("postgres_cores"), "PostgreSQL CPU", "cores", 2),
+        *col("send_lag_p99_ms", pl.col("send_lag_p99_ms"), "send lag P99", "ms", 2),
     )
+    return table(frame, units=units, decimals=decimals, caption="Steady runs (all columns in summary.csv)")

@@ -285,7 +285,8 @@ def capacity_sentence(cap: pl.DataFrame, target_rps: float = 1000, cpu_target: f
             f"at {r['cost_at_rps']:,.0f} req/s), {target_rps:,.0f} req/s needs "
             f"~{r['service_cores_at_target']:.1f} + {r['db_cores_at_target']:.1f} cores busy, so "
             f"~{r['cores_needed']:.0f} cores to stay under {cpu_target:.0%} CPU "
-            f"({r['service_workers_at_target']} service worker processes)."
+            f"({r['service_workers_at_target']} service worker process"
+            f"{'es' if r['service_workers_at_target'] != 1 else ''})."
             + (
                 f" The generator's send lag P99 was {r['send_lag_p99_ms']:.1f} ms there: the latencies "
                 "include the machine's contention, not only the service's."
