@@ -165,17 +165,25 @@ tables.table(
 # %% [markdown]
 # The SLO table at each configuration's highest holding rate (its lowest rate when none
 # held; verdicts computed, a value this run could not measure is `unknown`), and the
-# error budget each run used:
+# error budget used there (every run's is in summary.csv):
 
 # %% tags=["nbval-ignore-output"]
-table = slo.verdicts(slo.at_holding_rate(summary, maxima))
+held = slo.at_holding_rate(summary, maxima)
+table = slo.verdicts(held)
 table.pivot(on="slo", index="label", values="verdict")
 
 # %% tags=["nbval-ignore-output"]
 tables.table(
-    slo.error_budget(summary).with_columns((pl.col("budget_used") * 100).alias("budget_used")),
-    units={"offered_rps": "req/s", "budget_used": "%"},
-    decimals={"offered_rps": 0, "budget": 1, "budget_used": 0},
+    slo.error_budget(held).select(
+        pl.col("label").alias("configuration"),
+        pl.col("offered_rps").alias("at"),
+        "requests",
+        "errors",
+        "budget",
+        (pl.col("budget_used") * 100).alias("budget used"),
+    ),
+    units={"at": "req/s", "budget": "errors", "budget used": "%"},
+    decimals={"at": 0, "budget": 1, "budget used": 0},
 )
 
 # %% [markdown]
@@ -188,7 +196,6 @@ tables.table(
 # goes outside execution: the pool, the round trip, Python.
 
 # %% tags=["nbval-ignore-output"]
-held = slo.at_holding_rate(summary, maxima)
 tables.table(
     held.select(
         pl.col("label").alias("configuration"),

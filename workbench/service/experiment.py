@@ -193,6 +193,7 @@ def find_knee(
     step_seconds: float = 2.0,
     warmup_seconds: float = 1.0,
     statements_on: bool | None = None,
+    extend: int = 1,
 ) -> Knee:
     """The highest arrival rate at which every SLO holds, for one configuration.
 
@@ -205,6 +206,9 @@ def find_knee(
     ``steps`` steady runs of ``step_seconds`` bisecting the bracket (:class:`Bisection`).
     The answer is the highest *steady* rate that held; the ramp only aims.
 
+    When the whole ramp holds, it is continued up to ``extend`` times (from its top to twice
+    its top, for as long), so a cheap configuration's knee is found too; if it still holds,
+    the answer is "at least" the top (:func:`workbench.service.slo.changes` says so).
     Each run draws the next requests of ``requests`` (rotated), so a query cache does not
     see the same sequence twice. ``statements_on``: read pg_stat_statements per run (None:
     when the server preloads it).
@@ -248,6 +252,17 @@ def find_knee(
         ramp_run = measured(Profile.ramp(ramp[0], ramp[1], ramp_seconds))
         slices = ramp_slices(ramp_run, slice_seconds)
         lo, hi = bracket(slices)
+        top = ramp[1]
+        for _ in range(extend):
+            if hi is not None or ramp_run.partial:
+                break
+            ramp_run = measured(Profile.ramp(top, 2 * top, ramp_seconds))
+            more = ramp_slices(ramp_run, slice_seconds).with_columns(
+                pl.col("slice") + slices["slice"].max() + 1
+            )
+            slices = pl.concat([slices, more])
+            lo, hi = bracket(slices)
+            top *= 2
         search = Bisection(lo, hi)
         runs: list[LoadRun] = []
         for _ in range(steps):

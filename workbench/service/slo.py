@@ -274,17 +274,21 @@ def capacity_sentence(cap: pl.DataFrame, target_rps: float = 1000, cpu_target: f
     """The capacity table in words: what missed first, what limited it, what production needs."""
     lines = []
     for r in cap.iter_rows(named=True):
-        where = (
-            f"at {r['rate_tried']:,.0f} req/s offered it missed {r['missed']}"
-            if r["missed"] != "none"
-            else f"it held at every rate tried (up to {r['rate_tried']:,.0f} req/s)"
-        )
+        if r["missed"] != "none":
+            where = f"at {r['rate_tried']:,.0f} req/s offered it missed {r['missed']}"
+            where += f", limited by {r['limited_by']}"
+        else:
+            where = (
+                f"it held at every steady rate tried (up to {r['rate_tried']:,.0f} req/s), where it was "
+                f"bounded by {r['limited_by']}"
+            )
         lines.append(
-            f"{r['label']}: {where}, limited by {r['limited_by']}; at {r['service_cpu_ms_per_req']:.1f} ms "
+            f"{r['label']}: {where}; at {r['service_cpu_ms_per_req']:.1f} ms "
             f"of service CPU and {r['db_cpu_ms_per_req']:.1f} ms of PostgreSQL CPU per request (measured "
             f"at {r['cost_at_rps']:,.0f} req/s), {target_rps:,.0f} req/s needs "
             f"~{r['service_cores_at_target']:.1f} + {r['db_cores_at_target']:.1f} cores busy, so "
-            f"~{r['cores_needed']:.0f} cores to stay under {cpu_target:.0%} CPU "
+            f"~{r['cores_needed']:.0f} core{'s' if round(r['cores_needed']) != 1 else ''} to stay under "
+            f"{cpu_target:.0%} CPU "
             f"({r['service_workers_at_target']} service worker process"
             f"{'es' if r['service_workers_at_target'] != 1 else ''})."
             + (
