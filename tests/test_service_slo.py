@@ -119,7 +119,7 @@ def test_conclusions_and_verdicts_are_built_from_the_numbers(summary):
     assert [(v.topic, v.verdict) for v in verdicts][:3] == [
         ("batch loading instead of N+1", "2.0x the rate"),
         ("highest arrival rate holding every SLO", "50 req/s (batch pool=4)"),
-        ("1,000 req/s", "not reachable here (100 req/s)"),
+        ("1,000 req/s", "not reachable here (50 req/s holding the SLOs)"),
     ]
     assert verdicts[3].topic == "DB query P99 < 100 ms" and verdicts[3].verdict == "met"
 

@@ -423,13 +423,21 @@ def conclusions(summary: pl.DataFrame, maxima: pl.DataFrame) -> str:
     for r in changes(summary, maxima).iter_rows(named=True):
         verdict, detail = change_verdict(r)
         lines.append(f"{r['change']}: {verdict}; {detail}.")
-    top = summary["achieved_rps"].max()
+    top = held_throughput(summary)
     best = maxima.sort("max_rate", descending=True).row(0, named=True)
     lines.append(
-        f"Best: {best['label']} ({best['max_rate']:g} req/s). Highest throughput achieved on this machine: "
-        f"{top:,.0f} req/s, {'above' if top >= 1000 else 'below'} the plan's 1,000 req/s."
+        f"Best: {best['label']} ({best['max_rate']:g} req/s). Highest throughput achieved on this machine "
+        f"with every other SLO held: {top:,.0f} req/s, {'above' if top >= 1000 else 'below'} the plan's "
+        f"1,000 req/s (the most answered at any rate: {summary['achieved_rps'].max():,.0f} req/s)."
     )
     return "\n".join(lines)
+
+
+def held_throughput(summary: pl.DataFrame) -> float:
+    """The highest achieved rate among runs that held every other SLO (0 when none held): the
+    throughput SLO counts only where the latency, error, CPU and memory SLOs hold too."""
+    held = [r["achieved_rps"] for r in summary.iter_rows(named=True) if not misses(r)]
+    return max(held, default=0.0)
 
 
 def db_verdict(summary: pl.DataFrame) -> tuple[str, str] | None:
@@ -484,11 +492,11 @@ def report_verdicts(
             + " — found by a ramp, then verified by steady runs",
         )
     )
-    reached = summary["achieved_rps"].max()
+    reached = held_throughput(summary)
     out.append(
         Verdict(
             "1,000 req/s",
-            "met" if reached >= 1000 else f"not reachable here ({reached:,.0f} req/s)",
+            "met" if reached >= 1000 else f"not reachable here ({reached:,.0f} req/s holding the SLOs)",
             capacity_sentence(cap.filter(pl.col("label") == best["label"])),
         )
     )
