@@ -175,3 +175,12 @@ def test_a_busy_machine_is_named_as_the_limit_with_each_share(summary):
         "the machine's CPU (95% busy: service 0.50, PostgreSQL 0.10, generator 0.05, other processes"
     )
     assert "send lag P99 was 12.0 ms" in slo.capacity_sentence(slo.capacity(busy))
+
+
+def test_a_rate_run_again_after_a_failure_holds_if_the_rerun_held(summary):
+    rerun = pl.concat(
+        [summary, pl.DataFrame([_row("n_plus_one pool=4", "n_plus_one", 50, 10, 90)])], how="diagonal_relaxed"
+    )
+    m = slo.max_rate(rerun).filter(pl.col("label") == "n_plus_one pool=4").row(0, named=True)
+    assert (m["max_rate"], m["first_miss"]) == (50, slo.NO_MISS)
+    assert slo.max_rate(summary).filter(pl.col("label") == "n_plus_one pool=4")["max_rate"][0] == 25

@@ -163,13 +163,24 @@ def verdicts(summary: pl.DataFrame, keys: tuple[str, ...] = ("label", "offered_r
     return pl.DataFrame(rows)
 
 
+def representatives(part: pl.DataFrame, holding: tuple[str, ...] = HOLDING) -> list[dict]:
+    """One run per offered rate, ascending: one that held where any did (a rate re-run after a
+    failure holds if the re-run held), else the last that failed."""
+    out = []
+    for (_,), runs in part.sort("offered_rps").group_by("offered_rps", maintain_order=True):
+        rows = runs.to_dicts()
+        held = [r for r in rows if not misses(r, holding)]
+        out.append(held[-1] if held else rows[-1])
+    return out
+
+
 def max_rate(summary: pl.DataFrame, holding: tuple[str, ...] = HOLDING) -> pl.DataFrame:
     """Per configuration (``label``): the highest offered rate at which every SLO in
     ``holding`` held (unknowns ignored), and the first SLO to fail above it (and where)."""
     out = []
     for (label,), part in summary.sort("offered_rps").group_by("label", maintain_order=True):
         best, failed, failed_at = None, None, None
-        for r in part.iter_rows(named=True):
+        for r in representatives(part, holding):
             missed = misses(r, holding)
             if missed:
                 failed, failed_at = ", ".join(missed), r["offered_rps"]
@@ -241,7 +252,7 @@ def capacity(summary: pl.DataFrame, target_rps: float = 1000, cpu_target: float 
     out = []
     cpus = os.cpu_count() or 1
     for (label,), part in summary.sort("offered_rps").group_by("label", maintain_order=True):
-        rows = part.to_dicts()
+        rows = representatives(part)
         missed = [r for r in rows if misses(r)]
         held = [r for r in rows if not misses(r)]
         past = missed[0] if missed else rows[-1]
@@ -409,12 +420,14 @@ def _holds(r: dict) -> str:
 
 
 def at_holding_rate(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
-    """Each configuration's run at its highest holding rate (its lowest rate when none held)."""
-    lowest = summary.group_by("label").agg(pl.col("offered_rps").min().alias("lowest"))
-    chosen = maxima.join(lowest, on="label").select(
-        "label", pl.when(pl.col("max_rate") > 0).then("max_rate").otherwise("lowest").alias("offered_rps")
-    )
-    return summary.join(chosen, on=["label", "offered_rps"])
+    """Each configuration's run at its highest holding rate (its lowest rate when none held);
+    one run per configuration (the one that held where a rate was run twice)."""
+    rows = []
+    for r in maxima.iter_rows(named=True):
+        reps = representatives(summary.filter(pl.col("label") == r["label"]))
+        chosen = [x for x in reps if x["offered_rps"] == r["max_rate"]] or reps[:1]
+        rows += chosen
+    return pl.DataFrame(rows, schema=summary.schema)
 
 
 def conclusions(summary: pl.DataFrame, maxima: pl.DataFrame) -> str:
