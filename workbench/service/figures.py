@@ -14,6 +14,22 @@ from workbench.service.slo import slo
 _PCT_TICKS = [0.5, 0.9, 0.99, 0.999, 0.9999]
 
 
+def _threshold(fig: go.Figure, y: float, text: str) -> None:
+    """A dashed horizontal line at ``y`` on a log y axis, labelled at its right end (an
+    annotation's y on a log axis is the exponent: plotly's add_hline label lands at 10^y)."""
+    fig.add_hline(y=y, line=dict(color="grey", dash="dash"))
+    fig.add_annotation(
+        x=1,
+        xref="x domain",
+        y=math.log10(y),
+        yref="y",
+        text=text,
+        showarrow=False,
+        xanchor="right",
+        yanchor="bottom",
+    )
+
+
 def latency_vs_load(
     summary: pl.DataFrame,
     maxima: pl.DataFrame | None = None,
@@ -67,7 +83,7 @@ def latency_vs_load(
                 fig.add_vline(x=m["max_rate"][0], line=dict(color=color, width=1, dash="dot"))
     for name in ("p50", "p99"):
         s = slo(name)
-        fig.add_hline(y=s.target, line=dict(color="grey", dash="dash"), annotation_text=s.text)
+        _threshold(fig, s.target, s.text)
     return _layout(
         fig,
         title or "Latency against offered load: the ramp (lines), the steady runs (markers, 95% intervals)",
@@ -119,7 +135,7 @@ def prometheus_vs_tool(side: pl.DataFrame, title: str | None = None) -> go.Figur
                 textposition="outside",
             )
         )
-    fig.add_hline(y=1, line=dict(color="grey", dash="dash"), annotation_text="SLO threshold")
+    _threshold(fig, 1, "SLO threshold")
     return _layout(
         fig,
         title or "The load tool's figures beside Prometheus's (value / SLO target, log scale)",
