@@ -39,16 +39,17 @@ def test_slices_judge_latency_and_errors_by_intended_send_time():
     assert experiment.bracket(slices) == (10.0, 10.0)
 
 
-def test_one_noisy_slice_does_not_end_the_ramp():
+def test_a_noisy_slice_or_two_does_not_end_the_ramp():
     slices = pl.DataFrame(
         {
-            "slice": [0, 1, 2, 3, 4],
-            "offered_rps": [20.0, 40, 60, 80, 100],
-            "holds": [True, False, True, False, False],
+            "slice": [0, 1, 2, 3, 4, 5, 6, 7],
+            "offered_rps": [20.0, 40, 60, 80, 100, 120, 140, 160],
+            "holds": [True, False, False, True, False, False, False, True],
         }
     )
-    assert experiment.bracket(slices) == (60.0, 80.0)
-    assert experiment.bracket(slices.with_columns(holds=pl.lit(True))) == (100.0, None)
+    assert experiment.bracket(slices) == (80.0, 100.0)
+    assert experiment.bracket(slices.head(6)) == (80.0, 100.0)  # failing to the ramp's end
+    assert experiment.bracket(slices.with_columns(holds=pl.lit(True))) == (160.0, None)
     assert experiment.bracket(slices.with_columns(holds=pl.lit(False))) == (None, 20.0)
 
 
@@ -56,6 +57,8 @@ def test_bisection_verifies_the_ramp_then_narrows_to_a_held_rate():
     search = experiment.Bisection(lo=200, hi=300, resolution=0.05)
     assert search.next() == 200  # the ramp's estimate is verified first
     search.record(200, True)
+    assert search.next() == 300  # and so is the ramp's failure
+    search.record(300, False)
     assert search.next() == 250
     search.record(250, False)
     assert search.next() == 225
@@ -72,6 +75,10 @@ def test_bisection_halves_down_when_the_ramp_was_optimistic_and_stops_above_the_
     assert search.next() == 60
     search.record(60, True)
     assert search.next() == 90
+    noisy = experiment.Bisection(lo=240, hi=300)  # the ramp failed at 300 by a burst of noise
+    noisy.record(noisy.next(), True)
+    noisy.record(noisy.next(), True)
+    assert noisy.tried == [(240, True), (300, True)] and noisy.next() is None
     never = experiment.Bisection(lo=600, hi=None)  # the ramp held to its top
     never.record(never.next(), True)
     assert never.next() is None and never.held == 600

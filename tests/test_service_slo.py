@@ -165,7 +165,7 @@ def test_a_tie_in_holding_rate_is_decided_by_p99_at_the_common_rate(summary):
     verdicts = slo.report_verdicts(tied, slo.max_rate(tied), slo.capacity(tied))
     change = next(v for v in verdicts if v.topic == "batch loading instead of N+1")
     assert change.verdict == "no change (within the search's resolution)"
-    assert "raise `ramp` to find it" in change.detail
+    assert "the knee lies above the highest rate tried" in change.detail
 
 
 def test_a_busy_machine_is_named_as_the_limit_with_each_share(summary):

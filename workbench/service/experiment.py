@@ -91,11 +91,12 @@ class Bisection:
 
     Starts from the ramp's bracket: ``lo`` (the last rate the ramp held at, or None) and
     ``hi`` (where it stopped holding, or None when it never did). :meth:`next` proposes a
-    steady rate: ``lo`` first (the ramp's slices are short, so it is verified), then the
-    midpoint of the highest rate that held and the lowest that failed, halving downwards
-    while nothing has held. It stops when the two are within ``resolution`` (a share of the
-    failing rate), or when nothing above a held rate is known to fail (the ramp's top held:
-    the knee is above what was tried, and is reported as such).
+    steady rate: ``lo`` first (the ramp's slices are short, so it is verified), then ``hi``
+    (so is the ramp's failure), then the midpoint of the highest rate that held and the
+    lowest that failed, halving downwards while nothing has held. It stops when the two
+    are within ``resolution`` (a share of the failing rate), or when no steady run above a
+    held rate failed (the ramp held to its top, or its failure did not hold up): then the
+    answer is "at least" the highest rate tried.
     """
 
     def __init__(self, lo: float | None, hi: float | None, resolution: float = 0.1) -> None:
@@ -112,6 +113,10 @@ class Bisection:
             return _round(self.lo) if self.lo else _round(upper / 2)  # type: ignore[operator]
         if self.held is None:
             return _round(upper / 2) if upper and upper / 2 >= 1 else None  # type: ignore[operator]
+        if self.failed is None and self.hi is not None and self.held < _round(self.hi):
+            return _round(self.hi)  # the ramp's failure is verified by a steady run before bisecting
+        if self.failed is None and self.hi is not None:
+            return None  # the ramp's failure did not hold up: every steady rate tried held
         if upper is None or upper - self.held <= self.resolution * upper:
             return None
         rate = _round((self.held + upper) / 2)
@@ -172,12 +177,13 @@ def ramp_slices(run: LoadRun, seconds: float = 0.5) -> pl.DataFrame:
     return frame.with_columns(pl.Series("holds", holds, dtype=pl.Boolean))
 
 
-def bracket(slices: pl.DataFrame) -> tuple[float | None, float | None]:
+def bracket(slices: pl.DataFrame, run: int = 3) -> tuple[float | None, float | None]:
     """(last rate held, first rate failed) of a ramp: the knee is the first slice that fails
-    with the next one failing too (one noisy slice alone does not end the ramp)."""
+    with the next ``run`` − 1 failing too, or failing to the ramp's end (a burst of noise on a
+    shared machine fails a slice or two; saturation fails every slice after it)."""
     rows = slices.sort("slice").to_dicts()
     for i, r in enumerate(rows):
-        if not r["holds"] and (i + 1 == len(rows) or not rows[i + 1]["holds"]):
+        if all(not x["holds"] for x in rows[i : i + run]):
             return (rows[i - 1]["offered_rps"] if i else None), r["offered_rps"]
     return (rows[-1]["offered_rps"] if rows else None), None
 

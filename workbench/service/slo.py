@@ -401,7 +401,7 @@ def change_verdict(r: dict, resolution: float = 0.1) -> tuple[str, str]:
     else:
         verdict = f"{1 / ratio:.1f}x lower rate"
     if r["after_above"] or r["before_above"]:
-        detail += "; ≥: the knee lies above the ramp's top (raise `ramp` to find it)"
+        detail += "; ≥: no steady run failed, so the knee lies above the highest rate tried"
     return verdict, detail
 
 
