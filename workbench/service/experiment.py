@@ -344,7 +344,7 @@ P99_CI = ("p99_ms", "p99_lo", "p99_hi")  # shown as one column
 def people(summary: pl.DataFrame) -> Any:
     """The runs as a reviewer reads them (a :func:`workbench.tables.table`): configuration,
     load, latency with its interval, errors in words, where the time went (DB, pool, cache),
-    the service's CPU and the generator's lag; every other column stays in the CSV export."""
+    and the service's CPU; every other column stays in the CSV export."""
     from workbench.tables import table
 
     cols = summary.columns
@@ -376,12 +376,11 @@ def people(summary: pl.DataFrame) -> Any:
         *col(
             "errors_by_kind",
             pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String),
-            "errors by kind",
+            "errors",
         ),
-        *col("db_p99_ms", pl.col("db_p99_ms"), "DB P99, service", "ms", 1),
+        *col("db_p99_ms", pl.col("db_p99_ms"), "DB P99", "ms", 1),
         *col("pool_wait_p99_ms", pl.col("pool_wait_p99_ms"), "pool wait P99", "ms", 1),
         *col("cache_hits", hits, "cache hits", "%", 0),
         *col("service_cores", pl.col("service_cores"), "service CPU", "cores", 2),
-        *col("send_lag_p99_ms", pl.col("send_lag_p99_ms"), "send lag P99", "ms", 2),
     )
     return table(frame, units=units, decimals=decimals, caption="Steady runs (all columns in summary.csv)")
