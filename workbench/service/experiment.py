@@ -278,13 +278,13 @@ def find_knee(
             if rate is None:
                 break
             run = measured(Profile.constant(rate, step_seconds))
-            held = not slo.misses(run.summary().row(0, named=True))
+            held = not slo.misses(summary([run]).row(0, named=True))
             if not held and lo is not None and rate <= lo and not run.partial:
                 # The ramp held here and the steady run did not: on a shared machine that is often
                 # a burst of other work. Run it once more; the rate fails only if it fails again.
                 runs.append(run)
                 run = measured(Profile.constant(rate, step_seconds))
-                held = not slo.misses(run.summary().row(0, named=True))
+                held = not slo.misses(summary([run]).row(0, named=True))
             runs.append(run)
             search.record(rate, held)
             if run.partial:
