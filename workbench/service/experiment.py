@@ -338,7 +338,7 @@ def errors_text(by_kind: str) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) or "none"
 
 
-P99_CI = ("p99_ms", "p99_lo", "p99_hi")  # shown as one column
+P99_CI = ("p99_ms", "p99_lo", "p99_hi")
 
 
 def people(summary: pl.DataFrame) -> Any:
@@ -367,11 +367,11 @@ def people(summary: pl.DataFrame) -> Any:
         *col("offered_rps", pl.col("offered_rps"), "offered", "req/s", 0),
         *col("achieved_rps", pl.col("achieved_rps"), "achieved", "req/s", 0),
         *col("p50_ms", pl.col("p50_ms"), "P50", "ms", 1),
+        *col("p99_ms", pl.col("p99_ms"), "P99", "ms", 0),
         *col(
-            "p99_ms",
-            pl.format("{} [{}–{}]", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI)),
-            "P99 [95% CI]",
-            "ms",
+            "p99_lo",
+            pl.format("{}–{}", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI[1:])),
+            "P99 95% CI",
         ),
         *col(
             "errors_by_kind",

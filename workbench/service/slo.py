@@ -373,8 +373,10 @@ def changes(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
                     "after_p99_ms": after["p99_ms"],
                     "before_above": b["above"],
                     "after_above": after["above"],
+                    "_order": DIMENSIONS.index(dim),
                 }
             )
+    rows.sort(key=lambda r: r.pop("_order"))  # the strategies first, then the pool, then the cache
     return pl.DataFrame(rows)
 
 
