@@ -15,6 +15,7 @@ Two questions, one run per rate against a service (``workbench.service``) answer
 Prints a table and the machine's load average before and after (the machine is shared).
 
     .venv/bin/python benchmarks/bench_loadgen.py --rates 100,200,400,800 --seconds 5
+    .venv/bin/python benchmarks/bench_loadgen.py --no-realtime ...   # the ordinary scheduler
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ from workbench.service.load import Profile
 from workbench.service.process import ServiceProcess
 
 
-def schedule_floor(rate: float, seconds: float) -> float:
-    """P99 lag (ms) of a bare sleep-until-intended loop on uvloop, no HTTP: what the OS
-    scheduler alone allows on this machine right now (the floor under the generator's lag)."""
+def schedule_floor(rate: float, seconds: float, realtime: bool) -> float:
+    """P99 lag (ms) of a bare sleep-until-intended loop on uvloop, no HTTP, on its own thread in
+    the generator's scheduling class: what the OS scheduler alone allows on this machine right
+    now (the floor under the generator's lag)."""
+    import threading
+
     import uvloop
+
+    from workbench.service.load.generator import _realtime
 
     async def run() -> list[float]:
         lags, start = [], time.perf_counter() + 0.01
@@ -49,8 +55,18 @@ def schedule_floor(rate: float, seconds: float) -> float:
             lags.append(time.perf_counter() - target)
         return lags
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return float(np.percentile(runner.run(run()), 99) * 1000)
+    out: list[float] = []
+
+    def thread() -> None:
+        if realtime:
+            _realtime()
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            out.extend(runner.run(run()))
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join()
+    return float(np.percentile(out, 99) * 1000)
 
 
 def main() -> None:
@@ -58,7 +74,9 @@ def main() -> None:
     parser.add_argument("--rates", default="100,200,400,800", help="req/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", help="also write the table here")
-    parser.add_argument("--spin", type=float, default=0.0, help="seconds waited by yielding before each send")
+    parser.add_argument(
+        "--no-realtime", action="store_true", help="the generator's thread in the ordinary scheduling class"
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     print(f"load average before: {os.getloadavg()}")
@@ -78,14 +96,15 @@ def main() -> None:
                 label="health",
                 groups=groups,
                 stats=False,
-                spin=args.spin,
+                realtime=not args.no_realtime,
             )
             s = run.summary().row(0, named=True)
-            floor = schedule_floor(rate, args.seconds)
+            floor = schedule_floor(rate, args.seconds, not args.no_realtime)
             gen, srv = run.usage["generator"], run.usage["service"]
             rows.append(
                 {
                     "rate": rate,
+                    "realtime": run.realtime,
                     "achieved_rps": round(s["achieved_rps"], 1),
                     "lag_p50_ms": run.lag.get_value_at_percentile(50) / 1000,
                     "lag_p99_ms": run.lag.get_value_at_percentile(99) / 1000,

@@ -11,9 +11,9 @@
 # The plan ends in targets: **API P50 < 50 ms and P99 < 200 ms, 1,000 req/s, memory
 # < 500 MB, CPU < 30%, DB query P99 < 100 ms, error rate < 0.1%**, checked with load tests
 # and monitoring. This notebook asks: **under concurrent, open-loop load, which of the
-# plan's changes (N+1 → the plan's JOIN, or batch loading; the pool size) moves those
-# SLOs, up to what arrival rate does each configuration hold them, and what would a
-# production machine need?**
+# plan's changes (N+1 → the plan's JOIN, or batch loading; the pool size; a query cache)
+# moves those SLOs and by how much, up to what arrival rate does each configuration hold
+# them, and what would a production machine need?**
 #
 # The service (`workbench.service`) is the backend's read API as a real HTTP service
 # (Starlette on uvicorn over PostgreSQL): a project's session list (paginated), its
@@ -30,17 +30,20 @@ seed = 7
 data_dir = None  # None: $WORKBENCH_DATA_DIR, else ../data
 out_dir = None  # None: $WORKBENCH_OUT_DIR, else ../reports
 postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local server
-configs = [("n_plus_one", 4), ("joined", 4), ("batch", 4), ("batch", 1)]  # (strategy, pool size)
+# (strategy, pool size, query cache seconds; 0 = no cache): each differs from another in one setting
+configs = [("n_plus_one", 4, 0), ("joined", 4, 0), ("batch", 4, 0), ("batch", 8, 0), ("batch", 4, 5)]
 workers = 1  # uvicorn worker processes per configuration
-rates = [20, 40, 80, 160]  # req/s, one constant-rate run each (stopped past the knee)
-seconds = 1.5  # per rate
+ramp = (20, 900)  # req/s: the ramp that brackets each configuration's knee
+ramp_seconds = 7.0
+steps = 3  # steady runs bisecting the bracket
+step_seconds = 2.0
 prometheus_rate = 40  # req/s of the run Prometheus scrapes
 prometheus_seconds = 3.0
 
 # %%
 import polars as pl
 
-from workbench import lab, report, strategies
+from workbench import lab, report, strategies, tables
 from workbench.engines import open_engine
 from workbench.service import experiment, monitoring, slo
 from workbench.service import figures as service_figures
@@ -63,51 +66,52 @@ url = lab.postgres_url(postgres_url)
 with open_engine("postgres", url) as engine:
     loaded = engine.load(ds)
     strategies.ensure_indexes(engine)
-ds.counts
+pl.DataFrame({"table": list(ds.counts), "rows": list(ds.counts.values())})
 
 # %%
 mix = Mix()
 drawn = targets(ds, mix.hot_fraction)
-requests = paths(mix, drawn, int(max(rates) * seconds * 2 + prometheus_rate * prometheus_seconds), seed=seed)
+requests = paths(mix, drawn, 20_000, seed=seed)
 pl.DataFrame(requests, schema=["endpoint", "path"], orient="row").group_by("endpoint").len().sort("endpoint")
 
 # %% [markdown]
 # ## Measure
-# Each configuration gets its own service process. It is warmed up for a second, then
-# loaded at each rate in turn for `seconds`; a configuration far past its knee (P99 over
-# 5× its SLO, or over 5% errors) is not pushed further. Every run samples the CPU and
-# memory of the service, PostgreSQL and the generator (psutil), and reads the service's
-# own statement timings and pool waits.
+# Each configuration gets its own service process, warmed up for a second. Then its knee
+# is found in two moves (`experiment.find_knee`): one **ramp** (`ramp`: 20 → 900 req/s by
+# default), judged per half-second slice of *intended* send time, brackets where latency or
+# errors break the SLOs; then **steady runs** bisect that bracket, each judged on every
+# SLO (CPU, memory and DB P99 included). The highest steady rate that held is the answer;
+# the ramp only aims (its slices are short and queues need time to build). Every run
+# samples the CPU and memory of the service, PostgreSQL and the generator, reads the
+# service's own statement timings, pool waits and cache hits, and PostgreSQL's
+# `pg_stat_statements` (reset before each run).
+#
+# The configurations vary one of the plan's settings at a time from a common one (N+1
+# today; the JOIN or batch; pool 4 → 8; a 5-second query cache), so each change is read
+# as the difference between two of them.
 
 # %% tags=["nbval-ignore-output"]
-runs = []
-for strategy, pool_size in configs:
-    settings = Settings(database_url=url, strategy=strategy, pool_size=pool_size, workers=workers)
-    runs += experiment.sweep(settings, rates, seconds, requests, stop_when=slo.past_knee)
+knees = []
+for strategy, pool_size, cache_seconds in configs:
+    settings = Settings(
+        database_url=url, strategy=strategy, pool_size=pool_size, workers=workers, cache_seconds=cache_seconds
+    )
+    knees.append(
+        experiment.find_knee(
+            settings, requests, ramp=ramp, ramp_seconds=ramp_seconds, steps=steps, step_seconds=step_seconds
+        )
+    )
+runs = [run for k in knees for run in k.steps]
+slices = pl.concat([k.slices for k in knees])
 summary = experiment.summary(runs)
-summary.select(
-    "label",
-    "offered_rps",
-    "achieved_rps",
-    "p50_ms",
-    "p99_ms",
-    "p99_lo",
-    "p99_hi",
-    "error_rate",
-    "errors_by_kind",
-    "db_p99_ms",
-    "pool_wait_p99_ms",
-    "service_cores",
-    "postgres_cores",
-    "send_lag_p99_ms",
-).with_columns(pl.col(pl.Float64).round(2))
+experiment.people(summary)
 
 # %% [markdown]
 # Prometheus scrapes a service (`batch`, the first pool size) every half second during one
 # more run; its SLIs, read back through its HTTP API, are set beside the load tool's.
 
 # %% tags=["nbval-ignore-output"]
-strategy, pool_size = next((c for c in configs if c[0] == "batch"), configs[0])
+strategy, pool_size, _ = next((c for c in configs if c[0] == "batch"), configs[0])
 watched = monitoring.monitored_run(
     Settings(database_url=url, strategy=strategy, pool_size=pool_size, workers=workers),
     Profile.constant(prometheus_rate, prometheus_seconds),
@@ -115,17 +119,18 @@ watched = monitoring.monitored_run(
 )
 side, counts = (watched[1], watched[2]) if watched else (None, None)
 print(f"answered requests: {counts}")
-side
+side.select("slo", "load_tool_shown", "prometheus_shown") if side is not None else None
 
 # %% [markdown]
 # ## Look
-# Latency against offered load. Where a line turns up steeply is the knee: the service
-# is saturated and every extra request queues. Dotted vertical lines mark each
-# configuration's highest rate at which every SLO held.
+# Latency against offered load. The thin line is each configuration's ramp (P99 per
+# half-second slice): where it turns up steeply is the knee, the service saturated and
+# every extra request queuing. The markers are the steady runs that placed it; the dotted
+# vertical lines mark each configuration's highest rate at which every SLO held.
 
 # %% tags=["nbval-ignore-output"]
 maxima = slo.max_rate(summary)
-service_figures.latency_vs_load(summary, maxima)
+service_figures.latency_vs_load(summary, maxima, slices)
 
 # %% [markdown]
 # The distribution of every request at the highest rate each configuration ran below its
@@ -137,16 +142,75 @@ chosen = [r for r in runs if (r.label, r.stage_rates[0]) in at_max] or runs
 service_figures.distributions(experiment.latencies(chosen))
 
 # %% [markdown]
-# The SLO table at each configuration's highest holding rate (its lowest rate when none
-# held; verdicts computed, a value this run could not measure is `unknown`), and the
-# error budget each run used:
+# What each of the plan's changes moves: the highest rate holding every SLO before and
+# after it, and the P99 at those rates.
 
 # %% tags=["nbval-ignore-output"]
-table = slo.verdicts(slo.at_holding_rate(summary, maxima))
+changes = slo.changes(summary, maxima)
+tables.table(
+    changes.select(
+        "change",
+        "before",
+        "after",
+        pl.col("before_rps").alias("holds to, before"),
+        pl.col("after_rps").alias("holds to, after"),
+        "ratio",
+        pl.col("before_p99_ms").alias("P99 there, before"),
+        pl.col("after_p99_ms").alias("P99 there, after"),
+    ),
+    units={"holds to, before": "req/s", "holds to, after": "req/s", "ratio": "x"}
+    | {"P99 there, before": "ms", "P99 there, after": "ms"},
+)
+
+# %% [markdown]
+# The SLO table at each configuration's highest holding rate (its lowest rate when none
+# held; verdicts computed, a value this run could not measure is `unknown`), and the
+# error budget used there (every run's is in summary.csv):
+
+# %% tags=["nbval-ignore-output"]
+held = slo.at_holding_rate(summary, maxima)
+table = slo.verdicts(held)
 table.pivot(on="slo", index="label", values="verdict")
 
 # %% tags=["nbval-ignore-output"]
-slo.error_budget(summary).with_columns(pl.col(pl.Float64).round(3))
+tables.table(
+    slo.error_budget(held).select(
+        pl.col("label").alias("configuration"),
+        pl.col("offered_rps").alias("at"),
+        "requests",
+        "errors",
+        "budget",
+        (pl.col("budget_used") * 100).alias("budget used"),
+    ),
+    units={"at": "req/s", "budget": "errors", "budget used": "%"},
+    decimals={"at": 0, "budget": 1, "budget used": 0},
+)
+
+# %% [markdown]
+# The DB P99 two ways, at each configuration's holding rate: the service's own timing of
+# its statements (a real P99, round trip and row fetch included), and PostgreSQL's
+# `pg_stat_statements` ("server" columns: execution inside the server only). The latter keeps no
+# percentiles — only calls, mean, stddev, min and max per statement — so what it can say
+# of a P99 is an upper bound (Cantelli's inequality, μ + √99·σ per statement, capped by its
+# max), never an estimate. When its mean is a small part of the service's P50, the time
+# goes outside execution: the pool, the round trip, Python.
+
+# %% tags=["nbval-ignore-output"]
+tables.table(
+    held.select(
+        pl.col("label").alias("configuration"),
+        pl.col("offered_rps").alias("at"),
+        pl.col("p50_ms").alias("request P50"),
+        pl.col("db_p99_ms").alias("statement P99, service"),
+        pl.col("pgss_calls").alias("server: statements"),
+        pl.col("pgss_mean_ms").alias("server: mean"),
+        pl.col("pgss_max_ms").alias("server: max"),
+        pl.col("pgss_p99_bound_ms").alias("server: P99 at most"),
+    ),
+    units={"at": "req/s"}
+    | dict.fromkeys(["request P50", "statement P99, service", "server: mean", "server: max"], "ms")
+    | {"server: P99 at most": "ms"},
+)
 
 # %% tags=["nbval-ignore-output"]
 service_figures.prometheus_vs_tool(side) if side is not None else "Prometheus view left out (see above)"
@@ -154,9 +218,10 @@ service_figures.prometheus_vs_tool(side) if side is not None else "Prometheus vi
 # %% [markdown]
 # ## Conclude
 # This machine has 2 cores shared by the generator, the service and PostgreSQL, so it
-# cannot show 1,000 req/s; the capacity table says what it reached, what limited it (the
-# busiest process per core, or the pool), and what 1,000 req/s would need from the CPU
-# measured per request.
+# cannot show 1,000 req/s; the capacity table says, per configuration, which SLO broke
+# first past the knee and what was saturated there (the machine's CPU and each process's
+# share, one process's core, the pool, or the database), and what 1,000 req/s would need
+# from the CPU measured per request at the highest rate that held.
 
 # %% tags=["nbval-ignore-output"]
 cap = slo.capacity(summary)
@@ -173,7 +238,14 @@ report.show_verdicts("05_service_slo", slo.report_verdicts(summary, maxima, cap,
 # CSV; the Grafana dashboard of the SLIs and the PromQL of each SLO beside them.
 
 # %% tags=["nbval-ignore-output"]
-frames = dict(summary=summary, verdicts=slo.verdicts(summary), max_rate=maxima, capacity=cap)
+frames = dict(
+    summary=summary,
+    ramp_slices=slices,
+    verdicts=slo.verdicts(summary),
+    max_rate=maxima,
+    changes=changes,
+    capacity=cap,
+)
 if side is not None:
     frames["prometheus_vs_load_tool"] = side
 report.export_frames(out_dir, "05_service_slo", **frames)

@@ -184,6 +184,39 @@ def test_pool_waits_then_times_out_without_losing_a_connection():
     assert asyncio.run(run()) == ["timeout", "queue", "got", "idle=1 in_use=0"]
 
 
+def test_cached_answers_equal_uncached_ones_and_expire_on_the_cache_clock(loaded_url, engine, tiny):
+    project_id, _ = strategies.largest_project(engine)
+    session_id = engine.execute("SELECT min(id) FROM sessions WHERE project_id = :p", {"p": project_id})[0][0]
+    day = tiny.read("messages")["timestamp"].min().date().isoformat()
+    urls = [
+        f"/projects/{project_id}/sessions?limit=5",
+        f"/projects/{project_id}/recent?limit=5",
+        f"/sessions/{session_id}",
+        "/sessions/999999999",  # a 404 is cached too
+        f"/usage/{day}",
+        "/jobs?status=queued&limit=10",
+    ]
+    now = [0.0]
+    cached = create_app(
+        Settings(database_url=loaded_url, strategy="batch", cache_seconds=5), cache_timer=lambda: now[0]
+    )
+    with _client(loaded_url, strategy="batch") as plain, TestClient(cached) as client:
+        expected = [(r.status_code, r.json()) for r in map(plain.get, urls)]
+        first = [(r.status_code, r.json()) for r in map(client.get, urls)]
+        again = [(r.status_code, r.json()) for r in map(client.get, urls)]
+        assert client.get("/stats").json()["cache_hits"] == len(urls)
+        now[0] = 5.1  # past the TTL: every answer is fetched again
+        fresh = [(r.status_code, r.json()) for r in map(client.get, urls)]
+        stats = client.get("/stats").json()
+        metrics = client.get("/metrics").text
+    assert first == expected and again == expected and fresh == expected
+    assert expected[3][0] == 404
+    assert (stats["cache_hits"], stats["cache_misses"]) == (len(urls), 2 * len(urls))
+    assert stats["db_statements"] > 0
+    assert 'workbench_cache_requests_total{endpoint="recent",result="hit"} 1.0' in metrics
+    assert 'workbench_cache_requests_total{endpoint="recent",result="miss"} 2.0' in metrics
+
+
 def test_settings_refuse_bad_values():
     with pytest.raises(ServiceError, match="pool_size must be at least 1, not 0"):
         Settings(database_url="postgresql://x/y", pool_size=0)
@@ -192,6 +225,9 @@ def test_settings_refuse_bad_values():
     with pytest.raises(Exception, match=r"Unknown strategy 'n\+1'"):
         Settings(database_url="postgresql://x/y", strategy="n+1")
     assert Settings.from_json(Settings(database_url="postgresql://x/y").to_json()).pool_size == 4
+    with pytest.raises(ServiceError, match=r"cache_seconds \(-1\) must be >= 0"):
+        Settings(database_url="postgresql://x/y", cache_seconds=-1)
+    assert Settings(database_url="postgresql://x/y", cache_seconds=2).label == "n_plus_one pool=4 cache=2s"
 
 
 def test_cursor_round_trips():

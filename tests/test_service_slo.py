@@ -90,33 +90,58 @@ def test_max_rate_is_the_last_rate_before_the_first_miss(summary):
     assert m["batch pool=4"]["max_rate"] == 50 and "error rate" in m["batch pool=4"]["first_miss"]
 
 
-def test_error_budget_and_past_knee(summary):
+def test_error_budget(summary):
     budget = slo.error_budget(summary).filter(pl.col("offered_rps") == 100)
     assert budget["budget"][0] == pytest.approx(1.0) and budget["budget_used"][0] == pytest.approx(3.0)
-    assert slo.past_knee(summary.filter(pl.col("p99_ms") == 350).head(1)) is False  # 350 < 5 x 200
-    assert slo.past_knee(summary.head(1).with_columns(p99_ms=pl.lit(1500.0))) is True
 
 
 def test_capacity_from_cpu_per_request(summary):
     cap = {r["label"]: r for r in slo.capacity(summary).iter_rows(named=True)}
     n1 = cap["n_plus_one pool=4"]
-    assert n1["service_cpu_ms_per_req"] == pytest.approx(19.0)  # 0.95 cores / 50 req/s
-    assert n1["service_cores_at_target"] == pytest.approx(19.0)  # 1,000 req/s x 19 ms
-    assert n1["cores_needed"] == pytest.approx((19.0 + 2.0) / 0.30)
+    # The cost per request at the highest rate that held (25 req/s), the limit past the knee (50).
+    assert n1["cost_at_rps"] == 25 and n1["rate_tried"] == 50
+    assert n1["service_cpu_ms_per_req"] == pytest.approx(8.0)  # 0.2 cores / 25 req/s
+    assert n1["service_cores_at_target"] == pytest.approx(8.0)  # 1,000 req/s x 8 ms
+    assert n1["cores_needed"] == pytest.approx((8.0 + 4.0) / 0.30)
     assert n1["limited_by"].startswith("the service's CPU (95% of a core")
-    assert cap["batch pool=4"]["limited_by"].startswith("nothing saturated yet")
-    assert "1,000 req/s needs ~19.0 + 2.0 cores busy" in slo.capacity_sentence(slo.capacity(summary))
+    assert n1["missed"] == "API P99 < 200 ms, CPU < 30%"  # 0.95 of 2 cores
+    assert cap["batch pool=4"]["limited_by"].startswith("nothing saturated")
+    text = slo.capacity_sentence(slo.capacity(summary))
+    assert "at 50 req/s offered it missed API P99 < 200 ms, CPU < 30%" in text
+    assert "1,000 req/s needs ~8.0 + 4.0 cores busy" in text
 
 
 def test_conclusions_and_verdicts_are_built_from_the_numbers(summary):
     maxima = slo.max_rate(summary)
     text = slo.conclusions(summary, maxima)
-    assert "batch pool=4 against N+1 (n_plus_one pool=4): 2.0x the holding rate" in text
-    assert "at 50 req/s its P99 is 30.0 ms against 350.0 ms (11.7x)" in text
+    assert "batch loading instead of N+1: 2.0x the rate; batch pool=4 holds every SLO up to 50 req/s" in text
     verdicts = slo.report_verdicts(summary, maxima, slo.capacity(summary))
-    assert [v.verdict for v in verdicts][:2] == ["holds to 25 req/s", "holds to 50 req/s"]
-    assert verdicts[2].verdict == "not reachable here (100 req/s)"
-    assert verdicts[3].verdict == "batch: 2.0x N+1's rate"
+    assert [(v.topic, v.verdict) for v in verdicts][:3] == [
+        ("batch loading instead of N+1", "2.0x the rate"),
+        ("highest arrival rate holding every SLO", "50 req/s (batch pool=4)"),
+        ("1,000 req/s", "not reachable here (50 req/s holding the SLOs)"),
+    ]
+    assert verdicts[3].topic == "DB query P99 < 100 ms" and verdicts[3].verdict == "met"
+
+
+def test_each_change_is_a_pair_differing_in_one_setting(summary):
+    more = pl.DataFrame(
+        [
+            _row("batch pool=8", "batch", 100, 8, 60) | {"pool_size": 8},
+            _row("batch pool=4 cache=5s", "batch", 100, 2, 20) | {"cache_seconds": 5.0},
+            _row("batch pool=4 cache=5s", "batch", 200, 3, 40) | {"cache_seconds": 5.0},
+        ]
+    )
+    both = pl.concat([summary.with_columns(cache_seconds=pl.lit(0.0)), more], how="diagonal_relaxed")
+    table = slo.changes(both, slo.max_rate(both))
+    found = {r["change"]: (r["before"], r["after"], r["ratio"]) for r in table.iter_rows(named=True)}
+    assert found == {
+        "batch loading instead of N+1": ("n_plus_one pool=4", "batch pool=4", 2.0),
+        "pool size 4 → 8": ("batch pool=4", "batch pool=8", 2.0),
+        "a query cache (5 s)": ("batch pool=4", "batch pool=4 cache=5s", 4.0),
+    }
+    cache = table.filter(pl.col("change") == "a query cache (5 s)").row(0, named=True)
+    assert cache["after_above"] and slo.change_verdict(cache)[0] == "4.0x the rate or more"
 
 
 def test_side_by_side_and_figures_build(summary):
@@ -138,9 +163,9 @@ def test_side_by_side_and_figures_build(summary):
 def test_a_tie_in_holding_rate_is_decided_by_p99_at_the_common_rate(summary):
     tied = summary.filter(pl.col("offered_rps") <= 25)  # both hold at 25, the only rate
     verdicts = slo.report_verdicts(tied, slo.max_rate(tied), slo.capacity(tied))
-    change = next(v for v in verdicts if v.topic == "which of the plan's changes moves the SLOs")
-    assert change.verdict == "batch: same rate, P99 4.0x lower"
-    assert "raise `rates` to find the knee" in change.detail
+    change = next(v for v in verdicts if v.topic == "batch loading instead of N+1")
+    assert change.verdict == "no change (within the search's resolution)"
+    assert "the knee lies above the highest rate tried" in change.detail
 
 
 def test_a_busy_machine_is_named_as_the_limit_with_each_share(summary):
@@ -150,3 +175,12 @@ def test_a_busy_machine_is_named_as_the_limit_with_each_share(summary):
         "the machine's CPU (95% busy: service 0.50, PostgreSQL 0.10, generator 0.05, other processes"
     )
     assert "send lag P99 was 12.0 ms" in slo.capacity_sentence(slo.capacity(busy))
+
+
+def test_a_rate_run_again_after_a_failure_holds_if_the_rerun_held(summary):
+    rerun = pl.concat(
+        [summary, pl.DataFrame([_row("n_plus_one pool=4", "n_plus_one", 50, 10, 90)])], how="diagonal_relaxed"
+    )
+    m = slo.max_rate(rerun).filter(pl.col("label") == "n_plus_one pool=4").row(0, named=True)
+    assert (m["max_rate"], m["first_miss"]) == (50, slo.NO_MISS)
+    assert slo.max_rate(summary).filter(pl.col("label") == "n_plus_one pool=4")["max_rate"][0] == 25

@@ -577,6 +577,13 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
     "--pool-timeout", type=float, default=0.5, show_default=True, help="Seconds a request may wait."
 )
 @click.option("--workers", type=int, default=1, show_default=True, help="uvicorn worker processes.")
+@click.option(
+    "--cache-seconds",
+    type=float,
+    default=0,
+    show_default=True,
+    help="Keep read answers this long in a query cache (0: no cache).",
+)
 @click.option("--port", type=int, default=8000, show_default=True, help="Loopback port to listen on.")
 def serve(
     database_url: str | None,
@@ -586,6 +593,7 @@ def serve(
     max_waiting: int,
     pool_timeout: float,
     workers: int,
+    cache_seconds: float,
     port: int,
 ) -> None:
     """Serve the backend's read API over PostgreSQL on 127.0.0.1:PORT until Ctrl-C.
@@ -608,7 +616,9 @@ def serve(
         with open_engine("postgres", url) as engine:
             engine.load(Dataset.open(dataset))
             ensure_indexes(engine)
-    settings = Settings(url, strategy, pool_size, max_waiting, pool_timeout, workers)
+    settings = Settings(
+        url, strategy, pool_size, max_waiting, pool_timeout, workers, cache_seconds=cache_seconds
+    )
     click.echo(f"Serving {settings.label} on http://127.0.0.1:{port} (Ctrl-C stops)")
     run(settings, port)
 

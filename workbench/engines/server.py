@@ -116,7 +116,10 @@ class PostgresServer:
             options = (
                 f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c shared_buffers=256MB -c max_connections=50"
+                "-c shared_buffers=256MB -c max_connections=50 "
+                # per-statement execution statistics for the service lab (Debian's
+                # postgresql-15 ships the module; it needs preloading, and costs little)
+                "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
             )
             server._run(
                 "pg_ctl",

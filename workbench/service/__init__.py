@@ -1,14 +1,18 @@
 """The service lab: the backend's read API as a real HTTP service, driven by open-loop load.
 
 * :mod:`workbench.service.app`: the ASGI app (Starlette on uvicorn), its settings
-  (loading strategy, pool size, worker processes), backpressure and per-request recovery,
-  ``/metrics`` for Prometheus and ``/health``.
+  (loading strategy, pool size, query cache, worker processes), backpressure and
+  per-request recovery, ``/metrics`` for Prometheus and ``/health``.
 * :mod:`workbench.service.process`: the service as a child process on a loopback port
-  (what the load runs and tests measure), with its CPU and memory sampled by psutil.
+  (what the load runs and tests measure), with its CPU and peak memory per run.
+* :mod:`workbench.service.experiment`: the knee of each configuration (a ramp, then steady
+  runs bisecting it) and the runs' tables.
+* :mod:`workbench.service.statements`: pg_stat_statements reset and read per run.
 * :mod:`workbench.service.load`: the open-loop load generator (intended send times, HDR
   histograms, endpoint mix from the dataset, step and ramp profiles, k6 import).
-* :mod:`workbench.service.slo`: the plan's SLOs, verdicts per configuration, the ramp's
-  highest passing rate, error budget and the capacity a production machine needs.
+* :mod:`workbench.service.slo`: the plan's SLOs, verdicts per configuration, the highest
+  holding rate, what each change moves, error budget and the capacity a production
+  machine needs.
 * :mod:`workbench.service.monitoring`: a real Prometheus server scraping the service,
   its HTTP API, the Grafana dashboard and the PromQL of each SLO.
 """

@@ -28,9 +28,16 @@ Endpoints (all ``GET``; JSON):
 ``/jobs``                          the jobs page (``status``, ``limit``)
 ``/health``                        no database: the service's own floor
 ``/metrics``                       Prometheus text format
-``/stats``                         this process's statement timings and pool waits (JSON;
-                                   ``?reset=1`` starts a new interval)
+``/stats``                         this process's statement timings, pool waits and
+                                   cache hits (JSON; ``?reset=1`` starts a new interval)
 ================================== ===================================================
+
+A query cache (off by default; ``cache_seconds`` > 0 turns it on) keeps each read
+endpoint's answer for that many seconds, keyed by its path and query, in a bounded
+TTL/LRU cache (``cachetools.TTLCache``, ``cache_size`` entries). A hit answers on the
+event loop without taking a pool connection; hits and misses are counted in
+``/metrics`` and ``/stats``. It trades freshness (an answer up to ``cache_seconds`` old)
+for load, as any read cache in front of the backend would.
 
 Every handler runs inside one recovery frame (the plan's panic recovery): an exception
 becomes a ``500`` counted by kind, the connection is checked and replaced when broken,
@@ -56,6 +63,7 @@ from typing import Any
 
 import anyio
 import orjson
+from cachetools import TTLCache
 from hdrh.histogram import HdrHistogram
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -88,6 +96,8 @@ class Settings:
     ``max_waiting``: requests allowed to wait for a connection; beyond it ``503`` at once.
     ``pool_timeout``: seconds a request may wait for a connection before ``503``.
     ``workers``: uvicorn worker processes. ``debug_routes``: add ``/_fail`` and ``/_sleep?ms=`` (tests).
+    ``cache_seconds``: keep read answers this long (0: no query cache); ``cache_size``: at most
+    this many answers (least recently used go first).
     """
 
     database_url: str
@@ -97,6 +107,8 @@ class Settings:
     pool_timeout: float = 0.5
     workers: int = 1
     debug_routes: bool = False
+    cache_seconds: float = 0.0
+    cache_size: int = 4096
 
     def __post_init__(self) -> None:
         from workbench.strategies import strategy
@@ -108,6 +120,11 @@ class Settings:
         if self.max_waiting < 0 or self.pool_timeout < 0:
             raise ServiceError(
                 f"max_waiting ({self.max_waiting}) and pool_timeout ({self.pool_timeout}) must be >= 0"
+            )
+        if self.cache_seconds < 0 or self.cache_size < 1:
+            raise ServiceError(
+                f"cache_seconds ({self.cache_seconds}) must be >= 0 (0: no cache) and cache_size "
+                f"({self.cache_size}) at least 1"
             )
         if not self.database_url.startswith(("postgresql", "postgres:")):
             raise ServiceError(
@@ -125,7 +142,11 @@ class Settings:
 
     @property
     def label(self) -> str:
-        return f"{self.strategy} pool={self.pool_size} workers={self.workers}"
+        """Short name in tables: strategy and pool, then workers and cache where not the default."""
+        text = f"{self.strategy} pool={self.pool_size}"
+        if self.workers != 1:
+            text += f" workers={self.workers}"
+        return text + (f" cache={self.cache_seconds:g}s" if self.cache_seconds else "")
 
 
 class PoolFull(Exception):
@@ -179,6 +200,12 @@ class Instruments:
             buckets=BUCKETS,
             **reg,
         )
+        self.cache = Counter(
+            "workbench_cache_requests",
+            "Read requests looked up in the query cache, by endpoint and result (hit or miss).",
+            ["endpoint", "result"],
+            **reg,
+        )
         self.pool_size.set(pool_size)
         if self.registry is not None:  # CPU seconds and resident memory of this process
             from prometheus_client import ProcessCollector
@@ -188,6 +215,12 @@ class Instruments:
         self.db_hdr = HdrHistogram(1, 60_000_000, 3)  # microseconds, 1 µs .. 60 s
         self.wait_hdr = HdrHistogram(1, 60_000_000, 3)
         self.counts: collections.Counter[str] = collections.Counter()
+        self.cache_counts: collections.Counter[str] = collections.Counter()
+
+    def cached(self, endpoint: str, hit: bool) -> None:
+        result = "hit" if hit else "miss"
+        self.cache.labels(endpoint, result).inc()
+        self.cache_counts[result] += 1  # on the event loop only: no lock needed
 
     def statement(self, endpoint: str, seconds: float) -> None:
         self.db.labels(endpoint).observe(seconds)
@@ -221,11 +254,14 @@ class Instruments:
                 "pool_wait_p99_ms": self.wait_hdr.get_value_at_percentile(99) / 1000,
                 "pool_wait_max_ms": self.wait_hdr.get_max_value() / 1000,
                 "requests": dict(self.counts),
+                "cache_hits": self.cache_counts["hit"],
+                "cache_misses": self.cache_counts["miss"],
             }
             if reset:
                 self.db_hdr.reset()
                 self.wait_hdr.reset()
                 self.counts.clear()
+                self.cache_counts.clear()
             return out
 
 
@@ -452,18 +488,42 @@ def _json(obj: Any, status: int = 200) -> Response:
 
 
 # ---- the app -----------------------------------------------------------------------------------
-def create_app(settings: Settings, engine_factory: Callable[[], Any] | None = None) -> Starlette:
-    """The service for ``settings``; ``engine_factory`` opens one connection (default: PostgreSQL)."""
+def query_cache(settings: Settings, timer: Callable[[], float] = time.monotonic) -> TTLCache | None:
+    """The read cache for ``settings`` (None when off): (status, body) by (endpoint, path, query)."""
+    if not settings.cache_seconds:
+        return None
+    return TTLCache(maxsize=settings.cache_size, ttl=settings.cache_seconds, timer=timer)
+
+
+def create_app(
+    settings: Settings,
+    engine_factory: Callable[[], Any] | None = None,
+    cache_timer: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The service for ``settings``; ``engine_factory`` opens one connection (default: PostgreSQL);
+    ``cache_timer`` is the query cache's clock (a test's fake one)."""
     from workbench.engines import open_engine
 
     factory = engine_factory or (lambda: open_engine("postgres", settings.database_url))
     metrics = Instruments(settings.pool_size)
     pool = Pool(factory, settings.pool_size, settings.max_waiting, settings.pool_timeout)
     limiter = anyio.CapacityLimiter(settings.pool_size)
+    cache = query_cache(settings, cache_timer)
 
-    def endpoint(name: str, work: Callable[[Request, Any], Any]) -> Callable[[Request], Any]:
+    def endpoint(
+        name: str, work: Callable[[Request, Any], Any], cacheable: bool = True
+    ) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             started = time.perf_counter()
+            key = (name, request.url.path, request.url.query) if cache is not None and cacheable else None
+            if key is not None:  # looked up and filled on the event loop only: no lock needed
+                hit = cache.get(key)
+                metrics.cached(name, hit is not None)
+                if hit is not None:
+                    response = Response(hit[1], status_code=hit[0], media_type="application/json")
+                    metrics.counts[str(hit[0])] += 1
+                    metrics.requests.labels(name, str(hit[0])).observe(time.perf_counter() - started)
+                    return response
             metrics.in_flight.inc()
             status, engine = 500, None
             try:
@@ -494,6 +554,8 @@ def create_app(settings: Settings, engine_factory: Callable[[], Any] | None = No
                     metrics.pool_in_use.set(pool.in_use)
                 metrics.in_flight.dec()
             status = response.status_code
+            if key is not None and status in (200, 404):
+                cache[key] = (status, response.body)
             metrics.counts[str(status)] += 1
             metrics.requests.labels(name, str(status)).observe(time.perf_counter() - started)
             return response
@@ -558,8 +620,8 @@ def create_app(settings: Settings, engine_factory: Callable[[], Any] | None = No
     ]
     if settings.debug_routes:
         routes += [
-            Route("/_fail", endpoint("fail", fail_work)),
-            Route("/_sleep", endpoint("sleep", sleep_work)),
+            Route("/_fail", endpoint("fail", fail_work, cacheable=False)),
+            Route("/_sleep", endpoint("sleep", sleep_work, cacheable=False)),
         ]
 
     @contextlib.asynccontextmanager

@@ -1,21 +1,24 @@
-"""Load runs against configurations of the service: one run, a rate sweep, a comparison.
+"""Load runs against configurations of the service: one run, the knee search, a comparison.
 
-Each configuration (strategy × pool size × workers) gets its own service process on a
-loopback port. Every run samples the CPU and memory of the service (with its workers),
-PostgreSQL (when it is local) and the generator's own process, and reads the service's
-statement timings and pool waits from ``/stats`` (reset before each run, so each rate
-has its own). A short untimed warm-up precedes the measured rates: PostgreSQL plans and
-psycopg's prepared statements settle in the first executions.
+Each configuration (strategy × pool size × cache × workers) gets its own service process
+on a loopback port; :func:`find_knee` ramps it, then bisects with steady runs. Every run
+samples the CPU and memory of the service (with its workers), PostgreSQL (when it is
+local) and the generator's own process, reads the service's statement timings, pool
+waits and cache hits from ``/stats`` and PostgreSQL's from pg_stat_statements (both reset
+before each run, so each rate has its own). A short untimed warm-up precedes the
+measured runs: PostgreSQL plans and psycopg's prepared statements settle in the first
+executions.
 
->>> runs = sweep(Settings(database_url=url), [25, 50, 100], seconds=5, requests=reqs)  # doctest: +SKIP
+>>> knee = find_knee(Settings(database_url=url), reqs)          # doctest: +SKIP
+>>> summary(knee.steps)                                         # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
 import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import polars as pl
@@ -41,11 +44,18 @@ def measured_run(
     groups: dict[str, Any],
     allow_remote: bool = False,
     stats: bool = True,
+    database_url: str | None = None,
     **load_options: Any,
 ) -> LoadRun:
-    """One load run with the processes in ``groups`` sampled and the service's ``/stats`` read."""
+    """One load run with the processes in ``groups`` sampled and the service's ``/stats`` read;
+    with ``database_url``, pg_stat_statements is reset before and read after (its summary
+    joins the service's figures)."""
+    from workbench.service import statements
+
     if stats:
         _get(url + "/stats?reset=1")
+    if database_url:
+        statements.reset(database_url)
     sampler = ProcessSampler(groups)
     try:
         run = run_load(
@@ -71,25 +81,160 @@ def measured_run(
     }
     if stats and not run.partial:
         run.service = _get(url + "/stats")
+    if database_url and not run.partial:
+        run.service |= statements.summary(statements.read(database_url))
     return run
 
 
-def sweep(
+class Bisection:
+    """Where the highest holding rate lies, narrowed by steady runs (the logic alone, testable).
+
+    Starts from the ramp's bracket: ``lo`` (the last rate the ramp held at, or None) and
+    ``hi`` (where it stopped holding, or None when it never did). :meth:`next` proposes a
+    steady rate: ``lo`` first (the ramp's slices are short, so it is verified), then ``hi``
+    (so is the ramp's failure), then the midpoint of the highest rate that held and the
+    lowest that failed, halving downwards while nothing has held. It stops when the two
+    are within ``resolution`` (a share of the failing rate), or when no steady run above a
+    held rate failed (the ramp held to its top, or its failure did not hold up): then the
+    answer is "at least" the highest rate tried.
+    """
+
+    def __init__(self, lo: float | None, hi: float | None, resolution: float = 0.1) -> None:
+        if lo is None and hi is None:
+            raise ValueError("A bisection needs a rate that held or one that failed")
+        self.lo, self.hi, self.resolution = lo, hi, resolution
+        self.held: float | None = None
+        self.failed: float | None = None
+        self.tried: list[tuple[float, bool]] = []
+
+    def next(self) -> float | None:
+        upper = self.failed if self.failed is not None else self.hi
+        if not self.tried:
+            return _round(self.lo) if self.lo else _round(upper / 2)  # type: ignore[operator]
+        if self.held is None:
+            return _round(upper / 2) if upper and upper / 2 >= 1 else None  # type: ignore[operator]
+        if self.failed is None and self.hi is not None and self.held < _round(self.hi):
+            return _round(self.hi)  # the ramp's failure is verified by a steady run before bisecting
+        if self.failed is None and self.hi is not None:
+            return None  # the ramp's failure did not hold up: every steady rate tried held
+        if upper is None or upper - self.held <= self.resolution * upper:
+            return None
+        rate = _round((self.held + upper) / 2)
+        return rate if self.held < rate < upper else None
+
+    def record(self, rate: float, held: bool) -> None:
+        self.tried.append((rate, held))
+        if held:
+            self.held = rate if self.held is None else max(self.held, rate)
+        else:
+            self.failed = rate if self.failed is None else min(self.failed, rate)
+
+
+def _round(rate: float) -> float:
+    """Rates to two significant figures (steps of 1, 5 or 10 req/s as they grow)."""
+    step = 1 if rate < 50 else 5 if rate < 500 else 10
+    return float(max(1, round(rate / step) * step))
+
+
+@dataclass
+class Knee:
+    """One configuration's search: the ramp, its slices, and the steady runs that verified it."""
+
+    settings: Settings
+    ramp: LoadRun
+    slices: pl.DataFrame
+    steps: list[LoadRun]
+
+
+def ramp_slices(run: LoadRun, seconds: float = 0.5) -> pl.DataFrame:
+    """A ramp run cut into slices of ``seconds`` by *intended* send time: per slice the rate
+    offered, P50 and P99 of its answered requests, the error rate, and whether the latency
+    and error SLOs held in it (``holds``). Late answers count against the slice that sent them."""
+    from workbench.service import slo
+
+    req = run.requests.filter(pl.col("outcome") != "aborted").with_columns(
+        (pl.col("intended_s") // seconds).cast(pl.Int32).alias("slice")
+    )
+    ok = pl.col("outcome") == "ok"
+    frame = (
+        req.group_by("slice")
+        .agg(
+            pl.len().alias("sent"),
+            (~ok).sum().alias("errors"),
+            pl.col("latency_ms").filter(ok).quantile(0.5, "higher").alias("p50_ms"),
+            pl.col("latency_ms").filter(ok).quantile(0.99, "higher").alias("p99_ms"),
+        )
+        .sort("slice")
+        .with_columns(
+            pl.lit(run.label).alias("label"),
+            ((pl.col("slice") + 0.5) * seconds).alias("at_s"),
+            (pl.col("sent") / seconds).alias("offered_rps"),
+            (pl.col("errors") / pl.col("sent")).alias("error_rate"),
+        )
+    )
+    judged = ("p50", "p99", "errors")
+    holds = [not slo.misses(r, judged) for r in frame.iter_rows(named=True)]
+    return frame.with_columns(pl.Series("holds", holds, dtype=pl.Boolean))
+
+
+def bracket(slices: pl.DataFrame, run: int = 3) -> tuple[float | None, float | None]:
+    """(last rate held, first rate failed) of a ramp: the knee is the first slice that fails
+    with the next ``run`` − 1 failing too, or failing to the ramp's end (a burst of noise on a
+    shared machine fails a slice or two; saturation fails every slice after it)."""
+    rows = slices.sort("slice").to_dicts()
+    for i, r in enumerate(rows):
+        if all(not x["holds"] for x in rows[i : i + run]):
+            return (rows[i - 1]["offered_rps"] if i else None), r["offered_rps"]
+    return (rows[-1]["offered_rps"] if rows else None), None
+
+
+def find_knee(
     settings: Settings,
-    rates: Sequence[float],
-    seconds: float,
     requests: Sequence[tuple[str, str]],
     *,
+    ramp: tuple[float, float] = (20, 600),
+    ramp_seconds: float = 6.0,
+    slice_seconds: float = 0.5,
+    steps: int = 3,
+    step_seconds: float = 2.0,
     warmup_seconds: float = 1.0,
-    stop_when: Callable[[pl.DataFrame], bool] | None = None,
-    label: str | None = None,
-) -> list[LoadRun]:
-    """Constant-rate runs at each of ``rates`` (ascending) against one service process.
+    statements_on: bool | None = None,
+    extend: int = 1,
+) -> Knee:
+    """The highest arrival rate at which every SLO holds, for one configuration.
 
-    ``stop_when(summary_row)`` ends the sweep early (past the knee, more load only adds
-    queueing). Each run is labelled with the configuration and carries its settings.
+    Why a ramp and then steady steps: a ramp crosses the whole range in one run, and judged
+    per slice of intended send time it shows where latency turns up, but each slice is
+    short (its P99 is nearly its maximum) and queues need time to build, so a ramp alone
+    places the knee late and noisily. Steady runs at fixed rates give a number that holds
+    over seconds, with every SLO judged (CPU, memory, DB P99 included), but finding the
+    knee with them alone costs many runs. So: one ramp to bracket the knee, then
+    ``steps`` steady runs of ``step_seconds`` bisecting the bracket (:class:`Bisection`).
+    The answer is the highest *steady* rate that held; the ramp only aims. A steady run
+    that fails at a rate the ramp held at is run once more before it counts (a burst of
+    other work on a shared machine should not halve the answer); both runs are kept.
+
+    When the whole ramp holds, it is continued up to ``extend`` times (from its top to twice
+    its top, for as long), so a cheap configuration's knee is found too; if it still holds,
+    the answer is "at least" the top (:func:`workbench.service.slo.changes` says so).
+    Each run draws the next requests of ``requests`` (rotated), so a query cache does not
+    see the same sequence twice. ``statements_on``: read pg_stat_statements per run (None:
+    when the server preloads it).
     """
-    runs: list[LoadRun] = []
+    from workbench.service import slo, statements
+
+    if statements_on is None:
+        statements_on = statements.enable(settings.database_url)
+    pg_url = settings.database_url if statements_on else None
+    offset = 0
+
+    def drawn(n: int) -> list[tuple[str, str]]:
+        nonlocal offset
+        start = offset % len(requests)
+        offset += n
+        rotated = list(requests[start:]) + list(requests[:start])
+        return (rotated * (n // len(rotated) + 1))[:n]
+
     with ServiceProcess.start(settings) as svc:
         groups = {
             "service": svc.pids,
@@ -97,16 +242,54 @@ def sweep(
             "generator": [os.getpid()],
         }
         if warmup_seconds > 0:
-            rate = min(rates)
-            run_load(svc.url, Profile.constant(rate, warmup_seconds), requests, label="warm-up")
-        for rate in rates:
-            profile = Profile.constant(rate, seconds)
-            run = measured_run(svc.url, profile, requests, label=label or settings.label, groups=groups)
+            warm = Profile.constant(ramp[0], warmup_seconds)
+            run_load(svc.url, warm, drawn(len(warm.intended()[0])), label="warm-up")
+
+        def measured(profile: Profile) -> LoadRun:
+            run = measured_run(
+                svc.url,
+                profile,
+                drawn(len(profile.intended()[0])),
+                label=settings.label,
+                groups=groups,
+                database_url=pg_url,
+            )
             run.settings = {k: v for k, v in asdict(settings).items() if k != "database_url"}
-            runs.append(run)
-            if run.partial or (stop_when is not None and stop_when(run.summary())):
+            return run
+
+        ramp_run = measured(Profile.ramp(ramp[0], ramp[1], ramp_seconds))
+        slices = ramp_slices(ramp_run, slice_seconds)
+        lo, hi = bracket(slices)
+        top = ramp[1]
+        for _ in range(extend):
+            if hi is not None or ramp_run.partial:
                 break
-    return runs
+            ramp_run = measured(Profile.ramp(top, 2 * top, ramp_seconds))
+            more = ramp_slices(ramp_run, slice_seconds).with_columns(
+                pl.col("slice") + slices["slice"].max() + 1
+            )
+            slices = pl.concat([slices, more])
+            lo, hi = bracket(slices)
+            top *= 2
+        search = Bisection(lo, hi)
+        runs: list[LoadRun] = []
+        for _ in range(steps):
+            rate = search.next()
+            if rate is None:
+                break
+            run = measured(Profile.constant(rate, step_seconds))
+            held = not slo.misses(summary([run]).row(0, named=True))
+            if not held and lo is not None and rate <= lo and not run.partial:
+                # The ramp held here and the steady run did not: on a shared machine that is often
+                # a burst of other work. Run it once more; the rate fails only if it fails again.
+                runs.append(run)
+                run = measured(Profile.constant(rate, step_seconds))
+                held = not slo.misses(summary([run]).row(0, named=True))
+            runs.append(run)
+            search.record(rate, held)
+            if run.partial:
+                break
+    return Knee(settings, ramp_run, slices, runs)
 
 
 def summary(runs: Sequence[LoadRun]) -> pl.DataFrame:
@@ -114,7 +297,7 @@ def summary(runs: Sequence[LoadRun]) -> pl.DataFrame:
     rows = []
     for run in runs:
         row = run.summary()
-        for key in ("strategy", "pool_size", "workers"):
+        for key in ("strategy", "pool_size", "workers", "cache_seconds"):
             if key in run.settings:
                 row = row.with_columns(pl.lit(run.settings[key]).alias(key))
         rows.append(row)
@@ -145,3 +328,59 @@ def latencies(runs: Sequence[LoadRun]) -> pl.DataFrame:
         for r in runs
     ]
     return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def errors_text(by_kind: str) -> str:
+    """A run's ``errors_by_kind`` (JSON) in words: ``none``, or ``http_503 12, timeout 1``."""
+    import json
+
+    kinds = json.loads(by_kind or "{}")
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) or "none"
+
+
+P99_CI = ("p99_ms", "p99_lo", "p99_hi")
+
+
+def people(summary: pl.DataFrame) -> Any:
+    """The runs as a reviewer reads them (a :func:`workbench.tables.table`): configuration,
+    load, latency with its interval, errors in words, where the time went (DB, pool, cache),
+    and the service's CPU; every other column stays in the CSV export."""
+    from workbench.tables import table
+
+    cols = summary.columns
+    units: dict[str, str] = {}
+    decimals: dict[str, int] = {}
+
+    def col(name: str, expr: pl.Expr, alias: str, unit: str = "", places: int | None = None) -> list[pl.Expr]:
+        if name not in cols:
+            return []
+        if unit:
+            units[alias] = unit
+        if places is not None:
+            decimals[alias] = places
+            expr = expr.round(places)
+        return [expr.alias(alias)]
+
+    hits = pl.col("cache_hits") / (pl.col("cache_hits") + pl.col("cache_misses")) * 100
+    frame = summary.sort("label", "offered_rps").select(
+        pl.col("label").alias("configuration"),
+        *col("offered_rps", pl.col("offered_rps"), "offered", "req/s", 0),
+        *col("achieved_rps", pl.col("achieved_rps"), "achieved", "req/s", 0),
+        *col("p50_ms", pl.col("p50_ms"), "P50", "ms", 1),
+        *col("p99_ms", pl.col("p99_ms"), "P99", "ms", 0),
+        *col(
+            "p99_lo",
+            pl.format("{}–{}", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI[1:])),
+            "P99 95% CI",
+        ),
+        *col(
+            "errors_by_kind",
+            pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String),
+            "errors",
+        ),
+        *col("db_p99_ms", pl.col("db_p99_ms"), "DB P99", "ms", 1),
+        *col("pool_wait_p99_ms", pl.col("pool_wait_p99_ms"), "pool wait P99", "ms", 1),
+        *col("cache_hits", hits, "cache hits", "%", 0),
+        *col("service_cores", pl.col("service_cores"), "service CPU", "cores", 2),
+    )
+    return table(frame, units=units, decimals=decimals, caption="Steady runs (all columns in summary.csv)")

@@ -14,24 +14,60 @@ from workbench.service.slo import slo
 _PCT_TICKS = [0.5, 0.9, 0.99, 0.999, 0.9999]
 
 
+def _threshold(fig: go.Figure, y: float, text: str) -> None:
+    """A dashed horizontal line at ``y`` on a log y axis, labelled at its right end (an
+    annotation's y on a log axis is the exponent: plotly's add_hline label lands at 10^y)."""
+    fig.add_hline(y=y, line=dict(color="grey", dash="dash"))
+    fig.add_annotation(
+        x=1,
+        xref="x domain",
+        y=math.log10(y),
+        yref="y",
+        text=text,
+        showarrow=False,
+        xanchor="right",
+        yanchor="bottom",
+    )
+
+
 def latency_vs_load(
-    summary: pl.DataFrame, maxima: pl.DataFrame | None = None, title: str | None = None
+    summary: pl.DataFrame,
+    maxima: pl.DataFrame | None = None,
+    slices: pl.DataFrame | None = None,
+    title: str | None = None,
 ) -> go.Figure:
-    """P50 and P99 (with 95% intervals) against offered load, one colour per configuration,
-    the SLO thresholds as dashed lines and each configuration's highest holding rate marked."""
+    """P99 (and P50) against offered load, one colour per configuration: the ramp's slices as a
+    thin line (where the knee shows), the steady runs as markers with 95% intervals, the SLO
+    thresholds dashed and each configuration's highest holding rate as a dotted vertical."""
     fig = go.Figure()
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-    for i, ((label,), part) in enumerate(summary.sort("offered_rps").group_by("label", maintain_order=True)):
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+    labels = summary["label"].unique(maintain_order=True).to_list()
+    for i, label in enumerate(labels):
         color = palette[i % len(palette)]
-        for q, dash in (("p50", "dot"), ("p99", "solid")):
+        if slices is not None:
+            ramp = slices.filter(pl.col("label") == label).sort("offered_rps")
+            fig.add_trace(
+                go.Scatter(
+                    x=ramp["offered_rps"],
+                    y=ramp["p99_ms"],
+                    name=f"{label}: ramp P99 per slice",
+                    mode="lines",
+                    line=dict(color=color, width=1),
+                    opacity=0.55,
+                    legendgroup=label,
+                )
+            )
+        part = summary.filter(pl.col("label") == label).sort("offered_rps")
+        for q, symbol in (("p50", "circle-open"), ("p99", "circle")):
             y = part[f"{q}_ms"].to_numpy()
             fig.add_trace(
                 go.Scatter(
                     x=part["offered_rps"],
                     y=y,
-                    name=f"{label} {q.upper()}",
-                    mode="lines+markers",
-                    line=dict(color=color, dash=dash),
+                    name=f"{label}: steady {q.upper()}",
+                    mode="markers",
+                    marker=dict(color=color, symbol=symbol, size=9),
+                    legendgroup=label,
                     error_y=dict(
                         type="data",
                         symmetric=False,
@@ -47,13 +83,13 @@ def latency_vs_load(
                 fig.add_vline(x=m["max_rate"][0], line=dict(color=color, width=1, dash="dot"))
     for name in ("p50", "p99"):
         s = slo(name)
-        fig.add_hline(y=s.target, line=dict(color="grey", dash="dash"), annotation_text=s.text)
+        _threshold(fig, s.target, s.text)
     return _layout(
         fig,
-        title or "Latency against offered load (from intended send times; bars: 95% intervals)",
-        xaxis=dict(title="offered load (req/s)", type="log"),
-        yaxis=dict(title="latency (ms), log scale", type="log"),
-    ).update_layout(height=460)
+        title or "Latency against offered load: the ramp (lines), the steady runs (markers, 95% intervals)",
+        xaxis=dict(title="offered load (req/s)"),
+        yaxis=dict(title="latency from intended send (ms), log scale", type="log"),
+    ).update_layout(height=520)
 
 
 def distributions(latencies: pl.DataFrame, title: str | None = None) -> go.Figure:
@@ -99,7 +135,7 @@ def prometheus_vs_tool(side: pl.DataFrame, title: str | None = None) -> go.Figur
                 textposition="outside",
             )
         )
-    fig.add_hline(y=1, line=dict(color="grey", dash="dash"), annotation_text="SLO threshold")
+    _threshold(fig, 1, "SLO threshold")
     return _layout(
         fig,
         title or "The load tool's figures beside Prometheus's (value / SLO target, log scale)",

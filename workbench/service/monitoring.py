@@ -28,6 +28,7 @@ from typing import Any
 
 from workbench.engines.server import free_port
 from workbench.errors import WorkbenchError
+from workbench.service.process import answers, end_process, wait_until_ready
 from workbench.service.slo import SLOS
 
 INSTALL_HINT = "install it with: sudo apt-get install prometheus (make system-deps does)"
@@ -82,28 +83,16 @@ class PrometheusServer:
         )
         log.close()
         server = cls(port, folder, proc)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                text = server.log_tail()
-                server.stop()
-                raise MonitoringError(f"prometheus exited with code {proc.returncode} on start: {text}")
-            if server.ready():
-                return server
-            time.sleep(0.2)
-        server.stop()
-        raise MonitoringError(f"prometheus did not become ready on port {port} within {timeout:.0f} s")
+        what = f"prometheus on port {port}"
+        wait_until_ready(proc, server.ready, what, server.log_tail, server.stop, MonitoringError, timeout)
+        return server
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return answers(self.url + "/-/ready")
 
     def log_tail(self, n: int = 1500) -> str:
         try:
@@ -149,13 +138,7 @@ class PrometheusServer:
         return body["data"]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        end_process(self.proc)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> PrometheusServer:

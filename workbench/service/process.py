@@ -1,9 +1,9 @@
 """The service as a child process on a loopback port, and what its processes cost.
 
 :class:`ServiceProcess` starts ``uvicorn`` (with the settings in the environment),
-waits for ``/health``, and stops it. :class:`ProcessSampler` samples the CPU time and
-resident memory of a set of processes (the service and its workers, PostgreSQL, the
-load generator itself) on a background thread while a load run lasts.
+waits for ``/health``, and stops it. :class:`ProcessSampler` reads the CPU time and
+peak resident memory of a set of processes (the service and its workers, PostgreSQL,
+the load generator itself) at the start and end of a load run.
 
 >>> with ServiceProcess.start(Settings(database_url=url)) as svc:   # doctest: +SKIP
 ...     svc.url
@@ -18,9 +18,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,51 @@ def service_env(settings: Settings, multiproc_dir: str | None) -> dict[str, str]
     return env
 
 
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """True when ``GET url`` answers 200 (a child process's readiness probe)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def wait_until_ready(
+    proc: subprocess.Popen,
+    ready: Callable[[], bool],
+    what: str,
+    output: Callable[[], str],
+    stop: Callable[[], None],
+    error: type[Exception],
+    timeout: float = 30.0,
+) -> None:
+    """Poll ``ready()`` until it is true; when ``proc`` exits first or ``timeout`` passes, read
+    ``output()`` (its log), ``stop()`` it and raise ``error`` naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = output()
+            stop()
+            raise error(f"{what} exited with code {proc.returncode} on start: {text}")
+        if ready():
+            return
+        time.sleep(0.1)
+    text = output()
+    stop()
+    raise error(f"{what} did not become ready within {timeout:.0f} s: {text}")
+
+
+def end_process(proc: subprocess.Popen, kill: Callable[[], None] | None = None) -> None:
+    """Terminate ``proc`` and wait; ``kill`` (default: SIGKILL to it alone) when it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            (kill or proc.kill)()
+            proc.wait(5)
+
+
 @dataclass
 class ServiceProcess:
     """A running service: ``url``, ``pids()`` (the parent and its workers), ``stop()``."""
@@ -92,29 +137,17 @@ class ServiceProcess:
             uvicorn_command(settings, port), env=service_env(settings, multiproc), stdout=log, stderr=log
         )
         svc = cls(settings, port, proc, multiproc, log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                svc.stop()
-                raise ServiceError(f"The service exited with code {proc.returncode} on start: {svc.output()}")
-            if svc.healthy():
-                return svc
-            time.sleep(0.1)
-        svc.stop()
-        raise ServiceError(
-            f"The service did not answer /health on port {port} within {timeout:.0f} s: {svc.output()}"
+        wait_until_ready(
+            proc, svc.healthy, f"The service on port {port}", svc.output, svc.stop, ServiceError, timeout
         )
+        return svc
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return answers(self.url + "/health")
 
     def get_json(self, path: str) -> Any:
         import json
@@ -143,12 +176,7 @@ class ServiceProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        end_process(self.proc, self.kill)
         if self.multiproc_dir:
             shutil.rmtree(self.multiproc_dir, ignore_errors=True)
             self.multiproc_dir = None
@@ -224,61 +252,53 @@ class Usage:
 
 
 class ProcessSampler:
-    """Samples CPU time and RSS of named process groups every ``interval`` s, on a thread.
+    """CPU time and peak resident memory of named process groups over an interval.
 
-    Groups are lists of pids, or callables giving them, resolved once when sampling starts
-    (listing children scans /proc and holds the GIL: per sample it delayed the load
-    generator's sends by up to ~100 ms on this machine). Bounded by ``max_seconds``.
+    Groups are lists of pids, or callables giving them, resolved when the interval starts.
+    Nothing runs during the interval: the CPU seconds are read at its start and its end
+    (the kernel counts them), and the peak is each process's resident high-water mark
+    (``VmHWM`` in /proc, Linux; elsewhere the resident size at the end), summed over the
+    group. A sampling thread in the generator's process used to hold the GIL for a few
+    milliseconds per sample, and the sends due meanwhile went late: reading twice costs
+    the schedule nothing. The high-water mark runs from each process's start, so a
+    service's peak covers every run it has served so far (what a memory SLO asks).
     """
 
-    def __init__(self, groups: dict[str, Any], interval: float = 0.5, max_seconds: float = 3600) -> None:
-        self.groups, self.interval, self.max_seconds = groups, interval, max_seconds
-        self._cpu: dict[str, dict[int, float]] = {g: {} for g in groups}
+    def __init__(self, groups: dict[str, Any]) -> None:
+        self.groups = groups
         self._start_cpu: dict[str, dict[int, float]] = {g: {} for g in groups}
+        self._cpu: dict[str, dict[int, float]] = {g: {} for g in groups}
         self._peak: dict[str, float] = dict.fromkeys(groups, 0.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._machine: list[Any] = [None, None]
         self.started = self.stopped = 0.0
 
-    def _pids(self, group: str) -> list[int]:
-        return self._resolved[group]
-
-    def _sample(self, first: bool = False) -> None:
-        for group in self.groups:
+    def _read(self, into: dict[str, dict[int, float]], peaks: bool) -> None:
+        for group, pids in self._resolved.items():
             rss = 0
-            for pid in self._pids(group):
+            for pid in pids:
                 try:
                     p = self._procs.get(pid) or self._procs.setdefault(pid, psutil.Process(pid))
                     t = p.cpu_times()
-                    cpu = t.user + t.system
-                    rss += p.memory_info().rss
+                    into[group][pid] = t.user + t.system
+                    if peaks:
+                        rss += peak_rss(p)
                 except psutil.Error:
                     continue
-                if first or pid not in self._start_cpu[group]:
-                    self._start_cpu[group].setdefault(pid, cpu if first else 0.0)
-                self._cpu[group][pid] = cpu
-            self._peak[group] = max(self._peak[group], rss / 2**20)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        while not self._stop.wait(self.interval) and time.monotonic() < deadline:
-            self._sample()
+            if peaks:
+                self._peak[group] = rss / 2**20
 
     def __enter__(self) -> ProcessSampler:
         self._resolved = {g: list(v() if callable(v) else v) for g, v in self.groups.items()}
-        self._machine = [psutil.cpu_times(), None]
         self._procs: dict[int, psutil.Process] = {}
-        self._sample(first=True)
+        self._machine[0] = psutil.cpu_times()
+        self._read(self._start_cpu, peaks=False)
         self.started = time.monotonic()
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._sample()
-        self._machine[1] = psutil.cpu_times()
         self.stopped = time.monotonic()
-        self._stop.set()
-        self._thread.join(5)
+        self._read(self._cpu, peaks=True)
+        self._machine[1] = psutil.cpu_times()
 
     def usage(self) -> list[Usage]:
         wall = (self.stopped or time.monotonic()) - self.started
@@ -286,8 +306,20 @@ class ProcessSampler:
         for group in self.groups:
             cpu = sum(v - self._start_cpu[group].get(pid, 0.0) for pid, v in self._cpu[group].items())
             out.append(Usage(group, cpu, wall, self._peak[group]))
-        if getattr(self, "_machine", [None, None])[1] is not None:
+        if self._machine[1] is not None:
             a, b = self._machine
             busy = (sum(b) - b.idle - getattr(b, "iowait", 0)) - (sum(a) - a.idle - getattr(a, "iowait", 0))
             out.append(Usage("machine", busy, wall, 0.0))  # every process, others' included
         return out
+
+
+def peak_rss(process: psutil.Process) -> int:
+    """A process's resident high-water mark in bytes (``VmHWM``; its current RSS where /proc lacks it)."""
+    try:
+        with open(f"/proc/{process.pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return process.memory_info().rss

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import queue
 import socket
 import threading
 import time
@@ -115,9 +117,8 @@ class OpenLoop:
         max_in_flight: int = 2000,
         abort_after: int = 50,
         drain_seconds: float = 10.0,
-        spin: float = 0.0,
     ) -> None:
-        self.send, self.clock, self.sleep, self.spin = send, clock, sleep, spin
+        self.send, self.clock, self.sleep = send, clock, sleep
         self.max_in_flight, self.abort_after, self.drain_seconds = max_in_flight, abort_after, drain_seconds
         self.reason = ""
         self._failures = 0
@@ -143,14 +144,8 @@ class OpenLoop:
             if self.reason:
                 break
             target = start + times[i]
-            delay = target - self.clock() - self.spin
+            delay = target - self.clock()
             await self.sleep(delay if delay > 0 else 0)
-            # The event loop's timers have millisecond resolution: the last ``spin`` seconds
-            # are waited by yielding to the loop (answers keep being handled) until the time.
-            for _ in range(100_000 if self.spin else 0):  # bounded, whatever the clock does
-                if self.clock() >= target:
-                    break
-                await asyncio.sleep(0)
             now = self.clock()
             record(lag, now - target)
             if len(tasks) >= self.max_in_flight:
@@ -194,6 +189,50 @@ class OpenLoop:
             record(hdr.setdefault(stage, new_histogram()), done - target)
 
 
+class ThreadTimer:
+    """``await timer.sleep(delay)`` wakes the event loop within tens of microseconds of the time.
+
+    The event loop's own timers (uvloop's libuv, or asyncio's selector) count in whole
+    milliseconds, so a send woke anywhere from about half a millisecond early to half a
+    millisecond late. Here a helper thread waits with ``time.sleep`` (the OS's
+    high-resolution timers) and wakes the loop through ``call_soon_threadsafe``; the loop
+    meanwhile sleeps in its poll, handling answers, and no core is spun. One wait at a time
+    (the generator's sends are sequential). ``realtime``: the helper thread asks for the
+    real-time scheduling class too (see :func:`run_load`).
+    """
+
+    def __init__(self, realtime: bool = False) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.realtime = realtime
+        self._thread = threading.Thread(target=self._run, name="workbench-load-timer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self.realtime:
+            _realtime()
+        while (item := self._queue.get()) is not None:
+            deadline, loop, future = item
+            remaining = deadline - time.perf_counter()
+            if remaining > 0:
+                time.sleep(remaining)
+            loop.call_soon_threadsafe(_wake, future)
+
+    async def sleep(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((time.perf_counter() + delay, loop, future))
+        await future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class HttpSender:
     """aiohttp keep-alive client: ``await sender(path)`` returns the status."""
 
@@ -230,17 +269,22 @@ def run_load(
     max_in_flight: int = 2000,
     abort_after: int = 50,
     on_start: Callable[[], Any] | None = None,
-    spin: float = 0.0,
+    realtime: bool = True,
 ) -> LoadRun:
     """Send ``requests`` (endpoint, path) to ``url`` on ``profile``'s schedule; return the run.
 
     Runs on its own thread and event loop (uvloop when installed), so it works the same
-    from a notebook (whose loop is already running) and from the command line. ``spin``:
-    the last seconds before each send are waited by yielding instead of a timer (the
-    loop's timers round to milliseconds); it costs up to ``spin`` × rate of a core and
-    is off by default: on a busy machine a spinning thread loses the scheduler's favour
-    to sleeping ones and the lag grows (docs/BENCHMARKS.md). For a dedicated
-    load-generating machine.
+    from a notebook (whose loop is already running) and from the command line.
+
+    ``realtime``: that thread asks the OS for a real-time scheduling class (``SCHED_FIFO``,
+    Linux, when permitted; the run's ``realtime`` says whether it got it). On a machine
+    whose cores are shared with the service, PostgreSQL and other work, the ordinary
+    scheduler wakes a sleeping thread milliseconds late whenever the cores are busy, and
+    every send due then goes late: the send lag's tail was the OS's, not the generator's
+    (docs/BENCHMARKS.md). A real-time thread is woken first; it sleeps between sends and
+    uses a small share of a core, and the kernel's real-time throttling caps it anyway.
+    The class belongs to the thread alone and ends with it, so the process is left as it
+    was found. The waits between sends are :class:`ThreadTimer`'s (sub-millisecond).
     """
     base = check_url(url, allow_remote)
     check_reachable(base)
@@ -252,14 +296,23 @@ def run_load(
     result: dict[str, Any] = {}
 
     async def main() -> None:
-        async with HttpSender(base, timeout, max_in_flight) as sender:
-            loop = OpenLoop(
-                sender, max_in_flight=max_in_flight, abort_after=abort_after, drain_seconds=timeout + 1
-            )
-            result["loop"] = loop
-            result["out"] = await loop.run(times, stages, requests)
+        timer = ThreadTimer(realtime=result["realtime"])
+        try:
+            async with HttpSender(base, timeout, max_in_flight) as sender:
+                loop = OpenLoop(
+                    sender,
+                    sleep=timer.sleep,
+                    max_in_flight=max_in_flight,
+                    abort_after=abort_after,
+                    drain_seconds=timeout + 1,
+                )
+                result["loop"] = loop
+                result["out"] = await loop.run(times, stages, requests)
+        finally:
+            timer.close()
 
     def thread() -> None:
+        result["realtime"] = realtime and _realtime()
         try:
             try:
                 import uvloop
@@ -312,4 +365,14 @@ def run_load(
         partial=bool(reason),
         reason=reason,
         wall_seconds=wall,
+        realtime=result.get("realtime", False),
     )
+
+
+def _realtime() -> bool:
+    """Put the calling thread in the real-time FIFO class at a low priority; False when refused."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # 0: the calling thread (Linux)
+        return True
+    except (AttributeError, OSError):  # not Linux, or no CAP_SYS_NICE / RLIMIT_RTPRIO
+        return False

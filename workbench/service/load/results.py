@@ -21,6 +21,19 @@ import polars as pl
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+#: What a run copies into its summary from the service's ``/stats`` and pg_stat_statements.
+SERVICE_KEYS = (
+    "db_p99_ms",
+    "db_statements",
+    "pool_waits",
+    "pool_wait_p99_ms",
+    "cache_hits",
+    "cache_misses",
+    "pgss_calls",
+    "pgss_mean_ms",
+    "pgss_max_ms",
+    "pgss_p99_bound_ms",
+)
 MAX_US = 600_000_000  # 10 minutes: anything longer is clipped (and cannot happen within the bounds)
 
 
@@ -70,6 +83,7 @@ class LoadRun:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     service: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    realtime: bool = False  # the generator's thread ran in the real-time scheduling class
 
     @property
     def lag_p99_ms(self) -> float:
@@ -130,7 +144,7 @@ class LoadRun:
         for group, use in self.usage.items():
             row[f"{group}_cores"] = use["cores"]
             row[f"{group}_peak_mb"] = use["peak_rss_mb"]
-        for key in ("db_p99_ms", "db_statements", "pool_waits", "pool_wait_p99_ms"):
+        for key in SERVICE_KEYS:
             if key in self.service:
                 row[key] = self.service[key]
         return row

@@ -1,0 +1,110 @@
+"""The knee search's logic: ramp slices judged by intended send time, the bracket, the bisection."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from workbench.service import experiment
+from workbench.service.load import new_histogram
+from workbench.service.load.results import LoadRun
+
+
+def _ramp(latency_at) -> LoadRun:
+    """A 4 s ramp of 10 sends a second whose latency is ``latency_at(intended_s)`` (None: a 503)."""
+    times = [i / 10 for i in range(40)]
+    lat = [latency_at(t) for t in times]
+    frame = pl.DataFrame(
+        {
+            "stage": [0] * 40,
+            "endpoint": ["jobs"] * 40,
+            "intended_s": times,
+            "sent_s": times,
+            "latency_ms": lat,
+            "status": [200 if v is not None else 503 for v in lat],
+            "outcome": ["ok" if v is not None else "http_503" for v in lat],
+        }
+    )
+    return LoadRun("cfg", "http://127.0.0.1:1", "ramp", frame, {}, new_histogram(), [10.0], [4.0])
+
+
+def test_slices_judge_latency_and_errors_by_intended_send_time():
+    # Holds for the first 2 s, then P99 over 200 ms; one 503 in the last second.
+    run = _ramp(lambda t: 10.0 if t < 2 else (500.0 if t < 3.9 else None))
+    slices = experiment.ramp_slices(run, seconds=1.0)
+    assert slices["sent"].to_list() == [10, 10, 10, 10]
+    assert slices["offered_rps"].to_list() == [10.0] * 4
+    assert slices["holds"].to_list() == [True, True, False, False]
+    assert slices["error_rate"].to_list() == [0, 0, 0, 0.1]
+    assert experiment.bracket(slices) == (10.0, 10.0)
+
+
+def test_a_noisy_slice_or_two_does_not_end_the_ramp():
+    slices = pl.DataFrame(
+        {
+            "slice": [0, 1, 2, 3, 4, 5, 6, 7],
+            "offered_rps": [20.0, 40, 60, 80, 100, 120, 140, 160],
+            "holds": [True, False, False, True, False, False, False, True],
+        }
+    )
+    assert experiment.bracket(slices) == (80.0, 100.0)
+    assert experiment.bracket(slices.head(6)) == (80.0, 100.0)  # failing to the ramp's end
+    assert experiment.bracket(slices.with_columns(holds=pl.lit(True))) == (160.0, None)
+    assert experiment.bracket(slices.with_columns(holds=pl.lit(False))) == (None, 20.0)
+
+
+def test_bisection_verifies_the_ramp_then_narrows_to_a_held_rate():
+    search = experiment.Bisection(lo=200, hi=300, resolution=0.05)
+    assert search.next() == 200  # the ramp's estimate is verified first
+    search.record(200, True)
+    assert search.next() == 300  # and so is the ramp's failure
+    search.record(300, False)
+    assert search.next() == 250
+    search.record(250, False)
+    assert search.next() == 225
+    search.record(225, True)
+    assert search.next() == 240  # (225 + 250) / 2 = 237.5, in steps of 5
+    search.record(240, True)
+    assert search.next() is None  # within 5% of the lowest failure
+    assert (search.held, search.failed) == (240, 250)
+
+
+def test_bisection_halves_down_when_the_ramp_was_optimistic_and_stops_above_the_ramp():
+    search = experiment.Bisection(lo=120, hi=140)
+    search.record(search.next(), False)  # 120 fails when held for seconds
+    assert search.next() == 60
+    search.record(60, True)
+    assert search.next() == 90
+    noisy = experiment.Bisection(lo=240, hi=300)  # the ramp failed at 300 by a burst of noise
+    noisy.record(noisy.next(), True)
+    noisy.record(noisy.next(), True)
+    assert noisy.tried == [(240, True), (300, True)] and noisy.next() is None
+    never = experiment.Bisection(lo=600, hi=None)  # the ramp held to its top
+    never.record(never.next(), True)
+    assert never.next() is None and never.held == 600
+    with pytest.raises(ValueError):
+        experiment.Bisection(None, None)
+
+
+def test_the_runs_table_for_people_has_no_raw_dicts_and_units_in_headers():
+    assert experiment.errors_text('{"timeout": 1, "http_503": 3}') == "http_503 3, timeout 1"
+    assert experiment.errors_text("{}") == "none"
+    summary = pl.DataFrame(
+        {
+            "label": ["batch pool=4"],
+            "offered_rps": [100.0],
+            "achieved_rps": [99.6],
+            "p50_ms": [5.0],
+            "p99_ms": [40.2],
+            "p99_lo": [35.0],
+            "p99_hi": [51.0],
+            "error_rate": [0.0],
+            "errors_by_kind": ["{}"],
+            "cache_hits": [30],
+            "cache_misses": [70],
+            "send_lag_p99_ms": [0.12],
+        }
+    )
+    html = experiment.people(summary)._repr_html_()
+    assert "{" not in html and "none" in html and ">40<" in html and "35–51" in html
+    assert "offered (req/s)" in html and "cache hits (%)" in html and ">30<" in html
