@@ -72,7 +72,14 @@ pl.DataFrame({"table": list(ds.counts), "rows": list(ds.counts.values())})
 mix = Mix()
 drawn = targets(ds, mix.hot_fraction)
 requests = paths(mix, drawn, 20_000, seed=seed)
-pl.DataFrame(requests, schema=["endpoint", "path"], orient="row").group_by("endpoint").len().sort("endpoint")
+tables.table(
+    pl.DataFrame(requests, schema=["endpoint", "path"], orient="row")
+    .group_by("endpoint")
+    .agg(pl.len().alias("requests"), pl.col("path").n_unique().alias("distinct paths"))
+    .sort("endpoint"),
+    caption=f"The request mix: {len(requests):,} drawn, {mix.hot_share:.0%} of them for the "
+    f"{mix.hot_fraction:.0%} of projects with the most sessions",
+)
 
 # %% [markdown]
 # ## Measure
