@@ -52,7 +52,12 @@ data, out = lab.data_dir(data_dir), lab.out_dir(out_dir)
 ds = lab.open_dataset("synthetic", data, scale=scale, seed=seed)
 opened, loads = lab.open_engines(ds, engines, data / "indexlab", pg_url=postgres_url)
 workload = wl.from_folder(names=wl.ENDPOINTS)
-tables.table(loads, units={"seconds": "s"}, decimals={"seconds": 2}, caption="Bulk load (reused: already loaded, nothing timed)")
+tables.table(
+    loads,
+    units={"seconds": "s"},
+    decimals={"seconds": 2},
+    caption="Bulk load (reused: already loaded, nothing timed)",
+)
 
 # %% [markdown]
 # ## Measure

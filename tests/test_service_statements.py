@@ -39,7 +39,8 @@ def test_the_p99_bound_holds_on_a_known_skewed_distribution():
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
     bound = statements.p99_bound(mean, std, max(values))
     assert sorted(values)[int(0.99 * len(values)) - 1] <= bound <= 50.0
-    assert statements.summary(pl.DataFrame(schema=dict.fromkeys(statements.COLUMNS, pl.Float64)))["pgss_calls"] == 0
+    empty = pl.DataFrame(schema=dict.fromkeys(statements.COLUMNS, pl.Float64))
+    assert statements.summary(empty)["pgss_calls"] == 0
 
 
 def test_a_server_without_the_module_is_reported_not_raised(postgres_url):
