@@ -69,12 +69,14 @@ def test_bisection_verifies_the_ramp_then_narrows_to_a_held_rate():
     assert (search.held, search.failed) == (240, 250)
 
 
-def test_bisection_halves_down_when_the_ramp_was_optimistic_and_stops_above_the_ramp():
+def test_bisection_steps_down_when_the_ramp_was_optimistic_and_stops_above_the_ramp():
     search = experiment.Bisection(lo=120, hi=140)
     search.record(search.next(), False)  # 120 fails when held for seconds
-    assert search.next() == 60
+    assert search.next() == 85  # 0.7 x 120, in steps of 5
+    search.record(85, False)
+    assert search.next() == 60  # 0.7 x 85
     search.record(60, True)
-    assert search.next() == 90
+    assert search.next() == 70  # (60 + 85) / 2 = 72.5
     noisy = experiment.Bisection(lo=240, hi=300)  # the ramp failed at 300 by a burst of noise
     noisy.record(noisy.next(), True)
     noisy.record(noisy.next(), True)

@@ -184,3 +184,47 @@ def test_a_rate_run_again_after_a_failure_holds_if_the_rerun_held(summary):
     m = slo.max_rate(rerun).filter(pl.col("label") == "n_plus_one pool=4").row(0, named=True)
     assert (m["max_rate"], m["first_miss"]) == (50, slo.NO_MISS)
     assert slo.max_rate(summary).filter(pl.col("label") == "n_plus_one pool=4")["max_rate"][0] == 25
+
+
+def _rounds(label: str, strategy: str, held: list[float], failed: list[float]) -> list[dict]:
+    """Per round: a steady run that held at ``held[i]`` and one that missed the CPU SLO at ``failed[i]``."""
+    rows = []
+    for i, (h, f) in enumerate(zip(held, failed, strict=True)):
+        rows.append(_row(label, strategy, h, 10, 50) | {"round": i})
+        rows.append(_row(label, strategy, f, 12, 60, service_cores=0.7) | {"round": i})
+    return rows
+
+
+def test_rounds_are_judged_apart_and_summed_up_by_their_median_and_range():
+    summary = pl.DataFrame(_rounds("n_plus_one pool=4", "n_plus_one", [180, 150, 150], [210, 225, 225]))
+    m = slo.max_rate(summary).row(0, named=True)
+    assert m["round_rates"] == [180, 150, 150] and m["rounds"] == 3
+    assert (m["max_rate"], m["max_rate_lo"], m["max_rate_hi"]) == (150, 150, 180)
+    assert m["first_miss"] == "CPU < 30%" and m["missed_at"] in (225, 210)
+    assert "every SLO holds up to 150 req/s (median of 3 rounds: 150–180)" in slo.conclusions(
+        summary, slo.max_rate(summary)
+    )
+
+
+def test_a_change_is_named_only_when_every_round_agrees():
+    # The rates of three interleaved rounds measured on this machine (2026-12-05, 20:25 UTC):
+    # N+1 and the JOIN swap places between rounds; batch beats N+1 in every round.
+    rows = (
+        _rounds("n_plus_one pool=4", "n_plus_one", [180, 150, 150], [210, 225, 225])
+        + _rounds("joined pool=4", "joined", [150, 225, 150], [225, 300, 225])
+        + _rounds("batch pool=4", "batch", [320, 320, 320], [430, 430, 430])
+    )
+    summary = pl.DataFrame(rows)
+    table = {r["change"]: r for r in slo.changes(summary, slo.max_rate(summary)).iter_rows(named=True)}
+    join = table["the plan's JOIN instead of N+1"]
+    assert join["round_ratios"] == pytest.approx([150 / 180, 1.5, 1.0])
+    verdict, detail = slo.change_verdict(join)
+    assert verdict == "no clear change (the rounds disagree)"
+    assert "round by round 0.83x, 1.50x, 1.00x" in detail and "more than 10%" in detail
+    batch = table["batch loading instead of N+1"]
+    assert slo.change_verdict(batch)[0] == "2.1x the rate"  # the median of 1.78, 2.13, 2.13
+    # Every round within the resolution is a tie, not a disagreement.
+    close = join | {"round_ratios": [1.05, 0.95, 1.0], "ratio": 1.0}
+    assert slo.change_verdict(close)[0] == "no change (within the search's resolution)"
+    worse = join | {"round_ratios": [0.5, 0.6, 0.7], "ratio": 0.6}
+    assert slo.change_verdict(worse)[0] == "1.7x lower rate"

@@ -502,13 +502,15 @@ evidence (charts, tables, plans). Code is hidden in the pages; it is in <code>no
 
 
 def export_frames(out_dir: str | os.PathLike[str], prefix: str, **frames: pl.DataFrame) -> list[Path]:
-    """Write each frame as ``out_dir/<prefix>/<name>.csv`` (for reviewers and spreadsheets)."""
+    """Write each frame as ``out_dir/<prefix>/<name>.csv`` (for reviewers and spreadsheets); a
+    list column (CSV has no nesting) becomes its items joined by ``; ``."""
     folder = Path(out_dir) / prefix
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, frame in frames.items():
         path = folder / f"{name}.csv"
-        frame.write_csv(path)
+        lists = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
+        frame.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join("; ") for c in lists).write_csv(path)
         paths.append(path)
     return paths
 

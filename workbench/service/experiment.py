@@ -1,7 +1,8 @@
 """Load runs against configurations of the service: one run, the knee search, a comparison.
 
 Each configuration (strategy × pool size × cache × workers) gets its own service process
-on a loopback port; :func:`find_knee` ramps it, then bisects with steady runs. Every run
+on a loopback port; :func:`find_knees` ramps each, then bisects with steady runs in
+interleaved rounds. Every run
 samples the CPU and memory of the service (with its workers), PostgreSQL (when it is
 local) and the generator's own process, reads the service's statement timings, pool
 waits and cache hits from ``/stats`` and PostgreSQL's from pg_stat_statements (both reset
@@ -9,8 +10,8 @@ before each run, so each rate has its own). A short untimed warm-up precedes the
 measured runs: PostgreSQL plans and psycopg's prepared statements settle in the first
 executions.
 
->>> knee = find_knee(Settings(database_url=url), reqs)          # doctest: +SKIP
->>> summary(knee.steps)                                         # doctest: +SKIP
+>>> knees = find_knees([Settings(database_url=url)], reqs)      # doctest: +SKIP
+>>> summary(knees[0].steps)                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import urllib.request
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,16 +95,19 @@ class Bisection:
     ``hi`` (where it stopped holding, or None when it never did). :meth:`next` proposes a
     steady rate: ``lo`` first (the ramp's slices are short, so it is verified), then ``hi``
     (so is the ramp's failure), then the midpoint of the highest rate that held and the
-    lowest that failed, halving downwards while nothing has held. It stops when the two
-    are within ``resolution`` (a share of the failing rate), or when no steady run above a
-    held rate failed (the ramp held to its top, or its failure did not hold up): then the
-    answer is "at least" the highest rate tried.
+    lowest that failed, stepping down by ``down`` while nothing has held (not halving: the
+    ramp overshoots by tens of percent, not by half, and a finer step is a finer answer).
+    It stops when the two are within ``resolution`` (a share of the failing rate), or when
+    no steady run above a held rate failed (the ramp held to its top, or its failure did
+    not hold up): then the answer is "at least" the highest rate tried.
     """
 
-    def __init__(self, lo: float | None, hi: float | None, resolution: float = 0.1) -> None:
+    def __init__(
+        self, lo: float | None, hi: float | None, resolution: float = 0.1, down: float = 0.7
+    ) -> None:
         if lo is None and hi is None:
             raise ValueError("A bisection needs a rate that held or one that failed")
-        self.lo, self.hi, self.resolution = lo, hi, resolution
+        self.lo, self.hi, self.resolution, self.down = lo, hi, resolution, down
         self.held: float | None = None
         self.failed: float | None = None
         self.tried: list[tuple[float, bool]] = []
@@ -110,9 +115,9 @@ class Bisection:
     def next(self) -> float | None:
         upper = self.failed if self.failed is not None else self.hi
         if not self.tried:
-            return _round(self.lo) if self.lo else _round(upper / 2)  # type: ignore[operator]
+            return _round(self.lo) if self.lo else _round(upper * self.down)  # type: ignore[operator]
         if self.held is None:
-            return _round(upper / 2) if upper and upper / 2 >= 1 else None  # type: ignore[operator]
+            return _round(upper * self.down) if upper and upper * self.down >= 1 else None
         if self.failed is None and self.hi is not None and self.held < _round(self.hi):
             return _round(self.hi)  # the ramp's failure is verified by a steady run before bisecting
         if self.failed is None and self.hi is not None:
@@ -138,10 +143,10 @@ def _round(rate: float) -> float:
 
 @dataclass
 class Knee:
-    """One configuration's search: the ramp, its slices, and the steady runs that verified it."""
+    """One configuration's search: the ramp, its slices, and every round's steady runs."""
 
     settings: Settings
-    ramp: LoadRun
+    ramp: LoadRun | None
     slices: pl.DataFrame
     steps: list[LoadRun]
 
@@ -188,10 +193,11 @@ def bracket(slices: pl.DataFrame, run: int = 3) -> tuple[float | None, float | N
     return (rows[-1]["offered_rps"] if rows else None), None
 
 
-def find_knee(
-    settings: Settings,
+def find_knees(
+    configs: Sequence[Settings],
     requests: Sequence[tuple[str, str]],
     *,
+    rounds: int = 3,
     ramp: tuple[float, float] = (20, 600),
     ramp_seconds: float = 6.0,
     slice_seconds: float = 0.5,
@@ -200,96 +206,133 @@ def find_knee(
     warmup_seconds: float = 1.0,
     statements_on: bool | None = None,
     extend: int = 1,
-) -> Knee:
-    """The highest arrival rate at which every SLO holds, for one configuration.
+) -> list[Knee]:
+    """The highest arrival rate at which every SLO holds, for each configuration, ``rounds`` times.
 
     Why a ramp and then steady steps: a ramp crosses the whole range in one run, and judged
     per slice of intended send time it shows where latency turns up, but each slice is
-    short (its P99 is nearly its maximum) and queues need time to build, so a ramp alone
-    places the knee late and noisily. Steady runs at fixed rates give a number that holds
-    over seconds, with every SLO judged (CPU, memory, DB P99 included), but finding the
-    knee with them alone costs many runs. So: one ramp to bracket the knee, then
-    ``steps`` steady runs of ``step_seconds`` bisecting the bracket (:class:`Bisection`).
-    The answer is the highest *steady* rate that held; the ramp only aims. A steady run
-    that fails at a rate the ramp held at is run once more before it counts (a burst of
-    other work on a shared machine should not halve the answer); both runs are kept.
+    short (its P99 is nearly its maximum), queues need time to build and the CPU SLO cannot
+    be judged per slice, so a ramp alone places the knee late and noisily. Steady runs at
+    fixed rates give a number that holds over seconds, with every SLO judged (CPU, memory,
+    DB P99 included), but finding the knee with them alone costs many runs. So: one ramp
+    per configuration to bracket the knee, then in each round ``steps`` steady runs of
+    ``step_seconds`` bisecting that bracket (:class:`Bisection`, a fresh one per round).
+    A round's answer is the highest *steady* rate that held in it; the ramp only aims.
 
-    When the whole ramp holds, it is continued up to ``extend`` times (from its top to twice
-    its top, for as long), so a cheap configuration's knee is found too; if it still holds,
-    the answer is "at least" the top (:func:`workbench.service.slo.changes` says so).
-    Each run draws the next requests of ``requests`` (rotated), so a query cache does not
-    see the same sequence twice. ``statements_on``: read pg_stat_statements per run (None:
-    when the server preloads it).
+    Why rounds, interleaved: on a machine shared by the generator, the service and
+    PostgreSQL, one search is one sample (a burst of other work fails a run, the CPU SLO
+    sits near the noise). Every configuration's service is started once and kept running;
+    each round searches every configuration in turn, in an order rotated per round, so a
+    slow minute hits them alike and round *i* of two configurations is a pair
+    (:func:`workbench.service.slo.changes` compares them round by round). Each steady run
+    records its round in ``run.settings["round"]``.
+
+    When a ramp holds throughout, it is continued up to ``extend`` times (from its top to
+    twice its top, for as long), so a cheap configuration's knee is found too; if it still
+    holds, the answer is "at least" the top. Each run draws the next requests of
+    ``requests`` (rotated, per configuration), so a query cache does not see the same
+    sequence twice. ``statements_on``: read pg_stat_statements per run (None: when the
+    server preloads it).
     """
-    from workbench.service import slo, statements
+    from workbench.service import statements
 
+    if rounds < 1:
+        raise ValueError(f"rounds={rounds!r}: a knee search needs at least one round")
+    if not configs:
+        return []
     if statements_on is None:
-        statements_on = statements.enable(settings.database_url)
-    pg_url = settings.database_url if statements_on else None
-    offset = 0
+        statements_on = statements.enable(configs[0].database_url)
+    with ExitStack() as stack:
+        searches = [
+            _Search(stack.enter_context(ServiceProcess.start(s)), s, requests, statements_on) for s in configs
+        ]
+        for search in searches:
+            search.warm_up(ramp[0], warmup_seconds)
+        for search in searches:
+            search.ramp(ramp, ramp_seconds, slice_seconds, extend)
+        for r in range(rounds):
+            shift = r % len(searches)
+            for search in searches[shift:] + searches[:shift]:
+                search.bisect(r, steps, step_seconds)
+    return [s.knee for s in searches]
 
-    def drawn(n: int) -> list[tuple[str, str]]:
-        nonlocal offset
-        start = offset % len(requests)
-        offset += n
-        rotated = list(requests[start:]) + list(requests[:start])
-        return (rotated * (n // len(rotated) + 1))[:n]
 
-    with ServiceProcess.start(settings) as svc:
-        groups = {
+class _Search:
+    """One configuration's running service and what its knee search has measured so far."""
+
+    def __init__(
+        self,
+        svc: ServiceProcess,
+        settings: Settings,
+        requests: Sequence[tuple[str, str]],
+        statements_on: bool,
+    ) -> None:
+        self.svc, self.settings, self.requests = svc, settings, requests
+        self.pg_url = settings.database_url if statements_on else None
+        self.groups = {
             "service": svc.pids,
             "postgres": postgres_pids(settings.database_url),
             "generator": [os.getpid()],
         }
-        if warmup_seconds > 0:
-            warm = Profile.constant(ramp[0], warmup_seconds)
-            run_load(svc.url, warm, drawn(len(warm.intended()[0])), label="warm-up")
+        self.offset = 0
+        self.knee = Knee(settings, None, pl.DataFrame(), [])  # type: ignore[arg-type]
+        self.bracket: tuple[float | None, float | None] = (None, None)
 
-        def measured(profile: Profile) -> LoadRun:
-            run = measured_run(
-                svc.url,
-                profile,
-                drawn(len(profile.intended()[0])),
-                label=settings.label,
-                groups=groups,
-                database_url=pg_url,
-            )
-            run.settings = {k: v for k, v in asdict(settings).items() if k != "database_url"}
-            return run
+    def drawn(self, n: int) -> list[tuple[str, str]]:
+        start = self.offset % len(self.requests)
+        self.offset += n
+        rotated = list(self.requests[start:]) + list(self.requests[:start])
+        return (rotated * (n // len(rotated) + 1))[:n]
 
-        ramp_run = measured(Profile.ramp(ramp[0], ramp[1], ramp_seconds))
-        slices = ramp_slices(ramp_run, slice_seconds)
+    def measured(self, profile: Profile, round_: int | None = None) -> LoadRun:
+        run = measured_run(
+            self.svc.url,
+            profile,
+            self.drawn(len(profile.intended()[0])),
+            label=self.settings.label,
+            groups=self.groups,
+            database_url=self.pg_url,
+        )
+        run.settings = {k: v for k, v in asdict(self.settings).items() if k != "database_url"}
+        if round_ is not None:
+            run.settings["round"] = round_
+        return run
+
+    def warm_up(self, rate: float, seconds: float) -> None:
+        if seconds > 0:
+            warm = Profile.constant(rate, seconds)
+            run_load(self.svc.url, warm, self.drawn(len(warm.intended()[0])), label="warm-up")
+
+    def ramp(self, ramp: tuple[float, float], seconds: float, slice_seconds: float, extend: int) -> None:
+        run = self.measured(Profile.ramp(ramp[0], ramp[1], seconds))
+        slices = ramp_slices(run, slice_seconds)
         lo, hi = bracket(slices)
         top = ramp[1]
         for _ in range(extend):
-            if hi is not None or ramp_run.partial:
+            if hi is not None or run.partial:
                 break
-            ramp_run = measured(Profile.ramp(top, 2 * top, ramp_seconds))
-            more = ramp_slices(ramp_run, slice_seconds).with_columns(
-                pl.col("slice") + slices["slice"].max() + 1
-            )
+            run = self.measured(Profile.ramp(top, 2 * top, seconds))
+            more = ramp_slices(run, slice_seconds).with_columns(pl.col("slice") + slices["slice"].max() + 1)
             slices = pl.concat([slices, more])
             lo, hi = bracket(slices)
             top *= 2
-        search = Bisection(lo, hi)
-        runs: list[LoadRun] = []
+        self.knee.ramp, self.knee.slices, self.bracket = run, slices, (lo, hi)
+
+    def bisect(self, round_: int, steps: int, seconds: float) -> None:
+        from workbench.service import slo
+
+        if self.knee.ramp is None or self.knee.ramp.partial:
+            return
+        search = Bisection(*self.bracket)
         for _ in range(steps):
             rate = search.next()
             if rate is None:
                 break
-            run = measured(Profile.constant(rate, step_seconds))
-            held = not slo.misses(summary([run]).row(0, named=True))
-            if not held and lo is not None and rate <= lo and not run.partial:
-                # The ramp held here and the steady run did not: on a shared machine that is often
-                # a burst of other work. Run it once more; the rate fails only if it fails again.
-                runs.append(run)
-                run = measured(Profile.constant(rate, step_seconds))
-                held = not slo.misses(summary([run]).row(0, named=True))
-            runs.append(run)
-            search.record(rate, held)
+            run = self.measured(Profile.constant(rate, seconds), round_)
+            self.knee.steps.append(run)
+            search.record(rate, not slo.misses(summary([run]).row(0, named=True)))
             if run.partial:
                 break
-    return Knee(settings, ramp_run, slices, runs)
 
 
 def summary(runs: Sequence[LoadRun]) -> pl.DataFrame:
@@ -297,7 +340,7 @@ def summary(runs: Sequence[LoadRun]) -> pl.DataFrame:
     rows = []
     for run in runs:
         row = run.summary()
-        for key in ("strategy", "pool_size", "workers", "cache_seconds"):
+        for key in ("strategy", "pool_size", "workers", "cache_seconds", "round"):
             if key in run.settings:
                 row = row.with_columns(pl.lit(run.settings[key]).alias(key))
         rows.append(row)

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from workbench.figures import _layout
+from workbench.figures import _layout, log_axis
 from workbench.service.slo import slo
 
 _PCT_TICKS = [0.5, 0.9, 0.99, 0.999, 0.9999]
@@ -90,6 +90,66 @@ def latency_vs_load(
         xaxis=dict(title="offered load (req/s)"),
         yaxis=dict(title="latency from intended send (ms), log scale", type="log"),
     ).update_layout(height=520)
+
+
+def holding_rates(maxima: pl.DataFrame, title: str | None = None) -> go.Figure:
+    """Each configuration's highest rate holding every SLO, one marker per round (a triangle
+    where the round found no failure: the knee lies above it) and a bar at the median the
+    verdicts use, so the spread between rounds shows beside the differences between
+    configurations. Log x axis: a cached configuration runs several times faster."""
+    fig = go.Figure()
+    rows = maxima.to_dicts()
+    labels = [r["label"] for r in rows]
+    for r in rows:
+        rates = r.get("round_rates") or [r["max_rate"]]
+        above = r.get("round_above") or [False] * len(rates)
+        row = labels.index(r["label"])
+        # (rate, above, y, round): rounds a little apart, not on top of each other; a round that
+        # held at no rate has no place on a log axis (the verdicts say so in words).
+        shown = [
+            (rate, a, row + (i - (len(rates) - 1) / 2) * 0.12, i)
+            for i, (rate, a) in enumerate(zip(rates, above, strict=True))
+            if rate
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=[x[0] for x in shown],
+                y=[x[2] for x in shown],
+                mode="markers",
+                marker=dict(
+                    symbol=["triangle-right" if x[1] else "circle" for x in shown],
+                    size=10,
+                    color="#1f77b4",
+                    line=dict(width=1, color="white"),
+                ),
+                name="one round",
+                legendgroup="round",
+                showlegend=r is rows[0],
+                hovertemplate=[
+                    f"{r['label']}, round {x[3] + 1}: {'≥ ' if x[1] else ''}{x[0]:,.0f} req/s<extra></extra>"
+                    for x in shown
+                ],
+            )
+        )
+        if r["max_rate"]:
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["max_rate"]],
+                    y=[row],
+                    mode="markers",
+                    marker=dict(symbol="line-ns", size=26, line=dict(width=3, color="#d62728")),
+                    name="median of the rounds",
+                    legendgroup="median",
+                    showlegend=r is rows[0],
+                    hovertemplate=f"{r['label']}: median {r['max_rate']:,.0f} req/s<extra></extra>",
+                )
+            )
+    fig = _layout(
+        fig,
+        title or "Highest rate holding every SLO, per round (▶: no failure found, the knee lies above)",
+        yaxis=dict(tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed"),
+    ).update_layout(height=120 + 60 * len(labels))
+    return log_axis(fig, "x", title="arrival rate holding every SLO (req/s), log scale", dtick="D2")
 
 
 def distributions(latencies: pl.DataFrame, title: str | None = None) -> go.Figure:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from dataclasses import dataclass
 
 import polars as pl
@@ -175,10 +176,17 @@ def representatives(part: pl.DataFrame, holding: tuple[str, ...] = HOLDING) -> l
 
 
 def max_rate(summary: pl.DataFrame, holding: tuple[str, ...] = HOLDING) -> pl.DataFrame:
-    """Per configuration (``label``): the highest offered rate at which every SLO in
-    ``holding`` held (unknowns ignored), and the first SLO to fail above it (and where)."""
-    out = []
-    for (label,), part in summary.sort("offered_rps").group_by("label", maintain_order=True):
+    """Per configuration (``label``): the highest offered rate at which every SLO in ``holding``
+    held (unknowns ignored), and the first SLO to fail above it (and where).
+
+    With a ``round`` column (:func:`workbench.service.experiment.find_knees`), each round is
+    judged on its own runs: ``round_rates`` lists each round's rate in round order and
+    ``max_rate`` is their lower median (a rate that was run, and robust to one round hit by
+    a burst of other work), ``max_rate_lo``–``max_rate_hi`` their range; the P99 and the
+    first miss are those of the median round (``median_round``). Without it, everything is one round."""
+    rounds = summary if "round" in summary.columns else summary.with_columns(pl.lit(0).alias("round"))
+    per_round = []
+    for (label, round_), part in rounds.sort("offered_rps").group_by("label", "round", maintain_order=True):
         best, failed, failed_at = None, None, None
         for r in representatives(part, holding):
             missed = misses(r, holding)
@@ -186,14 +194,32 @@ def max_rate(summary: pl.DataFrame, holding: tuple[str, ...] = HOLDING) -> pl.Da
                 failed, failed_at = ", ".join(missed), r["offered_rps"]
                 break
             best = r
-        out.append(
+        per_round.append(
             {
                 "label": label,
+                "round": round_,
                 "max_rate": best["offered_rps"] if best else 0.0,
                 "achieved_rps": best["achieved_rps"] if best else 0.0,
                 "p99_ms": best["p99_ms"] if best else math.nan,
                 "first_miss": failed or NO_MISS,
                 "missed_at": failed_at,
+            }
+        )
+    out = []
+    labels = dict.fromkeys(r["label"] for r in per_round)
+    for label in labels:
+        mine = sorted((r for r in per_round if r["label"] == label), key=lambda r: r["round"])
+        by_rate = sorted(mine, key=lambda r: r["max_rate"])
+        median = by_rate[(len(by_rate) - 1) // 2]
+        out.append(
+            {
+                **{k: v for k, v in median.items() if k != "round"},
+                "median_round": median["round"],
+                "max_rate_lo": by_rate[0]["max_rate"],
+                "max_rate_hi": by_rate[-1]["max_rate"],
+                "rounds": len(mine),
+                "round_rates": [r["max_rate"] for r in mine],
+                "round_above": [r["first_miss"] == NO_MISS for r in mine],
             }
         )
     return pl.DataFrame(out)
@@ -336,10 +362,17 @@ def _change_name(dim: str, before: dict, after: dict) -> str:
     return f"a query cache ({after['cache_seconds']:g} s)"
 
 
+def _ratio(after: float, before: float) -> float:
+    if before:
+        return after / before
+    return math.inf if after else math.nan
+
+
 def changes(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
     """Each of the plan's changes as two configurations that differ in it alone (N+1 → another
     strategy, a smaller → larger pool, no cache → cache): the highest rate each held every
-    SLO at, their ratio, and the P99 at those rates."""
+    SLO at (the median over rounds), the P99 at those rates, and the ratio round by round
+    (``round_ratios``: round *i* of both, searched back to back) with its median (``ratio``)."""
     configs = _configs(summary, maxima)
     rows = []
     for after in configs:
@@ -360,7 +393,7 @@ def changes(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
             if not before:
                 continue
             b = before[0]
-            ratio = after["max_rate"] / b["max_rate"] if b["max_rate"] else math.nan
+            ratios = [_ratio(a, x) for a, x in zip(after["round_rates"], b["round_rates"], strict=False)]
             rows.append(
                 {
                     "change": _change_name(dim, b, after),
@@ -368,7 +401,8 @@ def changes(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
                     "after": after["label"],
                     "before_rps": b["max_rate"],
                     "after_rps": after["max_rate"],
-                    "ratio": ratio,
+                    "ratio": statistics.median(ratios) if ratios else math.nan,
+                    "round_ratios": ratios,
                     "before_p99_ms": b["p99_ms"],
                     "after_p99_ms": after["p99_ms"],
                     "before_above": b["above"],
@@ -385,34 +419,64 @@ def _rate(value: float, above: bool) -> str:
 
 
 def change_verdict(r: dict, resolution: float = 0.1) -> tuple[str, str]:
-    """(verdict, detail) for one row of :func:`changes`; ``resolution``: the knee search's."""
+    """(verdict, detail) for one row of :func:`changes`; ``resolution``: the knee search's.
+
+    The tie rule: a change is named only when every round moves the same way by more than
+    ``resolution`` (each round's two configurations were searched back to back, so a slow
+    minute hits both); otherwise it is no change, or no clear one when the rounds disagree.
+    With no real change and independent rounds, all *n* beyond the resolution one way by
+    chance happens at most 2 in 2^n times (1 in 4 for three rounds), less the further the
+    resolution lies outside the noise; a disagreement is read as noise, never as an effect."""
     after, before = _rate(r["after_rps"], r["after_above"]), _rate(r["before_rps"], r["before_above"])
     detail = (
         f"{r['after']} holds every SLO up to {after} req/s (P99 {r['after_p99_ms']:.0f} ms there), "
         f"{r['before']} up to {before} req/s (P99 {r['before_p99_ms']:.0f} ms)"
     )
+    ratios = [x for x in r.get("round_ratios") or [r["ratio"]] if not math.isnan(x)]
+    if len(ratios) > 1:
+        detail += (
+            f"; round by round {ratios_text(ratios)} "
+            f"(median of {len(ratios)} rounds, each pair searched back to back)"
+        )
     ratio = r["ratio"]
+    up = bool(ratios) and all(x > 1 + resolution for x in ratios)
+    down = bool(ratios) and all(x < 1 / (1 + resolution) for x in ratios)
     if not r["before_rps"]:
         verdict = "holds where the other never does" if r["after_rps"] else "neither holds at any rate tried"
     elif not r["after_rps"]:
         verdict = "holds at no rate tried"
-    elif abs(ratio - 1) <= resolution:
-        verdict = "no change (within the search's resolution)"
-    elif ratio > 1:
+    elif up:
         verdict = f"{ratio:.1f}x the rate" + (" or more" if r["after_above"] else "")
-    else:
+    elif down:
         verdict = f"{1 / ratio:.1f}x lower rate"
+    elif all(abs(x - 1) <= resolution for x in ratios):
+        verdict = "no change (within the search's resolution)"
+    else:
+        verdict = "no clear change (the rounds disagree)"
+        detail += f"; a change is named only when every round moves one way by more than {resolution:.0%}"
     if r["after_above"] or r["before_above"]:
         detail += "; ≥: no steady run failed, so the knee lies above the highest rate tried"
     return verdict, detail
 
 
+def ratios_text(ratios: list[float]) -> str:
+    """Round-by-round ratios as people read them: ``0.83x, 1.50x, 1.00x`` (∞: from no rate held)."""
+    return ", ".join("∞" if math.isinf(x) else "–" if math.isnan(x) else f"{x:.2f}x" for x in ratios)
+
+
 NO_MISS = "none within the rates tried"
+
+
+def _spread(r: dict) -> str:
+    """`` (median of 3 rounds: 147–210)`` when there were rounds, else nothing."""
+    if (r.get("rounds") or 1) < 2:
+        return ""
+    return f" (median of {r['rounds']} rounds: {r['max_rate_lo']:g}–{r['max_rate_hi']:g})"
 
 
 def _holds(r: dict) -> str:
     if r["max_rate"] > 0:
-        text = f"every SLO holds up to {r['max_rate']:g} req/s"
+        text = f"every SLO holds up to {r['max_rate']:g} req/s{_spread(r)}"
     else:
         text = "the SLOs hold at none of the rates tried"
     if r["missed_at"]:
@@ -500,11 +564,11 @@ def report_verdicts(
             "highest arrival rate holding every SLO",
             f"{_rate(best['max_rate'], configs[best['label']]['above'])} req/s ({best['label']})",
             "; ".join(
-                f"{r['label']}: {_rate(r['max_rate'], configs[r['label']]['above'])}"
+                f"{r['label']}: {_rate(r['max_rate'], configs[r['label']]['above'])}{_spread(r)}"
                 + (f" (above it: {r['first_miss']})" if r["missed_at"] else "")
                 for r in maxima.iter_rows(named=True)
             )
-            + " — found by a ramp, then verified by steady runs",
+            + " — aimed by a ramp, then found by steady runs in interleaved rounds",
         )
     )
     reached = held_throughput(summary)

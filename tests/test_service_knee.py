@@ -1,0 +1,67 @@
+"""The knee search end to end: real services over PostgreSQL, a short ramp, interleaved rounds."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlparse
+
+import pytest
+import service_db
+
+from workbench.service import experiment, slo
+from workbench.service.app import Settings
+from workbench.service.load import Mix, paths, targets
+
+pytestmark = pytest.mark.postgres
+loaded_url = service_db.loaded_url  # the shared fixture
+
+
+def test_find_knees_ramps_each_configuration_then_interleaves_its_rounds(loaded_url, tiny, monkeypatch):
+    runs = []
+    real = experiment.measured_run
+
+    def watched(*args, **kw):
+        runs.append(real(*args, **kw))  # the real run, only remembered in order
+        return runs[-1]
+
+    monkeypatch.setattr(experiment, "measured_run", watched)
+    configs = [
+        Settings(database_url=loaded_url, strategy="n_plus_one", pool_size=2),
+        Settings(database_url=loaded_url, strategy="batch", pool_size=2),
+    ]
+    requests = paths(Mix(), targets(tiny), 500, seed=1)
+    knees = experiment.find_knees(
+        configs,
+        requests,
+        rounds=2,
+        ramp=(20, 80),
+        ramp_seconds=1.0,
+        steps=2,
+        step_seconds=0.5,
+        warmup_seconds=0.2,
+        extend=0,
+    )
+    labels = [c.label for c in configs]
+    assert [k.settings.label for k in knees] == labels
+    # Both ramps first, then round 0 in the given order, then round 1 rotated by one.
+    order = [(r.label, r.settings.get("round", "ramp")) for r in runs]
+    blocks = [key for i, key in enumerate(order) if i == 0 or order[i - 1] != key]
+    assert blocks == [
+        (labels[0], "ramp"),
+        (labels[1], "ramp"),
+        (labels[0], 0),
+        (labels[1], 0),
+        (labels[1], 1),
+        (labels[0], 1),
+    ]
+    summary = experiment.summary([run for k in knees for run in k.steps])
+    assert summary["round"].to_list() == [r.settings["round"] for k in knees for r in k.steps]
+    maxima = slo.max_rate(summary)
+    assert maxima["rounds"].to_list() == [2, 2] and all(len(r) == 2 for r in maxima["round_rates"])
+    for r in runs:
+        assert not r.partial and r.usage["service"]["cpu_seconds"] > 0
+    # Every service was stopped: its port no longer answers.
+    for url in {r.url for r in runs}:
+        parsed = urlparse(url)
+        with pytest.raises(OSError), socket.create_connection((parsed.hostname, parsed.port), timeout=1):
+            pass
