@@ -69,7 +69,7 @@ def test_bisection_verifies_the_ramp_then_narrows_to_a_held_rate():
     assert (search.held, search.failed) == (240, 250)
 
 
-def test_bisection_steps_down_when_the_ramp_was_optimistic_and_stops_above_the_ramp():
+def test_bisection_steps_down_when_the_ramp_was_optimistic_and_up_when_it_was_not():
     search = experiment.Bisection(lo=120, hi=140)
     search.record(search.next(), False)  # 120 fails when held for seconds
     assert search.next() == 85  # 0.7 x 120, in steps of 5
@@ -80,7 +80,9 @@ def test_bisection_steps_down_when_the_ramp_was_optimistic_and_stops_above_the_r
     noisy = experiment.Bisection(lo=240, hi=300)  # the ramp failed at 300 by a burst of noise
     noisy.record(noisy.next(), True)
     noisy.record(noisy.next(), True)
-    assert noisy.tried == [(240, True), (300, True)] and noisy.next() is None
+    assert noisy.tried == [(240, True), (300, True)] and noisy.next() == 430  # 300 / 0.7, stepping up
+    noisy.record(430, False)
+    assert noisy.next() == 365  # (300 + 430) / 2
     never = experiment.Bisection(lo=600, hi=None)  # the ramp held to its top
     never.record(never.next(), True)
     assert never.next() is None and never.held == 600
@@ -110,3 +112,11 @@ def test_the_runs_table_for_people_has_no_raw_dicts_and_units_in_headers():
     html = experiment.people(summary)._repr_html_()
     assert "{" not in html and "none" in html and ">40<" in html and "35–51" in html
     assert "offered (req/s)" in html and "cache hits (%)" in html and ">30<" in html
+
+
+def test_a_steady_run_offers_its_scheduled_rate_not_its_send_count_over_time():
+    frame = _ramp(lambda t: 10.0).requests.head(29)  # 29 sends scheduled by 19.5 req/s x 1.5 s
+    run = LoadRun("cfg", "http://127.0.0.1:1", "steady", frame, {}, new_histogram(), [19.5], [1.5])
+    assert run.summary()["offered_rps"][0] == 19.5
+    cut = LoadRun("cfg", "http://127.0.0.1:1", "bounded", frame.head(15), {}, new_histogram(), [19.5], [1.5])
+    assert cut.summary()["offered_rps"][0] == 10.0  # a bound on the count stopped it at 15 sends

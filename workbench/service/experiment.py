@@ -97,9 +97,10 @@ class Bisection:
     (so is the ramp's failure), then the midpoint of the highest rate that held and the
     lowest that failed, stepping down by ``down`` while nothing has held (not halving: the
     ramp overshoots by tens of percent, not by half, and a finer step is a finer answer).
-    It stops when the two are within ``resolution`` (a share of the failing rate), or when
-    no steady run above a held rate failed (the ramp held to its top, or its failure did
-    not hold up): then the answer is "at least" the highest rate tried.
+    When the ramp's failure does not hold up in a steady run, it steps up by 1/``down``
+    until a rate fails. It stops when the highest held and lowest failed rates are within
+    ``resolution`` (a share of the failing rate), or when the ramp held to its top and so
+    did the steady run there: then the answer is "at least" the highest rate tried.
     """
 
     def __init__(
@@ -121,7 +122,8 @@ class Bisection:
         if self.failed is None and self.hi is not None and self.held < _round(self.hi):
             return _round(self.hi)  # the ramp's failure is verified by a steady run before bisecting
         if self.failed is None and self.hi is not None:
-            return None  # the ramp's failure did not hold up: every steady rate tried held
+            # The ramp's failure did not hold up in a steady run (a cold cache, a burst): step up.
+            return _round(self.held / self.down)
         if upper is None or upper - self.held <= self.resolution * upper:
             return None
         rate = _round((self.held + upper) / 2)

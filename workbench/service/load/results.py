@@ -108,7 +108,12 @@ class LoadRun:
         req = self.requests if stage is None else self.requests.filter(pl.col("stage") == stage)
         seconds = sum(self.stage_seconds) if stage is None else self.stage_seconds[stage]
         if stage is None:
-            scheduled_rate = req.height / seconds if seconds else 0.0
+            # The profile's mean rate (a steady 295 req/s for 1.5 s is 295, not 442 sends / 1.5 s),
+            # unless a bound on the count cut the schedule short: then the sends that were scheduled.
+            planned = sum(r * t for r, t in zip(self.stage_rates, self.stage_seconds, strict=True))
+            scheduled_rate = planned / seconds if seconds else 0.0
+            if abs(req.height - planned) > len(self.stage_rates):
+                scheduled_rate = req.height / seconds if seconds else 0.0
         else:
             scheduled_rate = self.stage_rates[stage]
         req = req.filter(pl.col("outcome") != "aborted")
