@@ -102,9 +102,11 @@ tables.table(
 #
 # The configurations vary one of the plan's settings at a time from a common one (N+1
 # today; the JOIN or batch; pool 4 → 8; a 5-second query cache), so each change is read
-# as the difference between two of them, **round by round**: a change is named only when
-# every round moves the same way by more than the search's 10% resolution; otherwise it
-# is a tie.
+# as the difference between two of them, **round by round**. Each round's search places a
+# knee between the highest rate that held and the lowest that failed above it; a change
+# is named only when, in every round, the two configurations' brackets do not overlap and
+# separate the same way. Otherwise it is a tie (the brackets overlap) or no clear change
+# (the rounds disagree).
 
 # %% tags=["nbval-ignore-output"]
 settings = [
@@ -142,8 +144,9 @@ side.select("slo", "load_tool_shown", "prometheus_shown") if side is not None el
 
 # %% [markdown]
 # ## Look
-# Each configuration's highest rate holding every SLO, round by round: the spread of its
-# own rounds is the noise any difference between configurations has to clear.
+# Where each configuration's knee lies, round by round: between the highest rate that
+# held every SLO and the lowest that failed above it. A difference between two
+# configurations is one their segments clear in every round.
 
 # %% tags=["nbval-ignore-output"]
 maxima = slo.max_rate(summary)
@@ -189,7 +192,7 @@ tables.table(
     units={"holds to, before": "req/s", "holds to, after": "req/s"}
     | {"P99 there, before": "ms", "P99 there, after": "ms"},
     caption="Each change round by round (holding rates: medians of the rounds); named only when "
-    "every round moves one way by more than 10%",
+    "the knees' brackets separate the same way in every round",
 )
 
 # %% [markdown]

@@ -142,6 +142,11 @@ def test_each_change_is_a_pair_differing_in_one_setting(summary):
     }
     cache = table.filter(pl.col("change") == "a query cache (5 s)").row(0, named=True)
     assert cache["after_above"] and slo.change_verdict(cache)[0] == "4.0x the rate or more"
+    verdicts = {v.topic: v.verdict for v in slo.report_verdicts(both, slo.max_rate(both), slo.capacity(both))}
+    # The cache held at every rate tried, all below 1,000 req/s: not shown, not "unreachable".
+    assert verdicts["1,000 req/s"] == (
+        "not shown: batch pool=4 cache=5s held at every rate tried, up to 200 req/s"
+    )
 
 
 def test_side_by_side_and_figures_build(summary):
@@ -152,6 +157,10 @@ def test_side_by_side_and_figures_build(summary):
     lat = pl.DataFrame(
         {"label": ["a"] * 100, "offered_rps": [25.0] * 100, "latency_ms": [float(i + 1) for i in range(100)]}
     )
+    rounds = slo.max_rate(summary).row(0, named=True)
+    spans = figures.holding_rates(slo.max_rate(summary))
+    assert spans.data[0].x == (rounds["max_rate"], rounds["round_failed"][0])  # held → failed, one round
+    assert spans.layout.xaxis.type == "log"
     for fig in (
         figures.latency_vs_load(summary, slo.max_rate(summary)),
         figures.distributions(lat),
@@ -220,11 +229,14 @@ def test_a_change_is_named_only_when_every_round_agrees():
     assert join["round_ratios"] == pytest.approx([150 / 180, 1.5, 1.0])
     verdict, detail = slo.change_verdict(join)
     assert verdict == "no clear change (the rounds disagree)"
-    assert "round by round 0.83x, 1.50x, 1.00x" in detail and "more than 10%" in detail
+    assert "round by round 0.83x, 1.50x, 1.00x" in detail
+    assert join["round_moves"] == ["overlap", "up", "overlap"]  # 225 held by the JOIN, failed by N+1
+    assert "separated in 1 of 3 rounds" in detail
     batch = table["batch loading instead of N+1"]
+    assert batch["round_moves"] == ["up"] * 3
     assert slo.change_verdict(batch)[0] == "2.1x the rate"  # the median of 1.78, 2.13, 2.13
-    # Every round within the resolution is a tie, not a disagreement.
-    close = join | {"round_ratios": [1.05, 0.95, 1.0], "ratio": 1.0}
+    # Brackets that overlap in every round are a tie, not a disagreement.
+    close = join | {"round_moves": ["overlap"] * 3}
     assert slo.change_verdict(close)[0] == "no change (within the search's resolution)"
-    worse = join | {"round_ratios": [0.5, 0.6, 0.7], "ratio": 0.6}
+    worse = join | {"round_moves": ["down"] * 3, "ratio": 0.6}
     assert slo.change_verdict(worse)[0] == "1.7x lower rate"

@@ -93,63 +93,62 @@ def latency_vs_load(
 
 
 def holding_rates(maxima: pl.DataFrame, title: str | None = None) -> go.Figure:
-    """Each configuration's highest rate holding every SLO, one marker per round (a triangle
-    where the round found no failure: the knee lies above it) and a bar at the median the
-    verdicts use, so the spread between rounds shows beside the differences between
-    configurations. Log x axis: a cached configuration runs several times faster."""
+    """Where each configuration's knee lies, round by round: a segment from the highest rate
+    that held every SLO (dot) to the lowest that failed above it (bar), or an arrow where
+    nothing failed (the knee lies above), and a red tick at the median the verdicts use.
+    Two configurations differ only where their segments do not overlap. Log x axis: a
+    cached configuration runs several times faster."""
     fig = go.Figure()
     rows = maxima.to_dicts()
     labels = [r["label"] for r in rows]
-    for r in rows:
-        rates = r.get("round_rates") or [r["max_rate"]]
-        above = r.get("round_above") or [False] * len(rates)
-        row = labels.index(r["label"])
-        # (rate, above, y, round): rounds a little apart, not on top of each other; a round that
-        # held at no rate has no place on a log axis (the verdicts say so in words).
-        shown = [
-            (rate, a, row + (i - (len(rates) - 1) / 2) * 0.12, i)
-            for i, (rate, a) in enumerate(zip(rates, above, strict=True))
-            if rate
-        ]
-        fig.add_trace(
-            go.Scatter(
-                x=[x[0] for x in shown],
-                y=[x[2] for x in shown],
-                mode="markers",
-                marker=dict(
-                    symbol=["triangle-right" if x[1] else "circle" for x in shown],
-                    size=10,
-                    color="#1f77b4",
-                    line=dict(width=1, color="white"),
-                ),
-                name="one round",
-                legendgroup="round",
-                showlegend=r is rows[0],
-                hovertemplate=[
-                    f"{r['label']}, round {x[3] + 1}: {'≥ ' if x[1] else ''}{x[0]:,.0f} req/s<extra></extra>"
-                    for x in shown
-                ],
+    for row, r in enumerate(rows):
+        held = r.get("round_rates") or [r["max_rate"]]
+        failed = r.get("round_failed") or [r["missed_at"] or math.inf]
+        for i, (h, f) in enumerate(zip(held, failed, strict=True)):
+            if not h:
+                continue  # held at no rate: no place on a log axis (the verdicts say so in words)
+            y = row + (i - (len(held) - 1) / 2) * 0.15  # rounds a little apart, not on top
+            end = f if math.isfinite(f) else h * 1.25
+            fig.add_trace(
+                go.Scatter(
+                    x=[h, end],
+                    y=[y, y],
+                    mode="lines+markers",
+                    line=dict(color="#1f77b4", width=2),
+                    marker=dict(
+                        symbol=["circle", "line-ns" if math.isfinite(f) else "triangle-right"],
+                        size=[9, 12],
+                        color="#1f77b4",
+                        line=dict(width=2, color="#1f77b4"),
+                    ),
+                    name="a round: held (dot) to failed (bar), ▶ none failed",
+                    legendgroup="round",
+                    showlegend=row == 0 and i == 0,
+                    hovertemplate=f"{r['label']}, round {i + 1}: held {h:,.0f} req/s, "
+                    + (f"failed {f:,.0f}" if math.isfinite(f) else "no failure above")
+                    + "<extra></extra>",
+                )
             )
-        )
         if r["max_rate"]:
             fig.add_trace(
                 go.Scatter(
                     x=[r["max_rate"]],
                     y=[row],
                     mode="markers",
-                    marker=dict(symbol="line-ns", size=26, line=dict(width=3, color="#d62728")),
-                    name="median of the rounds",
+                    marker=dict(symbol="line-ns", size=30, line=dict(width=3, color="#d62728")),
+                    name="median held rate (the verdicts' figure)",
                     legendgroup="median",
-                    showlegend=r is rows[0],
+                    showlegend=row == 0,
                     hovertemplate=f"{r['label']}: median {r['max_rate']:,.0f} req/s<extra></extra>",
                 )
             )
     fig = _layout(
         fig,
-        title or "Highest rate holding every SLO, per round (▶: no failure found, the knee lies above)",
+        title or "Where each configuration's knee lies, round by round",
         yaxis=dict(tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed"),
-    ).update_layout(height=120 + 60 * len(labels))
-    return log_axis(fig, "x", title="arrival rate holding every SLO (req/s), log scale", dtick="D2")
+        legend=dict(orientation="h", y=-0.25),
+    ).update_layout(height=150 + 55 * len(labels))
+    return log_axis(fig, "x", title="arrival rate (req/s), log scale", dtick="D2")
 
 
 def distributions(latencies: pl.DataFrame, title: str | None = None) -> go.Figure:

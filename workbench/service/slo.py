@@ -180,10 +180,12 @@ def max_rate(summary: pl.DataFrame, holding: tuple[str, ...] = HOLDING) -> pl.Da
     held (unknowns ignored), and the first SLO to fail above it (and where).
 
     With a ``round`` column (:func:`workbench.service.experiment.find_knees`), each round is
-    judged on its own runs: ``round_rates`` lists each round's rate in round order and
-    ``max_rate`` is their lower median (a rate that was run, and robust to one round hit by
-    a burst of other work), ``max_rate_lo``–``max_rate_hi`` their range; the P99 and the
-    first miss are those of the median round (``median_round``). Without it, everything is one round."""
+    judged on its own runs: ``round_rates`` lists each round's rate in round order,
+    ``round_failed`` the lowest rate above it that failed (∞: none did; the knee lies
+    between the two), and ``max_rate`` is the rates' lower median (a rate that was run, and
+    robust to one round hit by a burst of other work), ``max_rate_lo``–``max_rate_hi``
+    their range; the P99 and the first miss are those of the median round
+    (``median_round``). Without it, everything is one round."""
     rounds = summary if "round" in summary.columns else summary.with_columns(pl.lit(0).alias("round"))
     per_round = []
     for (label, round_), part in rounds.sort("offered_rps").group_by("label", "round", maintain_order=True):
@@ -219,7 +221,7 @@ def max_rate(summary: pl.DataFrame, holding: tuple[str, ...] = HOLDING) -> pl.Da
                 "max_rate_hi": by_rate[-1]["max_rate"],
                 "rounds": len(mine),
                 "round_rates": [r["max_rate"] for r in mine],
-                "round_above": [r["first_miss"] == NO_MISS for r in mine],
+                "round_failed": [r["missed_at"] if r["missed_at"] is not None else math.inf for r in mine],
             }
         )
     return pl.DataFrame(out)
@@ -362,6 +364,17 @@ def _change_name(dim: str, before: dict, after: dict) -> str:
     return f"a query cache ({after['cache_seconds']:g} s)"
 
 
+def _move(before: tuple[float, float], after: tuple[float, float]) -> str:
+    """One round's comparison of two knees, each known to lie in [held, failed): ``up`` when
+    the after's held rate is at or above the before's failing one, ``down`` the reverse,
+    ``overlap`` when the brackets overlap (the search cannot tell them apart)."""
+    if after[0] >= before[1]:
+        return "up"
+    if after[1] <= before[0]:
+        return "down"
+    return "overlap"
+
+
 def _ratio(after: float, before: float) -> float:
     if before:
         return after / before
@@ -371,8 +384,9 @@ def _ratio(after: float, before: float) -> float:
 def changes(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
     """Each of the plan's changes as two configurations that differ in it alone (N+1 → another
     strategy, a smaller → larger pool, no cache → cache): the highest rate each held every
-    SLO at (the median over rounds), the P99 at those rates, and the ratio round by round
-    (``round_ratios``: round *i* of both, searched back to back) with its median (``ratio``)."""
+    SLO at (the median over rounds), the P99 at those rates, and round by round (round *i*
+    of both was searched back to back) the ratio of the held rates (``round_ratios``, their
+    median is ``ratio``) and whether the knees' brackets separate (``round_moves``)."""
     configs = _configs(summary, maxima)
     rows = []
     for after in configs:
@@ -393,7 +407,14 @@ def changes(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
             if not before:
                 continue
             b = before[0]
-            ratios = [_ratio(a, x) for a, x in zip(after["round_rates"], b["round_rates"], strict=False)]
+            pairs = list(
+                zip(
+                    zip(b["round_rates"], b["round_failed"], strict=True),
+                    zip(after["round_rates"], after["round_failed"], strict=True),
+                    strict=False,
+                )
+            )  # round i of both: ((held, failed) before, (held, failed) after)
+            ratios = [_ratio(a[0], x[0]) for x, a in pairs]
             rows.append(
                 {
                     "change": _change_name(dim, b, after),
@@ -403,6 +424,7 @@ def changes(summary: pl.DataFrame, maxima: pl.DataFrame) -> pl.DataFrame:
                     "after_rps": after["max_rate"],
                     "ratio": statistics.median(ratios) if ratios else math.nan,
                     "round_ratios": ratios,
+                    "round_moves": [_move(x, a) for x, a in pairs],
                     "before_p99_ms": b["p99_ms"],
                     "after_p99_ms": after["p99_ms"],
                     "before_above": b["above"],
@@ -418,42 +440,46 @@ def _rate(value: float, above: bool) -> str:
     return f"≥ {value:,.0f}" if above else f"{value:,.0f}"
 
 
-def change_verdict(r: dict, resolution: float = 0.1) -> tuple[str, str]:
-    """(verdict, detail) for one row of :func:`changes`; ``resolution``: the knee search's.
+def change_verdict(r: dict) -> tuple[str, str]:
+    """(verdict, detail) for one row of :func:`changes`.
 
-    The tie rule: a change is named only when every round moves the same way by more than
-    ``resolution`` (each round's two configurations were searched back to back, so a slow
-    minute hits both); otherwise it is no change, or no clear one when the rounds disagree.
-    With no real change and independent rounds, all *n* beyond the resolution one way by
-    chance happens at most 2 in 2^n times (1 in 4 for three rounds), less the further the
-    resolution lies outside the noise; a disagreement is read as noise, never as an effect."""
+    The tie rule: each round's search places a knee between the highest rate that held and
+    the lowest that failed above it. A change is named only when, in every round, the two
+    configurations' brackets do not overlap and they separate the same way (each round's
+    pair was searched back to back, so a slow minute hits both). When they overlap in
+    every round it is no change within what the search can resolve; when rounds disagree
+    it is no clear change, read as noise and never as an effect."""
     after, before = _rate(r["after_rps"], r["after_above"]), _rate(r["before_rps"], r["before_above"])
     detail = (
         f"{r['after']} holds every SLO up to {after} req/s (P99 {r['after_p99_ms']:.0f} ms there), "
         f"{r['before']} up to {before} req/s (P99 {r['before_p99_ms']:.0f} ms)"
     )
-    ratios = [x for x in r.get("round_ratios") or [r["ratio"]] if not math.isnan(x)]
+    ratios, moves = r["round_ratios"], r["round_moves"]
     if len(ratios) > 1:
         detail += (
             f"; round by round {ratios_text(ratios)} "
             f"(median of {len(ratios)} rounds, each pair searched back to back)"
         )
     ratio = r["ratio"]
-    up = bool(ratios) and all(x > 1 + resolution for x in ratios)
-    down = bool(ratios) and all(x < 1 / (1 + resolution) for x in ratios)
-    if not r["before_rps"]:
-        verdict = "holds where the other never does" if r["after_rps"] else "neither holds at any rate tried"
-    elif not r["after_rps"]:
-        verdict = "holds at no rate tried"
-    elif up:
-        verdict = f"{ratio:.1f}x the rate" + (" or more" if r["after_above"] else "")
-    elif down:
-        verdict = f"{1 / ratio:.1f}x lower rate"
-    elif all(abs(x - 1) <= resolution for x in ratios):
+    if not r["before_rps"] and not r["after_rps"]:
+        verdict = "neither holds at any rate tried"
+    elif set(moves) == {"up"}:
+        verdict = (
+            "holds where the other never does"
+            if not r["before_rps"]
+            else f"{ratio:.1f}x the rate" + (" or more" if r["after_above"] else "")
+        )
+    elif set(moves) == {"down"}:
+        verdict = "holds at no rate tried" if not r["after_rps"] else f"{1 / ratio:.1f}x lower rate"
+    elif set(moves) == {"overlap"}:
         verdict = "no change (within the search's resolution)"
+        detail += "; in every round the two knees lay within each other's bracket (held–failed)"
     else:
         verdict = "no clear change (the rounds disagree)"
-        detail += f"; a change is named only when every round moves one way by more than {resolution:.0%}"
+        detail += (
+            f"; the knees' brackets separated in {sum(m != 'overlap' for m in moves)} of {len(moves)} "
+            "rounds: a change is named only when they separate the same way in every round"
+        )
     if r["after_above"] or r["before_above"]:
         detail += "; ≥: no steady run failed, so the knee lies above the highest rate tried"
     return verdict, detail
@@ -572,10 +598,16 @@ def report_verdicts(
         )
     )
     reached = held_throughput(summary)
+    if reached >= 1000:
+        answer = "met"
+    elif configs[best["label"]]["above"]:
+        answer = f"not shown: {best['label']} held at every rate tried, up to {reached:,.0f} req/s"
+    else:
+        answer = f"not reachable here ({reached:,.0f} req/s holding the SLOs)"
     out.append(
         Verdict(
             "1,000 req/s",
-            "met" if reached >= 1000 else f"not reachable here ({reached:,.0f} req/s holding the SLOs)",
+            answer,
             capacity_sentence(cap.filter(pl.col("label") == best["label"])),
         )
     )
