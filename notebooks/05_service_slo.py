@@ -105,8 +105,8 @@ tables.table(
 # as the difference between two of them, **round by round**. Each round's search places a
 # knee between the highest rate that held and the lowest that failed above it; a change
 # is named only when, in every round, the two configurations' brackets do not overlap and
-# separate the same way. Otherwise it is a tie (the brackets overlap) or no clear change
-# (the rounds disagree).
+# separate the same way. Otherwise it is "no clear change" (the brackets overlap, or the
+# rounds disagree).
 
 # %% tags=["nbval-ignore-output"]
 settings = [

@@ -173,7 +173,7 @@ def test_a_tie_in_holding_rate_is_decided_by_p99_at_the_common_rate(summary):
     tied = summary.filter(pl.col("offered_rps") <= 25)  # both hold at 25, the only rate
     verdicts = slo.report_verdicts(tied, slo.max_rate(tied), slo.capacity(tied))
     change = next(v for v in verdicts if v.topic == "batch loading instead of N+1")
-    assert change.verdict == "no change (within the search's resolution)"
+    assert change.verdict == "no clear change"
     assert "the knee lies above the highest rate tried" in change.detail
 
 
@@ -228,7 +228,7 @@ def test_a_change_is_named_only_when_every_round_agrees():
     join = table["the plan's JOIN instead of N+1"]
     assert join["round_ratios"] == pytest.approx([150 / 180, 1.5, 1.0])
     verdict, detail = slo.change_verdict(join)
-    assert verdict == "no clear change (the rounds disagree)"
+    assert verdict == "no clear change"
     assert "round by round 0.83x, 1.50x, 1.00x" in detail
     assert join["round_moves"] == ["overlap", "up", "overlap"]  # 225 held by the JOIN, failed by N+1
     assert "separated in 1 of 3 rounds" in detail
@@ -237,6 +237,6 @@ def test_a_change_is_named_only_when_every_round_agrees():
     assert slo.change_verdict(batch)[0] == "2.1x the rate"  # the median of 1.78, 2.13, 2.13
     # Brackets that overlap in every round are a tie, not a disagreement.
     close = join | {"round_moves": ["overlap"] * 3}
-    assert slo.change_verdict(close)[0] == "no change (within the search's resolution)"
+    assert slo.change_verdict(close)[0] == "no clear change"
     worse = join | {"round_moves": ["down"] * 3, "ratio": 0.6}
     assert slo.change_verdict(worse)[0] == "1.7x lower rate"

@@ -446,9 +446,10 @@ def change_verdict(r: dict) -> tuple[str, str]:
     The tie rule: each round's search places a knee between the highest rate that held and
     the lowest that failed above it. A change is named only when, in every round, the two
     configurations' brackets do not overlap and they separate the same way (each round's
-    pair was searched back to back, so a slow minute hits both). When they overlap in
-    every round it is no change within what the search can resolve; when rounds disagree
-    it is no clear change, read as noise and never as an effect."""
+    pair was searched back to back, so a slow minute hits both). Otherwise it is "no clear
+    change", whether the brackets overlapped in every round (the search cannot resolve a
+    difference) or the rounds disagreed (read as noise, never as an effect); the detail
+    says which."""
     after, before = _rate(r["after_rps"], r["after_above"]), _rate(r["before_rps"], r["before_above"])
     detail = (
         f"{r['after']} holds every SLO up to {after} req/s (P99 {r['after_p99_ms']:.0f} ms there), "
@@ -472,10 +473,10 @@ def change_verdict(r: dict) -> tuple[str, str]:
     elif set(moves) == {"down"}:
         verdict = "holds at no rate tried" if not r["after_rps"] else f"{1 / ratio:.1f}x lower rate"
     elif set(moves) == {"overlap"}:
-        verdict = "no change (within the search's resolution)"
-        detail += "; in every round the two knees lay within each other's bracket (held–failed)"
+        verdict = "no clear change"
+        detail += "; in every round the two knees' brackets (held–failed) overlapped"
     else:
-        verdict = "no clear change (the rounds disagree)"
+        verdict = "no clear change"  # the same words as a tie: a split vote is not a finding
         detail += (
             f"; the knees' brackets separated in {sum(m != 'overlap' for m in moves)} of {len(moves)} "
             "rounds: a change is named only when they separate the same way in every round"
@@ -497,17 +498,17 @@ def _spread(r: dict) -> str:
     """`` (median of 3 rounds: 147–210)`` when there were rounds, else nothing."""
     if (r.get("rounds") or 1) < 2:
         return ""
-    return f" (median of {r['rounds']} rounds: {r['max_rate_lo']:g}–{r['max_rate_hi']:g})"
+    return f" (median of {r['rounds']} rounds: {r['max_rate_lo']:,.0f}–{r['max_rate_hi']:,.0f})"
 
 
 def _holds(r: dict) -> str:
     if r["max_rate"] > 0:
-        text = f"every SLO holds up to {r['max_rate']:g} req/s{_spread(r)}"
+        text = f"every SLO holds up to {r['max_rate']:,.0f} req/s{_spread(r)}"
     else:
         text = "the SLOs hold at none of the rates tried"
     if r["missed_at"]:
         where = "above it" if r["max_rate"] > 0 else "already"
-        text += f"; {where} at {r['missed_at']:g} req/s: {r['first_miss']}"
+        text += f"; {where} at {r['missed_at']:,.0f} req/s: {r['first_miss']}"
     return text
 
 
@@ -531,7 +532,7 @@ def conclusions(summary: pl.DataFrame, maxima: pl.DataFrame) -> str:
     top = held_throughput(summary)
     best = maxima.sort("max_rate", descending=True).row(0, named=True)
     lines.append(
-        f"Best: {best['label']} ({best['max_rate']:g} req/s). Highest throughput achieved on this machine "
+        f"Best: {best['label']} ({best['max_rate']:,.0f} req/s). Highest throughput achieved on this machine "
         f"with every other SLO held: {top:,.0f} req/s, {'above' if top >= 1000 else 'below'} the plan's "
         f"1,000 req/s (the most answered at any rate: {summary['achieved_rps'].max():,.0f} req/s)."
     )
