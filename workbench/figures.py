@@ -473,7 +473,8 @@ def multiplication_figure(
                     f"#{s} ({m}×{w})"
                     for s, m, w in zip(at["session_id"], at["messages"], at["windows"], strict=True)
                 ],
-                textposition="top left",
+                # Neighbours on a log axis sit close: alternate sides so their labels do not overlap.
+                textposition=[("top left", "bottom right")[i % 2] for i in range(at.height)],
                 marker=dict(color="#444", size=7),
             ),
             row=1,
