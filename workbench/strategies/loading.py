@@ -49,6 +49,9 @@ class CountingEngine:
 
     def __init__(self, engine: Engine, record: bool = False) -> None:
         self.engine = engine
+        # Read by every strategy for every statement it names: an attribute of its own, not
+        # __getattr__'s delegation (a failed lookup first, about 1 µs a time, inside timed runs).
+        self.name, self.dialect = engine.name, engine.dialect
         self.record = record
         self.statements = 0
         self.rows = 0
