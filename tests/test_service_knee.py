@@ -65,3 +65,42 @@ def test_find_knees_ramps_each_configuration_then_interleaves_its_rounds(loaded_
         parsed = urlparse(url)
         with pytest.raises(OSError), socket.create_connection((parsed.hostname, parsed.port), timeout=1):
             pass
+
+
+def test_a_service_that_dies_mid_search_ends_its_own_search_not_the_others(loaded_url, tiny, monkeypatch):
+    started = []
+    real_start = experiment.ServiceProcess.start
+
+    def start(settings, *args, **kw):
+        started.append(real_start(settings, *args, **kw))
+        return started[-1]
+
+    real_run = experiment.measured_run
+
+    def run_then_crash(*args, **kw):
+        run = real_run(*args, **kw)
+        if started[0].proc.poll() is None:
+            started[0].kill()  # the first configuration's service dies right after its ramp
+        return run
+
+    monkeypatch.setattr(experiment.ServiceProcess, "start", start)
+    monkeypatch.setattr(experiment, "measured_run", run_then_crash)
+    configs = [
+        Settings(database_url=loaded_url, strategy="n_plus_one", pool_size=2),
+        Settings(database_url=loaded_url, strategy="batch", pool_size=2),
+    ]
+    knees = experiment.find_knees(
+        configs,
+        paths(Mix(), targets(tiny), 500, seed=2),
+        rounds=2,
+        ramp=(20, 80),
+        ramp_seconds=1.0,
+        steps=2,
+        step_seconds=0.5,
+        warmup_seconds=0.2,
+        extend=0,
+    )
+    dead, alive = knees
+    assert dead.ramp is not None and not dead.steps  # its ramp is kept; no steady run was possible
+    assert dead.stopped.startswith("n_plus_one pool=2: the service exited (code -9) after 0 steady runs")
+    assert {r.settings["round"] for r in alive.steps} == {0, 1} and not any(r.partial for r in alive.steps)

@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from workbench.service.app import Settings
-from workbench.service.load import LoadRun, Profile, run_load
+from workbench.service.load import LoadError, LoadRun, Profile, run_load
 from workbench.service.process import ProcessSampler, ServiceProcess, postgres_pids
 
 
@@ -151,6 +151,7 @@ class Knee:
     ramp: LoadRun | None
     slices: pl.DataFrame
     steps: list[LoadRun]
+    stopped: str = ""  # why the search ended early (its service died), else empty
 
 
 def ramp_slices(run: LoadRun, seconds: float = 0.5) -> pl.DataFrame:
@@ -277,7 +278,7 @@ class _Search:
             "generator": [os.getpid()],
         }
         self.offset = 0
-        self.knee = Knee(settings, None, pl.DataFrame(), [])  # type: ignore[arg-type]
+        self.knee = Knee(settings, None, pl.DataFrame(), [])
         self.bracket: tuple[float | None, float | None] = (None, None)
 
     def drawn(self, n: int) -> list[tuple[str, str]]:
@@ -286,15 +287,28 @@ class _Search:
         rotated = list(self.requests[start:]) + list(self.requests[:start])
         return (rotated * (n // len(rotated) + 1))[:n]
 
-    def measured(self, profile: Profile, round_: int | None = None) -> LoadRun:
-        run = measured_run(
-            self.svc.url,
-            profile,
-            self.drawn(len(profile.intended()[0])),
-            label=self.settings.label,
-            groups=self.groups,
-            database_url=self.pg_url,
-        )
+    def measured(self, profile: Profile, round_: int | None = None) -> LoadRun | None:
+        """One run, or None when the service is found dead before it (``knee.stopped`` says so;
+        a service dying *during* a run gives a partial run instead)."""
+        try:
+            run = measured_run(
+                self.svc.url,
+                profile,
+                self.drawn(len(profile.intended()[0])),
+                label=self.settings.label,
+                groups=self.groups,
+                database_url=self.pg_url,
+            )
+        except (OSError, LoadError) as e:
+            code = self.svc.proc.poll()
+            if code is None:
+                raise  # the service runs: the error is the caller's to see
+            self.knee.stopped = (
+                f"{self.settings.label}: the service exited (code {code}) after "
+                f"{len(self.knee.steps)} steady runs; its search ended there ({e}). "
+                f"Its last output: {self.svc.output(500) or 'none'}"
+            )
+            return None
         run.settings = {k: v for k, v in asdict(self.settings).items() if k != "database_url"}
         if round_ is not None:
             run.settings["round"] = round_
@@ -307,13 +321,18 @@ class _Search:
 
     def ramp(self, ramp: tuple[float, float], seconds: float, slice_seconds: float, extend: int) -> None:
         run = self.measured(Profile.ramp(ramp[0], ramp[1], seconds))
+        if run is None:
+            return
         slices = ramp_slices(run, slice_seconds)
         lo, hi = bracket(slices)
         top = ramp[1]
         for _ in range(extend):
             if hi is not None or run.partial:
                 break
-            run = self.measured(Profile.ramp(top, 2 * top, seconds))
+            more_run = self.measured(Profile.ramp(top, 2 * top, seconds))
+            if more_run is None:
+                break
+            run = more_run
             more = ramp_slices(run, slice_seconds).with_columns(pl.col("slice") + slices["slice"].max() + 1)
             slices = pl.concat([slices, more])
             lo, hi = bracket(slices)
@@ -323,14 +342,17 @@ class _Search:
     def bisect(self, round_: int, steps: int, seconds: float) -> None:
         from workbench.service import slo
 
-        if self.knee.ramp is None or self.knee.ramp.partial:
-            return
+        runs = [self.knee.ramp, *self.knee.steps] if self.knee.ramp else []
+        if self.knee.stopped or not runs or any(r.partial for r in runs) or self.bracket == (None, None):
+            return  # the service died (the partial run or ``stopped`` says why) or nothing answered
         search = Bisection(*self.bracket)
         for _ in range(steps):
             rate = search.next()
             if rate is None:
                 break
             run = self.measured(Profile.constant(rate, seconds), round_)
+            if run is None:
+                return
             self.knee.steps.append(run)
             search.record(rate, not slo.misses(summary([run]).row(0, named=True)))
             if run.partial:
