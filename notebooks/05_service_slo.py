@@ -122,6 +122,7 @@ knees = experiment.find_knees(
     steps=steps,
     step_seconds=step_seconds,
 )
+print("\n".join(k.stopped for k in knees if k.stopped))  # a service that died, if any
 runs = [run for k in knees for run in k.steps]
 slices = pl.concat([k.slices for k in knees])
 summary = experiment.summary(runs)
