@@ -288,7 +288,7 @@ def test_join_verdict_on_a_tie_and_on_a_win():
     )
 
 
-def test_strategy_figure_has_one_bar_trace_per_engine():
+def test_strategy_figure_has_one_trace_of_dots_per_engine():
     summary = pl.concat(
         [
             synthetic_results({"n_plus_one": [5, 6], "batch": [1, 2]}, e).summary()
@@ -298,6 +298,7 @@ def test_strategy_figure_has_one_bar_trace_per_engine():
     fig = figures.strategy_figure(summary)
     assert [t.name for t in fig.data] == ["duckdb", "sqlite"]
     assert list(fig.data[0].x) == ["N+1 (today)", "batch (select-in)"]
+    assert {t.type for t in fig.data} == {"scatter"} and fig.layout.scattermode == "group"  # no bars on log
 
 
 def test_counting_engine_delegates_and_resets(engine):

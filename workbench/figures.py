@@ -8,6 +8,7 @@ exported reports, so they render offline.
 
 from __future__ import annotations
 
+import math
 import os
 
 import plotly.graph_objects as go
@@ -97,8 +98,6 @@ def messages_per_session(stats: pl.DataFrame, title: str = "Messages per session
 
 
 def _log10(value: float) -> float:
-    import math
-
     return math.log10(value) if value > 0 else 0.0
 
 
@@ -191,20 +190,24 @@ def load_times(
 
 # ---- query lab (notebook 02): strategies, scaling, plans ------------------------------------
 def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: median wall time") -> go.Figure:
-    """Grouped bars of median milliseconds per strategy and engine, with bootstrap intervals.
+    """Median milliseconds per strategy and engine as dots side by side, with bootstrap intervals.
 
     ``summary`` is ``Results.summary()`` (columns engine, strategy, median_ms, median_lo,
-    median_hi); the y axis is logarithmic because N+1 and the rest differ by orders.
+    median_hi); the y axis is logarithmic because N+1 and the rest differ by orders. Dots,
+    not bars: on a log axis a bar's length starts at an arbitrary floor and says nothing.
     """
     from workbench.strategies.loading import label
 
     fig = go.Figure()
     for (engine,), part in summary.partition_by("engine", as_dict=True, maintain_order=True).items():
         fig.add_trace(
-            go.Bar(
+            go.Scatter(
                 x=[label(s) for s in part["strategy"]],
                 y=part["median_ms"],
                 name=str(engine),
+                mode="markers",
+                marker=dict(size=11),
+                offsetgroup=str(engine),
                 error_y=dict(
                     type="data",
                     symmetric=False,
@@ -214,8 +217,8 @@ def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: med
                 hovertemplate="%{x}: %{y:.2f} ms<extra>" + str(engine) + "</extra>",
             )
         )
-    fig.update_layout(barmode="group")
-    log_ticks(fig.update_yaxes(title="median wall time, ms (log scale; bars: 95% bootstrap CI)"), "y")
+    fig.update_layout(scattermode="group", scattergap=0.4)
+    log_ticks(fig.update_yaxes(title="median wall time (ms, log; whiskers: 95% CI)"), "y")
     fig.update_xaxes(title="strategy")
     return _layout(fig, title)
 
@@ -364,7 +367,10 @@ def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
     options: dict = dict(type="log")
     if values:
         ticks = readable_log_ticks(min(values), max(values))
-        options.update(tickvals=ticks, ticktext=[tick_text(t) for t in ticks])
+        # the range spans the ticks: plotly's own padding can stop short of the first label,
+        # leaving the lowest values under no number at all
+        span = [math.log10(ticks[0]), math.log10(ticks[-1])]
+        options.update(tickvals=ticks, ticktext=[tick_text(t) for t in ticks], range=span)
         # unlabelled minor ticks at 2..9 between powers of ten; none between 1-2-5 labels
         decades = len(ticks) > 1 and ticks[1] / ticks[0] == 10
         options["minor"] = dict(ticks="inside", dtick="D1", showgrid=False) if decades else dict(ticks="")
@@ -394,7 +400,6 @@ def readable_log_ticks(lo: float, hi: float) -> list[float]:
     >>> readable_log_ticks(0.02, 3000)
     [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0]
     """
-    import math
 
     first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     span = math.log10(hi / lo)
@@ -490,7 +495,6 @@ def multiplication_figure(
 # ---- network distance: cost against round-trip time (notebook 02) -----------------------
 def _log_ticks(lo: float, hi: float) -> list[float]:
     """1-2-5 ticks covering [lo, hi] (1, 2, 5, 10, 20, 50, 100, ... ms): readable on a log axis."""
-    import math
 
     ticks = [
         m * 10.0**e
