@@ -303,7 +303,7 @@ def test_greedy_selection_counts_only_real_gains_within_budgets():
     # noise, so the cheaper prefix is kept whichever one a run happens to time faster.
     assert d[specs[0].label] == "recommend"
     assert d[specs[1].label] == "no clear gain over messages(session_id) (its key's prefix, cheaper to keep)"
-    assert d[specs[2].label].startswith("no measurable gain")  # its interval includes 1
+    assert d[specs[2].label].startswith("no measurable gain")  # its interval reaches below 1.1x
     # Clearly faster (its interval wholly above the prefix's): the longer key wins, the
     # prefix is served by it, and the write budget still decides.
     longer = pl.col("index") == specs[1].label
@@ -432,9 +432,12 @@ def test_plan_index_decisions_in_the_plans_words():
     from workbench.indexes.advisor import plan_index_verdict
 
     assert plan_index_verdict("recommend") == "needed"
-    assert plan_index_verdict("no measurable gain (plan unchanged or interval includes 1)") == (
+    assert plan_index_verdict("no measurable gain (plan unchanged, or its interval reaches below 1.1x)") == (
         "not needed: no measurable gain"
     )
+    assert plan_index_verdict(
+        "no clear gain over jobs(status, created_at) (its key's prefix, cheaper to keep)"
+    ) == ("not needed: jobs(status, created_at) does as well, with a shorter key")
     assert plan_index_verdict("over the write budget (6.01x > 1.50x on session_windows)") == (
         "not needed: write cost over budget, 6.01x > 1.50x"
     )
@@ -450,7 +453,10 @@ def test_index_verdicts_one_question_each_answered_per_engine():
         {
             "plan_index": [True, False],
             "index": ["jobs(status, created_at DESC)", "jobs(status, created_at, id)"],
-            "decision": ["recommend", "no measurable gain (plan unchanged or interval includes 1)"],
+            "decision": [
+                "recommend",
+                "no measurable gain (plan unchanged, or its interval reaches below 1.1x)",
+            ],
             "queries_helped": ["jobs_queue 2.2x [1.4, 2.3]", ""],
             "write_cost": [1.3, 1.1],
             "desc": ["no DESC needed", "no DESC needed"],

@@ -3,7 +3,8 @@
 The rule (greedy, stated once):
 
 1. A (query, index) pair saves time only when the plan changed and the speedup's interval
-   lies above 1 (its lower bound > 1); otherwise it is noise and saves nothing.
+   lies above :data:`MIN_GAIN` (1.1x: notebook 02's practical tie); otherwise it is noise,
+   or too small to tell from it, and saves nothing.
 2. Each query is assumed to use the best chosen index for it: adding an index saves
    ``frequency x (current per-call time - time with the index)`` for every query it makes
    faster than the indexes already chosen.
@@ -28,6 +29,11 @@ import polars as pl
 
 from workbench.indexes import candidates as cand
 from workbench.indexes.evaluate import Advice
+from workbench.measure import EQUIVALENCE_MARGIN
+
+#: The least speedup (the interval's lower bound) that counts as a gain: below it, a tie.
+MIN_GAIN = 1 + EQUIVALENCE_MARGIN
+NO_GAIN = f"no measurable gain (plan unchanged, or its interval reaches below {MIN_GAIN:.1f}x)"
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def choose(
             for r in baseline.filter(pl.col("engine") == engine).iter_rows(named=True)
         }
         total = sum(freq.get(q, 0) * t for q, t in current.items())
-        useful = pq.filter((pl.col("lo") > 1.0) & (pl.col("plan_change") != "plan unchanged"))
+        useful = pq.filter((pl.col("lo") > MIN_GAIN) & (pl.col("plan_change") != "plan unchanged"))
         gains: dict[str, dict[str, float]] = {}
         for r in useful.iter_rows(named=True):
             gains.setdefault(r["index"], {})[r["query"]] = r["after_ms"]
@@ -117,11 +123,11 @@ def choose(
                     decision[a] = f"covered by {b} (a prefix of its key)"
                     break
         for label in info:
-            decision.setdefault(label, "no measurable gain (plan unchanged or interval includes 1)")
+            decision.setdefault(label, NO_GAIN)
         rank = {label: i + 1 for i, label in enumerate(chosen)}
         for label, r in info.items():
             helped = pq.filter(pl.col("index") == label).filter(
-                (pl.col("lo") > 1.0) & (pl.col("plan_change") != "plan unchanged")
+                (pl.col("lo") > MIN_GAIN) & (pl.col("plan_change") != "plan unchanged")
             )
             rows.append(
                 {
@@ -159,10 +165,10 @@ def _no_clear_gain(
 
     An index whose key extends another candidate's (or spells the same key with DESC where
     the direction does not matter) is kept only if, on some query, its speedup's interval
-    lies wholly above the shorter one's (or the shorter does not help that query at all). Otherwise the two are equal within the noise, and which one the
-    greedy pass took would follow the noise from run to run; the shorter is cheaper to
-    write and smaller, so it stays and the longer goes (rule 3's prefix rule, from the
-    other side)."""
+    lies wholly above the shorter one's (or the shorter does not help that query at all).
+    Otherwise the two are equal within the noise, and which one the greedy pass took
+    would follow the noise from run to run; the shorter is cheaper to write and smaller,
+    so it stays and the longer goes (rule 3's prefix rule, from the other side)."""
     ci = {(r["index"], r["query"]): (r["lo"], r["hi"]) for r in useful.iter_rows(named=True)}
     pairs = []
     for longer in labels:
