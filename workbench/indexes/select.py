@@ -3,8 +3,7 @@
 The rule (greedy, stated once):
 
 1. A (query, index) pair saves time only when the plan changed and the speedup's interval
-   lies above :data:`MIN_GAIN` (1.1x: notebook 02's practical tie); otherwise it is noise,
-   or too small to tell from it, and saves nothing.
+   lies above 1 (its lower bound > 1); otherwise it is noise and saves nothing.
 2. Each query is assumed to use the best chosen index for it: adding an index saves
    ``frequency x (current per-call time - time with the index)`` for every query it makes
    faster than the indexes already chosen.
@@ -12,9 +11,7 @@ The rule (greedy, stated once):
    table's write cost (the product of the write-cost ratios of the indexes chosen on that
    table) would exceed ``max_write_cost``, or whose size would take the total past
    ``max_size_bytes``; stop when nothing saves time. A candidate whose key is a prefix of a
-   chosen one is dropped (the longer index serves it); before that, a candidate whose key
-   extends another's is dropped unless some query's speedup interval puts it clearly
-   above the shorter one (equal within the noise, the greedy pick would flip between runs).
+   chosen one is dropped (the longer index serves it).
 
 It maximizes total frequency-weighted time saved, one index at a time (not the optimal set,
 which is a knapsack problem; at this workload's size the greedy choice is the usual one).
@@ -29,11 +26,6 @@ import polars as pl
 
 from workbench.indexes import candidates as cand
 from workbench.indexes.evaluate import Advice
-from workbench.measure import EQUIVALENCE_MARGIN
-
-#: The least speedup (the interval's lower bound) that counts as a gain: below it, a tie.
-MIN_GAIN = 1 + EQUIVALENCE_MARGIN
-NO_GAIN = f"no measurable gain (plan unchanged, or its interval reaches below {MIN_GAIN:.1f}x)"
 
 
 @dataclass(frozen=True)
@@ -69,7 +61,7 @@ def choose(
             for r in baseline.filter(pl.col("engine") == engine).iter_rows(named=True)
         }
         total = sum(freq.get(q, 0) * t for q, t in current.items())
-        useful = pq.filter((pl.col("lo") > MIN_GAIN) & (pl.col("plan_change") != "plan unchanged"))
+        useful = pq.filter((pl.col("lo") > 1.0) & (pl.col("plan_change") != "plan unchanged"))
         gains: dict[str, dict[str, float]] = {}
         for r in useful.iter_rows(named=True):
             gains.setdefault(r["index"], {})[r["query"]] = r["after_ms"]
@@ -80,9 +72,6 @@ def choose(
         decision: dict[str, str] = {}
         saved_at: dict[str, float] = {}
         remaining = set(info)
-        for longer, shorter in _no_clear_gain(sorted(info), specs, useful, advice):
-            remaining.discard(longer)
-            decision[longer] = f"no clear gain over {shorter} (its key's prefix, cheaper to keep)"
         while remaining:
             best, best_saving = None, 0.0
             for label in sorted(remaining):
@@ -123,11 +112,11 @@ def choose(
                     decision[a] = f"covered by {b} (a prefix of its key)"
                     break
         for label in info:
-            decision.setdefault(label, NO_GAIN)
+            decision.setdefault(label, "no measurable gain (plan unchanged or interval includes 1)")
         rank = {label: i + 1 for i, label in enumerate(chosen)}
         for label, r in info.items():
             helped = pq.filter(pl.col("index") == label).filter(
-                (pl.col("lo") > MIN_GAIN) & (pl.col("plan_change") != "plan unchanged")
+                (pl.col("lo") > 1.0) & (pl.col("plan_change") != "plan unchanged")
             )
             rows.append(
                 {
@@ -156,39 +145,6 @@ def choose(
         if rows
         else pl.DataFrame()
     )
-
-
-def _no_clear_gain(
-    labels: Sequence[str], specs: Mapping[str, cand.IndexSpec], useful: pl.DataFrame, advice: Advice
-) -> list[tuple[str, str]]:
-    """(longer, shorter) pairs where the longer key adds nothing the measurements can tell.
-
-    An index whose key extends another candidate's (or spells the same key with DESC where
-    the direction does not matter) is kept only if, on some query, its speedup's interval
-    lies wholly above the shorter one's (or the shorter does not help that query at all).
-    Otherwise the two are equal within the noise, and which one the greedy pass took
-    would follow the noise from run to run; the shorter is cheaper to write and smaller,
-    so it stays and the longer goes (rule 3's prefix rule, from the other side)."""
-    ci = {(r["index"], r["query"]): (r["lo"], r["hi"]) for r in useful.iter_rows(named=True)}
-    pairs = []
-    for longer in labels:
-        for shorter in labels:
-            big, small = specs[longer], specs[shorter]
-            if not _simpler(small, big) or not _covers(big, small, advice):
-                continue
-            helped = [(q, lo) for (i, q), (lo, _) in ci.items() if i == longer]
-            if helped and all(q_lo <= ci.get((shorter, q), (0.0, 1.0))[1] for q, q_lo in helped):
-                pairs.append((longer, shorter))
-                break
-    return pairs
-
-
-def _simpler(a: cand.IndexSpec, b: cand.IndexSpec) -> bool:
-    """Whether ``a`` is the cheaper of two indexes: fewer columns, or as many with fewer DESC
-    (a key whose directions do not matter is the same index either way; ascending is the
-    canonical spelling)."""
-    size = (len(a.columns) + len(a.include), sum(a.descending))
-    return size < (len(b.columns) + len(b.include), sum(b.descending))
 
 
 def _covers(big: cand.IndexSpec, small: cand.IndexSpec, advice: Advice) -> bool:
