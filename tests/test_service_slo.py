@@ -240,3 +240,13 @@ def test_a_change_is_named_only_when_every_round_agrees():
     assert slo.change_verdict(close)[0] == "no clear change"
     worse = join | {"round_moves": ["down"] * 3, "ratio": 0.6}
     assert slo.change_verdict(worse)[0] == "1.7x lower rate"
+
+
+def test_the_runs_table_names_each_runs_round_and_missed_slos(summary):
+    from workbench.service import experiment
+
+    rounds = summary.with_columns(pl.lit(0).alias("round"))
+    assert slo.missed_names(rounds.row(1, named=True)) == "P99, CPU"  # N+1 at 50 req/s
+    assert slo.missed_names(rounds.row(0, named=True)) == "none"
+    html = experiment.people(rounds)._repr_html_()
+    assert "SLOs missed" in html and "P99, CPU" in html and ">round<" in html

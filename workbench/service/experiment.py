@@ -409,9 +409,10 @@ P99_CI = ("p99_ms", "p99_lo", "p99_hi")
 
 
 def people(summary: pl.DataFrame) -> Any:
-    """The runs as a reviewer reads them (a :func:`workbench.tables.table`): configuration,
-    load, latency with its interval, errors in words, where the time went (DB, pool, cache),
-    and the service's CPU; every other column stays in the CSV export."""
+    """The runs as a reviewer reads them (a :func:`workbench.tables.table`): configuration and
+    round, load, latency with its interval, errors in words, where the time went (DB, pool,
+    cache), the service's CPU and the SLOs the run missed; every other column stays in the
+    CSV export."""
     from workbench.tables import table
 
     cols = summary.columns
@@ -428,26 +429,36 @@ def people(summary: pl.DataFrame) -> Any:
             expr = expr.round(places)
         return [expr.alias(alias)]
 
+    from workbench.service import slo
+
     hits = pl.col("cache_hits") / (pl.col("cache_hits") + pl.col("cache_misses")) * 100
-    frame = summary.sort("label", "offered_rps").select(
-        pl.col("label").alias("configuration"),
-        *col("offered_rps", pl.col("offered_rps"), "offered", "req/s", 0),
-        *col("achieved_rps", pl.col("achieved_rps"), "achieved", "req/s", 0),
-        *col("p50_ms", pl.col("p50_ms"), "P50", "ms", 1),
-        *col("p99_ms", pl.col("p99_ms"), "P99", "ms", 0),
-        *col(
-            "p99_lo",
-            pl.format("{}–{}", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI[1:])),
-            "P99 95% CI",
-        ),
-        *col(
-            "errors_by_kind",
-            pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String),
-            "errors",
-        ),
-        *col("db_p99_ms", pl.col("db_p99_ms"), "DB P99", "ms", 1),
-        *col("pool_wait_p99_ms", pl.col("pool_wait_p99_ms"), "pool wait P99", "ms", 1),
-        *col("cache_hits", hits, "cache hits", "%", 0),
-        *col("service_cores", pl.col("service_cores"), "service CPU", "cores", 2),
+    missed = pl.Series([slo.missed_names(r) for r in summary.iter_rows(named=True)], dtype=pl.String)
+    order = [c for c in ("label", "round", "offered_rps") if c in cols]
+    frame = (
+        summary.with_columns(missed.alias("_missed"))
+        .sort(order)
+        .select(
+            pl.col("label").alias("configuration"),
+            *col("round", pl.col("round") + 1, "round"),
+            *col("offered_rps", pl.col("offered_rps"), "offered", "req/s", 0),
+            *col("achieved_rps", pl.col("achieved_rps"), "achieved", "req/s", 0),
+            *col("p50_ms", pl.col("p50_ms"), "P50", "ms", 1),
+            *col("p99_ms", pl.col("p99_ms"), "P99", "ms", 0),
+            *col(
+                "p99_lo",
+                pl.format("{}–{}", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI[1:])),
+                "P99 95% CI",
+            ),
+            *col(
+                "errors_by_kind",
+                pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String),
+                "errors",
+            ),
+            *col("db_p99_ms", pl.col("db_p99_ms"), "DB P99", "ms", 1),
+            *col("pool_wait_p99_ms", pl.col("pool_wait_p99_ms"), "pool wait P99", "ms", 1),
+            *col("cache_hits", hits, "cache hits", "%", 0),
+            *col("service_cores", pl.col("service_cores"), "service CPU", "cores", 2),
+            pl.col("_missed").alias("SLOs missed"),
+        )
     )
     return table(frame, units=units, decimals=decimals, caption="Steady runs (all columns in summary.csv)")

@@ -122,6 +122,15 @@ def misses(row: dict, names: tuple[str, ...] = HOLDING) -> list[str]:
     return [s.text for s in SLOS if s.name in names and s.met(row.get(s.column)) is False]
 
 
+_SHORT = {"p50": "P50", "p99": "P99", "db_p99": "DB P99", "cpu": "CPU"}  # the rest: their own name
+
+
+def missed_names(row: dict, names: tuple[str, ...] = HOLDING) -> str:
+    """The SLOs ``row`` misses in a word each (``P99, CPU``), or ``none``: a table's column."""
+    missed = [s for s in SLOS if s.name in names and s.met(row.get(s.column)) is False]
+    return ", ".join(_SHORT.get(s.name, s.name) for s in missed) or "none"
+
+
 def _fmt(value: float, unit: str) -> str:
     if unit == "":
         return f"{value:.2%}" if value < 1 else f"{value:.0%}"
