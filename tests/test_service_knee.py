@@ -16,6 +16,22 @@ pytestmark = pytest.mark.postgres
 loaded_url = service_db.loaded_url  # the shared fixture
 
 
+def _short_search(configs, tiny, seed):
+    """Two rounds of a one-second ramp and two half-second steps: the search's logic, quickly."""
+    requests = paths(Mix(), targets(tiny), 500, seed=seed)
+    return experiment.find_knees(
+        configs,
+        requests,
+        rounds=2,
+        ramp=(20, 80),
+        ramp_seconds=1.0,
+        steps=2,
+        step_seconds=0.5,
+        warmup_seconds=0.2,
+        extend=0,
+    )
+
+
 def test_find_knees_ramps_each_configuration_then_interleaves_its_rounds(loaded_url, tiny, monkeypatch):
     runs = []
     real = experiment.measured_run
@@ -29,18 +45,7 @@ def test_find_knees_ramps_each_configuration_then_interleaves_its_rounds(loaded_
         Settings(database_url=loaded_url, strategy="n_plus_one", pool_size=2),
         Settings(database_url=loaded_url, strategy="batch", pool_size=2),
     ]
-    requests = paths(Mix(), targets(tiny), 500, seed=1)
-    knees = experiment.find_knees(
-        configs,
-        requests,
-        rounds=2,
-        ramp=(20, 80),
-        ramp_seconds=1.0,
-        steps=2,
-        step_seconds=0.5,
-        warmup_seconds=0.2,
-        extend=0,
-    )
+    knees = _short_search(configs, tiny, seed=1)
     labels = [c.label for c in configs]
     assert [k.settings.label for k in knees] == labels
     # Both ramps first, then round 0 in the given order, then round 1 rotated by one.
@@ -89,17 +94,7 @@ def test_a_service_that_dies_mid_search_ends_its_own_search_not_the_others(loade
         Settings(database_url=loaded_url, strategy="n_plus_one", pool_size=2),
         Settings(database_url=loaded_url, strategy="batch", pool_size=2),
     ]
-    knees = experiment.find_knees(
-        configs,
-        paths(Mix(), targets(tiny), 500, seed=2),
-        rounds=2,
-        ramp=(20, 80),
-        ramp_seconds=1.0,
-        steps=2,
-        step_seconds=0.5,
-        warmup_seconds=0.2,
-        extend=0,
-    )
+    knees = _short_search(configs, tiny, seed=2)
     dead, alive = knees
     assert dead.ramp is not None and not dead.steps  # its ramp is kept; no steady run was possible
     assert dead.stopped.startswith("n_plus_one pool=2: the service exited (code -9) after 0 steady runs")
