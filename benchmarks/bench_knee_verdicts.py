@@ -15,6 +15,7 @@ counts them, with the figure written N.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import time
@@ -52,22 +53,14 @@ def main() -> None:
     tally: dict[str, Counter] = {}
     for repeat in range(args.repeats):
         before, t0 = os.getloadavg(), time.perf_counter()
-        knees = experiment.find_knees(
-            settings,
-            requests,
-            rounds=args.rounds,
-            ramp=(20, 900),
-            ramp_seconds=6.0,
-            steps=3,
-            step_seconds=1.5,
-        )
+        knees = experiment.find_knees(settings, requests, rounds=args.rounds)  # notebook 05's defaults
         wall, after = time.perf_counter() - t0, os.getloadavg()
         summary = experiment.summary([run for k in knees for run in k.steps])
         maxima = slo.max_rate(summary)
         print(f"\nrepeat {repeat + 1}: {wall:.0f} s, load average {before[0]:.2f} -> {after[0]:.2f}")
         for r in maxima.iter_rows(named=True):
             rounds = ", ".join(
-                f"{h:,.0f}-{f:,.0f}" if f != float("inf") else f">={h:,.0f}"
+                f"{h:,.0f}-{f:,.0f}" if math.isfinite(f) else f">={h:,.0f}"
                 for h, f in zip(r["round_rates"], r["round_failed"], strict=True)
             )
             print(

@@ -102,9 +102,8 @@ def holding_rates(maxima: pl.DataFrame, title: str | None = None) -> go.Figure:
     rows = maxima.to_dicts()
     labels = [r["label"] for r in rows]
     for row, r in enumerate(rows):
-        held = r.get("round_rates") or [r["max_rate"]]
-        failed = r.get("round_failed") or [r["missed_at"] or math.inf]
-        for i, (h, f) in enumerate(zip(held, failed, strict=True)):
+        held = r["round_rates"]
+        for i, (h, f) in enumerate(zip(held, r["round_failed"], strict=True)):
             if not h:
                 continue  # held at no rate: no place on a log axis (the verdicts say so in words)
             y = row + (i - (len(held) - 1) / 2) * 0.15  # rounds a little apart, not on top

@@ -505,7 +505,7 @@ NO_MISS = "none within the rates tried"
 
 def _spread(r: dict) -> str:
     """`` (median of 3 rounds: 147–210)`` when there were rounds, else nothing."""
-    if (r.get("rounds") or 1) < 2:
+    if r["rounds"] < 2:
         return ""
     return f" (median of {r['rounds']} rounds: {r['max_rate_lo']:,.0f}–{r['max_rate_hi']:,.0f})"
 
