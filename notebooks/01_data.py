@@ -35,7 +35,7 @@ postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local ser
 import polars as pl
 from IPython.display import Markdown, display
 
-from workbench import figures, lab, report, shape, survey, tables
+from workbench import figures, lab, report, shape, survey, tables, verdicts
 
 lab.setup()
 data_dir, out_dir = lab.data_dir(data_dir), lab.out_dir(out_dir)
@@ -134,7 +134,7 @@ Markdown(shape.conclusions(ds, stats, comparison).replace("\n", "\n\n"))
 
 # %% tags=["verdicts", "nbval-ignore-output"]
 rows_by_engine = {name: engine.table_counts() for name, engine in opened.items()}
-report.show_verdicts("01_data", survey.verdicts(ds, stats, comparison, rows_by_engine), out_dir)
+verdicts.show("01_data", survey.verdicts(ds, stats, comparison, rows_by_engine), out_dir)
 
 # %% [markdown]
 # ## Export

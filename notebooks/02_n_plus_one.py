@@ -52,7 +52,7 @@ network_budget_s = 6.0  # seconds of timed runs over the whole RTT sweep (Postgr
 import polars as pl
 from IPython.display import display
 
-from workbench import figures, lab, measure, plans, queries, report, strategies, tables
+from workbench import figures, lab, measure, plans, queries, report, strategies, tables, verdicts
 from workbench.sources.synthetic import generate
 from workbench.strategies import network
 
@@ -328,13 +328,13 @@ pl.concat([plans.findings_frame(p).with_columns(engine=pl.lit(e)) for e, p in jo
 report.paragraphs(strategies.conclusions(results, margin=margin, limit=load_limit))
 
 # %% tags=["verdicts", "nbval-ignore-output"]
-verdicts = (
+found = (
     strategies.join_verdicts(results, book, margin=margin, limit=load_limit)
     + strategies.best_verdicts(results, margin=margin, limit=load_limit)
     + strategies.statement_cost_verdicts(costs, summary, n)
     + (network.verdicts(net_summary) if net_summary is not None else [])
 )
-report.show_verdicts("02_n_plus_one", verdicts, out)
+verdicts.show("02_n_plus_one", found, out)
 
 # %% [markdown]
 # ## Export

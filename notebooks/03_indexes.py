@@ -35,7 +35,7 @@ depths = [1, 10, 30, 100, 300, 1000]
 import polars as pl
 from IPython.display import HTML
 
-from workbench import lab, report, tables
+from workbench import lab, tables, verdicts
 from workbench.indexes import advisor, pagination, select
 from workbench.indexes import figures as ifig
 from workbench.indexes import workload as wl
@@ -135,7 +135,7 @@ ifig.depth(depth)
 # answer on each engine. The same table opens the page.
 
 # %% tags=["verdicts", "nbval-ignore-output"]
-report.show_verdicts("03_indexes", advisor.verdicts(reports, pages, depth), out)
+verdicts.show("03_indexes", advisor.verdicts(reports, pages, depth), out)
 
 # %% [markdown]
 # ## Export

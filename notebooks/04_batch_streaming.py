@@ -56,7 +56,7 @@ memory_target_mib = 500  # the plan's target for the sync job
 # %%
 import polars as pl
 
-from workbench import lab, profiling, report, tables
+from workbench import lab, profiling, report, tables, verdicts
 from workbench.processing import Sink, experiments, read_rows, sync
 from workbench.processing import conclude as concl
 from workbench.processing import figures as pfig
@@ -249,14 +249,14 @@ pfig.batch_memory_figure(batch_memory)
 # Computed from the measurements above.
 
 # %% tags=["verdicts", "nbval-ignore-output"]
-verdicts = [
+found = [
     *concl.reader_verdicts(scaling, memory_target_mib),
     *concl.writer_verdicts(sweep, knees),
     concl.pacing_verdict(pace),
     concl.breakdown_verdict(breakdown),
     concl.pools_verdict(batch_memory),
 ]
-report.show_verdicts("04_batch_streaming", verdicts, out)
+verdicts.show("04_batch_streaming", found, out)
 
 # %% [markdown]
 # ## Export

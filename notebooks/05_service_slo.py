@@ -44,7 +44,7 @@ prometheus_seconds = 3.0
 # %%
 import polars as pl
 
-from workbench import lab, report, strategies, tables
+from workbench import lab, report, strategies, tables, verdicts
 from workbench.engines import open_engine
 from workbench.service import experiment, monitoring, slo
 from workbench.service import figures as service_figures
@@ -264,7 +264,7 @@ print()
 print(slo.conclusions(summary, maxima))
 
 # %% tags=["verdicts", "nbval-ignore-output"]
-report.show_verdicts("05_service_slo", slo.report_verdicts(summary, maxima, cap, side, counts), out_dir)
+verdicts.show("05_service_slo", slo.report_verdicts(summary, maxima, cap, side, counts), out_dir)
 
 # %% [markdown]
 # ## Export

@@ -403,7 +403,7 @@ def test_plan_index_decisions_in_the_plans_words():
 
 
 def test_index_verdicts_one_question_each_answered_per_engine():
-    from workbench import report
+    from workbench import verdicts
     from workbench.indexes import advisor
 
     selection = pl.DataFrame(
@@ -439,15 +439,15 @@ def test_index_verdicts_one_question_each_answered_per_engine():
             for page, ms in points
         ]
     )
-    verdicts = advisor.verdicts(reports, pages, depth)
-    topics = [t for t, _ in report.group_verdicts(verdicts)]
+    found = advisor.verdicts(reports, pages, depth)
+    topics = [t for t, _ in verdicts.group(found)]
     assert topics == [
         "does the chosen set cut total DB time by 50%",
         "the plan's index jobs(status, created_at DESC)",
         "which pagination is correct",
         "is pagination flat with depth (keyset within 2x)",
     ]
-    by = {(v.topic, v.engine): v for v in verdicts}
+    by = {(v.topic, v.engine): v for v in found}
     assert by[(topics[1], "sqlite")].verdict == "needed"
     correct = by[(topics[2], "postgres")]
     assert correct.verdict == "only keyset is correct"
@@ -457,7 +457,7 @@ def test_index_verdicts_one_question_each_answered_per_engine():
     flat = by[(topics[3], "sqlite")]
     assert flat.verdict == "keyset flat: 1.1x at page 1,000"
     assert "the plan's cursor 1.0x at page 1, where its walk ends; OFFSET 25.0x at page 1,000" in flat.detail
-    page = report.verdicts_html(verdicts)
+    page = verdicts.to_html(found)
     assert page.count("<tr>") == 1 + len(topics)  # one row per question
     assert "sqlite, postgres:</span> <b>only keyset is correct</b>" in page
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from workbench import report, tables
+from workbench import report, tables, verdicts
 from workbench.errors import WorkbenchError
 
 
@@ -90,8 +90,8 @@ def test_index_lists_the_engines_each_notebook_ran_on(built):
 
 def test_verdicts_open_the_page_and_the_index(built):
     out, index, _, _ = built
-    verdicts = report.load_verdicts(out, "01_data")
-    assert {v.topic for v in verdicts} >= {"heavy tail of session sizes", "same rows in every engine"}
+    found = verdicts.load(out, "01_data")
+    assert {v.topic for v in found} >= {"heavy tail of session sizes", "same rows in every engine"}
     page = (out / "01_data.html").read_text()
     top = at(page, "verdicts")
     assert page.index("01 · The data under test") < top < page.index('id="Data"')
@@ -100,7 +100,7 @@ def test_verdicts_open_the_page_and_the_index(built):
     assert re.search(r"href=[\"']01_data/shape.csv[\"']", page[:top])  # the CSVs, linked above
     index_page = index.read_text()
     assert at(index_page, "verdicts") < index_page.index("<h2>Notebooks</h2>")
-    for v in verdicts:
+    for v in found:
         assert v.verdict.replace("'", "&#x27;") in index_page
 
 
@@ -206,15 +206,15 @@ def test_dataset_notebook_runs_on_real_transcripts(tmp_path):
 
 
 def test_verdicts_round_trip_and_render(tmp_path):
-    verdicts = [
-        report.Verdict("the plan's JOIN", "3.1x slower than N+1 (today)", "rows <shipped> 2x", "sqlite"),
-        report.Verdict("index on jobs", "tie", ""),
+    found = [
+        verdicts.Verdict("the plan's JOIN", "3.1x slower than N+1 (today)", "rows <shipped> 2x", "sqlite"),
+        verdicts.Verdict("index on jobs", "tie", ""),
     ]
-    path = report.save_verdicts("02_n_plus_one", verdicts, tmp_path)
+    path = verdicts.save("02_n_plus_one", found, tmp_path)
     assert path == tmp_path / "02_n_plus_one" / "verdicts.json"
-    assert report.load_verdicts(tmp_path, "02_n_plus_one") == verdicts
-    assert report.load_verdicts(tmp_path, "03_missing") == []
-    page = report.verdicts_html(verdicts)
+    assert verdicts.load(tmp_path, "02_n_plus_one") == found
+    assert verdicts.load(tmp_path, "03_missing") == []
+    page = verdicts.to_html(found)
     assert "&lt;shipped&gt;" in page and page.count("<tr>") == 3
 
 
@@ -271,17 +271,19 @@ def test_exported_files_are_relative_links_and_sentences_paragraphs(tmp_path):
 
 
 def test_verdicts_grouped_per_question_with_every_engine_reachable():
-    verdicts = [
-        report.Verdict("the plan's three-table JOIN", "helps: 3.3x faster than today's N+1", "d1", "duckdb"),
-        report.Verdict(
+    found = [
+        verdicts.Verdict(
+            "the plan's three-table JOIN", "helps: 3.3x faster than today's N+1", "d1", "duckdb"
+        ),
+        verdicts.Verdict(
             "the plan's three-table JOIN", "not a good fix: 3.3x slower than today's N+1", "d2", "sqlite"
         ),
-        report.Verdict(
+        verdicts.Verdict(
             "the plan's three-table JOIN", "not a good fix: 3.3x slower than today's N+1", "d3", "postgres"
         ),
-        report.Verdict("heavy tail of session sizes", "top 1% hold 11%", "same"),
+        verdicts.Verdict("heavy tail of session sizes", "top 1% hold 11%", "same"),
     ]
-    page = report.verdicts_html(verdicts)
+    page = verdicts.to_html(found)
     assert page.count("<tr>") == 3  # the header and one row per question
     assert (
         "<span class='on'>sqlite, postgres:</span> <b>not a good fix: 3.3x slower than today&#x27;s N+1</b>"

@@ -17,7 +17,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +30,9 @@ from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
 from workbench.tables import format_value, tables_against_csvs
+from workbench.verdicts import VERDICTS_FILE
+from workbench.verdicts import load as load_verdicts
+from workbench.verdicts import to_html as verdicts_html
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -551,114 +554,3 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-# ---- verdicts -------------------------------------------------------------------------------
-VERDICTS_FILE = "verdicts.json"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One computed answer to one of the plan's questions.
-
-    ``topic`` is the question in the plan's words ("the plan's three-table JOIN"),
-    ``verdict`` the short answer ("3.1x slower than N+1 (today)", "tie", "met"),
-    ``detail`` the sentence with the numbers behind it, ``engine`` where it was measured.
-    """
-
-    topic: str
-    verdict: str
-    detail: str = ""
-    engine: str | None = None
-
-
-def verdicts_frame(verdicts: Sequence[Verdict]) -> pl.DataFrame:
-    schema = {"topic": pl.String, "engine": pl.String, "verdict": pl.String, "detail": pl.String}
-    rows = [{k: getattr(v, k) for k in schema} for v in verdicts]
-    return pl.DataFrame(rows, schema=schema)
-
-
-def save_verdicts(notebook: str, verdicts: Sequence[Verdict], out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``out_dir/<notebook>/verdicts.json`` (the index page gathers these)."""
-    folder = Path(out_dir) / notebook
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / VERDICTS_FILE
-    _write_atomic(path, json.dumps([asdict(v) for v in verdicts], indent=2, ensure_ascii=False) + "\n")
-    return path
-
-
-def load_verdicts(out_dir: str | os.PathLike[str], notebook: str) -> list[Verdict]:
-    """The verdicts a notebook saved, or [] when it saved none."""
-    path = Path(out_dir) / notebook / VERDICTS_FILE
-    if not path.exists():
-        return []
-    return [Verdict(**v) for v in json.loads(path.read_bytes())]
-
-
-def show_verdicts(notebook: str, verdicts: Sequence[Verdict], out_dir: str | os.PathLike[str]) -> Any:
-    """Save the verdicts and return them as an HTML table for the notebook to display.
-
-    Call it last in the Conclude cell tagged ``verdicts``: the HTML export shows that
-    cell's output at the top of the page.
-    """
-    from IPython.display import HTML
-
-    save_verdicts(notebook, verdicts, out_dir)
-    return HTML(verdicts_html(verdicts))
-
-
-def group_verdicts(verdicts: Sequence[Verdict]) -> list[tuple[str, list[Verdict]]]:
-    """The verdicts by question, in the order the questions first appear.
-
-    >>> [(t, len(vs)) for t, vs in group_verdicts([Verdict("a", "x", engine="duckdb"),
-    ...     Verdict("b", "y"), Verdict("a", "x", engine="sqlite")])]
-    [('a', 2), ('b', 1)]
-    """
-    groups: dict[str, list[Verdict]] = {}
-    for v in verdicts:
-        groups.setdefault(v.topic, []).append(v)
-    return list(groups.items())
-
-
-def _answer_html(group: Sequence[Verdict]) -> str:
-    """A question's answer: one line per distinct verdict, with the engines that gave it."""
-    by_verdict: dict[str, list[str]] = {}
-    for v in group:
-        by_verdict.setdefault(v.verdict, []).extend(
-            e.strip() for e in (v.engine or "").split(",") if e.strip()
-        )
-    lines = []
-    for verdict, engines in by_verdict.items():
-        on = f"<span class='on'>{html.escape(', '.join(dict.fromkeys(engines)))}:</span> " if engines else ""
-        lines.append(f"{on}<b>{html.escape(verdict)}</b>")
-    return "<br>".join(lines)
-
-
-def _why_html(group: Sequence[Verdict]) -> str:
-    """A question's reasons: the one sentence, or one per engine behind a disclosure."""
-    details = list(dict.fromkeys(v.detail for v in group if v.detail))
-    if len(details) <= 1:
-        return html.escape(details[0]) if details else ""
-    items = "".join(
-        f"<li><span class='on'>{html.escape(v.engine or '')}:</span> {html.escape(v.detail)}</li>"
-        for v in group
-        if v.detail
-    )
-    return f"<details><summary>why, per engine ({len(group)})</summary><ul>{items}</ul></details>"
-
-
-def verdicts_html(verdicts: Sequence[Verdict]) -> str:
-    """The verdicts as a table for people: one row per question (the plan's words), its
-    answer per engine on one line each (engines that agree share a line), and why: the
-    sentence with the numbers, or one per engine behind a disclosure, so the first screen
-    answers every question and every verdict stays one click away.
-    """
-    rows = "\n".join(
-        f"<tr><td>{html.escape(topic)}</td><td>{_answer_html(group)}</td><td>{_why_html(group)}</td></tr>"
-        for topic, group in group_verdicts(verdicts)
-    )
-    return (
-        "<table class='verdicts'><thead><tr><th style='text-align:left'>question</th>"
-        "<th style='text-align:left'>answer</th>"
-        f"<th style='text-align:left'>why</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
-    )

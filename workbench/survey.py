@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from workbench.dataset import Dataset
-from workbench.report import Verdict
+from workbench.verdicts import Verdict
 
 #: A sample keeps the tail when its p90, p99 and largest session are within this factor of the source's.
 TAIL_TOLERANCE = 1.5

@@ -295,7 +295,7 @@ def verdicts(reports: Mapping[str, Report], pages: pl.DataFrame, depth: pl.DataF
     frames; ``depth``: :func:`~workbench.indexes.pagination.depth_latency` frames.
     """
     from workbench.indexes import pagination
-    from workbench.report import Verdict
+    from workbench.verdicts import Verdict
 
     out = []
     for name, r in reports.items():

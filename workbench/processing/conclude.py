@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from workbench.report import Verdict
+from workbench.verdicts import Verdict
 
 #: The plan's memory target for the sync job, whatever the file size.
 MEMORY_TARGET_MIB = 500.0

@@ -587,7 +587,7 @@ def report_verdicts(
     """The notebook's verdicts, the plan's question first: what each change (JOIN, batch, pool
     size, cache) does to the highest rate holding every SLO; then each configuration's rate,
     1,000 req/s, the DB P99, the error budget, and whether Prometheus agrees."""
-    from workbench.report import Verdict
+    from workbench.verdicts import Verdict
 
     out = []
     for r in changes(summary, maxima).iter_rows(named=True):

@@ -85,7 +85,7 @@ def statement_cost_sentence(cost: Mapping[str, Any], statements: int, n_plus_one
 def statement_cost_verdicts(costs: pl.DataFrame, summary: pl.DataFrame, sessions: int) -> list[Any]:
     """Per engine: what one more statement of the N+1 loop costs, against SELECT 1 and against
     N+1's whole time at ``sessions`` sessions (``summary``: ``Results.summary()``)."""
-    from workbench.report import Verdict
+    from workbench.verdicts import Verdict
 
     n1 = summary.filter(pl.col("strategy") == "n_plus_one")
     n1_ms = dict(zip(n1["engine"], n1["median_ms"], strict=True))

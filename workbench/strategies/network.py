@@ -390,10 +390,10 @@ def conclusions(
 
 
 def verdicts(summary: pl.DataFrame, baseline: str = BASELINE, plan: str = "joined") -> list[Any]:
-    """Two :class:`workbench.report.Verdict` rows for notebook 02: from which RTT the
+    """Two :class:`workbench.verdicts.Verdict` rows for notebook 02: from which RTT the
     baseline (N+1) is beaten at all, and from which RTT the plan's JOIN beats it (measured,
     with the model's crossing in the detail). None without the baseline."""
-    from workbench.report import Verdict
+    from workbench.verdicts import Verdict
 
     if baseline not in summary["strategy"]:
         return []

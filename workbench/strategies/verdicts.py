@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 
 from workbench.measure import EQUIVALENCE_MARGIN, Results, compare_text, equivalence, load_note, paired_ratio
-from workbench.report import Verdict
 from workbench.strategies.loading import words
+from workbench.verdicts import Verdict
 
 BASELINE, PLAN = "n_plus_one", "joined"
 #: The plan's words for its proposal, used in every verdict on it.
@@ -137,7 +137,7 @@ def _against(speedup: float, lo: float, hi: float, margin: float) -> str:
 def best_verdicts(
     results: Results, margin: float = EQUIVALENCE_MARGIN, limit: float | None = None
 ) -> list[Verdict]:
-    """One :class:`~workbench.report.Verdict` per engine: the fastest way to load the page."""
+    """One :class:`~workbench.verdicts.Verdict` per engine: the fastest way to load the page."""
     out = []
     for r in recommend(results, margin=margin, limit=limit).iter_rows(named=True):
         topic = f"fastest way to load {r['sessions']} sessions"
