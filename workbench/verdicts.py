@@ -119,9 +119,7 @@ class Verdict:
         sep = "" if unit in ("x", "%", "") else " "
 
         def num(x: float) -> str:
-            return (
-                f"{x:,.2f}" if abs(x) < 10 and unit == "x" else f"{x:,.3g}" if abs(x) < 100 else f"{x:,.0f}"
-            )
+            return f"{x:.3g}" if abs(x) < 100 else f"{x:,.0f}"
 
         text = f"{num(self.effect)}{sep}{unit}"
         if self.low is not None and self.high is not None:
