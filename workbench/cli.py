@@ -325,13 +325,28 @@ def pg_status() -> None:
 )
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--notebook", "only", multiple=True, help="Run only these notebooks (by file name stem).")
-def report(scale: str, seed: int, engines: str, out_dir: Path, only: tuple[str, ...]) -> None:
-    """Execute every notebook with these parameters and export HTML + reports/index.html.
+@click.option(
+    "--profile",
+    "profile_path",
+    default=None,
+    help="The production profile every lab measures under: a TOML file, or a name in profiles/ "
+    "(default: profiles/default.toml). It holds the production engine, the app-to-database round "
+    "trip, page sizes, the traffic mix, the data, the hardware, the SLOs and a log-sync day; a bad "
+    "profile stops the run before any notebook starts.",
+)
+def report(
+    scale: str, seed: int, engines: str, out_dir: Path, only: tuple[str, ...], profile_path: str | None
+) -> None:
+    """Execute every notebook under a production profile and export HTML + reports/index.html.
 
-    Each page opens with the notebook's verdicts, code hidden; index.html gathers every
-    notebook's verdicts and the engines each ran on.
+    index.html opens with the decision: the plan's success criteria and one row per plan
+    item (ship / don't ship, the effect, its cost), computed from every notebook's verdicts.
+    Each page opens with its own verdicts and the profile it measured under, code hidden.
     """
+    from workbench.profile import load as load_profile
     from workbench.report import build_report, resolve_engines
+
+    load_profile(profile_path)  # a bad profile is an error before anything else
 
     names, notes = resolve_engines(engines)
     unknown = sorted(set(names) - set(ENGINE_NAMES))
@@ -345,6 +360,7 @@ def report(scale: str, seed: int, engines: str, out_dir: Path, only: tuple[str, 
         only=list(only) or None,
         notes=notes,
         progress=_progress(),
+        profile=profile_path,
     )
     click.echo(f"Report: {index}")
 

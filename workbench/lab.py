@@ -12,6 +12,7 @@ import atexit
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -19,17 +20,22 @@ from workbench.dataset import Dataset
 from workbench.engines import ENGINES, Engine, LoadReport, open_engine
 from workbench.errors import EngineError, WorkbenchError
 
+if TYPE_CHECKING:
+    from workbench.profile import Profile
+
 _servers: list = []
 #: The engines this kernel's notebook opened: name -> None when it ran, else why it was left out.
 _engines: dict[str, str | None] = {}
 
 
 def setup() -> None:
-    """Notebook display settings: the figure renderer and tables for people.
+    """Check the notebook's parameters, then set display: the figure renderer, tables for people.
 
-    Every DataFrame a cell displays renders as :func:`workbench.tables.html_table` (text
-    left-aligned and never cut, numbers right-aligned with separators, units in headers,
-    no dtype row); the text form hides dtypes and shape too.
+    A parameter papermill passed that the notebook's parameters cell does not define is an
+    error naming the nearest known one (papermill itself only warns, and the notebook
+    would quietly run on its defaults). Every DataFrame a cell displays renders as
+    :func:`workbench.tables.html_table` (text left-aligned and never cut, numbers
+    right-aligned with separators, units in headers, no dtype row).
     """
     from workbench.figures import use_renderer
     from workbench.tables import html_table
@@ -45,7 +51,84 @@ def setup() -> None:
     except ImportError:  # pragma: no cover - IPython comes with the notebook stack
         return
     if (shell := get_ipython()) is not None:
+        check_parameters(shell.user_ns.get("In", []))
         shell.display_formatter.formatters["text/html"].for_type(pl.DataFrame, html_table)
+
+
+INJECTED = "# Parameters\n"  # how papermill's injected-parameters cell begins
+
+
+def _assigned(source: str) -> list[str]:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    ]
+
+
+def check_parameters(history: Sequence[str]) -> None:
+    """Raise when papermill injected a parameter the parameters cell does not define.
+
+    ``history`` is IPython's ``In``: the parameters cell runs first, papermill's injected
+    cell (beginning ``# Parameters``) right after it.
+
+    >>> check_parameters(["", "limit = 100", "# Parameters\\nlimit = 20\\n"])
+    >>> check_parameters(["", "limit = 100", "# Parameters\\nlimt = 20\\n"])  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    workbench.errors.WorkbenchError: Unknown notebook parameter 'limt': did you mean 'limit'?
+    The parameters are limit.
+    """
+    import difflib
+
+    cells = [c for c in history if c.strip()]
+    injected = [i for i, c in enumerate(cells) if c.startswith(INJECTED)]
+    if not injected or injected[0] == 0:
+        return
+    known = _assigned(cells[injected[0] - 1])
+    for name in _assigned(cells[injected[0]]):
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise WorkbenchError(
+                f"Unknown notebook parameter {name!r}: {hint}The parameters are {', '.join(known)}."
+            )
+
+
+def profile(value: str | os.PathLike[str] | None = None) -> Profile:
+    """The production profile a notebook runs under: its ``profile`` parameter (a TOML path or a
+    name in ``profiles/``), else ``$WORKBENCH_PROFILE`` (``workbench report --profile`` sets
+    it), else ``profiles/default.toml``. Notebook parameters still override its values."""
+    from workbench.profile import load
+
+    return load(value)
+
+
+def dataset(
+    prof: Profile,
+    data_dir: str | os.PathLike[str],
+    *,
+    source: str | None = None,
+    scale: str | None = None,
+    seed: int | None = None,
+) -> Dataset:
+    """The Dataset a notebook runs on: its ``source``/``scale``/``seed`` parameters where set,
+    else the profile's data (a synthetic scale, a Dataset path, or a database URL sampled
+    read-only). See :func:`open_dataset` for the forms ``source`` takes."""
+    return open_dataset(
+        source or prof.data.source(),
+        data_dir,
+        scale=scale or prof.data.scale,
+        seed=prof.data.seed if seed is None else seed,
+    )
 
 
 def engines_run() -> dict[str, str | None]:
@@ -162,7 +245,7 @@ def postgres_url(url: str | None = None) -> str:
 
 def open_engines(
     dataset: Dataset,
-    names: Sequence[str],
+    names: str | Sequence[str],
     data_dir: str | os.PathLike[str],
     *,
     pg_url: str | None = None,
@@ -174,6 +257,8 @@ def open_engines(
     a laptop without it still runs the notebook. Returns the engines and a frame of
     load reports.
     """
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
     engines: dict[str, Engine] = {}
     reports: list[LoadReport] = []
     for name in names:
@@ -200,5 +285,11 @@ def open_engines(
                 opened.close()
             raise
     _record_engines()
+    if names and not engines:
+        why = "; ".join(f"{n}: {w}" for n, w in _engines.items() if w and n in names)
+        raise EngineError(
+            f"No engine could be opened ({why}). Install PostgreSQL's server binaries "
+            "(make system-deps), set WORKBENCH_POSTGRES_URL, or add duckdb or sqlite to the engines."
+        )
     frame = pl.concat([r.frame() for r in reports]) if reports else pl.DataFrame()
     return engines, frame

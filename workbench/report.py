@@ -29,6 +29,8 @@ from workbench import __version__
 from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
+from workbench.profile import PROFILE_ENV, Profile
+from workbench.profile import load as load_profile
 from workbench.tables import format_value, tables_against_csvs
 from workbench.verdicts import VERDICTS_FILE
 from workbench.verdicts import load as load_verdicts
@@ -143,10 +145,13 @@ def banner_html(notes: Sequence[str]) -> str:
     return f"<div class='wb-banner'><strong>Note:</strong> {items}</div>" if notes else ""
 
 
-def _summary_first(nb: Any, engines: Sequence[str], notes: Sequence[str], files: Sequence[str] = ()) -> None:
+def _summary_first(
+    nb: Any, engines: Sequence[str], notes: Sequence[str], files: Sequence[str] = (), conditions: str = ""
+) -> None:
     """Move the output of the cell tagged ``verdicts`` under the title; put ``notes`` above it.
 
-    ``files`` (paths relative to the page, e.g. the notebook's CSVs) are linked under the verdicts.
+    ``files`` (paths relative to the page, e.g. the notebook's CSVs) are linked under the
+    verdicts; ``conditions`` (the profile the run measured under) heads the summary.
     """
     verdict_outputs: list[Any] = []
     for cell in nb.cells:
@@ -155,7 +160,8 @@ def _summary_first(nb: Any, engines: Sequence[str], notes: Sequence[str], files:
                 o for o in cell.outputs if "verdicts" in str(o.get("data", {}).get("text/html", ""))
             ]
             cell.outputs = [o for o in cell.outputs if o not in verdict_outputs]
-    ran = f"<p class='engines'>Engines: {html.escape(', '.join(engines))}</p>" if engines else ""
+    ran = f"<p class='conditions'>{html.escape(conditions)}</p>" if conditions else ""
+    ran += f"<p class='engines'>Engines: {html.escape(', '.join(engines))}</p>" if engines else ""
     ran += "<p class='engines'><a href='index.html'>Every notebook's verdicts (index)</a></p>"
     if files:
         links = ", ".join(f"<a href='{html.escape(f)}'>{html.escape(Path(f).name)}</a>" for f in files)
@@ -181,6 +187,7 @@ def export_html(
     engines: Sequence[str] = (),
     notes: Sequence[str] = (),
     files: Sequence[str] = (),
+    conditions: str = "",
     show_code: bool = False,
 ) -> Path:
     """Export an executed notebook to a self-contained HTML page for a reviewer.
@@ -194,7 +201,7 @@ def export_html(
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
-    _summary_first(nb, engines, notes, files)
+    _summary_first(nb, engines, notes, files, conditions)
     exporter = HTMLExporter(
         template_name="lab",
         exclude_input=not show_code,
@@ -318,8 +325,13 @@ def build_report(
     data_dir: str | os.PathLike[str] | None = None,
     notes: Sequence[str] = (),
     progress: bool = True,
+    profile: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Execute the notebooks, export HTML, write ``index.html``; return its path.
+
+    ``profile`` (a TOML path or a name in ``profiles/``; default ``profiles/default.toml``)
+    is checked before anything runs, and every notebook measures under it: its kernel
+    gets ``$WORKBENCH_PROFILE``, and every page states it.
 
     ``data_dir`` defaults to ``$WORKBENCH_DATA_DIR``, else the repository's ``data/``.
     ``notes`` are shown at the top of every page (e.g. an engine the run could not use),
@@ -330,6 +342,7 @@ def build_report(
 
     from workbench.lab import DATA_DIR_ENV, ENGINES_FILE_ENV
 
+    prof = load_profile(profile)  # a bad profile stops here, before any notebook runs
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = Path(data_dir or os.environ.get(DATA_DIR_ENV) or ROOT / "data").resolve()
@@ -344,7 +357,8 @@ def build_report(
             (out / nb.stem / stale).unlink(missing_ok=True)
         error = None
         try:
-            with _environ(**{ENGINES_FILE_ENV: str(out / nb.stem / ENGINES_FILE)}):
+            env = {ENGINES_FILE_ENV: str(out / nb.stem / ENGINES_FILE), PROFILE_ENV: _profile_path(prof)}
+            with _environ(**env):
                 execute(nb, executed, params)
         except Exception as e:  # papermill's errors carry the cell's traceback
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
@@ -355,23 +369,37 @@ def build_report(
             page_notes.insert(0, f"This notebook failed ({error}); its traceback is in the page below.")
         csvs = [f"{nb.stem}/{p.name}" for p in sorted((out / nb.stem).glob("*.csv"))]
         if executed.exists():
-            page = export_html(executed, out / f"{nb.stem}.html", engines=ran, notes=page_notes, files=csvs)
+            conditions = f"Measured under the production profile. {prof.describe()}"
+            page = export_html(
+                executed,
+                out / f"{nb.stem}.html",
+                engines=ran,
+                notes=page_notes,
+                files=csvs,
+                conditions=conditions,
+            )
             if differ := tables_against_csvs(page, out / nb.stem):
                 run.mismatches = differ
                 page_notes.append(
                     f"This page's tables disagree with its CSVs in {nb.stem}/ "
                     f"({len(differ)} tables): {'; '.join(differ)}."
                 )
-                export_html(executed, page, engines=ran, notes=page_notes, files=csvs)
+                export_html(executed, page, engines=ran, notes=page_notes, files=csvs, conditions=conditions)
         run.seconds = time.perf_counter() - started
         runs.append(run)
-    index = write_index(out, runs, run_metadata(params), notes=notes)
+    index = write_index(out, runs, {"profile": prof.describe(), **run_metadata(params)}, notes=notes)
     failed = [r for r in runs if r.error]
     if failed:
         raise WorkbenchError(
             f"Notebook {failed[0].name} failed ({failed[0].error}); see {out / (failed[0].name + '.html')}"
         )
     return index
+
+
+def _profile_path(prof: Profile) -> str:
+    """The profile's file as an absolute path, for kernels whose working folder is notebooks/."""
+    path = Path(prof.path)
+    return str(path if path.is_absolute() else ROOT / path)
 
 
 def _title(notebook: Path) -> str:
