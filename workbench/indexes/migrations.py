@@ -95,3 +95,30 @@ def apply(engine: Engine, folder: str | Path, direction: str = "up") -> list[str
         engine._write(body.strip().rstrip(";"))
         done.append(path.name)
     return done
+
+
+def exported(out_dir: str | Path, dialect: str = "postgres") -> Path:
+    """The folder of migrations notebook 03 exported for ``dialect`` under ``out_dir``
+    (``apply(engine, exported(out))`` gives a database 03's recommended set).
+
+    ``out_dir`` is the report folder (03 writes ``<out>/03_indexes/migrations/<dialect>/``) or
+    a migrations folder itself. This is the one index list the other labs apply (05's
+    database gets exactly 03's recommended set); when 03 has not run there is none, and
+    the error says so rather than falling back to a second list.
+    """
+    from workbench.errors import WorkbenchError
+
+    if dialect not in DIALECTS:
+        raise WorkbenchError(f"Unknown dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
+    base = Path(out_dir)
+    for folder in (
+        base / "03_indexes" / "migrations" / dialect,
+        base / "migrations" / dialect,
+        base / dialect,
+    ):
+        if folder.is_dir() and files(folder, "up"):
+            return folder
+    raise WorkbenchError(
+        f"No index migrations for {dialect} under {str(base)!r}: run notebook 03_indexes first "
+        "(it exports the recommended set), or `workbench advise --out DIR`"
+    )
