@@ -398,7 +398,7 @@ def build_report(
 
 def _profile_path(prof: Profile) -> str:
     """The profile's file as an absolute path, for kernels whose working folder is notebooks/."""
-    path = Path(prof.path)
+    path = Path(prof.file)
     return str(path if path.is_absolute() else ROOT / path)
 
 
