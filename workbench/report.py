@@ -312,7 +312,8 @@ def load_engines(out_dir: str | os.PathLike[str], notebook: str) -> tuple[list[s
     if path.exists():
         data = json.loads(path.read_bytes())
         return list(data["ran"]), dict(data["left_out"])
-    named = [e.strip() for v in load_verdicts(out_dir, notebook) if v.engine for e in v.engine.split(",")]
+    said = [v.engine or v.conditions.get("engine") for v in load_verdicts(out_dir, notebook)]
+    named = [e.strip() for engines in said if engines for e in engines.split(",")]
     return list(dict.fromkeys(named)), {}
 
 
@@ -387,7 +388,7 @@ def build_report(
                 export_html(executed, page, engines=ran, notes=page_notes, files=csvs, conditions=conditions)
         run.seconds = time.perf_counter() - started
         runs.append(run)
-    index = write_index(out, runs, {"profile": prof.describe(), **run_metadata(params)}, notes=notes)
+    index = write_index(out, runs, {"profile": prof.describe(), **run_metadata(params)}, notes, prof)
     failed = [r for r in runs if r.error]
     if failed:
         raise WorkbenchError(
@@ -471,14 +472,28 @@ def _status(run: NotebookRun) -> str:
 
 
 def write_index(
-    out: Path, runs: Sequence[NotebookRun], meta: Mapping[str, Any], notes: Sequence[str] = ()
+    out: Path,
+    runs: Sequence[NotebookRun],
+    meta: Mapping[str, Any],
+    notes: Sequence[str] = (),
+    profile: Profile | None = None,
 ) -> Path:
-    """``index.html``: every notebook's verdicts first, then the notebooks (link, engines,
-    time, status), then the run metadata; ``notes`` in a banner at the top."""
+    """``index.html``: the decision first (the plan's success criteria and one row per plan
+    item, computed by :mod:`workbench.decision` from the notebooks' verdicts under
+    ``profile``), then every notebook's own verdicts, the notebooks (link, engines, time,
+    status) and the run metadata; ``notes`` in a banner at the top."""
+    from workbench import decision
+
+    prof = profile or load_profile()
+    saved = decision.gather(out, [r.name for r in runs])
+    rows = decision.decide(saved, prof.name, prof.engine)
+    judged = decision.to_html(
+        rows, prof.describe(), prof.network.source, decision.stale(saved, prof.name), prof.name
+    )
     sections = []
     for r in runs:
         link = f"<a href='{html.escape(r.name)}.html'>{html.escape(r.title)}</a>"
-        verdicts = load_verdicts(out, r.name)
+        verdicts = saved[r.name]
         if verdicts:
             body = verdicts_html(verdicts)
         else:
@@ -500,8 +515,9 @@ def write_index(
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Workbench report</title>
 {PAGE_CSS}
+{decision.DECISION_CSS}
 <style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }}
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 84rem; margin: 2rem auto; padding: 0 1rem; }}
 table {{ border-collapse: collapse; width: 100%; margin-bottom: 2rem; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: left; vertical-align: top; }}
 h3 {{ margin: 1.4rem 0 .2rem; font-size: 17px; }}
@@ -510,12 +526,14 @@ table.verdicts th:nth-child(1) {{ width: 24%; }} table.verdicts th:nth-child(2) 
 .ok {{ color: #1a7f37; }} .fail {{ color: #cf222e; font-weight: 600; }} .none {{ color: #666; }}
 </style></head><body>
 {banner_html([*notes, *left_out])}
-<h1>Workbench report</h1>
-<p>What each notebook concluded, computed from its measurements; follow a link for the
-evidence (charts, tables, plans). Code is hidden in the pages; it is in <code>notebooks/</code>.</p>
-<h2>Verdicts</h2>
-<p>One row per question: the answer on each engine (engines that agree share a line); open
-"why, per engine" for each engine's numbers.</p>
+<h1>Workbench report: the performance plan, judged</h1>
+{judged}
+<h2>Each notebook's verdicts</h2>
+<p>What each notebook concluded, computed from its measurements, on every engine it ran
+(engines that agree share a line; "why, per engine" opens each engine's numbers). The
+decision above takes the rows measured under the profile on its engine; follow a link for
+the evidence (charts, tables, plans). Code is hidden in the pages; it is in
+<code>notebooks/</code>.</p>
 {chr(10).join(sections)}
 <h2>Notebooks</h2>
 <table><tr><th>notebook</th><th>title</th><th>engines it ran on</th><th>time</th><th>status</th></tr>
