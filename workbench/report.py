@@ -388,7 +388,8 @@ def build_report(
                 export_html(executed, page, engines=ran, notes=page_notes, files=csvs, conditions=conditions)
         run.seconds = time.perf_counter() - started
         runs.append(run)
-    index = write_index(out, runs, {"profile": prof.describe(), **run_metadata(params)}, notes, prof)
+    meta = run_metadata({"scale": prof.data.scale, "seed": prof.data.seed, **params})
+    index = write_index(out, runs, {"profile": prof.describe(), **meta}, notes, prof)
     failed = [r for r in runs if r.error]
     if failed:
         raise WorkbenchError(
