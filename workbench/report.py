@@ -12,20 +12,16 @@ import contextlib
 import html
 import json
 import os
-import platform
 import re
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from workbench import __version__
 from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
@@ -416,16 +412,19 @@ def _title(notebook: Path) -> str:
 
 
 def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Where and how this run happened: versions, machine, dataset, date, commit."""
+    """Where and how this run happened: :func:`workbench.measure.context` (commit, CPU,
+    Python, platform, load), the package versions, the dataset and the parameters."""
+    from workbench.measure import context
+
+    ctx = context()
     meta: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git commit": _git("rev-parse", "--short", "HEAD")
-        + (" (dirty)" if _git("status", "--porcelain") else ""),
-        "workbench": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
+        "date": ctx["started_at"],
+        "git commit": ctx["git_commit"] or "unknown",
+        "workbench": ctx["workbench_version"],
+        "python": ctx["python"],
+        "platform": ctx["platform"],
+        "cpu": ctx["cpu"],
+        "load average (1 min)": ctx["load_average"],
         "parameters": format_value(
             {k: mask_url(v) if isinstance(v, str) and "://" in v else v for k, v in parameters.items()}
         ),
@@ -443,25 +442,6 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
             f"{scale}: {format_value(m['counts'])}; seed {m['seed']}; hash {m['content_hash'][:16]}"
         )
     return meta
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _status(run: NotebookRun) -> str:
