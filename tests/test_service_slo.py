@@ -155,7 +155,8 @@ def test_capacity_from_cpu_per_request_below_the_knee(summary):
     assert (n1["cost_runs"], n1["rate_tried"]) == (1, 50)
     assert n1["service_cpu_ms_per_req"] == pytest.approx(8.0)  # 0.2 cores / 25 req/s
     assert n1["service_cores_at_target"] == pytest.approx(8.0)  # 1,000 req/s x 8 ms
-    assert n1["cpu_share_at_target"] == pytest.approx(2.0) and n1["cpu"] == "missed"  # 8 of 4 cores
+    assert n1["cpu_share_at_target"] == pytest.approx(2.0)  # 8 of 4 cores, yet from one run:
+    assert n1["cpu"] == "not shown"  # no interval below three runs
     assert n1["workers_at_target"] == 8 and n1["memory_at_target_mb"] == pytest.approx(960)
     assert n1["memory"] == "missed"
     assert n1["limited_by"].startswith("the service's CPU (95% of a core")
@@ -164,7 +165,13 @@ def test_capacity_from_cpu_per_request_below_the_knee(summary):
     assert b4["service_cpu_ms_lo"] == pytest.approx(4.0) and b4["service_cpu_ms_hi"] == pytest.approx(8.0)
     text = slo.capacity_sentence(n1, 4, 0.30)
     assert "8.00 ms of service CPU per request" in text and "1,000 req/s needs 8.0 cores" in text
-    assert "200%-200% of the profile's 4 cores against 30% (missed)" in text
+    assert "(one steady run at 25 req/s, no interval)" in text
+    assert "200% of the profile's 4 cores against 30% (not shown)" in text
+    three = pl.concat(
+        [summary, summary.filter(pl.col("label") == N1).head(1).with_columns(offered_rps=pl.lit(20.0))]
+    )
+    three = pl.concat([three, three.filter(pl.col("offered_rps") == 20)])
+    assert slo.capacity(three, cores=4).row(0, named=True)["cpu"] == "missed"  # three runs, all at 200%
     assert "missed API P99 < 200 ms" in slo.limit_sentence(n1)
 
 

@@ -127,6 +127,8 @@ HOLDING = ("p50", "p99", "errors")
 MIN_RESPONSES = {"p50": 100, "p99": 2000}
 #: Statements the service must have timed before its statement P99 is judged (it has no interval).
 MIN_STATEMENTS = 2000
+#: Steady runs below the knee before CPU per request has an interval to judge the CPU target by.
+MIN_COST_RUNS = 3
 MET, MISSED, NOT_SHOWN, UNKNOWN = "met", "missed", "not shown", "unknown"
 
 
@@ -501,8 +503,8 @@ def capacity(
         peak = max((r.get("service_peak_mb") or 0.0 for r in held), default=math.nan) or math.nan
         need = tuple(rate * x / 1000 for x in svc)  # service cores busy at the target rate
         share = tuple(x / cores for x in need)
-        if math.isnan(share[0]):
-            cpu = NOT_SHOWN
+        if math.isnan(share[0]) or len(held) < MIN_COST_RUNS:
+            cpu = NOT_SHOWN  # no interval from fewer runs
         else:
             cpu = MET if share[2] < cpu_target else MISSED if share[1] > cpu_target else NOT_SHOWN
         workers = max(1, math.ceil(need[2])) if not math.isnan(need[2]) else None
@@ -547,23 +549,30 @@ def _cores(x: float) -> str:
     return f"{math.ceil(x * 10) / 10:.1f} cores" if x < 10 else f"{math.ceil(x):,} cores"
 
 
+def _share(r: Mapping[str, Any]) -> str:
+    lo, mid, hi = r["cpu_share_lo"], r["cpu_share_at_target"], r["cpu_share_hi"]
+    return f"{mid:.0%}" + (f" (95% {lo:.0%}-{hi:.0%})" if hi > lo else "")
+
+
 def capacity_sentence(r: Mapping[str, Any], cores: int = 4, cpu_target: float = 0.30) -> str:
     """One configuration's cost and capacity row (:func:`capacity`) in words."""
     if not r["cost_runs"]:
         return f"{r['label']}: no steady run held, so its cost per request was not measured."
-    text = (
-        f"{r['label']}: {r['service_cpu_ms_per_req']:.2f} ms of service CPU per request "
-        f"({r['service_cpu_ms_lo']:.2f}-{r['service_cpu_ms_hi']:.2f}, median of {r['cost_runs']} steady runs "
-        f"at {r['cost_rate_lo']:,.0f}-{r['cost_rate_hi']:,.0f} req/s that held)"
+    runs = r["cost_runs"]
+    sample = (
+        f"median of {runs} steady runs at {r['cost_rate_lo']:,.0f}-{r['cost_rate_hi']:,.0f} req/s that held, "
+        f"95% {r['service_cpu_ms_lo']:.2f}-{r['service_cpu_ms_hi']:.2f}"
+        if runs > 1
+        else f"one steady run at {r['cost_rate_lo']:,.0f} req/s, no interval"
     )
+    text = f"{r['label']}: {r['service_cpu_ms_per_req']:.2f} ms of service CPU per request ({sample})"
     if not math.isnan(r["db_cpu_ms_per_req"]):
         text += f" and {r['db_cpu_ms_per_req']:.2f} ms of PostgreSQL CPU"
     text += f", peak memory {r['service_peak_mb']:,.0f} MB. "
     text += (
-        f"{r['target_rps']:,.0f} req/s needs {_cores(r['service_cores_at_target'])} of service CPU "
-        f"({_cores(r['service_cores_lo'])} to {_cores(r['service_cores_hi'])}): "
-        f"{r['cpu_share_lo']:.0%}-{r['cpu_share_hi']:.0%} of the profile's {cores} cores against "
-        f"{cpu_target:.0%} ({r['cpu']}); at {cpu_target:.0%} it takes {_cores(r['cores_for_cpu_target'])}; "
+        f"{r['target_rps']:,.0f} req/s needs {_cores(r['service_cores_at_target'])} of service CPU, "
+        f"{_share(r)} of the profile's {cores} cores against {cpu_target:.0%} ({r['cpu']}); "
+        f"at {cpu_target:.0%} it takes {_cores(r['cores_for_cpu_target'])}; "
         f"{r['workers_at_target']} worker process{'es' if r['workers_at_target'] != 1 else ''} "
         f"at about {r['memory_at_target_mb']:,.0f} MB ({r['memory']})"
     )
@@ -698,9 +707,15 @@ def change_verdict(r: dict) -> tuple[str, str]:
     difference) or the rounds disagreed (read as noise, never as an effect); the detail
     says which."""
     after, before = _rate(r["after_rps"], r["after_above"]), _rate(r["before_rps"], r["before_above"])
+
+    def at(label: str, rate: str, p99: float) -> str:
+        if rate == "0":
+            return f"{label} at no rate tried"
+        return f"{label} up to {rate} req/s" + ("" if math.isnan(p99) else f" (P99 {p99:.0f} ms there)")
+
     detail = (
-        f"{r['after']} holds P50, P99 and errors up to {after} req/s (P99 {r['after_p99_ms']:.0f} ms there), "
-        f"{r['before']} up to {before} req/s (P99 {r['before_p99_ms']:.0f} ms)"
+        f"P50, P99 and errors hold for {at(r['after'], after, r['after_p99_ms'])}, "
+        f"for {at(r['before'], before, r['before_p99_ms'])}"
     )
     ratios, moves = r["round_ratios"], r["round_moves"]
     if len(ratios) > 1:
@@ -882,7 +897,7 @@ def _shown(name: str, j: Mapping[str, Any]) -> str:
         what = f"DB P99 {j['value']:,.1f} ms ({j['n']:,} statements)"
     else:
         what = f"{_SHORT.get(name, name)} {_ms(j)}"
-    return f"{what}: {j['verdict']}" + (f" ({j['why']})" if j["why"] else "")
+    return f"{what}: {j['verdict']}" + (f", {j['why']}" if j["why"] else "")
 
 
 def _effect(name: str, j: Mapping[str, Any]) -> dict[str, Any]:
@@ -1002,7 +1017,8 @@ def _change_fields(r: Mapping[str, Any], knees: Mapping[str, dict], cond: Any) -
     the rounds (:func:`bracket_ratio`), and the two configurations compared."""
     lo, hi = bracket_ratio(knees[r["before"]], knees[r["after"]])
     high = hi if math.isfinite(hi) else None
-    return {"effect": r["ratio"], "low": lo, "high": high, "unit": "x"} | {
+    effect = r["ratio"] if math.isfinite(r["ratio"]) else None  # from no rate held: no ratio
+    return {"effect": effect, "low": lo, "high": high, "unit": "x"} | {
         "conditions": cond(before=r["before"], after=r["after"])
     }
 
@@ -1078,16 +1094,26 @@ def _item_verdicts(choice, knees, caps, t, cores, cond, v) -> list:
                 **_change_fields(cache, knees, cond),
                 cost=f"answers up to {ttl} stale"
                 + (f"; {grow:+,.0f} MB peak memory per worker" if not math.isnan(grow) else ""),
-                flips=(
-                    f"not needed once production has {math.ceil(need)} cores or more (the target rate then "
-                    f"fits at {t['cpu']:.0%} CPU without it), or if answers may not be {ttl} stale"
-                    if not math.isnan(need)
-                    else f"if answers may not be {ttl} stale"
-                ),
+                flips=_cache_flips(choice["cache_ships"], need, t["cpu"], ttl),
                 artifact=f"cache_seconds = {ttl.split()[0]}" if choice["cache_ships"] else "",
             )
         )
     return out
+
+
+def _cache_flips(ships: bool, need: float, cpu_target: float, ttl: str) -> str:
+    """When the cache decision turns: the cores production needs without it, and staleness."""
+    stale = f"answers may not be {ttl} stale"
+    if math.isnan(need):
+        return f"if {stale}"
+    cores = math.ceil(need)
+    if ships:
+        return f"not needed once production has {cores} cores or more (the target rate then fits at " + (
+            f"{cpu_target:.0%} CPU without it), or if {stale}"
+        )
+    return f"needed if production has fewer than {cores} cores (the target rate then needs more than " + (
+        f"{cpu_target:.0%} CPU without it), unless {stale}"
+    )
 
 
 def _slo_verdicts(shipped, k, at_knee, c, t, cores, cond, v) -> list:
@@ -1196,11 +1222,11 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
             or f"the arrival rate holding P50, P99 and errors: today ({today}) "
             f"{knees[today]['max_rate']:,.0f} req/s{_spread(knees[today])}, with the shipped set ({shipped}) "
             f"{knees[shipped]['max_rate']:,.0f} req/s{_spread(knees[shipped])}; round by round the ratio "
-            f"lies in {lo:.2f}-{hi:.2f}x "
+            f"lies {f'in {lo:.2f}-{hi:.2f}x' if math.isfinite(hi) else f'at {lo:.2f}x or more'} "
             "(met only when every round's bracket clears 2x)",
             item="success:capacity",
             decision=_decision(verdict),
-            effect=ratio,
+            effect=ratio if math.isfinite(ratio) else None,
             low=lo,
             high=hi if math.isfinite(hi) else None,
             unit="x",
