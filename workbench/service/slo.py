@@ -403,6 +403,7 @@ def max_rate(
                 "p50_ms": best["p50_ms"] if best else math.nan,
                 "p99_ms": best["p99_ms"] if best else math.nan,
                 "responses": int(best["ok"]) if best and best.get("ok") is not None else 0,
+                "errors": int(best["errors"]) if best and best.get("errors") is not None else 0,
                 "first_miss": failed or NO_MISS,
                 "missed_at": failed_at,
             }
@@ -998,9 +999,7 @@ def report_verdicts(
             v(
                 f"highest arrival rate holding P50, P99 and errors: {r['label']}",
                 f"{_rate(r['max_rate'], r['first_miss'] == NO_MISS)} req/s",
-                f"{_holds(r)}; steady runs of {r['responses']:,} responses at the median round's knee "
-                "(indicative: the SLO verdicts above rest on the confirmation runs). "
-                + limit_sentence(caps[r["label"]]),
+                f"{_holds(r)}. {_knee_sample(r)}. " + limit_sentence(caps[r["label"]]),
             )
         )
     held = at_holding_rate(summary, maxima)
@@ -1021,6 +1020,19 @@ def _change_fields(r: Mapping[str, Any], knees: Mapping[str, dict], cond: Any) -
     return {"effect": effect, "low": lo, "high": high, "unit": "x"} | {
         "conditions": cond(before=r["before"], after=r["after"])
     }
+
+
+def _knee_sample(r: Mapping[str, Any]) -> str:
+    """The sample behind a knee: the median round's run there, with its P50, P99 and error bound."""
+    n = r["responses"] + r["errors"]
+    if not n:
+        return "No steady run held"
+    high = error_bounds(r["errors"], n)[1]
+    return (
+        f"At the knee, the median round's steady run: P50 {r['p50_ms']:,.1f} ms, P99 {r['p99_ms']:,.0f} ms "
+        f"from {r['responses']:,} responses, {r['errors']:,} errors (the rate up to {high:.2%} at 95%); "
+        "indicative: the SLO verdicts rest on the confirmation runs"
+    )
 
 
 def _item_verdicts(choice, knees, caps, t, cores, cond, v) -> list:
