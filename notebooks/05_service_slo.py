@@ -42,6 +42,7 @@ rounds = 3  # interleaved knee searches per configuration: a change is named whe
 steps = 3  # steady runs bisecting the bracket, per round
 step_seconds = 1.5  # indicative (CI); 60 for a thorough search
 confirm_responses = 3000  # per confirmation run: 2,000 give P99 an interval, 2,995 error-free show < 0.1%
+confirm_seconds = 15.0  # at most, per confirmation run (the notebook's time budget); 60 for a thorough one
 prometheus_rate = 40  # req/s of the run Prometheus scrapes
 prometheus_seconds = 3.0
 
@@ -60,7 +61,7 @@ lab.setup()
 data_dir, out_dir = lab.data_dir(data_dir), lab.out_dir(out_dir)
 prof = lab.profile(profile)
 goal = slo.limits(prof.slo)
-runs_text = experiment.describe_runs(step_seconds, rounds, confirm_responses)
+runs_text = experiment.describe_runs(step_seconds, rounds, confirm_responses, confirm_seconds)
 display(Markdown(f"**{prof.describe()}** This run: {runs_text}."))
 
 # %% [markdown]
@@ -73,11 +74,13 @@ display(Markdown(f"**{prof.describe()}** This run: {runs_text}."))
 # %%
 ds = lab.dataset(prof, data_dir, source=source, scale=scale, seed=seed)
 url = lab.postgres_url(postgres_url)
-try:
-    indexes = experiment.prepare_database(url, ds, out_dir)
-except WorkbenchError as e:
-    display(Markdown(f"**This notebook stops here: the database needs notebook 03's indexes.** {e}"))
-    raise
+opened, _ = lab.open_engines(ds, "postgres", data_dir, pg_url=url)
+with opened["postgres"] as engine:
+    try:
+        indexes = experiment.apply_indexes(engine, out_dir)
+    except WorkbenchError as e:
+        display(Markdown(f"**This notebook stops here: the database needs notebook 03's indexes.** {e}"))
+        raise
 tables.table(indexes, caption="The database's secondary indexes: exactly notebook 03's recommended set")
 
 # %%
@@ -144,13 +147,17 @@ experiment.people(summary, goal, caption="The knee search's steady runs (every c
 # %% [markdown]
 # **Confirmation runs.** Today's configuration and the shipped set (the changes this lab
 # finds worth shipping, below) each run at today's knee, from a fresh service start, for
-# `confirm_responses` responses: a paired comparison for the plan's success criteria. Then
-# the shipped set runs at its own knee, where its SLOs are judged.
+# `confirm_responses` responses (at most `confirm_seconds`): a paired comparison for the
+# plan's success criteria. Then the shipped set runs at its own knee, where its SLOs are
+# judged. When nothing ships, today's one run serves all three.
 
 # %% tags=["nbval-ignore-output"]
 plan = slo.confirmation_plan(choice, maxima)
 confirm_runs = experiment.confirm(
-    [(by_name[label], rate, why) for label, rate, why in plan], requests, responses=confirm_responses
+    [(by_name[label], rate, why) for label, rate, why in plan],
+    requests,
+    responses=confirm_responses,
+    max_seconds=confirm_seconds,
 )
 confirmed = experiment.summary(confirm_runs)
 tables.table(

@@ -157,23 +157,22 @@ def test_the_service_database_holds_exactly_notebook_03s_recommended_indexes(
         con.execute(f'CREATE DATABASE "{name}"')
     url = postgres_server_url.rsplit("/", 1)[0] + "/" + name
     try:
-        with pytest.raises(WorkbenchError, match="run notebook 03_indexes first"):
-            experiment.prepare_database(url, tiny, tmp_path)  # 03 has not exported: no fallback list
         with open_engine("postgres", url) as engine:
             engine.load(tiny)
             strategies.ensure_indexes(engine)  # a second list, as 05 used to build: it must go
-        chosen = [
-            IndexSpec("messages", ("session_id", "timestamp")),
-            IndexSpec("jobs", ("status", "created_at"), (False, True)),
-        ]
-        migrations.write(
-            tmp_path / "03_indexes", [migrations.Change(s, "evidence") for s in chosen], ["postgres"]
-        )
-        indexes = experiment.prepare_database(url, tiny, tmp_path)  # as 05 reads 03's out folder
+            with pytest.raises(WorkbenchError, match="run notebook 03_indexes first"):
+                experiment.apply_indexes(engine, tmp_path)  # 03 has not exported: no fallback list
+            assert len(engine.list_indexes()) == len(strategies.ACCESS_PATH_INDEXES)  # nothing changed
+            chosen = [
+                IndexSpec("messages", ("session_id", "timestamp")),
+                IndexSpec("jobs", ("status", "created_at"), (False, True)),
+            ]
+            changes = [migrations.Change(s, "evidence") for s in chosen]
+            migrations.write(tmp_path / "03_indexes", changes, ["postgres"])
+            indexes = experiment.apply_indexes(engine, tmp_path)  # as 05 reads 03's out folder
         assert sorted(indexes["name"]) == sorted(s.name for s in chosen)
-        assert dict(zip(indexes["name"], indexes["columns"], strict=True))[
-            "ix_jobs_status_created_at_desc"
-        ] == ("status, created_at DESC")
+        columns = dict(zip(indexes["name"], indexes["columns"], strict=True))
+        assert columns["ix_jobs_status_created_at_desc"] == "status, created_at DESC"
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -184,7 +183,7 @@ def test_notebooks_03_and_05_share_the_profiles_traffic_mix():
     nb05 = (root / "05_service_slo.py").read_text()
     assert "prof = lab.profile(profile)" in nb05 and "mix = experiment.traffic(prof)" in nb05
     assert "Mix(" not in nb05 and "ensure_indexes" not in nb05  # no mix or index list of its own
-    assert "experiment.prepare_database(url, ds, out_dir)" in nb05
+    assert "experiment.apply_indexes(engine, out_dir)" in nb05
     nb03 = (root / "03_indexes.py").read_text()
     if "prof.traffic" not in nb03:
         pytest.xfail("notebook 03 does not weight its workload by prof.traffic yet (its owner's change)")

@@ -277,6 +277,10 @@ def test_the_lab_chooses_what_it_would_ship_from_its_own_rounds():
     assert c2["cache_ships"] and c2["shipped"] == BC
     plan = slo.confirmation_plan(c2, slo.max_rate(costly))
     assert plan == [(BC, 150, slo.SHIPPED_AT_TODAY), (BC, 900, slo.SHIPPED), (N1, 150, slo.TODAY)]
+    nothing = c2 | {"shipped": N1}
+    assert slo.confirmation_plan(nothing, slo.max_rate(costly)) == [
+        (N1, 150, slo.TODAY)
+    ]  # one run serves all
 
 
 def _confirmed(shipped: str) -> pl.DataFrame:
@@ -324,6 +328,22 @@ def test_the_notebooks_verdicts_carry_decisions_items_and_samples():
     assert all(v.decision in (None, "ship", "ship changed", "don't ship", "not measured here") for v in out)
     knee = next(v for v in out if v.topic.endswith(B4) and v.topic.startswith("highest arrival rate"))
     assert "P99 50 ms from 3,200 responses, 0 errors (the rate up to 0.09% at 95%)" in knee.detail
+
+
+def test_when_nothing_ships_todays_one_run_judges_the_slos_and_the_criteria_are_missed():
+    summary = _lab()
+    maxima, cap = slo.max_rate(summary), slo.capacity(summary, cores=4)
+    choice = slo.choose(summary, maxima, cap, cores=4) | {"shipped": N1}
+    today = _confirmed(B4).filter(pl.col("purpose") == slo.TODAY)
+    items = {v.item: v for v in slo.report_verdicts(summary, maxima, cap, choice, today) if v.item}
+    assert (
+        items["slo:p99"].verdict == "met" and "N+1 (today), pool of 4 at 150 req/s" in items["slo:p99"].detail
+    )
+    assert items["slo:errors"].verdict == "not shown"  # 2 errors in 3,000: the bound straddles 0.1%
+    assert items["success:capacity"].verdict == "missed" and items["success:capacity"].detail.startswith(
+        "nothing ships from this lab"
+    )
+    assert items["success:memory"].verdict == "missed" and "(0% lower)" in items["success:memory"].detail
 
 
 def test_a_short_confirmation_run_says_not_shown():

@@ -30,7 +30,7 @@ from workbench.service.load import LoadError, LoadRun, Mix, Profile, run_load
 from workbench.service.process import ProcessSampler, ServiceProcess, postgres_pids
 
 if TYPE_CHECKING:
-    from workbench.dataset import Dataset
+    from workbench.engines import Engine
     from workbench.profile import Profile as ProductionProfile
 
 STRATEGY_WORDS = {"n_plus_one": "N+1 (today)", "joined": "JOIN", "batch": "batch"}
@@ -60,27 +60,24 @@ def traffic(prof: ProductionProfile) -> Mix:
     )
 
 
-def prepare_database(url: str, ds: Dataset, out_dir: str | os.PathLike[str]) -> pl.DataFrame:
-    """Load ``ds`` into the PostgreSQL database at ``url`` with exactly notebook 03's recommended
-    indexes, and return the database's secondary indexes.
+def apply_indexes(engine: Engine, out_dir: str | os.PathLike[str]) -> pl.DataFrame:
+    """Give the loaded database of ``engine`` exactly notebook 03's recommended indexes, and
+    return its secondary indexes.
 
     Every secondary index is dropped, then the migrations 03 exported under ``out_dir`` are
     applied (:func:`workbench.indexes.migrations.exported`): one source of truth, no second
-    index list. When 03 has not run, its error says so and how to fix it, before anything
-    is loaded.
+    index list. When 03 has not run, its error says so and how to fix it, and nothing is
+    changed.
     """
-    from workbench.engines import open_engine
     from workbench.indexes import migrations
     from workbench.strategies import ensure_indexes
 
-    folder = migrations.exported(out_dir, "postgres")
-    with open_engine("postgres", url) as engine:
-        engine.load(ds)
-        for index in engine.list_indexes()["name"].to_list():
-            engine.drop_index(index)
-        migrations.apply(engine, folder)
-        ensure_indexes(engine, {})  # creates none: only its ANALYZE, so plans are the same every run
-        return engine.list_indexes().select("name", "table", "columns")
+    folder = migrations.exported(out_dir, engine.name)
+    for index in engine.list_indexes()["name"].to_list():
+        engine.drop_index(index)
+    migrations.apply(engine, folder)
+    ensure_indexes(engine, {})  # creates none: only its ANALYZE, so plans are the same every run
+    return engine.list_indexes().select("name", "table", "columns")
 
 
 def _get(url: str) -> dict[str, Any]:
@@ -319,17 +316,18 @@ def find_knees(
 THOROUGH_SECONDS = 60.0
 
 
-def describe_runs(step_seconds: float, rounds: int, confirm_responses: int) -> str:
+def describe_runs(step_seconds: float, rounds: int, confirm_responses: int, confirm_seconds: float) -> str:
     """Which settings ran, in words for the page: indicative (CI) or thorough steady runs.
 
-    >>> describe_runs(1.5, 3, 3000)  # doctest: +NORMALIZE_WHITESPACE
+    >>> describe_runs(1.5, 3, 3000, 15)  # doctest: +NORMALIZE_WHITESPACE
     'indicative runs: knee search with steady runs of 1.5 s in 3 rounds,
-     SLOs judged on runs of 3,000 responses'
+     SLOs judged on runs of 3,000 responses or 15 s'
     """
     kind = "thorough" if step_seconds >= THOROUGH_SECONDS else "indicative"
     return (
         f"{kind} runs: knee search with steady runs of {step_seconds:g} s in {rounds} round"
-        f"{'s' if rounds != 1 else ''}, SLOs judged on runs of {confirm_responses:,} responses"
+        f"{'s' if rounds != 1 else ''}, SLOs judged on runs of {confirm_responses:,} responses "
+        f"or {confirm_seconds:g} s"
     )
 
 
@@ -339,12 +337,14 @@ def confirm(
     *,
     responses: int = 3000,
     min_seconds: float = 2.0,
+    max_seconds: float = 15.0,
     warmup_seconds: float = 1.0,
     statements_on: bool | None = None,
 ) -> list[LoadRun]:
     """Long steady runs that can show an SLO: each ``(settings, rate, purpose)`` runs for
-    ``responses`` / rate seconds (at least ``min_seconds``), enough for P99 to have a real
-    interval (2,000 responses) and for 0 errors to bound the rate below 0.1% (2,995).
+    ``responses`` / rate seconds (at least ``min_seconds``, at most ``max_seconds``, the
+    notebook's time budget), enough for P99 to have a real interval (2,000 responses) and
+    for 0 errors to bound the rate below 0.1% (2,995); a capped run says what it could not show.
     Consecutive plans with the same settings share one service, each group starts a fresh
     one (so its peak memory covers only these runs); ``run.settings["purpose"]`` says what
     each run is for."""
@@ -368,7 +368,7 @@ def confirm(
             search.offset = len(runs) * responses  # each run draws requests the others did not
             search.warm_up(group[0][1], warmup_seconds)
             for _, rate, purpose in group:
-                seconds = max(min_seconds, responses / rate)
+                seconds = min(max_seconds, max(min_seconds, responses / rate))
                 run = search.measured(Profile.constant(rate, seconds))
                 if run is None:
                     break

@@ -910,11 +910,15 @@ def _effect(name: str, j: Mapping[str, Any]) -> dict[str, Any]:
     return {"effect": j["value"] * scale, "low": low, "high": high, "unit": unit}
 
 
-def _row(frame: pl.DataFrame | None, purpose: str) -> dict | None:
+def _row(frame: pl.DataFrame | None, *purposes: str) -> dict | None:
+    """The confirmation run for the first of ``purposes`` that ran."""
     if frame is None or frame.is_empty() or "purpose" not in frame.columns:
         return None
-    rows = frame.filter(pl.col("purpose") == purpose)
-    return rows.row(0, named=True) if rows.height else None
+    for purpose in purposes:
+        rows = frame.filter(pl.col("purpose") == purpose)
+        if rows.height:
+            return rows.row(0, named=True)
+    return None
 
 
 TODAY, SHIPPED_AT_TODAY, SHIPPED = "today", "shipped, at today's knee", "shipped, at its knee"
@@ -922,11 +926,14 @@ TODAY, SHIPPED_AT_TODAY, SHIPPED = "today", "shipped, at today's knee", "shipped
 
 def confirmation_plan(choice: Mapping[str, Any], maxima: pl.DataFrame) -> list[tuple[str, float, str]]:
     """The long steady runs that judge the SLOs and the success criteria: (configuration, rate,
-    purpose). Today and the shipped set at today's knee (a pair at one rate), then the shipped
-    set at its own knee; the shipped set's two runs share a service, today's has its own."""
+    purpose). The shipped set at today's knee, then at its own knee (one service), then today
+    at its knee (a fresh service): the first and last are a pair at one rate. When nothing
+    ships (the shipped set is today's), one run serves all three purposes."""
     knees = _by_label(maxima)
     today, shipped = choice["today"], choice["shipped"]
     rate = knees[today]["max_rate"]
+    if today == shipped:
+        return [(today, rate, TODAY)] if rate > 0 else []
     plan = [
         (shipped, rate, SHIPPED_AT_TODAY),
         (shipped, knees[shipped]["max_rate"], SHIPPED),
@@ -960,7 +967,11 @@ def report_verdicts(
     t = limits(goal)
     knees, caps = _by_label(maxima), _by_label(cap)
     today, shipped = choice["today"], choice["shipped"]
-    at_knee, at_today, base = (_row(confirmed, p) for p in (SHIPPED, SHIPPED_AT_TODAY, TODAY))
+    base = _row(confirmed, TODAY)
+    if today == shipped:  # nothing ships: today's one run is the shipped set's too
+        at_knee = at_today = base
+    else:
+        at_knee, at_today = _row(confirmed, SHIPPED), _row(confirmed, SHIPPED_AT_TODAY)
 
     def cond(**extra: Any) -> dict[str, Any]:
         extra = {"rtt_ms": "loopback", "box": f"{os.cpu_count()} cores shared", **extra}
@@ -1093,7 +1104,9 @@ def _item_verdicts(choice, knees, caps, t, cores, cond, v) -> list:
         ttl = cache["change"].split("(")[-1].rstrip(")")
         grow = (with_.get("service_peak_mb") or math.nan) - (without.get("service_peak_mb") or math.nan)
         need = without.get("cores_for_cpu_target", math.nan)
-        verdict = f"{change_verdict(cache)[0]} ({choice['cache_why']})"
+        verdict = change_verdict(cache)[0]
+        if choice["cache_why"] != "no clear gain":
+            verdict += f" ({choice['cache_why']})"
         out.append(
             v(
                 "the query cache",
@@ -1272,7 +1285,8 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
                 "memory 30% lower",
                 verdict,
                 f"the service's peak resident memory at {rate:,.0f} req/s, each from a fresh start (one run "
-                f"each): today {b:,.0f} MB, with the shipped set {a:,.0f} MB ({lower:+.0%} lower)",
+                f"each): today {b:,.0f} MB, with the shipped set {a:,.0f} MB "
+                f"({abs(lower):.0%} {'lower' if lower >= 0 else 'higher'})",
                 item="success:memory",
                 decision=_decision(verdict),
                 effect=lower * 100,
