@@ -135,7 +135,7 @@ knees = experiment.find_knees(
 )
 for k in knees:
     if k.stopped:
-        print(k.stopped)  # a service that died
+        display(report.paragraphs(k.stopped))  # a service that died
 runs = [run for k in knees for run in k.steps]
 slices = pl.concat([k.slices for k in knees])
 summary = experiment.summary(runs)
@@ -188,7 +188,7 @@ watched = monitoring.monitored_run(
 )
 side, counts = (watched[1], watched[2]) if watched else (None, None)
 if counts:
-    print(slo.monitoring_verdict(side, counts).detail)
+    display(report.paragraphs(slo.monitoring_verdict(side, counts).detail + "."))
 side.select("slo", "load_tool_shown", "prometheus_shown") if side is not None else None
 
 # %% [markdown]
@@ -277,11 +277,14 @@ service_figures.prometheus_vs_tool(side) if side is not None else "Prometheus vi
 # knee on this box.
 
 # %% tags=["nbval-ignore-output"]
-for r in cap.iter_rows(named=True):
-    print(slo.capacity_sentence(r, prof.hardware.cores, goal["cpu"]))
-    print(slo.limit_sentence(r))
-print()
-print(slo.conclusions(summary, maxima))
+report.paragraphs(
+    "\n".join(
+        f"{slo.capacity_sentence(r, prof.hardware.cores, goal['cpu'])} {slo.limit_sentence(r)}"
+        for r in cap.iter_rows(named=True)
+    )
+    + "\n"
+    + slo.conclusions(summary, maxima)
+)
 
 # %% tags=["verdicts", "nbval-ignore-output"]
 verdicts.show(

@@ -568,7 +568,9 @@ def capacity_sentence(r: Mapping[str, Any], cores: int = 4, cpu_target: float = 
     )
     text = f"{r['label']}: {r['service_cpu_ms_per_req']:.2f} ms of service CPU per request ({sample})"
     if not math.isnan(r["db_cpu_ms_per_req"]):
-        text += f" and {r['db_cpu_ms_per_req']:.2f} ms of PostgreSQL CPU"
+        text += f" and {r['db_cpu_ms_per_req']:.2f} ms of PostgreSQL CPU" + (
+            f" (95% {r['db_cpu_ms_lo']:.2f}-{r['db_cpu_ms_hi']:.2f})" if runs > 1 else ""
+        )
     text += f", peak memory {r['service_peak_mb']:,.0f} MB. "
     text += (
         f"{r['target_rps']:,.0f} req/s needs {_cores(r['service_cores_at_target'])} of service CPU, "
@@ -1241,7 +1243,7 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
     verdict = MET if lo >= 2 else MISSED if hi < 2 else NOT_SHOWN
     out.append(
         v(
-            "twice the concurrent capacity",
+            "success criterion: twice the concurrent capacity",
             verdict,
             nothing
             or f"the arrival rate holding P50, P99 and errors: today ({today}) "
@@ -1265,7 +1267,7 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
         before, after = judge(base, name, t[name]), judge(at_today, name, t[name])
         out.append(
             v(
-                text(name, t),
+                f"success criterion: {text(name, t)}, today against the shipped set",
                 after["verdict"],
                 f"both at {rate:,.0f} req/s (today's knee), one steady run each from a fresh service: "
                 f"today ({today}) {_shown(name, before)}; "
@@ -1282,7 +1284,7 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
         verdict = MET if lower >= 0.30 else MISSED
         out.append(
             v(
-                "memory 30% lower",
+                "success criterion: memory 30% lower",
                 verdict,
                 f"the service's peak resident memory at {rate:,.0f} req/s, each from a fresh start (one run "
                 f"each): today {b:,.0f} MB, with the shipped set {a:,.0f} MB "
