@@ -73,6 +73,8 @@ def latency_vs_load(
                 col=col,
             )
         part = summary.filter(pl.col("label") == label).sort("offered_rps")
+        if part.height:  # the steady runs' region, and the ramp's turn just past it
+            fig.update_xaxes(range=[0, 1.5 * float(part["offered_rps"].max())], row=row, col=col)
         spread = (pl.col("round") - 1) * 0.015 if "round" in part.columns else pl.lit(0.0)
         x = part.select(pl.col("offered_rps") * (1 + spread)).to_series()  # rounds ±1.5% apart
         for q, symbol in (("p50", "circle-open"), ("p99", "circle")):
