@@ -71,7 +71,7 @@ display(Markdown(f"**{prof.describe()}** This run: {runs_text}."))
 # The requests follow the profile's traffic mix: its endpoint weights, its page size, and
 # its share of requests for the projects with the most sessions.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 ds = lab.dataset(prof, data_dir, source=source, scale=scale, seed=seed)
 url = lab.postgres_url(postgres_url)
 opened, _ = lab.open_engines(ds, "postgres", data_dir, pg_url=url)
