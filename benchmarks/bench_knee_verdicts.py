@@ -44,7 +44,9 @@ def main() -> None:
     goal = slo.limits(prof.slo)
     ds = lab.dataset(prof, lab.data_dir(None))
     url = lab.postgres_url(None)
-    experiment.prepare_database(url, ds, args.out)
+    opened, _ = lab.open_engines(ds, "postgres", lab.data_dir(None), pg_url=url)
+    with opened["postgres"] as engine:
+        experiment.apply_indexes(engine, args.out)
     mix = experiment.traffic(prof)
     requests = paths(mix, targets(ds, mix.hot_fraction), 20_000, seed=prof.data.seed)
     settings = [
