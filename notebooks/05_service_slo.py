@@ -216,7 +216,11 @@ service_figures.latency_vs_load(summary, maxima, slices, targets=goal)
 # set's curve stays below today's at the same rate.
 
 # %% tags=["nbval-ignore-output"]
-service_figures.distributions(experiment.latencies(confirm_runs))
+(
+    service_figures.distributions(experiment.latencies(confirm_runs))
+    if confirm_runs
+    else "No confirmation run: no configuration held at any rate tried"
+)
 
 # %% [markdown]
 # **What each of the plan's changes moves**: the knee before and after it, and the ratio in

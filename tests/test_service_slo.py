@@ -130,6 +130,11 @@ def test_verdicts_table_judges_each_run_and_leaves_cpu_and_memory_to_capacity(su
     assert dict(zip(unknown["slo"], unknown["verdict"], strict=True))["API P99 < 200 ms"] == "unknown"
 
 
+def test_no_confirmation_run_gives_an_empty_table_with_its_columns():
+    table = slo.verdicts(pl.DataFrame(), keys=("purpose", "label", "offered_rps"))
+    assert table.is_empty() and {"purpose", "slo", "verdict", "why"} <= set(table.columns)
+
+
 def test_targets_come_from_the_profile():
     prof = loads("[slo]\np99_ms = 150\nerror_percent = 0.5\n")
     t = slo.limits(prof.slo)

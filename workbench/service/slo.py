@@ -353,6 +353,9 @@ def verdicts(
                 | {"measured": j["value"] if j["value"] is not None else math.nan, "low": j["low"]}
                 | {"high": j["high"], "n": j["n"], "shown": shown, "verdict": j["verdict"], "why": j["why"]}
             )
+    if not rows:  # no run (nothing held, so nothing was confirmed): the same columns, empty
+        columns = [*keys, "slo", "target", "measured", "low", "high", "n", "shown", "verdict", "why"]
+        return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
     return pl.DataFrame(rows)
 
 
