@@ -163,7 +163,7 @@ def test_capacity_from_cpu_per_request_below_the_knee(summary):
     assert n1["cpu_share_at_target"] == pytest.approx(2.0)  # 8 of 4 cores, yet from one run:
     assert n1["cpu"] == "not shown"  # no interval below three runs
     assert n1["workers_at_target"] == 8 and n1["memory_at_target_mb"] == pytest.approx(960)
-    assert n1["memory"] == "missed"
+    assert n1["memory"] == "not shown"  # its workers come from a CPU cost without an interval
     assert n1["limited_by"].startswith("the service's CPU (95% of a core")
     b4 = cap[B4]
     assert b4["cost_runs"] == 2 and (b4["cost_rate_lo"], b4["cost_rate_hi"]) == (25, 50)
@@ -350,6 +350,9 @@ def test_when_nothing_ships_todays_one_run_judges_the_slos_and_the_criteria_are_
         "nothing ships from this lab"
     )
     assert items["success:memory"].verdict == "missed" and "(0% lower)" in items["success:memory"].detail
+    assert items["success:p99"].detail.startswith(
+        "nothing ships from this lab"
+    ) and "its run at 150 req/s: P99" in (items["success:p99"].detail)
 
 
 def test_a_short_confirmation_run_says_not_shown():

@@ -538,7 +538,11 @@ def capacity(
                 "cpu": cpu,
                 "workers_at_target": workers,
                 "memory_at_target_mb": memory,
-                "memory": NOT_SHOWN if math.isnan(memory) else MET if memory < mem_target else MISSED,
+                "memory": NOT_SHOWN  # the workers it takes come from the CPU cost's interval
+                if math.isnan(memory) or len(held) < MIN_COST_RUNS
+                else MET
+                if memory < mem_target
+                else MISSED,
                 "rate_tried": past["offered_rps"],
                 "missed": ", ".join(misses(past, targets=t)) or "none",
                 "limited_by": _limit(past, cpus),
@@ -1272,7 +1276,9 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
             v(
                 f"success criterion: {text(name, t)}, today against the shipped set",
                 after["verdict"],
-                f"both at {rate:,.0f} req/s (today's knee), one steady run each from a fresh service: "
+                f"{nothing}; its run at {rate:,.0f} req/s: {_shown(name, after)}"
+                if same
+                else f"both at {rate:,.0f} req/s (today's knee), one steady run each from a fresh service: "
                 f"today ({today}) {_shown(name, before)}; "
                 f"with the shipped set ({shipped}) {_shown(name, after)}",
                 item=item,
