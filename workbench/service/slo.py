@@ -1261,8 +1261,8 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
             item="success:capacity",
             decision=_decision(verdict),
             effect=ratio if math.isfinite(ratio) else None,
-            low=lo,
-            high=hi if math.isfinite(hi) else None,
+            low=None if same else lo,
+            high=hi if math.isfinite(hi) and not same else None,
             unit="x",
             conditions=cond(today=today, shipped=shipped),
         )
@@ -1301,7 +1301,7 @@ def _success_verdicts(today, shipped, knees, base, at_today, t, cond, v) -> list
                 item="success:memory",
                 decision=_decision(verdict),
                 effect=lower * 100,
-                unit="% lower",
+                unit="%",
                 conditions=cond(today=today, shipped=shipped, rate_rps=rate),
             )
         )
