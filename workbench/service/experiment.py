@@ -337,7 +337,7 @@ def confirm(
     *,
     responses: int = 3000,
     min_seconds: float = 2.0,
-    max_seconds: float = 15.0,
+    max_seconds: float = 16.0,
     warmup_seconds: float = 1.0,
     statements_on: bool | None = None,
 ) -> list[LoadRun]:
