@@ -299,12 +299,156 @@ def test_greedy_selection_counts_only_real_gains_within_budgets():
     )
     out = choose(advice, per_query, per_index, baseline, Budgets(max_write_cost=1.5))
     d = dict(zip(out["index"], out["decision"], strict=True))
-    assert d[specs[1].label] == "recommend"
-    assert d[specs[0].label].startswith("covered by messages(session_id, timestamp)")
+    # The two messages keys tie within their intervals: the simpler one is kept.
+    assert d[specs[0].label] == "recommend"
+    assert d[specs[1].label] == "redundant given messages(session_id)"
     assert d[specs[2].label].startswith("no measurable gain")  # its interval includes 1
-    tight = choose(advice, per_query, per_index, baseline, Budgets(max_write_cost=1.15))
+    tight = choose(advice, per_query, per_index, baseline, Budgets(max_write_cost=1.05))
     d = dict(zip(tight["index"], tight["decision"], strict=True))
-    assert d[specs[1].label].startswith("over the write budget") and d[specs[0].label] == "recommend"
+    assert d[specs[0].label].startswith("over the write budget (messages inserts 1.10x")
+    assert d[specs[1].label].startswith("over the write budget")
+
+
+def _choose(sql, measured, budgets=None, existing=None):
+    """``select.choose`` on one query and its candidates: ``measured`` maps an index label to
+    (speedup, lo, hi, write_cost, write_lo, write_hi); the query takes 10 ms without an index."""
+    from workbench.indexes.evaluate import Advice
+    from workbench.indexes.select import Budgets, choose
+
+    w = wl.Workload([wl.WorkloadQuery("q", sql)])
+    an = analyze(sql, "q")
+    specs = {s.label: s for c in derive(an) for s in [c.spec]}
+    specs.update({label: _spec(label) for label in measured if label not in specs})
+    advice = Advice(w, {}, {"q": an}, {specs[k]: [cand.Candidate(specs[k], "q", "")] for k in measured}, [])
+    per_query = pl.DataFrame(
+        [
+            {"engine": "e", "index": k, "query": "q", "before_ms": 10.0, "after_ms": 10.0 / m[0],
+             "speedup": m[0], "lo": m[1], "hi": m[2], "plan_change": "Seq Scan -> Index Scan"}
+            for k, m in measured.items()
+        ]
+    )  # fmt: skip
+    per_index = pl.DataFrame(
+        [
+            {"engine": "e", "index": k, "name": specs[k].name, "table": specs[k].table, "build_ms": 1.0,
+             "size_bytes": 100, "write_cost": m[3], "write_lo": m[4], "write_hi": m[5]}
+            for k, m in measured.items()
+        ]
+    )  # fmt: skip
+    baseline = pl.DataFrame([{"engine": "e", "query": "q", "before_ms": 10.0}])
+    out = choose(advice, per_query, per_index, baseline, budgets or Budgets(), existing=existing)
+    return {r["index"]: r for r in out.iter_rows(named=True)}
+
+
+def _spec(label: str) -> IndexSpec:
+    table, cols = label.rstrip(")").split("(")
+    parts = [c.split() for c in cols.split(", ")]
+    return IndexSpec(table, tuple(p[0] for p in parts), tuple(len(p) > 1 for p in parts))
+
+
+def test_a_table_joined_on_its_primary_key_keeps_its_other_filter_as_a_candidate():
+    sql = (
+        "SELECT m.id FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.project_id = :project_id"
+    )
+    assert keys(sql) == ["messages(session_id)", "sessions(project_id)"]
+
+
+def test_write_budget_rejects_only_when_the_interval_clears_it():
+    sql = "SELECT * FROM messages WHERE session_id = :session_id"
+    noisy = _choose(sql, {"messages(session_id)": (5.0, 4.5, 5.5, 1.61, 1.2, 2.1)})
+    assert noisy["messages(session_id)"]["decision"] == "recommend"  # 1.61x, but it may be 1.2x
+    clear = _choose(sql, {"messages(session_id)": (5.0, 4.5, 5.5, 1.61, 1.55, 1.7)})
+    assert clear["messages(session_id)"]["decision"] == (
+        "over the write budget (messages inserts 1.61x, at least 1.55x, > 1.50x)"
+    )
+
+
+def test_a_write_cost_below_one_is_no_measurable_cost_never_a_speedup():
+    from workbench.indexes.evaluate import write_text
+
+    assert write_text(0.62, 0.41, 1.08) == "no measurable write cost (0.41-1.08x)"
+    assert write_text(0.8, 0.7, 0.9) == "no measurable write cost (0.70-0.90x)"
+    assert write_text(1.31, 1.12, 1.5) == "1.31x (1.12-1.50)"
+
+
+def test_a_candidate_adding_nothing_is_redundant_given_the_chosen_one_with_both_gains():
+    sql = "SELECT * FROM messages WHERE session_id = :session_id ORDER BY timestamp"
+    got = _choose(
+        sql,
+        {
+            "messages(session_id)": (3.5, 3.3, 3.7, 1.1, 1.0, 1.2),
+            "messages(session_id, timestamp)": (3.6, 3.2, 3.9, 1.2, 1.1, 1.3),
+        },
+    )
+    wide = got["messages(session_id, timestamp)"]
+    assert wide["decision"] == "redundant given messages(session_id)"  # not "no measurable gain"
+    assert wide["standalone_share"] == pytest.approx(1 - 1 / 3.6) and wide["saved_share"] == 0
+    assert "3.6x [3.2, 3.9]" in wide["queries_helped"]
+
+
+def test_no_desc_key_is_recommended_where_desc_does_not_matter():
+    sql = "SELECT * FROM jobs WHERE status = :status ORDER BY created_at DESC LIMIT 5"
+    got = _choose(sql, {"jobs(status, created_at DESC)": (4.0, 3.5, 4.5, 1.1, 1.0, 1.2)})
+    row = got["jobs(status, created_at DESC)"]
+    assert row["desc"].startswith("DESC does not matter")
+    assert row["decision"] == "not recommended as written: DESC does not matter here"
+    both = _choose(
+        sql,
+        {
+            "jobs(status, created_at DESC)": (4.0, 3.5, 4.5, 1.1, 1.0, 1.2),
+            "jobs(status, created_at)": (4.0, 3.5, 4.5, 1.1, 1.0, 1.2),
+        },
+    )
+    assert [k for k, r in both.items() if r["decision"] == "recommend"] == ["jobs(status, created_at)"]
+
+
+def test_nothing_recommended_says_nothing_changes():
+    nothing = pl.DataFrame(
+        {"index": ["t(a)"], "decision": ["no measurable gain (plan unchanged or interval includes 1)"]}
+    )
+    rep = _report("postgres", [10.0, 5.0], [13.3, 7.0], nothing)
+    assert rep.target_verdict() == "missed: nothing recommended"
+    sentence = rep.verdict_sentence()
+    assert "nothing changes" in sentence and "15.00 ms" in sentence
+    assert "higher" not in sentence and "sped up" not in sentence
+
+
+def test_ties_within_the_interval_go_to_the_simpler_key_whatever_the_order():
+    sql = "SELECT * FROM session_windows WHERE session_id = :session_id ORDER BY start_time, id"
+    measured = {
+        "session_windows(session_id, start_time, id)": (6.0, 4.8, 7.0, 1.3, 1.1, 1.4),
+        "session_windows(session_id)": (5.5, 4.5, 6.5, 1.2, 1.1, 1.3),
+    }
+    for order in (measured, dict(reversed(measured.items()))):
+        got = _choose(sql, order)
+        assert got["session_windows(session_id)"]["decision"] == "recommend"
+        assert got["session_windows(session_id, start_time, id)"]["decision"] == (
+            "redundant given session_windows(session_id)"
+        )
+    # ... but a longer key whose interval clears the shorter one's is kept.
+    clear = _choose(
+        sql, {**measured, "session_windows(session_id, start_time, id)": (12.0, 10.0, 14.0, 1.3, 1.1, 1.4)}
+    )
+    assert clear["session_windows(session_id, start_time, id)"]["decision"] == "recommend"
+
+
+def test_a_candidate_an_existing_index_serves_is_reported_not_recommended():
+    sql = "SELECT * FROM messages WHERE session_id = :session_id"
+    existing = {"ix_team": IndexSpec("messages", ("session_id", "timestamp"))}
+    got = _choose(sql, {"messages(session_id)": (5.0, 4.5, 5.5, 1.1, 1.0, 1.2)}, existing=existing)
+    assert got["messages(session_id)"]["decision"] == (
+        "already served by ix_team (messages(session_id, timestamp)), an existing index"
+    )
+
+
+def test_a_recommendation_must_save_a_minimum_share_of_the_workload():
+    from workbench.indexes.select import Budgets
+
+    sql = "SELECT * FROM messages WHERE session_id = :session_id"
+    small = {"messages(session_id)": (1.005, 1.001, 1.01, 1.1, 1.0, 1.2)}
+    assert _choose(sql, small)["messages(session_id)"]["decision"].startswith(
+        "saves under 1% of the workload"
+    )
+    assert _choose(sql, small, Budgets(min_saving=0))["messages(session_id)"]["decision"] == "recommend"
 
 
 # ---- migration files -------------------------------------------------------------------------
@@ -366,8 +510,11 @@ def _report(engine, before, after, selection=None, migrations=()):
             "speedup": [b / a for b, a in zip(before, after, strict=True)],
         }
     )
+    if selection is None:
+        selection = pl.DataFrame({"index": ["t(a)"], "decision": ["recommend"]})
     return advisor.Report(
-        engine, None, None, selection if selection is not None else pl.DataFrame(), pl.DataFrame(), total,
+        engine, None, None, selection, pl.DataFrame(),
+        total.with_columns(lo=pl.col("speedup") * 0.9, hi=pl.col("speedup") * 1.1),
         migrations=list(migrations),
     )  # fmt: skip
 
@@ -377,14 +524,14 @@ def test_target_verdict_says_higher_never_negative_lower():
     assert worse.target_verdict() == "missed: 6% higher"
     sentence = worse.verdict_sentence()
     assert (
-        "from 24.00 ms to 25.50 ms per round of its queries, 6% higher, against the plan's target" in sentence
+        "from 24.00 ms to 25.50 ms per round of its queries, no measurable change (-3% to +18%), "
+        "against the plan's target" in sentence
     )
-    assert "-" not in sentence.split("ms to")[1].split("higher")[0]
-    assert "most of what remains is in b (57% of it, sped up 1.0x) and a" in sentence
+    assert "most of what remains is in b (57% of it, unchanged within noise (0.87-1.06x)) and a" in sentence
     better = _report("sqlite", [10.0, 10.0], [1.0, 1.0])
     assert better.target_verdict() == "met: 90% lower"
     assert better.verdict_sentence().endswith(
-        "20.00 ms to 2.00 ms per round of its queries, 90% lower: the plan's target of 50% lower is met."
+        "20.00 ms to 2.00 ms per round of its queries, 90% lower (-91% to -89%): the plan's target of 50% lower is met."
     )  # noqa: E501
 
 
@@ -395,9 +542,11 @@ def test_plan_index_decisions_in_the_plans_words():
     assert plan_index_verdict("no measurable gain (plan unchanged or interval includes 1)") == (
         "not needed: no measurable gain"
     )
-    assert plan_index_verdict("over the write budget (6.01x > 1.50x on session_windows)") == (
-        "not needed: write cost over budget, 6.01x > 1.50x"
+    over = "over the write budget (session_windows inserts 6.01x, at least 5.50x, > 1.50x)"
+    assert plan_index_verdict(over) == (
+        "not needed: write cost over budget, session_windows inserts 6.01x, at least 5.50x, > 1.50x"
     )
+    assert plan_index_verdict("redundant given t(a)") == "not needed: redundant given t(a)"
     covered = plan_index_verdict("covered by jobs(status, created_at, id) (a prefix of its key)")
     assert covered == "served by jobs(status, created_at, id), recommended instead"
 
@@ -413,6 +562,8 @@ def test_index_verdicts_one_question_each_answered_per_engine():
             "decision": ["recommend", "no measurable gain (plan unchanged or interval includes 1)"],
             "queries_helped": ["jobs_queue 2.2x [1.4, 2.3]", ""],
             "write_cost": [1.3, 1.1],
+            "write_lo": [1.2, 0.9],
+            "write_hi": [1.4, 1.2],
             "desc": ["no DESC needed", "no DESC needed"],
         }
     )
@@ -498,8 +649,11 @@ def test_evaluation_table_for_people():
             "decision": ["covered by jobs(status, created_at, id) (a prefix of its key)"],
             "saved_ms": [1.0],
             "saved_share": [0.5035],
+            "standalone_share": [0.6],
             "queries_helped": [""],
             "write_cost": [1.3333],
+            "write_lo": [1.2],
+            "write_hi": [1.5],
             "size_bytes": [65536],
             "build_ms": [2.34],
             "desc": ["no DESC needed"],
@@ -507,7 +661,8 @@ def test_evaluation_table_for_people():
         }
     )
     page = advisor_tables(selection)
-    assert "saved (%)" in page and "write cost (x)" in page and "size (kB)" in page
+    assert "saved (%)" in page and "saved alone (%)" in page and "size (kB)" in page
+    assert "1.33x (1.20-1.50)" in page
     assert "plan: jobs(status, created_at DESC)" in page and ">50.3<" in page and ">64<" in page
     assert "none measurably" in page and "no DESC needed" not in page and "saved_ms" not in page
     assert ">covered by jobs(status, created_at, id)<" in page

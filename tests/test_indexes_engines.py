@@ -116,6 +116,37 @@ def test_existing_prefix_index_is_flagged_and_dropped_by_a_migration(embedded, t
     assert "ix_old_jobs_status" in embedded.list_indexes()["name"].to_list()  # restored after measuring
 
 
+def test_write_cost_is_paired_on_scratch_copies_that_leave_nothing_behind(embedded):
+    counts = embedded.table_counts()
+    with ev.WriteBench(embedded, "messages", rows=500) as bench:
+        r, lo, hi = bench.cost(IndexSpec("messages", ("session_id", "timestamp")), rounds=3)
+        assert bench.rows == 500 and lo <= r <= hi
+    assert embedded.table_counts() == counts
+    assert embedded.list_indexes().is_empty()
+    assert not any(t.startswith("wbw_") for t in embedded.existing_tables())
+    embedded.check_writable()
+
+
+def test_write_cost_scratch_copies_on_postgres_leave_nothing_behind(pg):
+    with ev.WriteBench(pg, "sessions", rows=50) as bench:
+        r, lo, hi = bench.cost(IndexSpec("sessions", ("project_id", "created_at"), (False, True)), rounds=2)
+    assert lo <= r <= hi
+    assert pg.execute("SELECT count(*) FROM pg_namespace WHERE nspname = :s", {"s": ev.SCRATCH_SCHEMA}) == [
+        (0,)
+    ]
+    assert pg.list_indexes().is_empty()
+
+
+def test_existing_indexes_dropped_for_the_before_times_is_said(embedded, tmp_path):
+    embedded.create_index("ix_team_jobs", "jobs", ["status", "created_at", "id"])
+    w = wl.from_folder(names=["jobs_queue"])
+    report = advisor.advise(embedded, w, repeat=2, write_rows=50, clock=_count())
+    assert any("existing secondary indexes (ix_team_jobs) dropped" in n for n in report.notes)
+    row = report.selection.filter(pl.col("index") == "jobs(status, created_at, id)").row(0, named=True)
+    assert row["decision"].startswith("already served by ix_team_jobs")
+    assert "ix_team_jobs" in set(embedded.list_indexes()["name"])
+
+
 def test_an_existing_expression_index_is_left_out_not_fatal(embedded, tmp_path):
     embedded.execute("CREATE INDEX ix_jobs_lower_status ON jobs (lower(status))")
     w = wl.from_folder(names=["jobs_queue"])

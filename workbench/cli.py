@@ -493,10 +493,8 @@ def advise(
         click.echo(f"HypoPG: {report.hypothetical.height} planner estimates on {where} (nothing built there)")
     for f in report.advice.flags:
         click.echo(f"Not indexable: {f.query}: {f.predicate} ({f.reason}); rewrite: {f.rewrite}")
-    import polars as pl
-
-    with pl.Config(tbl_rows=50, fmt_str_lengths=70, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
-        click.echo(report.ranked().drop("build_ms"))
+    for line in advisor.ranked_lines(report):
+        click.echo(line)
     click.echo(report.verdict_sentence())
     click.echo(
         f"Migrations: {out_dir / 'migrations' / engine.dialect} ({len(report.migrations)} files, {report.seconds:.1f} s)"  # noqa: E501
