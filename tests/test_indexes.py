@@ -486,7 +486,7 @@ def test_migration_files_one_statement_each_with_evidence(tmp_path):
     assert len(written) == 12
     up = (tmp_path / "migrations" / "postgres" / pg[1]).read_text()
     assert up.startswith(
-        "-- create jobs(status, created_at) (postgres)\n-- helps jobs_queue 3.0x [2.5, 3.4]\n"
+        mig.MARKER + "\n-- create jobs(status, created_at) (postgres)\n-- helps jobs_queue 3.0x [2.5, 3.4]\n"
     )
     assert up.rstrip().endswith(
         'CREATE INDEX CONCURRENTLY IF NOT EXISTS "ix_jobs_status_created_at" ON "jobs" ("status", "created_at");'  # noqa: E501
@@ -496,6 +496,73 @@ def test_migration_files_one_statement_each_with_evidence(tmp_path):
     assert 'DROP INDEX CONCURRENTLY IF EXISTS "old_ix";' in drop_up
     lite = (tmp_path / "migrations" / "sqlite" / "000002_drop_old_ix.down.sql").read_text()
     assert 'CREATE INDEX IF NOT EXISTS "old_ix" ON "messages" ("session_id");' in lite
+
+
+def _team_folder(tmp_path):
+    folder = tmp_path / "db" / "migrations"
+    folder.mkdir(parents=True)
+    (folder / "000001_init.up.sql").write_text("CREATE INDEX ix_team ON jobs (status);\n")
+    (folder / "000001_init.down.sql").write_text("DROP INDEX ix_team;\n")
+    (folder / "README.md").write_text("our migrations\n")
+    return folder
+
+
+JOBS = mig.Change(IndexSpec("jobs", ("status", "created_at")), "helps jobs_queue")
+MSGS = mig.Change(IndexSpec("messages", ("session_id",)), "helps session_messages")
+
+
+def test_a_teams_migrations_survive_and_numbering_continues_after_them(tmp_path):
+    folder = _team_folder(tmp_path)
+    written = mig.write_folder(folder, [JOBS, MSGS], "postgres")
+    assert [p.name for p in written] == [
+        "000002_create_ix_jobs_status_created_at.up.sql",
+        "000002_create_ix_jobs_status_created_at.down.sql",
+        "000003_create_ix_messages_session_id.up.sql",
+        "000003_create_ix_messages_session_id.down.sql",
+    ]
+    assert (folder / "000001_init.up.sql").read_text() == "CREATE INDEX ix_team ON jobs (status);\n"
+    # A second run rewrites only its own files.
+    again = mig.write_folder(folder, [MSGS], "postgres")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["000001_init.up.sql", "000001_init.down.sql", "README.md", *(p.name for p in again)]
+    )
+    assert again[0].name == "000002_create_ix_messages_session_id.up.sql"
+    assert [p.name for p in mig.files(folder, "up")] == ["000001_init.up.sql", again[0].name]
+
+
+def test_a_clash_with_a_file_the_workbench_did_not_write_is_an_error_naming_it(tmp_path):
+    folder = _team_folder(tmp_path)
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(mig.MigrationError, match="000001_init.up.sql, a file the workbench did not write"):
+        mig.write_folder(folder, [JOBS], "postgres", start_version=1)
+    (folder / "000007_later.up.sql").write_text("SELECT 1;\n")
+    with pytest.raises(
+        mig.MigrationError, match="comes before .*000007_later.up.sql: migrate up would never"
+    ):
+        mig.write_folder(folder, [JOBS], "postgres", start_version=5)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*before, "000007_later.up.sql"])
+    assert mig.write_folder(folder, [JOBS], "postgres", start_version=100)[0].name.startswith("000100_")
+
+
+def test_timestamp_versions_as_migrate_create_makes_them(tmp_path):
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 6, 9, 30, 59, tzinfo=UTC)
+    folder = _team_folder(tmp_path)
+    ups = [p.name for p in mig.write_folder(folder, [JOBS, MSGS], "sqlite", versions="timestamp", now=now)]
+    assert ups[0] == "20261206093059_create_ix_jobs_status_created_at.up.sql"
+    assert ups[2] == "20261206093100_create_ix_messages_session_id.up.sql"
+    unix = mig.write_folder(tmp_path / "u", [JOBS], "sqlite", versions="unix", now=now)
+    assert unix[0].name == f"{int(now.timestamp())}_create_ix_jobs_status_created_at.up.sql"
+
+
+def test_files_follow_golang_migrates_naming_rules(tmp_path):
+    for name in ("9_a.up.sql", "10_b.up.sql", "10_b.down.sql", "notes.sql", "x_y.up.sql"):
+        (tmp_path / name).write_text("SELECT 1;\n")
+    assert [p.name for p in mig.files(tmp_path, "up")] == ["9_a.up.sql", "10_b.up.sql"]
+    (tmp_path / "0009_again.up.sql").write_text("SELECT 1;\n")
+    with pytest.raises(mig.MigrationError, match="Version 9 appears twice"):
+        mig.files(tmp_path, "up")
 
 
 def _report(engine, before, after, selection=None, migrations=()):
@@ -531,8 +598,9 @@ def test_target_verdict_says_higher_never_negative_lower():
     better = _report("sqlite", [10.0, 10.0], [1.0, 1.0])
     assert better.target_verdict() == "met: 90% lower"
     assert better.verdict_sentence().endswith(
-        "20.00 ms to 2.00 ms per round of its queries, 90% lower (-91% to -89%): the plan's target of 50% lower is met."
-    )  # noqa: E501
+        "20.00 ms to 2.00 ms per round of its queries, 90% lower (-91% to -89%): "
+        "the plan's target of 50% lower is met."
+    )
 
 
 def test_plan_index_decisions_in_the_plans_words():

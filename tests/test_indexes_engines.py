@@ -97,12 +97,22 @@ def test_advisor_keeps_going_past_a_bad_query(embedded, tmp_path):
     bad = [
         wl.WorkloadQuery("broken", "SELECT FROM WHERE ("),
         wl.WorkloadQuery("ghost", "SELECT * FROM ghosts"),
-        wl.WorkloadQuery("unbound", "SELECT * FROM jobs WHERE status = :colour"),
     ]
     report = advisor.advise(embedded, wl.Workload(good + bad), repeat=2, write_rows=50, clock=_count())
     assert report.advice.workload.names() == ["jobs_queue"]
     text = " | ".join(report.advice.errors)
-    assert "'broken' does not parse" in text and "'ghosts'" in text and ":colour" in text
+    assert "'broken' does not parse" in text and "'ghosts'" in text
+    # ... but a parameter without a value stops it: the answer would leave the query out.
+    unbound = wl.WorkloadQuery("unbound", "SELECT * FROM jobs WHERE status = :colour")
+    with pytest.raises(wl.UnboundParameter, match=":colour .* --values FILE"):
+        advisor.advise(embedded, wl.Workload([*good, unbound]), repeat=2, write_rows=50, clock=_count())
+    values = {"colour": {"query": "SELECT status FROM jobs GROUP BY status ORDER BY count(*) DESC, status"}}
+    report = advisor.advise(
+        embedded, wl.Workload([*good, unbound]), repeat=2, write_rows=50, values=values, clock=_count()
+    )
+    assert report.advice.workload.names() == ["jobs_queue", "unbound"]
+    drawn = [c["colour"] for c in report.advice.params.values()]
+    assert drawn == [c["status"] for c in report.advice.params.values()]  # the same query, hottest first
 
 
 def test_existing_prefix_index_is_flagged_and_dropped_by_a_migration(embedded, tmp_path):
@@ -223,6 +233,24 @@ def test_migrations_up_and_down_on_sqlite(tiny, tmp_path):
     with open_engine("sqlite", str(tmp_path / "m.sqlite")) as engine:
         engine.load(tiny)
         _apply_up_and_down(engine, tmp_path)
+
+
+def test_migrations_applied_on_top_of_a_teams_existing_ones(tiny, tmp_path):
+    folder = tmp_path / "db" / "migrations"
+    folder.mkdir(parents=True)
+    (folder / "000001_init.up.sql").write_text("CREATE INDEX ix_team ON jobs (status);\n")
+    (folder / "000001_init.down.sql").write_text("DROP INDEX ix_team;\n")
+    change = migrations.Change(IndexSpec("messages", ("session_id", "timestamp")), "evidence")
+    migrations.write_folder(folder, [change], "sqlite")
+    with open_engine("sqlite", str(tmp_path / "m.sqlite")) as engine:
+        engine.load(tiny)
+        assert migrations.apply(engine, folder) == [
+            "000001_init.up.sql",
+            "000002_create_ix_messages_session_id_timestamp.up.sql",
+        ]
+        assert set(engine.list_indexes()["name"]) == {"ix_team", "ix_messages_session_id_timestamp"}
+        migrations.apply(engine, folder, "down")
+        assert engine.list_indexes().is_empty()
 
 
 # ---- covering indexes (INCLUDE, PostgreSQL) -------------------------------------------------------

@@ -228,15 +228,23 @@ def advise(
     write_rows: int = ev.WRITE_ROWS,
     page_size: int = wl.PAGE_SIZE,
     covering: bool = False,
+    values: Mapping[str, Any] | None = None,
+    migrations_dir: str | Path | None = None,
+    versions: str = "seq",
+    start_version: int | None = None,
     clock: measure.Clock = time.perf_counter_ns,
 ) -> Report:
     """Everything for one engine (a database the workbench created): see the package's modules.
 
     ``hypothetical_on`` is a PostgreSQL engine to run the HypoPG pass on (read-only; by default
     ``engine`` itself when it is PostgreSQL). Without HypoPG there, a note says so and the
-    local sample's builds stand alone. Migrations go to ``out_dir/migrations/<engine>/``.
-    With ``covering`` (PostgreSQL only) each key also comes as a covering variant with
-    ``INCLUDE`` columns, measured beside it (see :func:`.candidates.derive`).
+    local sample's builds stand alone. Migrations go to ``out_dir/migrations/<engine>/``, or
+    straight into ``migrations_dir`` (a repository's folder: see
+    :func:`.migrations.write_folder` for ``versions`` and ``start_version``). With
+    ``covering`` (PostgreSQL only) each key also comes as a covering variant with
+    ``INCLUDE`` columns, measured beside it (see :func:`.candidates.derive`). ``values``
+    (:func:`.workload.read_values`) gives parameters the workbench cannot draw; a query
+    with a parameter that has no value raises :class:`.workload.UnboundParameter`.
     """
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -244,7 +252,8 @@ def advise(
     if covering and engine.dialect != "postgres":
         notes.append(f"INCLUDE is PostgreSQL's: no covering variants on {engine.name}.")
         covering = False
-    params = wl.draw(engine, page_size)
+    values = dict(values or {})
+    params = wl.draw(engine, page_size, values)
     advice = ev.analyze(workload, engine, params, covering=covering)
     if not advice.workload.queries:
         raise WorkbenchError("No query of the workload could be analysed: " + "; ".join(advice.errors))
@@ -263,7 +272,8 @@ def advise(
         try:
             hypo_advice = advice
             if target is not engine:
-                hypo_advice = ev.analyze(workload, target, wl.draw(target, page_size), covering=covering)
+                hypo_params = wl.draw(target, page_size, values)
+                hypo_advice = ev.analyze(workload, target, hypo_params, covering=covering)
             hypo = ev.hypothetical(target, hypo_advice)
         except ev.HypoPGMissing as e:
             notes.append(f"{e}; the hypothetical pass is skipped and the local sample's real builds decide.")
@@ -286,7 +296,7 @@ def advise(
     report.existing = sel.existing_report(existing, recommended, advice)
     report.total = ev.workload_time(engine, advice, recommended, repeat=repeat, clock=clock)
     stages["total"] = time.perf_counter() - started - sum(stages.values())
-    if out_dir is not None:
+    if out_dir is not None or migrations_dir is not None:
         changes = [
             mig.Change(spec, evidence(row, engine.name, hypo))
             for spec in recommended
@@ -296,7 +306,12 @@ def advise(
             changes.append(
                 mig.Change(existing[row["name"]], f"redundant: {row['reason']}", drop=True, name=row["name"])
             )
-        report.migrations = mig.write(out_dir, changes, [engine.dialect])
+        options = {"versions": versions, "start_version": start_version}
+        report.migrations = (
+            mig.write_folder(migrations_dir, changes, engine.dialect, **options)
+            if migrations_dir is not None
+            else mig.write(out_dir, changes, [engine.dialect], **options)
+        )
     report.seconds = time.perf_counter() - started
     return report
 

@@ -35,7 +35,7 @@ from workbench import measure, plans, queries, schema
 from workbench.engines.base import Engine, identifier
 from workbench.errors import WorkbenchError
 from workbench.indexes import candidates as cand
-from workbench.indexes.workload import Workload, WorkloadError, bind
+from workbench.indexes.workload import UnboundParameter, Workload, WorkloadError, bind
 
 #: Rows each timed insert adds (fewer when the table holds fewer).
 WRITE_ROWS = 5_000
@@ -122,6 +122,8 @@ def analyze(
             analyses[q.name] = cand.analyze(q.sql, q.name)
             for case in params.values():
                 bind(q, dict(case))
+        except UnboundParameter:
+            raise  # not a note: the answer would leave the query out without saying so loudly
         except (cand.CandidateError, WorkloadError) as e:
             errors.append(str(e))
             analyses.pop(q.name, None)

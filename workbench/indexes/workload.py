@@ -14,7 +14,10 @@ and is reported otherwise. Bad lines are reported with file and line; the rest i
 Parameter values are drawn from the data, not one constant: for each query a ``hot``,
 ``typical`` and ``cold`` case (the project with most sessions, the median one, the one
 with fewest; the same for sessions by messages, job statuses by frequency, days by
-messages).
+messages). A values file (:func:`read_values`, TOML or JSON) gives any other parameter
+its values: one value, a list (hot, typical and cold are its first, middle and last
+items), or a value query (``{query = "SELECT ..."}``: its first column, hottest first). A
+query with a parameter that gets no value is an :class:`UnboundParameter` error naming it.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ ENDPOINTS = (
 
 class WorkloadError(WorkbenchError):
     """A workload file or query cannot be read; the message names the file, line or query."""
+
+
+class UnboundParameter(WorkloadError):
+    """A query's parameter has no value: neither drawn from the data nor in a values file."""
 
 
 @dataclass
@@ -277,8 +284,68 @@ def _three(rows: Sequence[tuple]) -> list[Any]:
     return [rows[0][0], rows[len(rows) // 2][0], rows[-1][0]]
 
 
-def draw(engine: Any, page_size: int = PAGE_SIZE) -> dict[str, dict[str, Any]]:
-    """Parameter values per case (hot, typical, cold), read from the engine's data (read-only)."""
+def read_values(path: str | Path) -> dict[str, Any]:
+    """A values file: parameter -> a value, a list, or ``{query = "SELECT ..."}`` (TOML or JSON).
+
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "values.toml")
+    >>> _ = open(f, "w").write('git_branch = ["main", "dev", "old"]\\nmodel = "opus"\\n')
+    >>> read_values(f)
+    {'git_branch': ['main', 'dev', 'old'], 'model': 'opus'}
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise WorkloadError(f"Values file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise WorkloadError(f"Values file {str(path)!r} is not valid {kind} ({e}): fix it") from None
+    if not isinstance(data, dict):
+        raise WorkloadError(f"Values file {str(path)!r} must map parameter names to values")
+    for name, spec in data.items():
+        if isinstance(spec, dict) and set(spec) != {"query"}:
+            raise WorkloadError(
+                f"Values file {str(path)!r}: parameter {name!r} is a table with keys {sorted(spec)}; "
+                'give a value, a list, or {query = "SELECT ..."}'
+            )
+        if isinstance(spec, list) and not spec:
+            raise WorkloadError(f"Values file {str(path)!r}: parameter {name!r} has an empty list")
+    return data
+
+
+def _given(engine: Any, name: str, spec: Any) -> list[Any]:
+    """The hot, typical and cold value of a values-file entry."""
+    if isinstance(spec, dict):
+        sql = spec["query"]
+        try:
+            tree = sqlglot.parse_one(sql, read="postgres")
+        except sqlglot.errors.ParseError as e:
+            raise WorkloadError(
+                f"The value query of :{name} does not parse ({str(e).splitlines()[0]})"
+            ) from None
+        if not isinstance(tree, exp.Select | exp.Union):
+            raise WorkloadError(
+                f"The value query of :{name} must be a SELECT (the workbench only reads there)"
+            )
+        rows = engine.execute(queries.translate(sql, engine.dialect))
+        if not rows:
+            raise WorkloadError(f"The value query of :{name} returned no rows: give it a query that does")
+        return _three(rows)
+    if isinstance(spec, list):
+        return [spec[0], spec[len(spec) // 2], spec[-1]]
+    return [spec] * len(CASES)
+
+
+def draw(
+    engine: Any, page_size: int = PAGE_SIZE, values: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Parameter values per case (hot, typical, cold), read from the engine's data (read-only).
+
+    ``values`` (:func:`read_values`) adds parameters, or overrides drawn ones."""
     q = engine.execute
     projects = _three(
         q("SELECT project_id, count(*) AS n FROM sessions GROUP BY project_id ORDER BY n DESC, project_id")
@@ -316,7 +383,11 @@ def draw(engine: Any, page_size: int = PAGE_SIZE) -> dict[str, dict[str, Any]]:
             "after_id": 0,
             "day_start": start,
             "day_end": start + timedelta(days=1),
+            "after_created": None,  # the service's first list page (its keyset cursor unset)
         }
+    for name, spec in (values or {}).items():
+        for case, value in zip(CASES, _given(engine, name, spec), strict=True):
+            out[case][name] = value
     return out
 
 
@@ -328,8 +399,10 @@ def bind(query: WorkloadQuery, values: dict[str, Any]) -> dict[str, Any]:
         raise WorkloadError(f"Query {query.name!r} does not parse ({str(e).splitlines()[0]})") from None
     missing = [p for p in params if p not in values]
     if missing:
-        raise WorkloadError(
+        raise UnboundParameter(
             f"Query {query.name!r} has parameter :{missing[0]} that the workbench cannot draw a value "
-            f"for: name it like one of {', '.join(sorted(values))}"
+            f"for: give it values in a values file (workbench advise --values FILE, e.g. "
+            f'{missing[0]} = "x", a list, or {{query = "SELECT ..."}}), or name it like one of '
+            f"{', '.join(sorted(values))}"
         )
     return {p: values[p] for p in params}
