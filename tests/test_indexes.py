@@ -556,6 +556,20 @@ def test_timestamp_versions_as_migrate_create_makes_them(tmp_path):
     assert unix[0].name == f"{int(now.timestamp())}_create_ix_jobs_status_created_at.up.sql"
 
 
+def test_exported_is_03s_folder_even_when_it_recommended_nothing(tmp_path):
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="run notebook 03_indexes first"):
+        mig.exported(tmp_path)
+    folder = tmp_path / "03_indexes" / "migrations" / "postgres"
+    mig.write(tmp_path / "03_indexes", [], ["postgres"])
+    assert mig.exported(tmp_path) == folder and mig.files(folder, "up") == []
+    mig.write(tmp_path / "03_indexes", [JOBS], ["postgres"])
+    assert [p.name for p in mig.files(mig.exported(tmp_path), "up")] == [
+        "000001_create_ix_jobs_status_created_at.up.sql"
+    ]
+
+
 def test_files_follow_golang_migrates_naming_rules(tmp_path):
     for name in ("9_a.up.sql", "10_b.up.sql", "10_b.down.sql", "notes.sql", "x_y.up.sql"):
         (tmp_path / name).write_text("SELECT 1;\n")

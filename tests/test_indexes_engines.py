@@ -166,6 +166,90 @@ def test_an_existing_expression_index_is_left_out_not_fatal(embedded, tmp_path):
     assert "ix_jobs_lower_status" in set(embedded.list_indexes()["name"])  # still there, untouched
 
 
+# ---- the profile's workload ---------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["n_plus_one", "batch", "joined", "per_relation", "aggregate"])
+def test_endpoint_statements_are_what_the_service_runs(pg, strategy):
+    from workbench.service import app
+    from workbench.strategies.loading import CountingEngine
+
+    named = {}
+    for f in queries.QUERIES_DIR.glob("*.sql"):
+        for arrays in (False, True):
+            try:
+                named[wl.fingerprint(queries.load(f.stem, "postgres", arrays=arrays))] = f.stem
+            except Exception:  # noqa: BLE001 - arrays only where the query has an IN list
+                continue
+    named |= {wl.fingerprint(sql): name for name, sql in wl.service_sql().items()}
+    case = wl.draw(pg)["hot"]
+    calls = {
+        "sessions": lambda db: app.session_page(db, case["project_id"], 20, None),
+        "recent": lambda db: app.recent(db, case["project_id"], 5, strategy),
+        "session": lambda db: app.session_detail(db, case["session_id"]),
+        "usage": lambda db: app.day_usage(db, case["day_start"].date()),
+        "jobs": lambda db: app.jobs_page(db, case["status"], 50),
+    }
+    for endpoint, call in calls.items():
+        db = CountingEngine(pg, record=True)
+        call(db)
+        ran: dict[str, int] = {}
+        for st in db.log:
+            name = named[wl.fingerprint(st.sql)]
+            ran[name] = ran.get(name, 0) + 1
+        assert ran == wl.endpoint_statements(endpoint, strategy, recent=5), endpoint
+
+
+def test_the_profiles_workload_runs_on_every_engine(embedded):
+    from workbench.profile import load
+
+    w = wl.from_profile(load())
+    assert w.get("session_messages").frequency == pytest.approx(0.3 * 20 + 0.25)
+    params = wl.draw(embedded)
+    for q in w.queries:
+        sql = queries.translate(q.sql, embedded.dialect)
+        for case in params.values():
+            embedded.execute(sql, wl.bind(q, case))
+
+
+def test_decisions_on_the_profiles_engine_with_the_plan_items_fields(tiny, tmp_path):
+    from dataclasses import replace
+
+    from workbench.indexes import decisions
+    from workbench.profile import load
+    from workbench.verdicts import DECISIONS, PLAN_ITEMS
+
+    prof = replace(load(), engine="sqlite")
+    with open_engine("sqlite", str(tmp_path / "d.sqlite")) as engine:
+        engine.load(tiny)
+        report = advisor.advise(
+            engine, wl.from_profile(prof), out_dir=tmp_path / "03_indexes", repeat=3, write_rows=200
+        )
+        hot = wl.draw(engine)["hot"]["project_id"]
+        pages = pagination.correctness(engine, hot, size=5)
+        depth = pagination.depth_latency(engine, hot, size=5, depths=(1, 2, 4), repeat=2)
+    found = decisions.verdicts({"sqlite": report}, pages, depth, prof, tmp_path, page_size=5)
+    items = {v.item: v for v in found if v.item}
+    plan = [k for k in PLAN_ITEMS if k.startswith("index:")]
+    assert set(plan) | {"index_desc", "pagination", "success:db"} <= set(items)
+    for key in plan:
+        v = items[key]
+        assert v.decision in DECISIONS and v.evidence == "03_indexes.html" and v.engine == "sqlite"
+        assert v.unit == "x" and v.low <= v.effect <= v.high and v.cost.startswith("inserts into ")
+        assert v.conditions["profile"] == "default" and "mix" in v.conditions["workload"]
+        if v.decision.startswith("ship"):
+            assert (tmp_path / v.artifact).is_file() and v.artifact.startswith(
+                "03_indexes/migrations/sqlite/"
+            )
+    for v in found:  # any other recommended index ships with its migration
+        if v.item and v.item not in items or (v.item or "").startswith("index:") and v.item not in plan:
+            assert v.decision == "ship" and (tmp_path / v.artifact).is_file()
+    assert items["index_desc"].decision == "don't ship"  # every sort on these keys runs one way
+    page = items["pagination"]
+    assert page.decision == "ship changed" and page.conditions["page_size"] == 5
+    assert "rows 6-10" in page.detail or "rows 16-20" in page.detail
+    db = items["success:db"]
+    assert db.unit == "%" and db.low <= db.effect <= db.high
+
+
 # ---- pagination --------------------------------------------------------------------------------
 def test_plans_cursor_loses_or_repeats_rows_keyset_neither(embedded):
     hot = wl.draw(embedded)["hot"]["project_id"]

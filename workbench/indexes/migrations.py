@@ -205,8 +205,9 @@ def exported(out_dir: str | Path, dialect: str = "postgres") -> Path:
 
     ``out_dir`` is the report folder (03 writes ``<out>/03_indexes/migrations/<dialect>/``) or
     a migrations folder itself. This is the one index list the other labs apply (05's
-    database gets exactly 03's recommended set); when 03 has not run there is none, and
-    the error says so rather than falling back to a second list.
+    database gets exactly 03's recommended set). A folder 03 wrote with no file in it is
+    its answer that no index earned its keep, and applies nothing; when 03 has not run
+    there is none, and the error says so rather than falling back to a second list.
     """
     if dialect not in DIALECTS:
         raise WorkbenchError(f"Unknown dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
@@ -216,7 +217,7 @@ def exported(out_dir: str | Path, dialect: str = "postgres") -> Path:
         base / "migrations" / dialect,
         base / dialect,
     ):
-        if folder.is_dir() and files(folder, "up"):
+        if folder.is_dir() and (files(folder, "up") or folder.parent.parent.name == "03_indexes"):
             return folder
     raise WorkbenchError(
         f"No index migrations for {dialect} under {str(base)!r}: run notebook 03_indexes first "

@@ -33,6 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import sqlglot
 from sqlglot import exp
 
@@ -60,6 +61,87 @@ ENDPOINTS = (
     "jobs_by_status",
     "day_messages",
 )
+
+
+#: The service's loading strategy today (workbench.service.app's default): N+1.
+TODAY = "n_plus_one"
+
+
+def endpoint_statements(endpoint: str, strategy: str = TODAY, recent: int = PAGE_SIZE) -> dict[str, int]:
+    """What one request to a service endpoint executes: query name -> statements per request.
+
+    The endpoints are the service's routes (``workbench/service/app.py``): ``sessions`` (one
+    keyset page of the list), ``recent`` (the recent sessions with their messages and windows,
+    by the loading ``strategy``; N+1 runs two statements per session, ``recent`` of them),
+    ``session`` (one session, its messages and windows), ``usage`` (a day's tokens by model)
+    and ``jobs`` (one status's newest jobs). Names are files in ``queries/``, or the service's
+    own statements (``session_page``, ``session_by_id``, ``day_usage``: :func:`service_sql`).
+
+    >>> endpoint_statements("recent", "n_plus_one", recent=20)
+    {'project_sessions': 1, 'session_messages': 20, 'session_windows': 20}
+    >>> endpoint_statements("recent", "batch")
+    {'project_sessions': 1, 'messages_for_sessions': 1, 'windows_for_sessions': 1}
+    """
+    recent_by = {
+        "n_plus_one": {"project_sessions": 1, "session_messages": recent, "session_windows": recent},
+        "joined": {"project_sessions_joined": 1},
+        "per_relation": {"project_sessions_messages": 1, "project_sessions_windows": 1},
+        "batch": {"project_sessions": 1, "messages_for_sessions": 1, "windows_for_sessions": 1},
+        "aggregate": {"project_sessions_aggregated": 1},
+    }
+    by = {
+        "sessions": {"session_page": 1},
+        "session": {"session_by_id": 1, "session_messages": 1, "session_windows": 1},
+        "usage": {"day_usage": 1},
+        "jobs": {"jobs_by_status": 1},
+    }
+    if endpoint == "recent":
+        if strategy not in recent_by:
+            raise WorkloadError(f"Unknown strategy {strategy!r}: expected one of {', '.join(recent_by)}")
+        return dict(recent_by[strategy])
+    if endpoint not in by:
+        raise WorkloadError(f"Unknown endpoint {endpoint!r}: expected one of recent, {', '.join(by)}")
+    return dict(by[endpoint])
+
+
+def service_sql() -> dict[str, str]:
+    """The statements the service runs that are not files in ``queries/`` (its own SQL)."""
+    from workbench.service import app
+
+    return {"session_page": app._PAGE_SQL, "session_by_id": app._SESSION_SQL, "day_usage": app._USAGE_SQL}
+
+
+def from_traffic(
+    shares: dict[str, float], strategy: str = TODAY, recent: int = PAGE_SIZE, source: str = "a traffic mix"
+) -> Workload:
+    """The workload of a traffic mix (endpoint -> share of requests, e.g. a profile's
+    ``traffic.shares()``): every statement its endpoints run, each query's frequency its
+    statements per request, so the weighted total is the DB time per request.
+
+    >>> w = from_traffic({"jobs": 0.5, "usage": 0.5})
+    >>> [(q.name, q.frequency) for q in w.queries]
+    [('jobs_by_status', 0.5), ('day_usage', 0.5)]
+    """
+    frequency: dict[str, float] = {}
+    for endpoint, share in shares.items():
+        for name, n in endpoint_statements(endpoint, strategy, recent).items():
+            frequency[name] = frequency.get(name, 0.0) + share * n
+    own = service_sql()
+    out = []
+    for name, f in frequency.items():
+        sql = own[name] if name in own else queries.source(name)
+        out.append(WorkloadQuery(name, sql, f, "workbench.service" if name in own else "queries/"))
+    return Workload(out, source=source)
+
+
+def from_profile(prof: Any, strategy: str = TODAY) -> Workload:
+    """The workload of the production profile's traffic mix (``prof.traffic``), with the
+    profile's "recent" page size; see :func:`from_traffic`."""
+    shares = prof.traffic.shares()
+    mix = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    return from_traffic(
+        shares, strategy, prof.pages.recent_sessions, f"the profile {prof.name!r}'s mix ({mix})"
+    )
 
 
 class WorkloadError(WorkbenchError):
@@ -92,6 +174,16 @@ class Workload:
 
     def names(self) -> list[str]:
         return [q.name for q in self.queries]
+
+    def frame(self) -> pl.DataFrame:
+        """The queries, their statements per request (frequency) and where their SQL comes from."""
+        return pl.DataFrame(
+            {
+                "query": self.names(),
+                "per request": [q.frequency for q in self.queries],
+                "from": [q.source for q in self.queries],
+            }
+        )
 
     def get(self, name: str) -> WorkloadQuery:
         for q in self.queries:
