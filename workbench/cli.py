@@ -432,7 +432,7 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 @click.option("--max-size-mb", type=float, help="Budget: total size of the chosen indexes in MB.")
 @click.option(
     "--min-saving",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.01,
     show_default=True,
     help="Least share of the workload's DB time a recommended index must save (0.01 = 1%).",

@@ -140,7 +140,7 @@ def from_profile(prof: Any, strategy: str = TODAY) -> Workload:
     shares = prof.traffic.shares()
     mix = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
     return from_traffic(
-        shares, strategy, prof.pages.recent_sessions, f"the profile {prof.name!r}'s mix ({mix})"
+        shares, strategy, prof.pages.recent_sessions, f"the {prof.name} profile's traffic mix ({mix})"
     )
 
 
