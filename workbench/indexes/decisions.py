@@ -80,13 +80,11 @@ def _flips(row: Mapping[str, Any], budgets: sel.Budgets, shipped: bool) -> str:
     if shipped:
         parts = []
         if (row.get("write_lo") or 0) > 1:
-            parts.append(f"a write budget on {row['table']} below {row['write_lo']:.2f}x")
+            parts.append(f"the write budget on {row['table']} were below {row['write_lo']:.2f}x")
         if row["saved_share"] > 0 and budgets.min_saving > 0:
             fewer = row["saved_share"] / budgets.min_saving
-            parts.append(
-                f"its queries running {fewer:,.0f}x less often (saving under {budgets.min_saving:.0%})"
-            )
-        return ("don't ship at " + " or ".join(parts)) if parts else ""
+            parts.append(f"its queries ran {fewer:,.0f}x less often (saving under {budgets.min_saving:.0%})")
+        return ("don't ship if " + " or ".join(parts)) if parts else ""
     if d.startswith("redundant given "):
         return f"ship if {d.removeprefix('redundant given ')} is not shipped"
     if d.startswith("over the write budget"):
@@ -124,8 +122,20 @@ def plan_index_verdicts(
         if row is None:
             continue
         ships = spec if row["decision"] == "recommend" else _serving(report, spec)
+        flips = ""
         if ships is None:
             decision, shown = "don't ship", row
+            # Without DESC the key is another candidate: its reason decides (e.g. too small a saving).
+            alike = [
+                r
+                for r in rows.values()
+                if r["index"] != spec.label
+                and r["index"].startswith(f"{spec.table}({spec.columns[0]}")
+                and r["standalone_share"] > 0
+            ]
+            if row["decision"].startswith("not recommended as written") and alike:
+                best = max(alike, key=lambda r: r["standalone_share"])
+                flips = f"{best['index']}: {best['decision']}; " + _flips(best, budgets, False)
         else:
             decision = "ship" if ships == spec else "ship changed"
             shown = rows[ships.label]
@@ -148,7 +158,7 @@ def plan_index_verdicts(
                 **_x(e),
                 conditions=conditions,
                 cost=_cost(shown),
-                flips=_flips(shown, budgets, ships is not None),
+                flips=flips or _flips(shown, budgets, ships is not None),
                 evidence=EVIDENCE,
                 artifact=_artifact(report, ships, out_dir) if ships is not None else "",
             )
