@@ -466,7 +466,8 @@ def verdicts(reports: Mapping[str, Report], pages: pl.DataFrame, depth: pl.DataF
         by = {row["pager"]: row for row in part.iter_rows(named=True)}
         said = []
         for pager, row in by.items():
-            text = f"{PAGER_WORDS.get(pager, pager)} {row['ratio']:.1f}x at page {row['deepest_page']:,}"
+            of = f" of {row['page_size']}" if row.get("page_size") else ""
+            text = f"{PAGER_WORDS.get(pager, pager)} {row['ratio']:.1f}x at page {row['deepest_page']:,}{of}"
             if row["deepest_page"] == 1:
                 text += ", where its walk ends"
             said.append(text)
@@ -476,6 +477,7 @@ def verdicts(reports: Mapping[str, Report], pages: pl.DataFrame, depth: pl.DataF
             if key is None
             else f"keyset {'flat' if key['ratio'] <= DEPTH_TARGET else 'grows'}: "
             f"{key['ratio']:.1f}x at page {key['deepest_page']:,}"
+            + (f" of {key['page_size']} rows" if key.get("page_size") else "")
         )
         out.append(
             Verdict(
