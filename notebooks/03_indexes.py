@@ -93,6 +93,9 @@ reports = {
     name: advisor.advise(e, workload, budgets=budgets, out_dir=out / "03_indexes", repeat=repeat)
     for name, e in opened.items()
 }
+for name, r in reports.items():
+    for note in r.notes:
+        print(f"Note ({name}): {note}")
 tables.table(
     pl.DataFrame({"engine": list(reports), "seconds": [r.seconds for r in reports.values()]}),
     units={"seconds": "s"},
