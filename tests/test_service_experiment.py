@@ -179,12 +179,17 @@ def test_the_service_database_holds_exactly_notebook_03s_recommended_indexes(
 
 
 def test_notebooks_03_and_05_share_the_profiles_traffic_mix():
+    from workbench import profile
+    from workbench.indexes import workload
+
+    prof = profile.loads("[traffic.weights]\njobs = 1\nusage = 3\n[traffic]\nhot_share = 0.6\n")
+    sent = experiment.traffic(prof)  # what 05's load generator sends
+    weighted = workload.from_profile(prof)  # what 03 weights its workload by
+    assert (sent.weights, sent.hot_share) == ({"jobs": 1.0, "usage": 3.0}, 0.6)
+    assert {q.name: q.frequency for q in weighted.queries} == {"jobs_by_status": 0.25, "day_usage": 0.75}
+    # and the notebooks take their mix from there, with no mix or index list of their own
     root = Path(__file__).resolve().parents[1] / "notebooks"
-    nb05 = (root / "05_service_slo.py").read_text()
-    assert "prof = lab.profile(profile)" in nb05 and "mix = experiment.traffic(prof)" in nb05
-    assert "Mix(" not in nb05 and "ensure_indexes" not in nb05  # no mix or index list of its own
+    nb05, nb03 = (root / "05_service_slo.py").read_text(), (root / "03_indexes.py").read_text()
+    assert "mix = experiment.traffic(prof)" in nb05 and "wl.from_profile(prof)" in nb03
+    assert "Mix(" not in nb05 and "ensure_indexes" not in nb05
     assert "experiment.apply_indexes(engine, out_dir)" in nb05
-    nb03 = (root / "03_indexes.py").read_text()
-    if "prof.traffic" not in nb03:
-        pytest.xfail("notebook 03 does not weight its workload by prof.traffic yet (its owner's change)")
-    assert "lab.profile(profile)" in nb03
