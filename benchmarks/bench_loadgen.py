@@ -30,10 +30,10 @@ import numpy as np
 import polars as pl
 
 from workbench import lab
-from workbench.service.app import Settings
 from workbench.service.experiment import measured_run
 from workbench.service.load import Profile
 from workbench.service.process import ServiceProcess
+from workbench.service.settings import Settings
 
 
 def schedule_floor(rate: float, seconds: float, realtime: bool) -> float:

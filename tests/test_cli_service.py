@@ -12,8 +12,8 @@ from test_service_load import K6_SUMMARY_EXPORT
 
 from workbench.cli import main
 from workbench.engines.server import free_port
-from workbench.service.app import Settings
 from workbench.service.process import ServiceProcess
+from workbench.service.settings import Settings
 
 loaded_url = service_db.loaded_url  # the shared fixture
 

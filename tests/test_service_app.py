@@ -14,15 +14,10 @@ import service_db
 
 from workbench import queries, strategies
 from workbench.engines import open_engine
-from workbench.service.app import (
-    Pool,
-    PoolFull,
-    ServiceError,
-    Settings,
-    create_app,
-    decode_cursor,
-    encode_cursor,
-)
+from workbench.service.app import create_app
+from workbench.service.pool import Pool, PoolFull
+from workbench.service.routes import decode_cursor, encode_cursor
+from workbench.service.settings import ServiceError, Settings
 
 with warnings.catch_warnings():  # starlette 1.x suggests httpx2; httpx is what is installed
     warnings.simplefilter("ignore")

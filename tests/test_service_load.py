@@ -14,7 +14,6 @@ import pytest
 import service_db
 
 from workbench.engines.server import free_port
-from workbench.service.app import ServiceError, Settings
 from workbench.service.load import (
     LoadError,
     Mix,
@@ -32,6 +31,7 @@ from workbench.service.load import (
     targets,
 )
 from workbench.service.process import ServiceProcess
+from workbench.service.settings import ServiceError, Settings
 
 loaded_url = service_db.loaded_url  # the shared fixture
 

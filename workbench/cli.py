@@ -620,8 +620,8 @@ def serve(
                /health  /metrics (Prometheus)  /stats
     A full pool answers 503 at once; a failing handler answers 500 and is counted.
     """
-    from workbench.service.app import Settings
     from workbench.service.process import serve as run
+    from workbench.service.settings import Settings
 
     url = database_url or default_target("postgres", Path("."))
     if dataset is not None:

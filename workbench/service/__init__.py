@@ -1,8 +1,10 @@
 """The service lab: the backend's read API as a real HTTP service, driven by open-loop load.
 
-* :mod:`workbench.service.app`: the ASGI app (Starlette on uvicorn), its settings
-  (loading strategy, pool size, query cache, worker processes), backpressure and
-  per-request recovery, ``/metrics`` for Prometheus and ``/health``.
+* :mod:`workbench.service.app`: the ASGI app (Starlette on uvicorn) assembled from
+  :mod:`~workbench.service.settings` (loading strategy, pool size, query cache, worker
+  processes), :mod:`~workbench.service.pool` (backpressure: 503 when full),
+  :mod:`~workbench.service.metrics` (``/metrics`` for Prometheus, ``/stats``) and
+  :mod:`~workbench.service.routes` (the endpoints), with per-request recovery.
 * :mod:`workbench.service.process`: the service as a child process on a loopback port
   (what the load runs and tests measure), with its CPU and peak memory per run.
 * :mod:`workbench.service.experiment`: the knee of each configuration (a ramp, then steady
@@ -14,7 +16,7 @@
   holding rate, what each change moves, error budget and the capacity a production
   machine needs.
 * :mod:`workbench.service.monitoring`: a real Prometheus server scraping the service,
-  its HTTP API, the Grafana dashboard and the PromQL of each SLO.
+  its HTTP API, the PromQL of each SLO and the Grafana dashboard.
 """
 
 from workbench.service.app import ENDPOINTS, Settings, create_app

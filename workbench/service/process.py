@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from workbench.engines.server import free_port, port_in_use
-from workbench.service.app import MULTIPROC_ENV, SETTINGS_ENV, ServiceError, Settings
+from workbench.service.settings import MULTIPROC_ENV, SETTINGS_ENV, ServiceError, Settings
 
 HOST = "127.0.0.1"
 
