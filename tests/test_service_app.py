@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import warnings
 from datetime import date, datetime
 
@@ -154,29 +155,48 @@ def test_a_full_pool_answers_503_fast(loaded_url):
     assert 'workbench_http_errors_total{endpoint="jobs",kind="pool_queue"} 1.0' in metrics
 
 
-def test_pool_waits_then_times_out_without_losing_a_connection():
-    async def run() -> list[str]:
-        pool = Pool(lambda: object(), size=1, max_waiting=1, timeout=0.05)
+def test_pool_refuses_beyond_its_queue_waits_then_times_out_and_loses_no_connection(loaded_url):
+    async def until(condition) -> None:
+        for _ in range(500):  # bounded: 5 s
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the pool never reached the expected state")
+
+    async def scenario(timeout: float) -> list[str]:
+        pool = Pool(loaded_url, size=1, max_waiting=1, timeout=timeout)
         pool.open()
-        held = await pool.acquire()
-        events = []
+        release, events = threading.Event(), []
+
+        def hold(engine):
+            release.wait(10)
+            return engine.execute("SELECT 1")[0][0]
+
+        async def attempt(work=lambda engine: "got") -> None:
+            try:
+                events.append(await pool.run(work))
+            except PoolFull as e:
+                events.append(e.reason)
+
         try:
-            await pool.acquire()
-        except PoolFull as e:
-            events.append(e.reason)
-        waiter = asyncio.create_task(pool.acquire())
-        await asyncio.sleep(0)
-        try:
-            await pool.acquire()  # one is already waiting: the queue is full
-        except PoolFull as e:
-            events.append(e.reason)
-        pool.release(held)
-        events.append("got" if await waiter is held else "other")
-        pool.release(held)
-        events.append(f"idle={len(pool.idle)} in_use={pool.in_use}")
+            holder = asyncio.create_task(attempt(hold))
+            await until(lambda: pool.in_use == 1)
+            waiter = asyncio.create_task(attempt())
+            await until(lambda: pool.pool.get_stats().get("requests_waiting", 0) == 1)
+            if timeout > 1:  # one holds, one waits: the next is refused at once
+                await attempt()
+                release.set()
+            await waiter  # served when the holder returns, or timed out
+            release.set()
+            await holder
+            events.append(f"in_use={pool.in_use} available={pool.pool.get_stats()['pool_available']}")
+        finally:
+            release.set()
+            pool.close()
         return events
 
-    assert asyncio.run(run()) == ["timeout", "queue", "got", "idle=1 in_use=0"]
+    assert asyncio.run(scenario(timeout=5)) == ["queue", 1, "got", "in_use=0 available=1"]
+    assert asyncio.run(scenario(timeout=0.05)) == ["timeout", 1, "in_use=0 available=1"]
 
 
 def test_cached_answers_equal_uncached_ones_and_expire_on_the_cache_clock(loaded_url, engine, tiny):

@@ -89,20 +89,16 @@ def query_cache(settings: Settings, timer: Callable[[], float] = time.monotonic)
     return TTLCache(maxsize=settings.cache_size, ttl=settings.cache_seconds, timer=timer)
 
 
-def create_app(
-    settings: Settings,
-    engine_factory: Callable[[], Any] | None = None,
-    cache_timer: Callable[[], float] = time.monotonic,
-) -> Starlette:
-    """The service for ``settings``; ``engine_factory`` opens one connection (default: PostgreSQL);
-    ``cache_timer`` is the query cache's clock (a test's fake one)."""
-    from workbench.engines import open_engine
-
-    factory = engine_factory or (lambda: open_engine("postgres", settings.database_url))
+def create_app(settings: Settings, cache_timer: Callable[[], float] = time.monotonic) -> Starlette:
+    """The service for ``settings``; ``cache_timer`` is the query cache's clock (a test's fake one)."""
     metrics = Instruments(settings.pool_size)
-    pool = Pool(factory, settings.pool_size, settings.max_waiting, settings.pool_timeout)
-    limiter = anyio.CapacityLimiter(settings.pool_size)
+    pool = Pool(
+        settings.database_url, settings.pool_size, settings.max_waiting, settings.pool_timeout, metrics
+    )
     cache = query_cache(settings, cache_timer)
+
+    def timed(name: str) -> Callable[[float], None]:
+        return lambda seconds: metrics.statement(name, seconds)
 
     def endpoint(
         name: str, work: Callable[[Request, Any], Any], cacheable: bool = True
@@ -119,18 +115,8 @@ def create_app(
                     metrics.requests.labels(name, str(hit[0])).observe(time.perf_counter() - started)
                     return response
             metrics.in_flight.inc()
-            status, engine = 500, None
             try:
-                waited = time.perf_counter()
-                metrics.pool_waiting.set(len(pool.waiters) + 1)
-                try:
-                    engine = await pool.acquire()
-                finally:
-                    metrics.pool_waiting.set(len(pool.waiters))
-                metrics.waited(time.perf_counter() - waited)
-                metrics.pool_in_use.set(pool.in_use)
-                db = TimedEngine(engine, lambda s: metrics.statement(name, s))
-                body = await anyio.to_thread.run_sync(work, request, db, limiter=limiter)
+                body = await pool.run(lambda engine: work(request, TimedEngine(engine, timed(name))))
                 response = _json({"error": "not found"}, 404) if body is None else _json(body)
             except PoolFull as e:
                 response = _json({"error": f"busy: no database connection ({e.reason})"}, 503)
@@ -140,12 +126,7 @@ def create_app(
             except Exception as e:  # the plan's panic recovery: count it, answer 500, keep serving
                 response = _json({"error": f"{type(e).__name__} in {name}"}, 500)
                 metrics.errors.labels(name, type(e).__name__).inc()
-                if engine is not None:
-                    engine = await anyio.to_thread.run_sync(pool.healthy, engine, limiter=limiter)
             finally:
-                if engine is not None:
-                    pool.release(engine)
-                    metrics.pool_in_use.set(pool.in_use)
                 metrics.in_flight.dec()
             status = response.status_code
             if key is not None and status in (200, 404):

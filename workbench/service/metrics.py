@@ -98,6 +98,12 @@ class Instruments:
         with self._lock:
             self.db_hdr.record_value(max(1, int(seconds * 1e6)))
 
+    def waiting(self, delta: int) -> None:
+        self.pool_waiting.inc(delta)
+
+    def lent(self, delta: int) -> None:
+        self.pool_in_use.inc(delta)
+
     def waited(self, seconds: float) -> None:
         self.pool_wait.observe(seconds)
         with self._lock:

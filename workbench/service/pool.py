@@ -1,25 +1,37 @@
-"""A bounded pool of database engines handed out on the event loop, with 503-when-full.
+"""The service's database connections: ``psycopg_pool`` with 503-when-full.
 
->>> import asyncio
->>> pool = Pool(lambda: object(), size=1, max_waiting=0, timeout=0.1)
->>> pool.open()
->>> async def two():
-...     held = await pool.acquire()
-...     try:
-...         await pool.acquire()
-...     except PoolFull as e:
-...         return e.reason
->>> asyncio.run(two())
-'queue'
+A request takes a connection on the handler's thread and holds it while its work runs
+there. Both bounds answer ``503`` (:class:`PoolFull`), and the app counts each by its
+``reason``:
+
+* ``queue``: ``size`` requests hold connections and ``max_waiting`` more already wait, so
+  a new one is refused at once, on the event loop, before it takes a thread;
+* ``timeout``: no connection came within ``timeout`` seconds.
+
+``psycopg_pool`` opens the connections, replaces one that broke under a request (it
+checks each on return), and hands a returned connection straight to the oldest waiting
+thread. It replaced a hand-written pool on the event loop: at saturation it served more
+and under overload it kept serving while answering the 503s (docs/BENCHMARKS.md,
+benchmarks/bench_pool.py).
+
+>>> pool = Pool("postgresql://127.0.0.1/db", size=4, max_waiting=8, timeout=0.5)  # doctest: +SKIP
+>>> pool.open()                                                                   # doctest: +SKIP
+>>> await pool.run(lambda engine: engine.execute("SELECT 1"))                    # doctest: +SKIP
+[(1,)]
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
+from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
+
+from workbench.engines.postgres import PostgresEngine, _libpq_url
+
+T = TypeVar("T")
 
 
 class PoolFull(Exception):
@@ -29,67 +41,76 @@ class PoolFull(Exception):
         self.reason = reason
 
 
+class Observer:
+    """What a pool reports: requests waiting (+1/-1), connections lent (+1/-1), each wait's
+    seconds. :class:`workbench.service.metrics.Instruments` is one; this one ignores all."""
+
+    def waiting(self, delta: int) -> None: ...
+
+    def lent(self, delta: int) -> None: ...
+
+    def waited(self, seconds: float) -> None: ...
+
+
 class Pool:
-    """A bounded pool of engines handed out on the event loop.
+    """``size`` connections to ``url``; at most ``max_waiting`` requests wait, each at most
+    ``timeout`` seconds (see the module docstring)."""
 
-    ``acquire`` returns an idle engine at once, or waits (at most ``timeout`` seconds,
-    and only while fewer than ``max_waiting`` others wait) for one to be released;
-    otherwise it raises :class:`PoolFull`. Waiting is a future per waiter, so a release
-    hands the engine straight to the oldest waiter and a timeout never loses one.
-    """
-
-    def __init__(self, factory: Callable[[], Any], size: int, max_waiting: int, timeout: float) -> None:
-        self.factory, self.size, self.max_waiting, self.timeout = factory, size, max_waiting, timeout
-        self.idle: list[Any] = []
-        self.waiters: collections.deque[asyncio.Future] = collections.deque()
+    def __init__(
+        self, url: str, size: int, max_waiting: int, timeout: float, observer: Observer | None = None
+    ) -> None:
+        self.url, self.size, self.timeout = url, size, timeout
+        self.observer = observer or Observer()
+        self.pool = ConnectionPool(
+            _libpq_url(url),
+            min_size=size,
+            max_size=size,
+            kwargs={"autocommit": True, "connect_timeout": 10},
+            timeout=timeout,
+            open=False,
+            name="workbench",
+        )
+        # The threads that hold or wait for a connection: beyond them, 503 at once.
+        self.limiter = anyio.CapacityLimiter(size + max_waiting)
         self.in_use = 0
 
     def open(self) -> None:
-        self.idle = [self.factory() for _ in range(self.size)]
+        self.pool.open(wait=True)
 
     def close(self) -> None:
-        for engine in self.idle:
-            with contextlib.suppress(Exception):
-                engine.close()
-        self.idle = []
+        self.pool.close()
 
-    async def acquire(self) -> Any:
-        if self.idle:
-            self.in_use += 1
-            return self.idle.pop()
-        if len(self.waiters) >= self.max_waiting:
+    async def run(self, work: Callable[[Any], T]) -> T:
+        """``work(engine)`` on a thread holding a pooled connection; :class:`PoolFull` when
+        none comes within the bounds."""
+        if self.limiter.available_tokens < 1:
             raise PoolFull("queue")
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
+        return await anyio.to_thread.run_sync(self._run, work, limiter=self.limiter)
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        started = time.perf_counter()
+        self.observer.waiting(1)
         try:
-            engine = await asyncio.wait_for(asyncio.shield(fut), self.timeout)
-        except TimeoutError:
-            if fut.done() and not fut.cancelled():  # released to us as the timeout fired
-                engine = fut.result()
-            else:
-                fut.cancel()
-                raise PoolFull("timeout") from None
+            con = self.pool.getconn()
+        except TooManyRequests:
+            raise PoolFull("queue") from None
+        except PoolTimeout:
+            raise PoolFull("timeout") from None
         finally:
-            with contextlib.suppress(ValueError):
-                self.waiters.remove(fut)
+            self.observer.waiting(-1)
+        self.observer.waited(time.perf_counter() - started)
+        self.observer.lent(1)
         self.in_use += 1
-        return engine
-
-    def release(self, engine: Any) -> None:
-        self.in_use -= 1
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                fut.set_result(engine)
-                return
-        self.idle.append(engine)
-
-    def healthy(self, engine: Any) -> Any:
-        """``engine`` if its connection still answers, else a new one (called in a thread)."""
         try:
-            engine.execute("SELECT 1")
-            return engine
-        except Exception:
-            with contextlib.suppress(Exception):
-                engine.close()
-            return self.factory()
+            return work(_engine(self.url, con))
+        finally:
+            self.in_use -= 1
+            self.observer.lent(-1)
+            self.pool.putconn(con)  # a broken connection is discarded and replaced
+
+
+def _engine(url: str, con: Any) -> PostgresEngine:
+    """A :class:`PostgresEngine` over ``con``, a connection the pool owns (never closed here)."""
+    engine = PostgresEngine.__new__(PostgresEngine)
+    engine.target, engine.schema_name, engine.con = url, "public", con
+    return engine
