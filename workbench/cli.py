@@ -6,6 +6,7 @@ Library errors (:class:`WorkbenchError`) become ``Error: ...`` and exit code 1.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -663,6 +664,12 @@ def serve(
 @click.option(
     "--k6", "k6_file", type=click.Path(path_type=Path), help="Import a k6 --summary-export file instead."
 )
+@click.option(
+    "--realtime",
+    is_flag=True,
+    help="Run the generator's threads in the real-time FIFO class (Linux, privileged): on a busy "
+    "machine the ordinary scheduler wakes them milliseconds late.",
+)
 def loadtest(
     url: str,
     dataset: Path | None,
@@ -677,6 +684,7 @@ def loadtest(
     label: str,
     save: Path | None,
     k6_file: Path | None,
+    realtime: bool,
 ) -> None:
     """Open-loop load on a service at fixed arrival rates; latency from intended send times.
 
@@ -685,6 +693,7 @@ def loadtest(
       workbench loadtest --dataset data/small --rate 50 --rate 100 --seconds 10
       workbench loadtest --dataset data/small --ramp 10:300 --seconds 30
       workbench loadtest --k6 summary.json          # k6's numbers in the same table
+    On a busy machine, --realtime keeps the send schedule (see send_lag_p99_ms).
     Prints P50/P90/P99/P99.9 (95% intervals), throughput offered and achieved, errors by
     kind, the generator's send lag, and the plan's SLO verdicts.
     """
@@ -692,6 +701,7 @@ def loadtest(
 
     from workbench.service import slo
     from workbench.service.load import Mix, Profile, import_summary, paths, run_load, targets
+    from workbench.service.load.generator import realtime_scheduling
 
     if k6_file is not None:
         frame = import_summary(k6_file, label or None)
@@ -723,7 +733,10 @@ def loadtest(
         ds = Dataset.open(dataset)
         the_mix = Mix(weights=weights, hot_share=hot_share) if weights else Mix(hot_share=hot_share)
         reqs = paths(the_mix, targets(ds, the_mix.hot_fraction), len(profile.intended()[0]), seed)
-        run = run_load(url, profile, reqs, label=label, allow_remote=True, timeout=timeout)
+        with realtime_scheduling() if realtime else contextlib.nullcontext(False) as granted:
+            run = run_load(url, profile, reqs, label=label, allow_remote=True, timeout=timeout)
+        if realtime and not granted:
+            click.echo("Note: --realtime was refused (needs Linux and CAP_SYS_NICE); ordinary scheduling.")
         frame = run.summary(per_stage=len(profile.stages) > 1)
         if run.partial:
             click.echo(f"PARTIAL RUN: {run.reason}; the numbers below cover what was measured.")
