@@ -60,7 +60,7 @@ def test_bytes_pass_unchanged_both_ways_on_many_connections(postgres_server_url,
         assert back == payload  # what the client received
 
 
-def _wait(condition, timeout: float = 10.0) -> bool:
+def wait_until(condition, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -83,8 +83,8 @@ def test_closing_the_client_side_closes_the_server_side(postgres_server_url, del
         # Cut the client's socket without the protocol's goodbye (Terminate), as a crash would.
         with socket.socket(fileno=os.dup(con.pgconn.socket)) as raw:
             raw.shutdown(socket.SHUT_RDWR)
-        assert _wait(lambda: _backends(postgres_server_url, "proxy-client-close") == 0)
-        assert _wait(lambda: proxy.open_connections == 0)
+        assert wait_until(lambda: _backends(postgres_server_url, "proxy-client-close") == 0)
+        assert wait_until(lambda: proxy.open_connections == 0)
         con.close()
 
 
@@ -97,7 +97,7 @@ def test_closing_the_server_side_closes_the_client_side(postgres_server_url, del
         pid = con.execute("SELECT pg_backend_pid()").fetchone()[0]
         with psycopg.connect(postgres_server_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        assert _wait(lambda: proxy.open_connections == 0)
+        assert wait_until(lambda: proxy.open_connections == 0)
         with pytest.raises(psycopg.OperationalError):
             con.execute("SELECT 1")
 

@@ -54,10 +54,11 @@ them into the app, with the request frame every read endpoint runs in.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -65,12 +66,14 @@ import anyio
 import orjson
 from cachetools import TTLCache
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from psycopg.errors import QueryCanceled
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from workbench.service.metrics import Instruments, TimedEngine
+from workbench.service.context import Cancelled, RequestEngine, traceparent
+from workbench.service.metrics import Instruments
 from workbench.service.pool import Pool, PoolFull
 from workbench.service.routes import BadRequest, read_routes
 from workbench.service.settings import ENDPOINTS, SETTINGS_ENV, ServiceError, Settings
@@ -100,6 +103,26 @@ def create_app(settings: Settings, cache_timer: Callable[[], float] = time.monot
     def timed(name: str) -> Callable[[float], None]:
         return lambda seconds: metrics.statement(name, seconds)
 
+    async def supervised(job: Awaitable[Any], request: Request, state: _Work) -> Any:
+        """``job``'s result, unless the deadline passes or the client goes away first: then the
+        request's statement is cancelled in PostgreSQL and :class:`Cancelled` raised once the
+        job has ended (so its connection is back in the pool)."""
+        task = asyncio.ensure_future(job)
+        watch = asyncio.ensure_future(_disconnected(request))
+        try:
+            deadline = settings.request_timeout or None
+            done, _ = await asyncio.wait((task, watch), timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+        if task in done:
+            return task.result()
+        reason = "disconnect" if watch in done else "timeout"
+        await anyio.to_thread.run_sync(state.cancel, reason)
+        try:  # ends at once: its statement was cancelled, or the next one refused
+            return await task  # (or it had just finished: its answer stands)
+        except (QueryCanceled, Cancelled):
+            raise Cancelled(reason) from None
+
     def endpoint(
         name: str, work: Callable[[Request, Any], Any], cacheable: bool = True
     ) -> Callable[[Request], Any]:
@@ -114,20 +137,32 @@ def create_app(settings: Settings, cache_timer: Callable[[], float] = time.monot
                     metrics.counts[str(hit[0])] += 1
                     metrics.requests.labels(name, str(hit[0])).observe(time.perf_counter() - started)
                     return response
+            parent = traceparent(request.headers.get("traceparent"))
+            state = _Work(parent if settings.trace_sql else None, timed(name))
             metrics.in_flight.inc()
             try:
-                body = await pool.run(lambda engine: work(request, TimedEngine(engine, timed(name))))
+                body = await supervised(
+                    pool.run(lambda engine: state.run(work, request, engine)), request, state
+                )
                 response = _json({"error": "not found"}, 404) if body is None else _json(body)
             except PoolFull as e:
                 response = _json({"error": f"busy: no database connection ({e.reason})"}, 503)
                 metrics.errors.labels(name, f"pool_{e.reason}").inc()
             except BadRequest as e:
                 response = _json({"error": str(e)}, 400)
+            except Cancelled as e:  # given up: its statement was cancelled in PostgreSQL
+                metrics.cancelled.labels(name, e.reason).inc()
+                if e.reason == "timeout":
+                    response = _json({"error": f"timed out after {settings.request_timeout:g} s"}, 504)
+                    metrics.errors.labels(name, "timeout").inc()
+                else:  # nobody reads it: 499, as nginx logs a client that closed its request
+                    response = _json({"error": "client closed the request"}, 499)
             except Exception as e:  # the plan's panic recovery: count it, answer 500, keep serving
                 response = _json({"error": f"{type(e).__name__} in {name}"}, 500)
                 metrics.errors.labels(name, type(e).__name__).inc()
             finally:
                 metrics.in_flight.dec()
+            response.headers["traceparent"] = parent
             status = response.status_code
             if key is not None and status in (200, 404):
                 cache[key] = (status, response.body)
@@ -161,6 +196,37 @@ def create_app(settings: Settings, cache_timer: Callable[[], float] = time.monot
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings, app.state.pool, app.state.metrics = settings, pool, metrics
     return app
+
+
+class _Work:
+    """One request's database work: its engine (once it has a connection) and its cancellation."""
+
+    def __init__(self, parent: str | None, record: Callable[[float], None]) -> None:
+        self.parent, self.record = parent, record
+        self.db: RequestEngine | None = None
+        self.reason = ""
+
+    def run(self, work: Callable[[Request, Any], Any], request: Request, engine: Any) -> Any:
+        """On the pool's thread, holding a connection."""
+        db = self.db = RequestEngine(engine, self.record, self.parent)
+        if self.reason:  # given up while it waited for the connection
+            db.reason = self.reason
+        try:
+            return work(request, db)
+        finally:
+            db.finish()
+
+    def cancel(self, reason: str) -> None:
+        """On a helper thread: refuse what has not started, cancel what runs."""
+        self.reason = reason
+        if self.db is not None:
+            self.db.cancel(reason)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone away (ASGI ``http.disconnect``)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def app_from_env() -> Starlette:

@@ -1,8 +1,10 @@
 """The service's instruments: Prometheus metrics for ``/metrics``, HDR histograms for ``/stats``.
 
 Every request is timed by endpoint and status, every 5xx counted by kind (``pool_queue``
-and ``pool_timeout`` for the 503s of a full pool), every SQL statement timed by endpoint
-(:class:`TimedEngine`), and the pool's size, lent connections and waiters are gauges.
+and ``pool_timeout`` for the 503s of a full pool, ``timeout`` for a 504), every request
+given up counted by reason, every SQL statement timed by endpoint (recorded by
+:class:`~workbench.service.context.RequestEngine`), and the pool's size, lent connections
+and waiters are gauges.
 
 >>> m = Instruments(pool_size=2)
 >>> m.statement("recent", 0.004)
@@ -15,8 +17,6 @@ from __future__ import annotations
 import collections
 import os
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -53,6 +53,14 @@ class Instruments:
             "workbench_http_errors",
             "Requests answered 5xx, by endpoint and kind.",
             ["endpoint", "kind"],
+            **reg,
+        )
+        self.cancelled = Counter(
+            "workbench_http_cancelled",
+            "Requests given up before their work finished, by endpoint and reason (timeout: the "
+            "request deadline; disconnect: the client went away); the running statement is "
+            "cancelled in PostgreSQL.",
+            ["endpoint", "reason"],
             **reg,
         )
         self.in_flight = Gauge("workbench_http_in_flight", "Requests being handled.", **reg, **live)
@@ -140,21 +148,3 @@ class Instruments:
                 self.counts.clear()
                 self.cache_counts.clear()
             return out
-
-
-class TimedEngine:
-    """An engine whose ``execute`` times every statement (the service's own DB timing)."""
-
-    def __init__(self, engine: Any, record: Callable[[float], None]) -> None:
-        self.engine, self.record = engine, record
-        self.dialect = engine.dialect
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-    def execute(self, sql: str, params: Any = None) -> list[tuple]:
-        started = time.perf_counter()
-        try:
-            return self.engine.execute(sql, params)
-        finally:
-            self.record(time.perf_counter() - started)

@@ -38,6 +38,9 @@ class Settings:
     ``workers``: uvicorn worker processes. ``debug_routes``: add ``/_fail`` and ``/_sleep?ms=`` (tests).
     ``cache_seconds``: keep read answers this long (0: no query cache); ``cache_size``: at most
     this many answers (least recently used go first).
+    ``request_timeout``: seconds a request may take before ``504``, its statement cancelled in
+    PostgreSQL (0: no deadline; a client that goes away cancels it either way).
+    ``trace_sql``: append each request's ``traceparent`` to its statements as a SQL comment.
     """
 
     database_url: str
@@ -49,6 +52,8 @@ class Settings:
     debug_routes: bool = False
     cache_seconds: float = 0.0
     cache_size: int = 4096
+    request_timeout: float = 5.0
+    trace_sql: bool = True
 
     def __post_init__(self) -> None:
         from workbench.strategies import strategy
@@ -61,6 +66,8 @@ class Settings:
             raise ServiceError(
                 f"max_waiting ({self.max_waiting}) and pool_timeout ({self.pool_timeout}) must be >= 0"
             )
+        if self.request_timeout < 0:
+            raise ServiceError(f"request_timeout ({self.request_timeout}) must be >= 0 (0: no deadline)")
         if self.cache_seconds < 0 or self.cache_size < 1:
             raise ServiceError(
                 f"cache_seconds ({self.cache_seconds}) must be >= 0 (0: no cache) and cache_size "
