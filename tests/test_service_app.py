@@ -271,7 +271,9 @@ def _sleeping(url: str, marker: str) -> list[tuple[str, str]]:
 
 
 def test_a_request_past_its_deadline_gets_504_and_its_query_is_cancelled(loaded_url):
-    settings = Settings(database_url=loaded_url, debug_routes=True, pool_size=1, request_timeout=0.3)
+    settings = Settings(
+        database_url=loaded_url, debug_routes=True, pool_size=1, request_timeout=0.3, trace_sql=True
+    )
     trace = "0af7651916cd43dd8448eb211c80319c"
     with TestClient(create_app(settings)) as client:
         r = client.get(
@@ -288,7 +290,9 @@ def test_a_request_past_its_deadline_gets_504_and_its_query_is_cancelled(loaded_
 
 
 def test_a_client_that_goes_away_cancels_its_query(loaded_url):
-    settings = Settings(database_url=loaded_url, debug_routes=True, pool_size=1, request_timeout=0)
+    settings = Settings(
+        database_url=loaded_url, debug_routes=True, pool_size=1, request_timeout=0, trace_sql=True
+    )
     trace = "5c3f1a2b4d6e8f9012345678abcdef01"
     with ServiceProcess.start(settings) as svc, socket.create_connection(("127.0.0.1", svc.port)) as raw:
         raw.sendall(
@@ -314,7 +318,9 @@ def test_every_statement_of_a_request_carries_its_trace_id_into_the_statement_lo
         con.execute(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
     project_id, _ = strategies.largest_project(engine)
     try:
-        with _client(loaded_url, strategy="batch") as client:  # connections opened after the ALTER
+        with _client(
+            loaded_url, strategy="batch", trace_sql=True
+        ) as client:  # connections opened after the ALTER
             traced = client.get(
                 f"/projects/{project_id}/recent", params={"limit": 3}, headers={"traceparent": PARENT}
             )

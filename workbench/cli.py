@@ -601,6 +601,12 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
     show_default=True,
     help="Keep read answers this long in a query cache (0: no cache).",
 )
+@click.option(
+    "--trace-sql",
+    is_flag=True,
+    help="Append each request's traceparent to its SQL as a sqlcommenter comment (PostgreSQL's logs "
+    "then group by request; statements are no longer prepared).",
+)
 @click.option("--port", type=int, default=8000, show_default=True, help="Loopback port to listen on.")
 def serve(
     database_url: str | None,
@@ -611,6 +617,7 @@ def serve(
     pool_timeout: float,
     workers: int,
     cache_seconds: float,
+    trace_sql: bool,
     port: int,
 ) -> None:
     """Serve the backend's read API over PostgreSQL on 127.0.0.1:PORT until Ctrl-C.
@@ -619,7 +626,8 @@ def serve(
     Endpoints: /projects/ID/sessions?limit=&cursor=  /projects/ID/recent?limit=
                /sessions/ID  /usage/YYYY-MM-DD  /jobs?status=&limit=
                /health  /metrics (Prometheus)  /stats
-    A full pool answers 503 at once; a failing handler answers 500 and is counted.
+    A full pool answers 503 at once; a failing handler answers 500 and is counted; a
+    request past 5 s answers 504, and one whose client leaves is dropped, its query cancelled.
     """
     from workbench.service.process import serve as run
     from workbench.service.settings import Settings
@@ -634,7 +642,14 @@ def serve(
             engine.load(Dataset.open(dataset))
             ensure_indexes(engine)
     settings = Settings(
-        url, strategy, pool_size, max_waiting, pool_timeout, workers, cache_seconds=cache_seconds
+        url,
+        strategy,
+        pool_size,
+        max_waiting,
+        pool_timeout,
+        workers,
+        cache_seconds=cache_seconds,
+        trace_sql=trace_sql,
     )
     click.echo(f"Serving {settings.label} on http://127.0.0.1:{port} (Ctrl-C stops)")
     run(settings, port)

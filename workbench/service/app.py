@@ -6,9 +6,9 @@ closest Python service is an event loop that accepts every connection (uvicorn, 
 its C HTTP parser) and runs the blocking database work on a bounded set of threads,
 one per pooled connection. Then the two knobs the plan talks about are explicit
 settings — the pool size, and the worker processes (Go's GOMAXPROCS: Python needs
-processes to use more than one core) — and backpressure is decided on the event loop
-before any thread or connection is taken: a request that would wait beyond a bound
-gets ``503`` at once instead of joining an unbounded queue. Starlette is a thin,
+processes to use more than one core) — and backpressure is bounded: a request that
+would wait beyond ``max_waiting`` others gets ``503`` on the event loop before it takes a
+thread, one that waits past ``pool_timeout`` gets ``503`` then, never an unbounded queue. Starlette is a thin,
 well-kept ASGI toolkit (routing and responses, no ORM or validation layer), so the
 floor it adds per request is small and is measured (``/health``). A WSGI server would
 tie concurrency to threads and could only refuse work after taking a thread; aiohttp's
@@ -39,13 +39,19 @@ event loop without taking a pool connection; hits and misses are counted in
 ``/metrics`` and ``/stats``. It trades freshness (an answer up to ``cache_seconds`` old)
 for load, as any read cache in front of the backend would.
 
-Every handler runs inside one recovery frame (the plan's panic recovery): an exception
-becomes a ``500`` counted by kind, the connection is checked and replaced when broken,
-and the service keeps serving.
+Every handler runs inside one request frame. Recovery (the plan's panic recovery): an
+exception becomes a ``500`` counted by kind, a broken connection is replaced, and the
+service keeps serving. Deadline and disconnect (the plan's context): a request past
+``request_timeout`` answers ``504``, and one whose client goes away is dropped; either
+way its running statement is cancelled in PostgreSQL and counted
+(``workbench_http_cancelled_total``). Tracing: the request's ``traceparent`` (or a new
+one) is answered back and, with ``trace_sql``, carried into every statement as a SQL
+comment (:mod:`~workbench.service.context`).
 
 The parts, one concept each: :mod:`~workbench.service.settings` (what a run is configured
 with), :mod:`~workbench.service.pool` (connections, 503 when full),
-:mod:`~workbench.service.metrics` (``/metrics`` and ``/stats``) and
+:mod:`~workbench.service.metrics` (``/metrics`` and ``/stats``),
+:mod:`~workbench.service.context` (what a request carries to its statements) and
 :mod:`~workbench.service.routes` (each endpoint's SQL and answer); this module assembles
 them into the app, with the request frame every read endpoint runs in.
 

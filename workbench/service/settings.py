@@ -40,7 +40,9 @@ class Settings:
     this many answers (least recently used go first).
     ``request_timeout``: seconds a request may take before ``504``, its statement cancelled in
     PostgreSQL (0: no deadline; a client that goes away cancels it either way).
-    ``trace_sql``: append each request's ``traceparent`` to its statements as a SQL comment.
+    ``trace_sql``: append each request's ``traceparent`` to its statements as a SQL comment
+    (off by default: every statement's text is then new, so none is prepared, and a batched
+    ``/recent`` cost ~10% more time and ~0.7x the throughput in docs/BENCHMARKS.md).
     """
 
     database_url: str
@@ -53,7 +55,7 @@ class Settings:
     cache_seconds: float = 0.0
     cache_size: int = 4096
     request_timeout: float = 5.0
-    trace_sql: bool = True
+    trace_sql: bool = False
 
     def __post_init__(self) -> None:
         from workbench.strategies import strategy
