@@ -42,7 +42,7 @@ class Settings:
     PostgreSQL (0: no deadline; a client that goes away cancels it either way).
     ``trace_sql``: append each request's ``traceparent`` to its statements as a SQL comment
     (off by default: every statement's text is then new, so none is prepared, and a batched
-    ``/recent`` cost ~10% more time and ~0.7x the throughput in docs/BENCHMARKS.md).
+    ``/recent`` took 1.25x as long: docs/BENCHMARKS.md).
     """
 
     database_url: str
