@@ -6,7 +6,8 @@ database with the same pool size, one uvicorn process each. Their bodies are che
 equal first; then ``wrk -t2 -c16`` runs on each in turn, interleaved over ``--rounds``
 (the machine is shared). ``--variants`` adds service settings to compare (e.g.
 ``trace_sql=true`` to see what the SQL trace comments cost). Target: the service within
-1.25x of the minimal app's throughput.
+1.25x of the minimal app's throughput. Each server process's CPU time per request is
+measured too: less sensitive than throughput to how the shared machine's cores are split.
 
     .venv/bin/python benchmarks/bench_service_vs_minimal.py --url postgresql://.../medium --rounds 3
 """
@@ -23,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import polars as pl
+import psutil
 
 from workbench import strategies
 from workbench.engines import open_engine
@@ -68,8 +70,19 @@ class MinimalApp:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
     def stop(self) -> None:
         end_process(self.proc)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        total += t.user + t.system
+    return total
 
 
 def parse_variant(text: str) -> dict:
@@ -110,7 +123,10 @@ def main() -> None:
         rows = []
         for r in range(args.rounds):
             for name, s in servers.items():
+                pids = s.pids()
+                before = cpu_seconds(pids)
                 w = run_wrk(s.url + path, threads=2, connections=16, seconds=args.seconds)
+                cpu_ms = (cpu_seconds(pids) - before) * 1000 / max(1, w.requests)
                 rows.append(
                     {
                         "round": r + 1,
@@ -120,14 +136,16 @@ def main() -> None:
                         "p99_ms": w.p99_ms,
                     }
                 )
-                rows[-1]["non_2xx"] = w.status_errors
+                rows[-1] |= {"cpu_ms_per_req": round(cpu_ms, 2), "non_2xx": w.status_errors}
                 print(rows[-1], flush=True)
         health = run_wrk(servers["service"].url + "/health", threads=2, connections=16, seconds=args.seconds)
     finally:
         for s in servers.values():
             s.stop()
     table = pl.DataFrame(rows)
-    medians = table.group_by("app", maintain_order=True).agg(pl.col("rps", "p50_ms", "p99_ms").median())
+    medians = table.group_by("app", maintain_order=True).agg(
+        pl.col("rps", "cpu_ms_per_req", "p50_ms", "p99_ms").median()
+    )
     with pl.Config(tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
         print(medians)
     minimal = table.filter(pl.col("app") == "minimal")["rps"].to_list()
@@ -139,6 +157,9 @@ def main() -> None:
             + ", ".join(f"{x:.2f}x" for x in ratios)
             + f" (median {statistics.median(ratios):.2f}x)"
         )
+        cpu = table.filter(pl.col("app") == name)["cpu_ms_per_req"].median()
+        base = table.filter(pl.col("app") == "minimal")["cpu_ms_per_req"].median()
+        print(f"CPU per request, {name} / minimal: {cpu:.2f} / {base:.2f} ms = {cpu / base:.2f}x")
     print(f"service /health: {health.ok_rps:,.0f} req/s")
     print(f"load average after: {os.getloadavg()}")
 

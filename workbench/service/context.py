@@ -5,7 +5,8 @@ names it; a request without a valid one gets a fresh id. Every statement the req
 runs carries it as a trailing SQL comment in sqlcommenter's form
 (``/*traceparent='00-…-01'*/``), so PostgreSQL's own logs (``log_statement``,
 ``log_min_duration_statement``, ``pg_stat_activity.query``) group by request. The
-answer carries the same header back.
+answer carries the same header back. The cost: each statement's text is new, so it is
+not prepared (PostgreSQL parses and plans it every time).
 
 **Cancellation.** When a request gives up (its deadline passes, or its client goes
 away), :meth:`RequestEngine.cancel` marks it cancelled and sends PostgreSQL a cancel
@@ -31,6 +32,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from workbench.engines.postgres import _bind
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -75,11 +78,16 @@ class RequestEngine:
     def execute(self, sql: str, params: Any = None) -> list[tuple]:
         if self.reason:
             raise Cancelled(self.reason)
-        if self.parent:
-            sql = with_comment(sql, self.parent)
         started = time.perf_counter()
         try:
-            return self.engine.execute(sql, params)
+            if not self.parent:
+                return self.engine.execute(sql, params)
+            # Bound first, then commented: the binding (sqlglot's tokenizer, cached by the
+            # statement's text) keys on the text without the per-request comment, so it
+            # stays cached; the comment (hex digits and dashes) needs no escaping.
+            text, values = _bind(sql, params)
+            cur = self.engine.con.execute(with_comment(text, self.parent), values)
+            return cur.fetchall() if cur.description else []
         finally:
             self.record(time.perf_counter() - started)
 
