@@ -26,8 +26,8 @@ True
 from __future__ import annotations
 
 import contextlib
+import random
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -48,11 +48,12 @@ class Cancelled(Exception):
 
 def traceparent(header: str | None) -> str:
     """``header`` when it is a valid version-00 ``traceparent`` with non-zero ids, else a new one
-    (a fresh trace id and parent id, sampled)."""
+    (a fresh trace id and parent id, sampled). Ids need to be unique, not secret: the
+    Mersenne Twister draws them (``secrets`` cost a system call each, on the event loop)."""
     match = _TRACEPARENT.match((header or "").strip().lower())
     if match and set(match[1]) != {"0"} and set(match[2]) != {"0"}:
         return match[0]
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return f"00-{random.getrandbits(128) or 1:032x}-{random.getrandbits(64) or 1:016x}-01"
 
 
 def with_comment(sql: str, parent: str) -> str:

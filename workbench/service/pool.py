@@ -80,14 +80,15 @@ class Pool:
     def close(self) -> None:
         self.pool.close()
 
-    async def run(self, work: Callable[[Any], T]) -> T:
-        """``work(engine)`` on a thread holding a pooled connection; :class:`PoolFull` when
-        none comes within the bounds."""
+    async def run(self, work: Callable[[Any], Any], then: Callable[[Any], T] = lambda x: x) -> T:
+        """``then(work(engine))`` on a thread: ``work`` holding a pooled connection, ``then``
+        after it went back (e.g. encoding the answer); :class:`PoolFull` when no connection
+        comes within the bounds."""
         if self.limiter.available_tokens < 1:
             raise PoolFull("queue")
-        return await anyio.to_thread.run_sync(self._run, work, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(self._run, work, then, limiter=self.limiter)
 
-    def _run(self, work: Callable[[Any], T]) -> T:
+    def _run(self, work: Callable[[Any], Any], then: Callable[[Any], T]) -> T:
         started = time.perf_counter()
         self.observer.waiting(1)
         try:
@@ -102,11 +103,12 @@ class Pool:
         self.observer.lent(1)
         self.in_use += 1
         try:
-            return work(_engine(self.url, con))
+            result = work(_engine(self.url, con))
         finally:
             self.in_use -= 1
             self.observer.lent(-1)
             self.pool.putconn(con)  # a broken connection is discarded and replaced
+        return then(result)
 
 
 def _engine(url: str, con: Any) -> PostgresEngine:
