@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -12,8 +13,8 @@ from test_service_load import K6_SUMMARY_EXPORT
 
 from workbench.cli import main
 from workbench.engines.server import free_port
-from workbench.service.app import Settings
 from workbench.service.process import ServiceProcess
+from workbench.service.settings import Settings
 
 loaded_url = service_db.loaded_url  # the shared fixture
 
@@ -79,6 +80,9 @@ def test_loadtest_runs_against_a_service_and_prints_verdicts(loaded_url, tiny):
             "20",
             "--seconds",
             "1",
+            "--realtime",
         )
     assert result.exit_code == 0, result.output
     assert "API P50 < 50 ms" in result.output and "send_lag_p99_ms" in result.output
+    # The opt-in ended with the command: this process is as it was.
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import warnings
 from datetime import date, datetime
+from pathlib import Path
 
 import httpx
 import orjson
 import polars as pl
+import psycopg
 import pytest
 import service_db
+from test_proxy import wait_until
 
 from workbench import queries, strategies
 from workbench.engines import open_engine
-from workbench.service.app import (
-    Pool,
-    PoolFull,
-    ServiceError,
-    Settings,
-    create_app,
-    decode_cursor,
-    encode_cursor,
-)
+from workbench.service.app import create_app
+from workbench.service.pool import Pool, PoolFull
+from workbench.service.process import ServiceProcess
+from workbench.service.routes import decode_cursor, encode_cursor
+from workbench.service.settings import ServiceError, Settings
 
 with warnings.catch_warnings():  # starlette 1.x suggests httpx2; httpx is what is installed
     warnings.simplefilter("ignore")
@@ -159,29 +160,48 @@ def test_a_full_pool_answers_503_fast(loaded_url):
     assert 'workbench_http_errors_total{endpoint="jobs",kind="pool_queue"} 1.0' in metrics
 
 
-def test_pool_waits_then_times_out_without_losing_a_connection():
-    async def run() -> list[str]:
-        pool = Pool(lambda: object(), size=1, max_waiting=1, timeout=0.05)
+def test_pool_refuses_beyond_its_queue_waits_then_times_out_and_loses_no_connection(loaded_url):
+    async def until(condition) -> None:
+        for _ in range(500):  # bounded: 5 s
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the pool never reached the expected state")
+
+    async def scenario(timeout: float) -> list[str]:
+        pool = Pool(loaded_url, size=1, max_waiting=1, timeout=timeout)
         pool.open()
-        held = await pool.acquire()
-        events = []
+        release, events = threading.Event(), []
+
+        def hold(engine):
+            release.wait(10)
+            return engine.execute("SELECT 1")[0][0]
+
+        async def attempt(work=lambda engine: "got") -> None:
+            try:
+                events.append(await pool.run(work))
+            except PoolFull as e:
+                events.append(e.reason)
+
         try:
-            await pool.acquire()
-        except PoolFull as e:
-            events.append(e.reason)
-        waiter = asyncio.create_task(pool.acquire())
-        await asyncio.sleep(0)
-        try:
-            await pool.acquire()  # one is already waiting: the queue is full
-        except PoolFull as e:
-            events.append(e.reason)
-        pool.release(held)
-        events.append("got" if await waiter is held else "other")
-        pool.release(held)
-        events.append(f"idle={len(pool.idle)} in_use={pool.in_use}")
+            holder = asyncio.create_task(attempt(hold))
+            await until(lambda: pool.in_use == 1)
+            waiter = asyncio.create_task(attempt())
+            await until(lambda: pool.pool.get_stats().get("requests_waiting", 0) == 1)
+            if timeout > 1:  # one holds, one waits: the next is refused at once
+                await attempt()
+                release.set()
+            await waiter  # served when the holder returns, or timed out
+            release.set()
+            await holder
+            events.append(f"in_use={pool.in_use} available={pool.pool.get_stats()['pool_available']}")
+        finally:
+            release.set()
+            pool.close()
         return events
 
-    assert asyncio.run(run()) == ["timeout", "queue", "got", "idle=1 in_use=0"]
+    assert asyncio.run(scenario(timeout=5)) == ["queue", 1, "got", "in_use=0 available=1"]
+    assert asyncio.run(scenario(timeout=0.05)) == ["timeout", 1, "in_use=0 available=1"]
 
 
 def test_cached_answers_equal_uncached_ones_and_expire_on_the_cache_clock(loaded_url, engine, tiny):
@@ -234,3 +254,85 @@ def test_cursor_round_trips():
     when = datetime(2026, 1, 2, 3, 4, 5, 6)
     assert decode_cursor(encode_cursor(when, 42)) == (when, 42)
     assert date(2026, 1, 2) == when.date()
+
+
+# ---- cancellation and tracing, on the real PostgreSQL ------------------------------------------
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def _sleeping(url: str, marker: str) -> list[tuple[str, str]]:
+    """(state, query) of the backends whose last statement carries ``marker``."""
+    with psycopg.connect(url, autocommit=True) as con:
+        return con.execute(
+            "SELECT state, query FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+            (f"%{marker}%",),
+        ).fetchall()
+
+
+def test_a_request_past_its_deadline_gets_504_and_its_query_is_cancelled(loaded_url):
+    settings = Settings(
+        database_url=loaded_url, debug_routes=True, pool_size=1, request_timeout=0.3, trace_sql=True
+    )
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    with TestClient(create_app(settings)) as client:
+        r = client.get(
+            "/_sleep", params={"ms": 60_000}, headers={"traceparent": f"00-{trace}-b7ad6b7169203331-01"}
+        )
+        # The 60 s statement is no longer running: PostgreSQL cancelled it (its backend is idle).
+        assert wait_until(lambda: [s for s, _ in _sleeping(loaded_url, trace)] == ["idle"])
+        assert client.get("/jobs").status_code == 200  # the one connection serves on
+        metrics = client.get("/metrics").text
+    assert r.status_code == 504 and "timed out after 0.3 s" in r.json()["error"]
+    assert r.headers["traceparent"] == f"00-{trace}-b7ad6b7169203331-01"
+    assert 'workbench_http_cancelled_total{endpoint="sleep",reason="timeout"} 1.0' in metrics
+    assert 'workbench_http_errors_total{endpoint="sleep",kind="timeout"} 1.0' in metrics
+
+
+def test_a_client_that_goes_away_cancels_its_query(loaded_url):
+    settings = Settings(
+        database_url=loaded_url, debug_routes=True, pool_size=1, request_timeout=0, trace_sql=True
+    )
+    trace = "5c3f1a2b4d6e8f9012345678abcdef01"
+    with ServiceProcess.start(settings) as svc, socket.create_connection(("127.0.0.1", svc.port)) as raw:
+        raw.sendall(
+            b"GET /_sleep?ms=60000 HTTP/1.1\r\nHost: test\r\n"
+            + f"traceparent: 00-{trace}-b7ad6b7169203331-01\r\n\r\n".encode()
+        )
+        assert wait_until(lambda: [s for s, _ in _sleeping(loaded_url, trace)] == ["active"])
+        raw.close()  # the client gives up
+        assert wait_until(lambda: [s for s, _ in _sleeping(loaded_url, trace)] == ["idle"])
+        assert wait_until(lambda: 'reason="disconnect"} 1.0' in svc.get_text("/metrics"))
+        metrics = svc.get_text("/metrics")
+    assert 'workbench_http_cancelled_total{endpoint="sleep",reason="disconnect"} 1.0' in metrics
+    assert 'kind="timeout"' not in metrics  # a client leaving is not the service's error
+
+
+def test_every_statement_of_a_request_carries_its_trace_id_into_the_statement_log(loaded_url, engine):
+    data_dir = Path(engine.execute("SHOW data_directory")[0][0])
+    log = data_dir.parent / "server.log"  # where PostgresServer has the server log its stderr
+    if not log.exists():
+        pytest.skip(f"the server's log is not at {log} (a server the suite did not start)")
+    name = loaded_url.rsplit("/", 1)[1]
+    with psycopg.connect(loaded_url, autocommit=True) as con:  # this test's own database
+        con.execute(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
+    project_id, _ = strategies.largest_project(engine)
+    try:
+        with _client(
+            loaded_url, strategy="batch", trace_sql=True
+        ) as client:  # connections opened after the ALTER
+            traced = client.get(
+                f"/projects/{project_id}/recent", params={"limit": 3}, headers={"traceparent": PARENT}
+            )
+            fresh = client.get(f"/projects/{project_id}/recent", params={"limit": 3})
+    finally:
+        with psycopg.connect(loaded_url, autocommit=True) as con:
+            con.execute(f'ALTER DATABASE "{name}" RESET log_statement')
+    assert traced.status_code == fresh.status_code == 200
+    assert traced.headers["traceparent"] == PARENT
+    generated = fresh.headers["traceparent"]  # no header: a new trace id
+    assert generated != PARENT and generated.startswith("00-") and generated.endswith("-01")
+    statements = strategies.strategy("batch").statements(3)
+    text = log.read_text(errors="replace")
+    assert text.count(f"/*traceparent='{PARENT}'*/") == statements
+    assert text.count(f"/*traceparent='{generated}'*/") == statements

@@ -4,8 +4,10 @@ and real runs against the service (small rates; no assertion on real latencies).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
+import os
 import threading
 import urllib.request
 
@@ -14,7 +16,6 @@ import pytest
 import service_db
 
 from workbench.engines.server import free_port
-from workbench.service.app import ServiceError, Settings
 from workbench.service.load import (
     LoadError,
     Mix,
@@ -29,9 +30,12 @@ from workbench.service.load import (
     quantile_interval,
     record,
     run_load,
+    run_wrk,
     targets,
 )
+from workbench.service.load.generator import realtime_scheduling
 from workbench.service.process import ServiceProcess
+from workbench.service.settings import ServiceError, Settings
 
 loaded_url = service_db.loaded_url  # the shared fixture
 
@@ -265,14 +269,41 @@ def test_k6_files_in_another_format_are_refused_naming_the_fix(tmp_path):
 def test_a_real_run_sends_the_mix_and_measures_it(loaded_url, tiny):
     profile = Profile.steps([20, 40], seconds=1)
     reqs = paths(Mix(), targets(tiny), len(profile.intended()[0]), seed=1)
+    gc_before, policy_before = gc.isenabled(), os.sched_getscheduler(0)
     with ServiceProcess.start(Settings(database_url=loaded_url, strategy="batch", pool_size=2)) as svc:
         run = run_load(svc.url, profile, reqs, label="batch")
         stats = svc.get_json("/stats")
+        assert gc.isenabled() == gc_before  # nothing process-wide changed, during or after
+        assert os.sched_getscheduler(0) == policy_before and not run.realtime
+        wrk = run_wrk(svc.url + "/health", threads=1, connections=2, seconds=1)
     summary = run.summary(per_stage=True)
     assert summary["sent"].to_list() == [20, 40]
     assert summary["errors"].sum() == 0 and not run.partial
     assert set(run.latencies()["endpoint"]) == {"sessions", "recent", "session", "usage", "jobs"}
     assert stats["db_statements"] > 60 and stats["requests"]["200"] == 60
+    assert wrk.requests > 0 and wrk.status_errors == wrk.socket_errors == 0
+    assert wrk.ok_rps == wrk.rps > 0 and 0 < wrk.p50_ms <= wrk.p99_ms <= wrk.max_ms
+
+
+def test_realtime_scheduling_is_inherited_by_new_threads_and_restored_after():
+    seen = {}
+
+    def probe() -> None:
+        seen["policy"] = os.sched_getscheduler(0)
+
+    with realtime_scheduling() as granted:
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join()
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert seen["policy"] == (os.SCHED_FIFO if granted else os.SCHED_OTHER)
+
+
+def test_wrk_is_refused_off_loopback_and_with_bad_bounds():
+    with pytest.raises(LoadError, match="'db.example.com' .* is not loopback"):
+        run_wrk("http://db.example.com/health")
+    with pytest.raises(LoadError, match=r"connections \(1\) >= threads \(2\)"):
+        run_wrk("http://127.0.0.1:1/health", threads=2, connections=1)
 
 
 @pytest.mark.postgres

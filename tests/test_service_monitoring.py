@@ -9,7 +9,6 @@ import time
 import pytest
 import service_db
 
-from workbench.service.app import Settings
 from workbench.service.load import Mix, Profile, paths, run_load, targets
 from workbench.service.monitoring import (
     MonitoringError,
@@ -17,10 +16,12 @@ from workbench.service.monitoring import (
     dashboard,
     export_dashboard,
     find_prometheus,
+    promql,
     slis,
 )
 from workbench.service.process import ServiceProcess
-from workbench.service.slo import SLOS
+from workbench.service.settings import Settings
+from workbench.service.slo import SLOS, slo
 
 loaded_url = service_db.loaded_url  # the shared fixture
 
@@ -41,10 +42,28 @@ def prometheus_binary() -> str:
 def test_the_dashboard_has_one_panel_per_slo_with_its_promql(tmp_path):
     board = dashboard()
     assert [p["title"] for p in board["panels"]] == [s.text for s in SLOS]
-    assert [p["targets"][0]["expr"] for p in board["panels"]] == [s.promql for s in SLOS]
-    files = export_dashboard(tmp_path / "05_service_slo")
-    assert json.loads(files[0].read_text())["uid"] == "workbench-service-slo"
+    assert [p["targets"][0]["expr"] for p in board["panels"]] == [promql(s.name) for s in SLOS]
+    files = export_dashboard(tmp_path / "05_service_slo", cores=16)
+    exported = json.loads(files[0].read_text())
+    assert exported["uid"] == "workbench-service-slo"
     assert "histogram_quantile(0.99" in files[1].read_text()
+    # The CPU share divides by a dashboard variable, not by the exporting machine's cores.
+    cpu = next(p for p in exported["panels"] if p["title"] == slo("cpu").text)
+    assert cpu["targets"][0]["expr"].endswith("/ $cores")
+    cores = {v["name"]: v for v in exported["templating"]["list"]}["cores"]
+    assert (cores["type"], cores["query"]) == ("textbox", "16")
+    assert promql("cpu", "30s", cores=8) == 'sum(rate(process_cpu_seconds_total{job="workbench"}[30s])) / 8'
+
+
+def _settled(prom: PrometheusServer, query: str, expected: float, timeout: float = 15.0) -> float | None:
+    """``query``'s value once it equals ``expected`` (polled: scrapes land when they land), or
+    the last value seen when the bound runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = prom.query(query)
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
 
 
 def test_a_missing_binary_is_named_with_the_install_hint(monkeypatch, tmp_path):
@@ -65,14 +84,14 @@ def test_prometheus_scrapes_the_service_and_its_slis_match_the_load_tool(prometh
     ):
         prom.wait_for_scrape()
         run = run_load(svc.url, profile, reqs)
-        time.sleep(1.5)  # three scrape intervals: the last answers are in Prometheus
-        answered = prom.query("sum(workbench_http_request_duration_seconds_count)")
+        row = run.summary().row(0, named=True)
+        stats = svc.get_json("/stats")
+        # Poll until Prometheus has scraped every answer (no fixed sleep), then read the rest.
+        answered = _settled(prom, "sum(workbench_http_request_duration_seconds_count)", row["sent"])
+        statements = _settled(prom, "sum(workbench_db_statement_seconds_count)", stats["db_statements"])
         ok = prom.query('sum(workbench_http_request_duration_seconds_count{status!~"5.."})')
         errors = prom.query("sum(workbench_http_errors_total)")
-        statements = prom.query("sum(workbench_db_statement_seconds_count)")
         measured = slis(prom, window="30s")
-        stats = svc.get_json("/stats")
-    row = run.summary().row(0, named=True)
     # Counts agree exactly: every answer the load tool got, Prometheus counted.
     assert answered == row["sent"] == 75
     assert ok == row["ok"]

@@ -6,6 +6,7 @@ Library errors (:class:`WorkbenchError`) become ``Error: ...`` and exit code 1.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -672,6 +673,12 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
     show_default=True,
     help="Keep read answers this long in a query cache (0: no cache).",
 )
+@click.option(
+    "--trace-sql",
+    is_flag=True,
+    help="Append each request's traceparent to its SQL as a sqlcommenter comment (PostgreSQL's logs "
+    "then group by request; statements are no longer prepared).",
+)
 @click.option("--port", type=int, default=8000, show_default=True, help="Loopback port to listen on.")
 def serve(
     database_url: str | None,
@@ -682,6 +689,7 @@ def serve(
     pool_timeout: float,
     workers: int,
     cache_seconds: float,
+    trace_sql: bool,
     port: int,
 ) -> None:
     """Serve the backend's read API over PostgreSQL on 127.0.0.1:PORT until Ctrl-C.
@@ -690,10 +698,11 @@ def serve(
     Endpoints: /projects/ID/sessions?limit=&cursor=  /projects/ID/recent?limit=
                /sessions/ID  /usage/YYYY-MM-DD  /jobs?status=&limit=
                /health  /metrics (Prometheus)  /stats
-    A full pool answers 503 at once; a failing handler answers 500 and is counted.
+    A full pool answers 503 at once; a failing handler answers 500 and is counted; a
+    request past 5 s answers 504, and one whose client leaves is dropped, its query cancelled.
     """
-    from workbench.service.app import Settings
     from workbench.service.process import serve as run
+    from workbench.service.settings import Settings
 
     url = database_url or default_target("postgres", Path("."))
     if dataset is not None:
@@ -705,7 +714,14 @@ def serve(
             engine.load(Dataset.open(dataset))
             ensure_indexes(engine)
     settings = Settings(
-        url, strategy, pool_size, max_waiting, pool_timeout, workers, cache_seconds=cache_seconds
+        url,
+        strategy,
+        pool_size,
+        max_waiting,
+        pool_timeout,
+        workers,
+        cache_seconds=cache_seconds,
+        trace_sql=trace_sql,
     )
     click.echo(f"Serving {settings.label} on http://127.0.0.1:{port} (Ctrl-C stops)")
     run(settings, port)
@@ -735,6 +751,12 @@ def serve(
 @click.option(
     "--k6", "k6_file", type=click.Path(path_type=Path), help="Import a k6 --summary-export file instead."
 )
+@click.option(
+    "--realtime",
+    is_flag=True,
+    help="Run the generator's threads in the real-time FIFO class (Linux, privileged): on a busy "
+    "machine the ordinary scheduler wakes them milliseconds late.",
+)
 def loadtest(
     url: str,
     dataset: Path | None,
@@ -749,6 +771,7 @@ def loadtest(
     label: str,
     save: Path | None,
     k6_file: Path | None,
+    realtime: bool,
 ) -> None:
     """Open-loop load on a service at fixed arrival rates; latency from intended send times.
 
@@ -757,6 +780,7 @@ def loadtest(
       workbench loadtest --dataset data/small --rate 50 --rate 100 --seconds 10
       workbench loadtest --dataset data/small --ramp 10:300 --seconds 30
       workbench loadtest --k6 summary.json          # k6's numbers in the same table
+    On a busy machine, --realtime keeps the send schedule (see send_lag_p99_ms).
     Prints P50/P90/P99/P99.9 (95% intervals), throughput offered and achieved, errors by
     kind, the generator's send lag, and the plan's SLO verdicts.
     """
@@ -764,6 +788,7 @@ def loadtest(
 
     from workbench.service import slo
     from workbench.service.load import Mix, Profile, import_summary, paths, run_load, targets
+    from workbench.service.load.generator import realtime_scheduling
 
     if k6_file is not None:
         frame = import_summary(k6_file, label or None)
@@ -795,7 +820,10 @@ def loadtest(
         ds = Dataset.open(dataset)
         the_mix = Mix(weights=weights, hot_share=hot_share) if weights else Mix(hot_share=hot_share)
         reqs = paths(the_mix, targets(ds, the_mix.hot_fraction), len(profile.intended()[0]), seed)
-        run = run_load(url, profile, reqs, label=label, allow_remote=True, timeout=timeout)
+        with realtime_scheduling() if realtime else contextlib.nullcontext(False) as granted:
+            run = run_load(url, profile, reqs, label=label, allow_remote=True, timeout=timeout)
+        if realtime and not granted:
+            click.echo("Note: --realtime was refused (needs Linux and CAP_SYS_NICE); ordinary scheduling.")
         frame = run.summary(per_stage=len(profile.stages) > 1)
         if run.partial:
             click.echo(f"PARTIAL RUN: {run.reason}; the numbers below cover what was measured.")

@@ -24,6 +24,10 @@ thread stamps chunks into a queue and a writer thread sends each when it is due.
 benchmarks/bench_proxy.py measures the overhead against a direct connection and a
 minimal asyncio forwarder, and the delay's accuracy (docs/BENCHMARKS.md).
 
+The proxy records what it did: ``holds`` keeps how long each delayed chunk was held
+(arrival to send, seconds; the latest 100,000) and ``lead`` the most any writer woke
+early, so a test checks the delay applied without timing anything itself.
+
 Closing either side closes the other: when one side ends its stream (or resets it), the
 data it sent before is delivered and then both sockets are shut down.
 
@@ -33,6 +37,7 @@ data it sent before is delivered and then both sockets are shut down.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import ipaddress
@@ -104,6 +109,10 @@ class LatencyProxy:
         self.chunk = chunk
         self.port = 0
         self.accepted = 0
+        #: How long each delayed chunk was held, arrival to send (s); the latest 100,000.
+        self.holds: collections.deque[float] = collections.deque(maxlen=100_000)
+        #: The most any writer woke before a chunk's due time (s): holds are at least delay - lead.
+        self.lead = 0.0
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
@@ -196,7 +205,7 @@ class _Connection:
             if self.proxy.delay_ms == 0:
                 self.proxy._spawn(self._copy, src, dst)
             else:
-                chunks: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
+                chunks: queue.SimpleQueue[tuple[float, float, bytes] | None] = queue.SimpleQueue()
                 self.proxy._spawn(self._read, src, chunks)
                 self.proxy._spawn(self._write, dst, chunks)
 
@@ -210,17 +219,20 @@ class _Connection:
         delay = self.proxy.delay_ms / 1000
         with contextlib.suppress(OSError):
             while data := src.recv(self.proxy.chunk):
-                chunks.put((time.perf_counter() + delay, data))
+                chunks.put((time.perf_counter(), delay, data))
         chunks.put(None)
 
     def _write(self, dst: socket.socket, chunks: queue.SimpleQueue) -> None:
         _low_timer_slack()
         lead = min(_least_oversleep(), self.proxy.delay_ms / 2000)  # wake that much early
+        self.proxy.lead = max(self.proxy.lead, lead)
+        holds = self.proxy.holds
         try:
             while (item := chunks.get()) is not None:
-                due, data = item
-                if (wait := due - lead - time.perf_counter()) > 0:
+                arrived, delay, data = item
+                if (wait := arrived + delay - lead - time.perf_counter()) > 0:
                     time.sleep(wait)
+                holds.append(time.perf_counter() - arrived)
                 dst.sendall(data)
         except OSError:
             self._shutdown_both()  # the reader then sees the end and stops

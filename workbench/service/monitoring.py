@@ -33,6 +33,37 @@ from workbench.service.slo import SLOS
 
 INSTALL_HINT = "install it with: sudo apt-get install prometheus (make system-deps does)"
 
+_OK = 'status!~"5.."'
+_REQ = "workbench_http_request_duration_seconds"
+#: Each SLO's SLI in PromQL, by SLO name; ``{window}`` is the rate window and ``{cores}`` the
+#: service machine's core count (a dashboard variable, or a number when querying).
+PROMQL = {
+    "p50": f"histogram_quantile(0.5, sum by (le) (rate({_REQ}_bucket{{{{{_OK}}}}}[{{window}}]))) * 1000",
+    "p99": f"histogram_quantile(0.99, sum by (le) (rate({_REQ}_bucket{{{{{_OK}}}}}[{{window}}]))) * 1000",
+    "throughput": f"sum(rate({_REQ}_count{{{{{_OK}}}}}[{{window}}]))",
+    "errors": (
+        "(sum(rate(workbench_http_errors_total[{window}])) or vector(0))"
+        f" / sum(rate({_REQ}_count[{{window}}]))"
+    ),
+    "db_p99": (
+        "histogram_quantile(0.99, sum by (le) (rate(workbench_db_statement_seconds_bucket[{window}]))) * 1000"
+    ),
+    "memory": 'sum(process_resident_memory_bytes{{job="workbench"}}) / 2^20',
+    "cpu": 'sum(rate(process_cpu_seconds_total{{job="workbench"}}[{window}])) / {cores}',
+}
+
+
+def promql(name: str, window: str = "1m", cores: int | str = "$cores") -> str:
+    """The PromQL of SLO ``name`` over the rate window ``window``.
+
+    ``cores``: what the CPU share divides by: the dashboard's ``$cores`` variable (the
+    production machine's count, set where the dashboard is used), or a number.
+
+    >>> promql("cpu", "30s", cores=8)
+    'sum(rate(process_cpu_seconds_total{job="workbench"}[30s])) / 8'
+    """
+    return PROMQL[name].format(window=window, cores=cores)
+
 
 class MonitoringError(WorkbenchError):
     """Prometheus is missing, did not start, or refused a query."""
@@ -151,11 +182,16 @@ class PrometheusServer:
 def slis(prom: PrometheusServer, window: str = "1m", at: float | None = None) -> dict[str, float | None]:
     """Every SLO's SLI as Prometheus computes it (its PromQL with the rate window ``window``,
     evaluated now or at unix time ``at``)."""
-    return {s.name: prom.query(s.promql.replace("[1m]", f"[{window}]"), at) for s in SLOS}
+    cores = os.cpu_count() or 1  # the service runs on this machine
+    return {s.name: prom.query(promql(s.name, window, cores), at) for s in SLOS}
 
 
-def dashboard() -> dict[str, Any]:
-    """A Grafana dashboard (schema 39) with one time-series panel per SLO and its threshold."""
+def dashboard(cores: int = 1) -> dict[str, Any]:
+    """A Grafana dashboard (schema 39) with one time-series panel per SLO and its threshold.
+
+    The CPU panel divides by the dashboard variable ``cores`` (a textbox, ``cores`` by
+    default): the machine that runs the service, not the one that exported the dashboard.
+    """
     panels = []
     for i, s in enumerate(SLOS):
         unit = {"ms": "ms", "MB": "decmbytes", "req/s": "reqps", "": "percentunit"}[s.unit]
@@ -168,7 +204,7 @@ def dashboard() -> dict[str, Any]:
                 "title": s.text,
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
                 "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
-                "targets": [{"refId": "A", "expr": s.promql, "legendFormat": s.name}],
+                "targets": [{"refId": "A", "expr": promql(s.name), "legendFormat": s.name}],
                 "fieldConfig": {
                     "defaults": {
                         "unit": unit,
@@ -191,25 +227,40 @@ def dashboard() -> dict[str, Any]:
         "refresh": "5s",
         "templating": {
             "list": [
-                {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"}
+                {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"},
+                {
+                    "name": "cores",
+                    "type": "textbox",
+                    "label": "CPU cores of the service's machine",
+                    "query": str(cores),
+                    "current": {"text": str(cores), "value": str(cores)},
+                },
             ]
         },
         "panels": panels,
     }
 
 
-def export_dashboard(out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write ``grafana-dashboard.json`` and ``slo-promql.md`` into ``out_dir``."""
+def export_dashboard(out_dir: str | os.PathLike[str], cores: int = 1) -> list[Path]:
+    """Write ``grafana-dashboard.json`` and ``slo-promql.md`` into ``out_dir``
+    (``cores``: the default of the dashboard's core-count variable)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     board = out / "grafana-dashboard.json"
-    board.write_text(json.dumps(dashboard(), indent=2) + "\n")
-    lines = ["# The plan's SLOs in PromQL", "", "| SLO | target | PromQL |", "|---|---|---|"]
+    board.write_text(json.dumps(dashboard(cores), indent=2) + "\n")
+    lines = [
+        "# The plan's SLOs in PromQL",
+        "",
+        "`$cores` is the core count of the machine that runs the service.",
+        "",
+        "| SLO | target | PromQL |",
+        "|---|---|---|",
+    ]
     for s in SLOS:
-        lines.append(f"| {s.text} | {s.op} {s.target:g} {s.unit} | `{s.promql}` |")
-    promql = out / "slo-promql.md"
-    promql.write_text("\n".join(lines) + "\n")
-    return [board, promql]
+        lines.append(f"| {s.text} | {s.op} {s.target:g} {s.unit} | `{promql(s.name)}` |")
+    table = out / "slo-promql.md"
+    table.write_text("\n".join(lines) + "\n")
+    return [board, table]
 
 
 def side_by_side(row: dict[str, Any], measured: dict[str, float | None]) -> Any:

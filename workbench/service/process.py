@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 
 from workbench.engines.server import free_port, port_in_use
-from workbench.service.app import MULTIPROC_ENV, SETTINGS_ENV, ServiceError, Settings
+from workbench.service.settings import MULTIPROC_ENV, SETTINGS_ENV, ServiceError, Settings
 
 HOST = "127.0.0.1"
 
@@ -149,11 +149,14 @@ class ServiceProcess:
     def healthy(self) -> bool:
         return answers(self.url + "/health")
 
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return r.read().decode()
+
     def get_json(self, path: str) -> Any:
         import json
 
-        with urllib.request.urlopen(self.url + path, timeout=10) as r:
-            return json.loads(r.read())
+        return json.loads(self.get_text(path))
 
     def pids(self) -> list[int]:
         try:

@@ -45,7 +45,6 @@ class SLO:
     target: float
     op: str  # "<" (below target) or ">=" (at least target)
     unit: str
-    promql: str
 
     def met(self, value: float) -> bool | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -53,8 +52,6 @@ class SLO:
         return value < self.target if self.op == "<" else value >= self.target
 
 
-_OK = 'status!~"5.."'
-_REQ = "workbench_http_request_duration_seconds"
 SLOS: tuple[SLO, ...] = (
     SLO(
         "p50",
@@ -63,7 +60,6 @@ SLOS: tuple[SLO, ...] = (
         50,
         "<",
         "ms",
-        f"histogram_quantile(0.5, sum by (le) (rate({_REQ}_bucket{{{_OK}}}[1m]))) * 1000",
     ),
     SLO(
         "p99",
@@ -72,7 +68,6 @@ SLOS: tuple[SLO, ...] = (
         200,
         "<",
         "ms",
-        f"histogram_quantile(0.99, sum by (le) (rate({_REQ}_bucket{{{_OK}}}[1m]))) * 1000",
     ),
     SLO(
         "throughput",
@@ -81,7 +76,6 @@ SLOS: tuple[SLO, ...] = (
         1000,
         ">=",
         "req/s",
-        f"sum(rate({_REQ}_count{{{_OK}}}[1m]))",
     ),
     SLO(
         "errors",
@@ -90,7 +84,6 @@ SLOS: tuple[SLO, ...] = (
         0.001,
         "<",
         "",
-        f"(sum(rate(workbench_http_errors_total[1m])) or vector(0)) / sum(rate({_REQ}_count[1m]))",
     ),
     SLO(
         "db_p99",
@@ -99,7 +92,6 @@ SLOS: tuple[SLO, ...] = (
         100,
         "<",
         "ms",
-        "histogram_quantile(0.99, sum by (le) (rate(workbench_db_statement_seconds_bucket[1m]))) * 1000",
     ),
     SLO(
         "memory",
@@ -108,7 +100,6 @@ SLOS: tuple[SLO, ...] = (
         500,
         "<",
         "MB",
-        'sum(process_resident_memory_bytes{job="workbench"}) / 2^20',
     ),
     SLO(
         "cpu",
@@ -117,7 +108,6 @@ SLOS: tuple[SLO, ...] = (
         0.30,
         "<",
         "",
-        f'sum(rate(process_cpu_seconds_total{{job="workbench"}}[1m])) / {os.cpu_count() or 1}',
     ),
 )
 #: The knee: the highest arrival rate holding latency and errors (CPU and memory are cost).

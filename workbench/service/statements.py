@@ -11,7 +11,7 @@ give the DB P99 the plan asks for. What it can give, honestly:
   μ + √99·σ (and by its max); the P99 of the mix of statements is at most the largest
   of those bounds. It is an upper bound, usually loose, never an estimate.
 
-The service's own statement timing (:class:`workbench.service.app.Instruments`) is the
+The service's own statement timing (:class:`workbench.service.metrics.Instruments`) is the
 one with a real P99; it also counts the round trip, the driver and the fetch of the
 rows, which ``pg_stat_statements`` does not. Read the two side by side: when the
 server's mean is a small part of the service's P50, the time goes outside execution

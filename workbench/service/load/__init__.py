@@ -1,4 +1,4 @@
-"""Open-loop load: schedules, the endpoint mix, the generator, results, k6 import.
+"""Open-loop load: schedules, the endpoint mix, the generator, results, k6 import; wrk for saturation.
 
 >>> profile = Profile.steps([50, 100, 200], seconds=5)                     # doctest: +SKIP
 >>> reqs = paths(Mix(), targets(dataset), len(profile.intended()[0]))       # doctest: +SKIP
@@ -11,6 +11,7 @@ from workbench.service.load.k6 import import_summary
 from workbench.service.load.mix import Mix, Targets, paths, targets
 from workbench.service.load.results import LoadRun, new_histogram, quantile_interval, record
 from workbench.service.load.schedule import LoadError, Profile, Stage
+from workbench.service.load.wrk import WrkResult, run_wrk
 
 __all__ = [
     "HttpSender",
@@ -21,6 +22,7 @@ __all__ = [
     "Profile",
     "Stage",
     "Targets",
+    "WrkResult",
     "check_reachable",
     "check_url",
     "import_summary",
@@ -29,5 +31,6 @@ __all__ = [
     "quantile_interval",
     "record",
     "run_load",
+    "run_wrk",
     "targets",
 ]

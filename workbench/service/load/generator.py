@@ -22,6 +22,7 @@ Targets: loopback, or a URL the caller names with ``allow_remote=True`` (the CLI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import queue
@@ -29,13 +30,12 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from workbench.measure import gc_paused
 from workbench.service.load.results import LoadRun, new_histogram, record
 from workbench.service.load.schedule import LoadError, Profile
 
@@ -197,19 +197,15 @@ class ThreadTimer:
     millisecond late. Here a helper thread waits with ``time.sleep`` (the OS's
     high-resolution timers) and wakes the loop through ``call_soon_threadsafe``; the loop
     meanwhile sleeps in its poll, handling answers, and no core is spun. One wait at a time
-    (the generator's sends are sequential). ``realtime``: the helper thread asks for the
-    real-time scheduling class too (see :func:`run_load`).
+    (the generator's sends are sequential).
     """
 
-    def __init__(self, realtime: bool = False) -> None:
+    def __init__(self) -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.realtime = realtime
         self._thread = threading.Thread(target=self._run, name="workbench-load-timer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        if self.realtime:
-            _realtime()
         while (item := self._queue.get()) is not None:
             deadline, loop, future = item
             remaining = deadline - time.perf_counter()
@@ -269,22 +265,15 @@ def run_load(
     max_in_flight: int = 2000,
     abort_after: int = 50,
     on_start: Callable[[], Any] | None = None,
-    realtime: bool = True,
 ) -> LoadRun:
     """Send ``requests`` (endpoint, path) to ``url`` on ``profile``'s schedule; return the run.
 
     Runs on its own thread and event loop (uvloop when installed), so it works the same
     from a notebook (whose loop is already running) and from the command line.
 
-    ``realtime``: that thread asks the OS for a real-time scheduling class (``SCHED_FIFO``,
-    Linux, when permitted; the run's ``realtime`` says whether it got it). On a machine
-    whose cores are shared with the service, PostgreSQL and other work, the ordinary
-    scheduler wakes a sleeping thread milliseconds late whenever the cores are busy, and
-    every send due then goes late: the send lag's tail was the OS's, not the generator's
-    (docs/BENCHMARKS.md). A real-time thread is woken first; it sleeps between sends and
-    uses a small share of a core, and the kernel's real-time throttling caps it anyway.
-    The class belongs to the thread alone and ends with it, so the process is left as it
-    was found. The waits between sends are :class:`ThreadTimer`'s (sub-millisecond).
+    Nothing process-wide is changed: no scheduling class, no garbage-collector switch.
+    The run's ``realtime`` records whether its thread ran in the real-time class anyway
+    (inherited from a caller that chose it: :func:`realtime_scheduling`, ``workbench loadtest --realtime``).
     """
     base = check_url(url, allow_remote)
     check_reachable(base)
@@ -296,7 +285,7 @@ def run_load(
     result: dict[str, Any] = {}
 
     async def main() -> None:
-        timer = ThreadTimer(realtime=result["realtime"])
+        timer = ThreadTimer()
         try:
             async with HttpSender(base, timeout, max_in_flight) as sender:
                 loop = OpenLoop(
@@ -312,7 +301,7 @@ def run_load(
             timer.close()
 
     def thread() -> None:
-        result["realtime"] = realtime and _realtime()
+        result["realtime"] = _in_realtime_class()
         try:
             try:
                 import uvloop
@@ -327,11 +316,8 @@ def run_load(
 
     started = time.perf_counter()
     worker = threading.Thread(target=thread, name="workbench-load", daemon=True)
-    # A cyclic-GC pass in a large process (a notebook kernel) stalls the event loop for
-    # milliseconds and delays sends; off for the run, restored and collected after.
-    with gc_paused():
-        worker.start()
-        worker.join(profile.seconds + timeout + 30)  # bounded even if something hangs
+    worker.start()
+    worker.join(profile.seconds + timeout + 30)  # bounded even if something hangs
     wall = time.perf_counter() - started
     if "error" in result:
         raise result["error"]
@@ -369,10 +355,31 @@ def run_load(
     )
 
 
-def _realtime() -> bool:
-    """Put the calling thread in the real-time FIFO class at a low priority; False when refused."""
+@contextlib.contextmanager
+def realtime_scheduling() -> Iterator[bool]:
+    """The calling thread in the real-time FIFO class (priority 10) until exit, for an entry
+    point to opt into (``workbench loadtest --realtime``), never a library default.
+
+    Threads it starts (the generator's) inherit the class, so on a busy machine the OS wakes
+    them first: at load average 8-10, send lag P99 at 50-200 req/s was 7-490 ms in the
+    ordinary class and 0.3-0.8 ms in this one (docs/BENCHMARKS.md). Yields whether it was
+    granted (Linux, and CAP_SYS_NICE or an RLIMIT_RTPRIO); the class is restored on exit.
+    """
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # 0: the calling thread (Linux)
-        return True
-    except (AttributeError, OSError):  # not Linux, or no CAP_SYS_NICE / RLIMIT_RTPRIO
+        before = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # 0: the calling thread
+    except (AttributeError, OSError):  # not Linux, or not permitted
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, *before)
+
+
+def _in_realtime_class() -> bool:
+    """Whether the calling thread runs in a real-time scheduling class (Linux; else False)."""
+    try:
+        return os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
+    except (AttributeError, OSError):
         return False

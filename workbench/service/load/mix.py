@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from workbench.service.app import ENDPOINTS
+from workbench.profile import ENDPOINTS
 from workbench.service.load.schedule import LoadError
 
 DEFAULT_WEIGHTS = {"sessions": 0.25, "recent": 0.3, "session": 0.25, "usage": 0.1, "jobs": 0.1}
