@@ -169,7 +169,7 @@ def test_an_existing_expression_index_is_left_out_not_fatal(embedded, tmp_path):
 # ---- the profile's workload ---------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["n_plus_one", "batch", "joined", "per_relation", "aggregate"])
 def test_endpoint_statements_are_what_the_service_runs(pg, strategy):
-    from workbench.service import app
+    from workbench.service import routes as app
     from workbench.strategies.loading import CountingEngine
 
     named = {}
@@ -179,7 +179,6 @@ def test_endpoint_statements_are_what_the_service_runs(pg, strategy):
                 named[wl.fingerprint(queries.load(f.stem, "postgres", arrays=arrays))] = f.stem
             except Exception:  # noqa: BLE001 - arrays only where the query has an IN list
                 continue
-    named |= {wl.fingerprint(sql): name for name, sql in wl.service_sql().items()}
     case = wl.draw(pg)["hot"]
     calls = {
         "sessions": lambda db: app.session_page(db, case["project_id"], 20, None),

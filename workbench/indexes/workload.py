@@ -74,8 +74,7 @@ def endpoint_statements(endpoint: str, strategy: str = TODAY, recent: int = PAGE
     keyset page of the list), ``recent`` (the recent sessions with their messages and windows,
     by the loading ``strategy``; N+1 runs two statements per session, ``recent`` of them),
     ``session`` (one session, its messages and windows), ``usage`` (a day's tokens by model)
-    and ``jobs`` (one status's newest jobs). Names are files in ``queries/``, or the service's
-    own statements (``session_page``, ``session_by_id``, ``day_usage``: :func:`service_sql`).
+    and ``jobs`` (one status's newest jobs). Names are files in ``queries/``.
 
     >>> endpoint_statements("recent", "n_plus_one", recent=20)
     {'project_sessions': 1, 'session_messages': 20, 'session_windows': 20}
@@ -104,13 +103,6 @@ def endpoint_statements(endpoint: str, strategy: str = TODAY, recent: int = PAGE
     return dict(by[endpoint])
 
 
-def service_sql() -> dict[str, str]:
-    """The statements the service runs that are not files in ``queries/`` (its own SQL)."""
-    from workbench.service import app
-
-    return {"session_page": app._PAGE_SQL, "session_by_id": app._SESSION_SQL, "day_usage": app._USAGE_SQL}
-
-
 def from_traffic(
     shares: dict[str, float], strategy: str = TODAY, recent: int = PAGE_SIZE, source: str = "a traffic mix"
 ) -> Workload:
@@ -126,12 +118,7 @@ def from_traffic(
     for endpoint, share in shares.items():
         for name, n in endpoint_statements(endpoint, strategy, recent).items():
             frequency[name] = frequency.get(name, 0.0) + share * n
-    own = service_sql()
-    out = []
-    for name, f in frequency.items():
-        sql = own[name] if name in own else queries.source(name)
-        out.append(WorkloadQuery(name, sql, f, "workbench.service" if name in own else "queries/"))
-    return Workload(out, source=source)
+    return Workload([WorkloadQuery(n, queries.source(n), f) for n, f in frequency.items()], source=source)
 
 
 def from_profile(prof: Any, strategy: str = TODAY) -> Workload:
@@ -475,7 +462,6 @@ def draw(
             "after_id": 0,
             "day_start": start,
             "day_end": start + timedelta(days=1),
-            "after_created": None,  # the service's first list page (its keyset cursor unset)
         }
     for name, spec in (values or {}).items():
         for case, value in zip(CASES, _given(engine, name, spec), strict=True):

@@ -23,33 +23,8 @@ from workbench import queries
 from workbench.service.settings import Settings
 
 MAX_LIMIT = 1000
-
-
-_PAGE_SQL = """
-SELECT id, project_id, external_id, title, model, git_branch, is_sidechain, message_count,
-       created_at, updated_at
-FROM sessions
-WHERE project_id = :project_id
-  AND (CAST(:after_created AS TIMESTAMP) IS NULL
-       OR (created_at, id) < (CAST(:after_created AS TIMESTAMP), :after_id))
-ORDER BY created_at DESC, id DESC
-LIMIT :limit
-"""
-_SESSION_SQL = """
-SELECT id, project_id, external_id, title, model, git_branch, is_sidechain, message_count,
-       created_at, updated_at
-FROM sessions WHERE id = :session_id
-"""
-_USAGE_SQL = """
-SELECT coalesce(model, '') AS model, count(*) AS messages, count(DISTINCT session_id) AS sessions,
-       coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-       coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens,
-       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens
-FROM messages
-WHERE timestamp >= :day_start AND timestamp < :day_end
-GROUP BY coalesce(model, '')
-ORDER BY model
-"""
+#: A first page starts after this (later than any row): the keyset cursor's "unset".
+FIRST_PAGE = datetime(9999, 1, 1)
 
 
 def encode_cursor(created_at: datetime, session_id: int) -> str:
@@ -72,10 +47,10 @@ class BadRequest(Exception):
 def session_page(db: Any, project_id: int, limit: int, cursor: str | None) -> dict[str, Any]:
     from workbench.strategies import SESSION_COLUMNS
 
-    after_created, after_id = decode_cursor(cursor) if cursor else (None, 0)
+    after_created, after_id = decode_cursor(cursor) if cursor else (FIRST_PAGE, 0)
     rows = db.execute(
-        _PAGE_SQL,
-        {"project_id": project_id, "limit": limit, "after_created": after_created, "after_id": after_id},
+        queries.load("session_page", db.dialect),
+        {"project_id": project_id, "limit": limit, "after_created_at": after_created, "after_id": after_id},
     )
     sessions = [dict(zip(SESSION_COLUMNS, r, strict=True)) for r in rows]
     last = sessions[-1] if len(sessions) == limit else None
@@ -99,7 +74,7 @@ def recent(db: Any, project_id: int, limit: int, strategy: str) -> dict[str, Any
 def session_detail(db: Any, session_id: int) -> dict[str, Any] | None:
     from workbench.strategies import MESSAGE_COLUMNS, SESSION_COLUMNS, WINDOW_COLUMNS
 
-    rows = db.execute(_SESSION_SQL, {"session_id": session_id})
+    rows = db.execute(queries.load("session_by_id", db.dialect), {"session_id": session_id})
     if not rows:
         return None
     session = dict(zip(SESSION_COLUMNS, rows[0], strict=True))
@@ -113,7 +88,8 @@ def session_detail(db: Any, session_id: int) -> dict[str, Any] | None:
 
 def day_usage(db: Any, day: date) -> dict[str, Any]:
     start = datetime(day.year, day.month, day.day)
-    rows = db.execute(_USAGE_SQL, {"day_start": start, "day_end": start + timedelta(days=1)})
+    params = {"day_start": start, "day_end": start + timedelta(days=1)}
+    rows = db.execute(queries.load("day_usage", db.dialect), params)
     names = (
         "model",
         "messages",
