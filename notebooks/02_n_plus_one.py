@@ -244,7 +244,7 @@ print(f"Sessions loaded: {', '.join(map(str, sizes))}; {scaled.frame.height:,} t
 # ## Look
 
 # %% tags=["nbval-ignore-output"]
-figures.strategy_figure(summary, title=f"Loading {n} sessions with messages and windows")
+figures.strategy_figure(strategies.labelled(summary), title=f"Loading {n} sessions with messages and windows")
 
 # %%
 figures.multiplication_figure(mult, worst)
@@ -257,13 +257,12 @@ figures.multiplication_figure(mult, worst)
 
 # %% tags=["nbval-ignore-output"]
 floors = costs.select("engine", floor_ms="statement_ms")
-figures.scaling_figure(scaled_summary, floors, crossings=crossed)
+crossed_labelled = strategies.labelled(strategies.labelled(crossed, "faster_below"), "faster_above")
+figures.scaling_figure(strategies.labelled(scaled_summary), floors, crossings=crossed_labelled)
 
 # %% tags=["nbval-ignore-output"]
 display(report.paragraphs(strategies.scaling_conclusions(scaled_summary, costs, crossed)))
-strategies.labelled(strategies.labelled(crossed, "faster_below"), "faster_above").with_columns(
-    pl.col("sessions", "ms").round(1)
-)
+crossed_labelled.with_columns(pl.col("sessions", "ms").round(1))
 
 # %% [markdown]
 # ### Network distance

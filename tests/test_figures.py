@@ -114,3 +114,15 @@ def test_index_figures_read_their_log_ticks_and_name_the_scenarios():
         ["duckdb", "duckdb"],
         ["cursor, still", "cursor, inserts"],
     ]
+
+
+def test_figures_import_no_lab():
+    """Imports point down: the shared builders take labels as data, never from a lab."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(figures))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    labs = ("strategies", "indexes", "processing", "service", "report", "lab")
+    assert not {m for m in imported if m and m.startswith(tuple(f"workbench.{x}" for x in labs))}

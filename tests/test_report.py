@@ -62,10 +62,23 @@ def test_index_links_the_notebook_with_run_metadata(built):
     assert "href='01_data.html'" in page and ">ok<" in page
     for fact in ("git commit", "duckdb", "cpu", "tiny:", "python"):
         assert fact in page
-    assert (out / "01_data.html").stat().st_size > 1_000_000  # plotly.js is inlined, no CDN
     html = (out / "01_data.html").read_text()
     assert not re.search(r"<script[^>]*src=[\"']https?:", html), "the report loads a script from the network"
     assert (out / "01_data" / "sample_comparison.csv").exists()
+
+
+def test_pages_share_one_plotly_js_and_the_folder_holds_what_reviewers_open(built):
+    from plotly.offline import get_plotlyjs
+
+    out, *_ = built
+    page = (out / "01_data.html").read_text()
+    assert page.count('<script src="plotly.min.js"') == 1 and "Plotly.newPlot" in page
+    assert len(page) < 500_000, "the page inlines plotly.js again"  # it was 5.2 MB
+    assert (out / report.PLOTLY_JS).read_text() == get_plotlyjs()  # the installed plotly's, offline
+    assert not list(out.rglob("*.ipynb")), "executed notebooks are not for reviewers"
+    before = (out / report.PLOTLY_JS).stat().st_mtime_ns
+    report.write_plotly_js(out)  # once per folder, not once per page
+    assert (out / report.PLOTLY_JS).stat().st_mtime_ns == before
 
 
 def test_without_postgres_binaries_every_page_says_so_at_the_top(built):
@@ -150,11 +163,18 @@ def test_notebooks_with_default_parameters_write_to_the_session_scratch(tmp_path
     assert {name: tree_state(report.ROOT / name) for name in before} == before
 
 
-def test_exported_plot_is_drawn_by_headless_chromium(built, chromium_dom):
+def test_exported_plot_is_drawn_by_headless_chromium(built, chromium_dom, tmp_path):
+    import shutil
+
     out, *_ = built
     dom = chromium_dom(out / "01_data.html")
-    # plotly draws each chart as SVG with class main-svg once plotly.js has run, offline.
+    # plotly draws each chart as SVG with class main-svg once plotly.js has run, offline
+    # (no host name resolves), from the plotly.min.js beside the page.
     assert dom.count('class="main-svg"') >= 5, dom[:500]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "01_data.html", alone)
+    assert 'class="main-svg"' not in chromium_dom(alone / "01_data.html")  # that file is what draws
 
 
 def test_unknown_notebook_is_named():

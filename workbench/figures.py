@@ -1,9 +1,11 @@
 """Plotly figure builders. Each takes tidy frames and returns a ``go.Figure``.
 
 Builders never compute measurements and never show anything; notebooks display what
-they return. :func:`use_renderer` picks how figures are embedded: compact JSON
-(``plotly_mimetype``) in committed notebooks, inline plotly.js (``notebook``) in
-exported reports, so they render offline.
+they return. :func:`use_renderer` picks how figures are embedded: plotly's JSON
+(``plotly_mimetype``), which JupyterLab draws and the report's export turns into divs
+drawn by one shared ``plotly.min.js`` beside the pages, so they render offline.
+Builders take what they show as data (names already labelled for people): they import
+no lab.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ TEMPLATE = "plotly_white"
 
 
 def use_renderer(default: str = "plotly_mimetype") -> str:
-    """Set plotly's renderer from ``$WORKBENCH_PLOTLY_RENDERER`` (reports set ``notebook``)."""
+    """Set plotly's renderer from ``$WORKBENCH_PLOTLY_RENDERER``, else ``default``
+    (e.g. ``notebook`` for a classic Jupyter without plotly's extension)."""
     pio.renderers.default = os.environ.get(RENDERER_ENV, default)
     pio.templates.default = TEMPLATE
     return pio.renderers.default
@@ -193,16 +196,16 @@ def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: med
     """Median milliseconds per strategy and engine as dots side by side, with bootstrap intervals.
 
     ``summary`` is ``Results.summary()`` (columns engine, strategy, median_ms, median_lo,
-    median_hi); the y axis is logarithmic because N+1 and the rest differ by orders. Dots,
-    not bars: on a log axis a bar's length starts at an arbitrary floor and says nothing.
+    median_hi), its strategies named as the reader should see them
+    (``strategies.labelled(summary)``); the y axis is logarithmic because N+1 and the rest
+    differ by orders. Dots, not bars: on a log axis a bar's length starts at an arbitrary
+    floor and says nothing.
     """
-    from workbench.strategies.loading import label
-
     fig = go.Figure()
     for (engine,), part in summary.partition_by("engine", as_dict=True, maintain_order=True).items():
         fig.add_trace(
             go.Scatter(
-                x=[label(s) for s in part["strategy"]],
+                x=part["strategy"],
                 y=part["median_ms"],
                 name=str(engine),
                 mode="markers",
@@ -236,10 +239,10 @@ def scaling_figure(
     latency of a trivial statement; dotted lines show statements × floor, the least
     each strategy's round trips can cost, so it shows where N+1 is bound by round trips.
     ``crossings`` (``strategies.crossings(summary)``): marked where two strategies swap.
+    Strategies are shown as named in the frames: label them first (``strategies.labelled``
+    on ``summary``, and on ``crossings``' faster_below and faster_above).
     """
     from plotly.subplots import make_subplots
-
-    from workbench.strategies.loading import label
 
     engines = summary["engine"].unique(maintain_order=True).to_list()
     fig = make_subplots(rows=1, cols=len(engines), subplot_titles=engines, shared_yaxes=True)
@@ -266,7 +269,7 @@ def scaling_figure(
                     x=line["sessions"],
                     y=line["median_ms"],
                     mode="lines+markers",
-                    name=label(strategy),
+                    name=strategy,
                     legendgroup=strategy,
                     showlegend=first,
                     line=dict(color=colors[strategy]),
@@ -280,11 +283,11 @@ def scaling_figure(
                         x=line["sessions"],
                         y=line["statements"] * floor[engine],
                         mode="lines",
-                        name=f"{label(strategy)}: statements × cost",
+                        name=f"{strategy}: statements × cost",
                         legendgroup=strategy,
                         showlegend=False,
                         line=dict(color=colors[strategy], dash="dot", width=1),
-                        hovertemplate="statements × cost %{y:.3f} ms<extra>" + label(strategy) + "</extra>",
+                        hovertemplate="statements × cost %{y:.3f} ms<extra>" + strategy + "</extra>",
                     ),
                     row=1,
                     col=col,
@@ -301,7 +304,7 @@ def scaling_figure(
                     showlegend=not crossed,
                     marker=dict(symbol="x-thin", size=11, line=dict(width=2, color="#444")),
                     text=[
-                        f"{label(a)} faster below, {label(b)} above"
+                        f"{a} faster below, {b} above"
                         for a, b in zip(marks["faster_below"], marks["faster_above"], strict=True)
                     ],
                     hovertemplate="%{text}: %{x:.0f} sessions, %{y:.2f} ms<extra></extra>",
