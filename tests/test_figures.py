@@ -126,3 +126,25 @@ def test_figures_import_no_lab():
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     labs = ("strategies", "indexes", "processing", "service", "report", "lab")
     assert not {m for m in imported if m and m.startswith(tuple(f"workbench.{x}" for x in labs))}
+
+
+def test_reader_panels_keep_one_colour_per_variant_and_show_growth():
+    from workbench.processing import figures as pfig
+
+    scaling = pl.DataFrame(
+        {
+            "variant": ["whole/orjson", "stream/json", "polars"] * 2,
+            "size_mb": [1.0] * 3 + [4.0] * 3,
+            "peak_rss_mib": [60.0, 50.0, 80.0, 90.0, 50.5, 81.0],
+            "rows_per_s": [1e5, 2e5, 3e5, 1e5, 2e5, 3e5],
+        }
+    )
+    fig = pfig.scaling_figure(scaling, 500)
+    colours = {}
+    for trace in fig.data:
+        colours.setdefault(trace.name, set()).add(trace.line.color)
+    assert all(len(c) == 1 for c in colours.values())  # the legend's colour in every panel
+    assert len({c.pop() for c in colours.values()}) == 3
+    growth = {t.name: list(t.y) for t in fig.data if t.xaxis == "x2"}
+    assert growth["whole/orjson"] == [1.0, 1.5] and growth["stream/json"] == [1.0, 1.01]
+    assert [t.name for t in fig.data if t.showlegend] == ["whole/orjson", "stream/json", "polars"]

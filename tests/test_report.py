@@ -312,3 +312,42 @@ def test_verdicts_grouped_per_question_with_every_engine_reachable():
     assert "<details><summary>why, per engine (3)</summary>" in page
     for detail in ("d1", "d2", "d3", "same"):
         assert detail in page
+
+
+def test_a_wide_table_fits_a_1300_px_page_in_chromium(tmp_path, chromium_dom):
+    """Many numeric columns and long identifiers: headers and identifiers wrap, numbers do
+    not, and the table fits the page instead of running past its edge."""
+    import nbformat
+    import polars as pl
+
+    numbers = {f"{name}_pct": [12345.678, 0.5] for name in ("service_cpu", "slos_missed", "db_p99", "errors")}
+    numbers |= {f"arrival_rate_{i}_per_s": [1234.5, 2.0] for i in range(8)}
+    frame = pl.DataFrame(
+        {
+            "configuration": ["sessions_project_id_created_at_id_covering_index", "n_plus_one pool=4"],
+            "plan_change": ["SCAN on sessions -> SEARCH USING INDEX ix_sessions_project_id_created_at_id"]
+            * 2,
+            **numbers,
+        }
+    )
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": tables.html_table(frame)}),
+        nbformat.v4.new_output("stream", name="stdout", text="one more con" + "tention " * 40),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A wide table"), cell]
+    nbformat.write(nb, tmp_path / "wide.ipynb")
+    page = report.export_html(tmp_path / "wide.ipynb", tmp_path / "wide.html")
+    probe = """<style>body { width: 1300px; }</style><script>
+    window.addEventListener('load', () => {
+      const t = document.querySelector('table.wb-table'), box = t.closest('.jp-OutputArea-output');
+      document.body.dataset.fit = t.offsetWidth <= box.clientWidth && box.scrollWidth <= box.clientWidth;
+      const range = document.createRange();
+      range.selectNodeContents(t.querySelector('td.num'));
+      document.body.dataset.numberLines = range.getClientRects().length;
+    });</script>"""
+    page.write_text(page.read_text().replace("</head>", probe + "</head>", 1))
+    dom = chromium_dom(page)
+    assert 'data-fit="true"' in dom and 'data-number-lines="1"' in dom, dom[-2000:]
+    assert "word-break: normal" in page.read_text()  # printed sentences wrap at words

@@ -121,13 +121,18 @@ table.verdicts td, table.verdicts th, table.wb-table .text,
 .jp-RenderedHTMLCommon table.verdicts td, .jp-RenderedHTMLCommon table.verdicts th,
 .jp-RenderedHTMLCommon table.wb-table .text { text-align: left; }
 table.wb-table .num, .jp-RenderedHTMLCommon table.wb-table .num {
-  text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+  text-align: right; font-variant-numeric: tabular-nums; }
+/* a number never wraps; its header does, so many numeric columns still fit the page */
+table.wb-table td.num, .jp-RenderedHTMLCommon table.wb-table td.num { white-space: nowrap; }
+table.wb-table th, .jp-RenderedHTMLCommon table.wb-table th { white-space: normal; vertical-align: bottom; }
 table.verdicts td:nth-child(1) { min-width: 12rem; } table.verdicts td:nth-child(2) { min-width: 15rem; }
 table.verdicts .on { color: #555; }
 table.verdicts details summary { cursor: pointer; color: #0550ae; }
 table.verdicts details ul { margin: .3rem 0 0; padding-left: 1.1rem; }
 table.wb-table caption { caption-side: top; text-align: left; font-weight: 600; padding: .2rem 0; }
 table.wb-table tr.skipped td { text-align: center; color: #666; font-style: italic; }
+/* printed text wraps at words (JupyterLab breaks it anywhere: "con tention") */
+.jp-OutputArea-output pre { word-break: normal; overflow-wrap: break-word; }
 /* Polars' own HTML (frames displayed without lab.setup): left-align text, no dtype row */
 .dataframe td, .dataframe th { text-align: left; white-space: pre-wrap; }
 </style>
