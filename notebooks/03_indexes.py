@@ -35,7 +35,7 @@ depths = [1, 10, 30, 100, 300, 1000]
 import polars as pl
 from IPython.display import HTML
 
-from workbench import lab, tables, verdicts
+from workbench import lab, report, tables, verdicts
 from workbench.indexes import advisor, pagination, select
 from workbench.indexes import figures as ifig
 from workbench.indexes import workload as wl
@@ -46,7 +46,7 @@ data, out = lab.data_dir(data_dir), lab.out_dir(out_dir)
 # %% [markdown]
 # ## Data
 # The synthetic dataset, loaded into each engine in its own folder (indexes are built and
-# dropped here). The workload is the plan's endpoints, equally often (`wl.ENDPOINTS`).
+# dropped here). The workload is the plan's endpoints' queries, each equally often.
 
 # %% tags=["nbval-ignore-output"]
 ds = lab.open_dataset("synthetic", data, scale=scale, seed=seed)
@@ -62,9 +62,9 @@ tables.table(
 # %% [markdown]
 # ## Measure
 # For each engine: candidates, the HypoPG pass (PostgreSQL), real builds timed with
-# intervals, write cost, the greedy choice (`workbench.indexes.select`: frequency-weighted
-# time saved; a saving counts only when the plan changed and the interval is above 1), and
-# the whole workload timed without and with the chosen set.
+# intervals, write cost, the greedy choice (by frequency-weighted time saved; a saving
+# counts only when the plan changed and the interval is above 1), and the whole workload
+# timed without and with the chosen set.
 
 # %% tags=["nbval-ignore-output"]
 budgets = select.Budgets(max_write_cost=max_write_cost)
@@ -105,8 +105,19 @@ advisor.evaluation_table(reports)
 per_query = pl.concat([r.builds.per_query for r in reports.values()])
 advisor.per_query_table(reports)
 
+# %% [markdown]
+# Each index's speedup on each query it serves, per engine, with its 95% interval, on a log
+# axis: right of the dotted 1 the query got faster with the index, left of it slower; a
+# whisker that crosses 1 is no measured change.
+
 # %% tags=["nbval-ignore-output"]
 ifig.speedups(per_query)
+
+# %% [markdown]
+# What each index costs the writes: a bulk insert into its table with the index over the
+# same insert without it (1, dotted: no cost), per engine, with its 95% interval. An index
+# whose cost is over the write-cost budget is not recommended; a long whisker is a ratio
+# the run could not pin down.
 
 # %% tags=["nbval-ignore-output"]
 ifig.write_costs(pl.concat([r.builds.per_index for r in reports.values()]))
@@ -120,19 +131,29 @@ hypo = reports["postgres"].hypothetical if "postgres" in reports else None
         "index, for the hottest, a typical and a cold parameter",
     )
     if hypo is not None
-    else print("PostgreSQL not in this run: no hypothetical pass")
+    else report.paragraphs("PostgreSQL not in this run: no hypothetical pass")
 )
+
+# %% [markdown]
+# Walking every page of the hottest project with each pager, on a still table and with rows
+# inserted between pages: the rows it missed and the rows it showed twice. A correct pager
+# has no bar.
 
 # %% tags=["nbval-ignore-output"]
 ifig.correctness(pages)
+
+# %% [markdown]
+# The latency of one page against its depth (log-log; at the default page size of 1, page N
+# starts N rows deep), with 95% intervals: a flat line is a pager whose cost does not grow
+# with depth, a rising one reads every earlier row again.
 
 # %% tags=["nbval-ignore-output"]
 ifig.depth(depth)
 
 # %% [markdown]
 # ## Conclude
-# Computed from the measurements above (`advisor.verdicts`): per question of the plan, the
-# answer on each engine. The same table opens the page.
+# Computed from the measurements above: per question of the plan, the answer on each
+# engine. The same table opens the page.
 
 # %% tags=["verdicts", "nbval-ignore-output"]
 verdicts.show("03_indexes", advisor.verdicts(reports, pages, depth), out)
