@@ -107,8 +107,8 @@ def html_table(
 ) -> str:
     """``frame`` as an HTML table for people.
 
-    Text left-aligned and never cut (it wraps at spaces, and identifiers after ``_`` and
-    ``/``, so the table fits the page); numbers right-aligned with thousands separators, a
+    Text left-aligned and never cut (it wraps at spaces, and long identifiers after ``_``
+    and ``/``, so the table fits the page); numbers right-aligned with thousands separators, a
     float column with one number of decimals (three significant digits of its median;
     each cell keeps two to four significant digits; ``decimals`` fixes a column's); units in the headers
     (``units``, else read from suffixes such as ``_ms``); no dtype row, no shape line.
@@ -161,15 +161,20 @@ def html_table(
     )
 
 
-def _breakable(text: str) -> str:
-    """``text`` escaped, with a line-break opportunity after each ``_`` and ``/``, so a long
-    identifier (``ix_sessions_project_id_created_at``) wraps inside its cell instead of
-    widening the table past the page.
+def _breakable(text: str, longest: int = 30) -> str:
+    """``text`` escaped, with a line-break opportunity after each ``_`` and ``/`` inside a
+    word longer than ``longest`` characters, so a long identifier
+    (``ix_session_windows_session_id_start_time``) wraps inside its cell instead of
+    widening the table past the page, while short names (``session_windows``) stay whole.
 
-    >>> _breakable("ix_a/b <c>")
-    'ix_<wbr>a/<wbr>b &lt;c&gt;'
+    >>> _breakable("ix_session_windows_session_id_start_time <session_windows>")
+    'ix_<wbr>session_<wbr>windows_<wbr>session_<wbr>id_<wbr>start_<wbr>time &lt;session_windows&gt;'
     """
-    return re.sub(r"([_/])(?=\w)", r"\1<wbr>", html.escape(text))
+
+    def breakable(word: re.Match[str]) -> str:
+        return re.sub(r"([_/])(?=\w)", r"\1<wbr>", word.group(0))
+
+    return re.sub(rf"[^\s&;]{{{longest + 1},}}", breakable, html.escape(text))
 
 
 @dataclass
