@@ -14,44 +14,64 @@
 # test the indexes that are needed and remove those that are not**, and to finish its cursor
 # pagination (`WHERE id > :cursor` under `ORDER BY created_at DESC`). This notebook derives
 # candidates from the queries (sqlglot), estimates them with HypoPG on PostgreSQL, builds
-# each for real on every engine, chooses a set for the whole workload within a write-cost
-# budget, exports it as golang-migrate migrations, and checks three ways to paginate.
+# each for real, chooses a set for the whole workload within a write-cost budget, exports it
+# as golang-migrate migrations (which notebook 05's database applies), and checks three ways
+# to paginate.
+#
+# The headline is measured under the production profile: its engine, and its traffic mix
+# (each service endpoint's share of requests, times the statements that endpoint runs).
+# The other engines are detail, for comparison.
 #
 # Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
 
 # %% tags=["parameters"]
-scale = "tiny"  # CI-fast; "small" or larger for real numbers
-seed = 7
-engines = ["duckdb", "sqlite", "postgres"]
-data_dir = None
-out_dir = None
-postgres_url = None
+profile = None  # a profile TOML or a name in profiles/ (None: $WORKBENCH_PROFILE, else default)
+source = None  # None: the profile's data; or "synthetic", a Dataset folder, "claude-code:PATH", a URL
+scale = None  # None: the profile's scale (synthetic data)
+seed = None  # None: the profile's seed
+engines = ["duckdb", "sqlite", "postgres"]  # the profile's engine leads; the others are for comparison
+data_dir = None  # None: $WORKBENCH_DATA_DIR, else ../data
+out_dir = None  # None: $WORKBENCH_OUT_DIR, else ../reports
+postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local server
 repeat = 3
 max_write_cost = 1.5
-page_size = 1  # page N reads N rows deep at page size 1: the deepest pages exist even at small scale
-depths = [1, 10, 30, 100, 300, 1000]
+min_saving = 0.01  # a recommended index must save at least this share of the workload's DB time
+page_size = None  # None: the profile's list page (sessions per page)
+depths = [1, 2, 5, 10, 20, 50]  # pages timed; those past the hottest project's last page are skipped
 
 # %%
 import polars as pl
 from IPython.display import HTML
 
 from workbench import lab, report, tables, verdicts
-from workbench.indexes import advisor, pagination, select
+from workbench.indexes import advisor, decisions, pagination, select
 from workbench.indexes import figures as ifig
 from workbench.indexes import workload as wl
 
 lab.setup()
+prof = lab.profile(profile)
 data, out = lab.data_dir(data_dir), lab.out_dir(out_dir)
+size = page_size or prof.pages.list_sessions
+names = list(dict.fromkeys([prof.engine, *([engines] if isinstance(engines, str) else engines)]))
 
 # %% [markdown]
 # ## Data
-# The synthetic dataset, loaded into each engine in its own folder (indexes are built and
-# dropped here). The workload is the plan's endpoints' queries, each equally often.
+# The profile's dataset, loaded into each engine in its own folder (indexes are built and
+# dropped here). The workload is the profile's traffic mix: each endpoint's statements per
+# request (what the service's routes run, with today's N+1 loading for "recent": one query
+# for the sessions, then two per session), weighted by that endpoint's share of requests.
 
 # %% tags=["nbval-ignore-output"]
-ds = lab.open_dataset("synthetic", data, scale=scale, seed=seed)
-opened, loads = lab.open_engines(ds, engines, data / "indexlab", pg_url=postgres_url)
-workload = wl.from_folder(names=wl.ENDPOINTS)
+ds = lab.dataset(prof, data, source=source, scale=scale, seed=seed)
+opened, loads = lab.open_engines(ds, names, data / "indexlab", pg_url=postgres_url)
+workload = wl.from_profile(prof)
+tables.table(
+    workload.frame(),
+    decimals={"per request": 3},
+    caption=f"The workload: {workload.source}",
+)
+
+# %% tags=["nbval-ignore-output"]
 tables.table(
     loads,
     units={"seconds": "s"},
@@ -62,16 +82,20 @@ tables.table(
 # %% [markdown]
 # ## Measure
 # For each engine: candidates, the HypoPG pass (PostgreSQL), real builds timed with
-# intervals, write cost, the greedy choice (by frequency-weighted time saved; a saving
-# counts only when the plan changed and the interval is above 1), and the whole workload
-# timed without and with the chosen set.
+# intervals, the write cost (paired inserts with and without the index, with an interval),
+# the greedy choice (frequency-weighted time saved; a saving
+# counts only when the plan changed and the interval is above 1; ties within the interval
+# go to the simpler key), and the whole workload timed without and with the chosen set.
 
 # %% tags=["nbval-ignore-output"]
-budgets = select.Budgets(max_write_cost=max_write_cost)
+budgets = select.Budgets(max_write_cost=max_write_cost, min_saving=min_saving)
 reports = {
     name: advisor.advise(e, workload, budgets=budgets, out_dir=out / "03_indexes", repeat=repeat)
     for name, e in opened.items()
 }
+for name, r in reports.items():
+    for note in r.notes:
+        print(f"Note ({name}): {note}")
 tables.table(
     pl.DataFrame({"engine": list(reports), "seconds": [r.seconds for r in reports.values()]}),
     units={"seconds": "s"},
@@ -80,15 +104,15 @@ tables.table(
 )
 
 # %% tags=["nbval-ignore-output"]
-first = next(iter(reports.values()))
+first = reports.get(prof.engine) or next(iter(reports.values()))
 first.advice.candidates_frame()
 
 # %% tags=["nbval-ignore-output"]
 hot = {name: wl.draw(e)["hot"]["project_id"] for name, e in opened.items()}
-pages = pl.concat([pagination.correctness(e, hot[name], size=20) for name, e in opened.items()])
+pages = pl.concat([pagination.correctness(e, hot[name], size=size) for name, e in opened.items()])
 depth = pl.concat(
     [
-        pagination.depth_latency(e, hot[name], size=page_size, depths=depths, repeat=repeat)
+        pagination.depth_latency(e, hot[name], size=size, depths=depths, repeat=repeat)
         for name, e in opened.items()
     ]
 )
@@ -96,7 +120,10 @@ depth = pl.concat(
 # %% [markdown]
 # ## Look
 # The evaluation table: per engine and index, the decision and its evidence (the plan's
-# four indexes are marked "plan:"; "covered by" means a wider candidate serves its queries).
+# four indexes are marked "plan:"; "covered by" means a wider candidate serves its queries,
+# "redundant given" that a chosen index already gives its gain; "saved" is the share of
+# the workload's DB time it adds beside the indexes chosen before it, "saved alone" with no
+# other index).
 
 # %% tags=["nbval-ignore-output"]
 advisor.evaluation_table(reports)
@@ -106,18 +133,17 @@ per_query = pl.concat([r.builds.per_query for r in reports.values()])
 advisor.per_query_table(reports)
 
 # %% [markdown]
-# Each index's speedup on each query it serves, per engine, with its 95% interval, on a log
-# axis: right of the dotted 1 the query got faster with the index, left of it slower; a
-# whisker that crosses 1 is no measured change.
+# Each dot is one query's speedup with one index (time without / with), per engine, on a
+# log axis: right of the dotted 1 the query got faster, left of it slower. The whiskers
+# are its 95% interval; a dot whose whisker reaches 1 is no measurable gain.
 
 # %% tags=["nbval-ignore-output"]
 ifig.speedups(per_query)
 
 # %% [markdown]
-# What each index costs the writes: a bulk insert into its table with the index over the
-# same insert without it (1, dotted: no cost), per engine, with its 95% interval. An index
-# whose cost is over the write-cost budget is not recommended; a long whisker is a ratio
-# the run could not pin down.
+# Each bar is the slowdown of a bulk insert into the index's table with the index present;
+# whiskers are the 95% interval of the paired rounds. An interval that reaches 1 (or below)
+# is no measurable write cost, never a speed-up.
 
 # %% tags=["nbval-ignore-output"]
 ifig.write_costs(pl.concat([r.builds.per_index for r in reports.values()]))
@@ -135,34 +161,41 @@ hypo = reports["postgres"].hypothetical if "postgres" in reports else None
 )
 
 # %% [markdown]
-# Walking every page of the hottest project with each pager, on a still table and with rows
-# inserted between pages: the rows it missed and the rows it showed twice. A correct pager
-# has no bar.
+# Rows missed and repeated by each pager, walking every page of the hottest project: a
+# correct pager has none in both scenarios.
 
 # %% tags=["nbval-ignore-output"]
 ifig.correctness(pages)
 
 # %% [markdown]
-# The latency of one page against its depth (log-log; at the default page size of 1, page N
-# starts N rows deep), with 95% intervals: a flat line is a pager whose cost does not grow
-# with depth, a rising one reads every earlier row again.
+# Latency of page N against page 1, at the profile's page size: a flat line stays correct
+# and fast at depth; OFFSET reads every row it skips.
 
 # %% tags=["nbval-ignore-output"]
 ifig.depth(depth)
 
 # %% [markdown]
 # ## Conclude
-# Computed from the measurements above: per question of the plan, the answer on each
-# engine. The same table opens the page.
+# Computed from the measurements above: on the profile's
+# engine, a decision per plan item (ship, ship changed, don't ship) with its effect on the
+# profile's workload, its cost and when it would flip; the other engines' answers follow,
+# for comparison. The same table opens the page.
 
 # %% tags=["verdicts", "nbval-ignore-output"]
-verdicts.show("03_indexes", advisor.verdicts(reports, pages, depth), out)
+if prof.engine not in reports:
+    print(f"The profile's engine, {prof.engine}, could not be opened: only comparisons below.")
+verdicts.show(
+    "03_indexes",
+    decisions.verdicts(reports, pages, depth, prof, out, budgets=budgets, page_size=size),
+    out,
+)
 
 # %% [markdown]
 # ## Export
-# The recommended migrations, one folder per engine, in golang-migrate's order (PostgreSQL:
-# `CONCURRENTLY`, one statement per file; each file opens with its evidence as comments):
-# the statement to approve, and the `up` and `down` files.
+# The recommended migrations, one folder per engine (`<out>/03_indexes/migrations/<dialect>/`),
+# in golang-migrate's order (PostgreSQL: `CONCURRENTLY`, one statement per file; each file
+# opens with its evidence as comments): the statement to approve, and the `up` and `down`
+# files. Notebook 05 applies the PostgreSQL folder to its database.
 
 # %% tags=["nbval-ignore-output"]
 for e in opened.values():

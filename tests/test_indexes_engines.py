@@ -97,12 +97,22 @@ def test_advisor_keeps_going_past_a_bad_query(embedded, tmp_path):
     bad = [
         wl.WorkloadQuery("broken", "SELECT FROM WHERE ("),
         wl.WorkloadQuery("ghost", "SELECT * FROM ghosts"),
-        wl.WorkloadQuery("unbound", "SELECT * FROM jobs WHERE status = :colour"),
     ]
     report = advisor.advise(embedded, wl.Workload(good + bad), repeat=2, write_rows=50, clock=_count())
     assert report.advice.workload.names() == ["jobs_queue"]
     text = " | ".join(report.advice.errors)
-    assert "'broken' does not parse" in text and "'ghosts'" in text and ":colour" in text
+    assert "'broken' does not parse" in text and "'ghosts'" in text
+    # ... but a parameter without a value stops it: the answer would leave the query out.
+    unbound = wl.WorkloadQuery("unbound", "SELECT * FROM jobs WHERE status = :colour")
+    with pytest.raises(wl.UnboundParameter, match=":colour .* --values FILE"):
+        advisor.advise(embedded, wl.Workload([*good, unbound]), repeat=2, write_rows=50, clock=_count())
+    values = {"colour": {"query": "SELECT status FROM jobs GROUP BY status ORDER BY count(*) DESC, status"}}
+    report = advisor.advise(
+        embedded, wl.Workload([*good, unbound]), repeat=2, write_rows=50, values=values, clock=_count()
+    )
+    assert report.advice.workload.names() == ["jobs_queue", "unbound"]
+    drawn = [c["colour"] for c in report.advice.params.values()]
+    assert drawn == [c["status"] for c in report.advice.params.values()]  # the same query, hottest first
 
 
 def test_existing_prefix_index_is_flagged_and_dropped_by_a_migration(embedded, tmp_path):
@@ -116,6 +126,37 @@ def test_existing_prefix_index_is_flagged_and_dropped_by_a_migration(embedded, t
     assert "ix_old_jobs_status" in embedded.list_indexes()["name"].to_list()  # restored after measuring
 
 
+def test_write_cost_is_paired_on_scratch_copies_that_leave_nothing_behind(embedded):
+    counts = embedded.table_counts()
+    with ev.WriteBench(embedded, "messages", rows=500) as bench:
+        r, lo, hi = bench.cost(IndexSpec("messages", ("session_id", "timestamp")), rounds=3)
+        assert bench.rows == 500 and lo <= r <= hi
+    assert embedded.table_counts() == counts
+    assert embedded.list_indexes().is_empty()
+    assert not any(t.startswith("wbw_") for t in embedded.existing_tables())
+    embedded.check_writable()
+
+
+def test_write_cost_scratch_copies_on_postgres_leave_nothing_behind(pg):
+    with ev.WriteBench(pg, "sessions", rows=50) as bench:
+        r, lo, hi = bench.cost(IndexSpec("sessions", ("project_id", "created_at"), (False, True)), rounds=2)
+    assert lo <= r <= hi
+    assert pg.execute("SELECT count(*) FROM pg_namespace WHERE nspname = :s", {"s": ev.SCRATCH_SCHEMA}) == [
+        (0,)
+    ]
+    assert pg.list_indexes().is_empty()
+
+
+def test_existing_indexes_dropped_for_the_before_times_is_said(embedded, tmp_path):
+    embedded.create_index("ix_team_jobs", "jobs", ["status", "created_at", "id"])
+    w = wl.from_folder(names=["jobs_queue"])
+    report = advisor.advise(embedded, w, repeat=2, write_rows=50, clock=_count())
+    assert any("existing secondary indexes (ix_team_jobs) dropped" in n for n in report.notes)
+    row = report.selection.filter(pl.col("index") == "jobs(status, created_at, id)").row(0, named=True)
+    assert row["decision"].startswith("already served by ix_team_jobs")
+    assert "ix_team_jobs" in set(embedded.list_indexes()["name"])
+
+
 def test_an_existing_expression_index_is_left_out_not_fatal(embedded, tmp_path):
     embedded.execute("CREATE INDEX ix_jobs_lower_status ON jobs (lower(status))")
     w = wl.from_folder(names=["jobs_queue"])
@@ -123,6 +164,90 @@ def test_an_existing_expression_index_is_left_out_not_fatal(embedded, tmp_path):
     listed = set(report.existing["name"]) if "name" in report.existing.columns else set()
     assert "ix_jobs_lower_status" not in listed  # it used to stop the advisor (not a plain column)
     assert "ix_jobs_lower_status" in set(embedded.list_indexes()["name"])  # still there, untouched
+
+
+# ---- the profile's workload ---------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["n_plus_one", "batch", "joined", "per_relation", "aggregate"])
+def test_endpoint_statements_are_what_the_service_runs(pg, strategy):
+    from workbench.service import app
+    from workbench.strategies.loading import CountingEngine
+
+    named = {}
+    for f in queries.QUERIES_DIR.glob("*.sql"):
+        for arrays in (False, True):
+            try:
+                named[wl.fingerprint(queries.load(f.stem, "postgres", arrays=arrays))] = f.stem
+            except Exception:  # noqa: BLE001 - arrays only where the query has an IN list
+                continue
+    named |= {wl.fingerprint(sql): name for name, sql in wl.service_sql().items()}
+    case = wl.draw(pg)["hot"]
+    calls = {
+        "sessions": lambda db: app.session_page(db, case["project_id"], 20, None),
+        "recent": lambda db: app.recent(db, case["project_id"], 5, strategy),
+        "session": lambda db: app.session_detail(db, case["session_id"]),
+        "usage": lambda db: app.day_usage(db, case["day_start"].date()),
+        "jobs": lambda db: app.jobs_page(db, case["status"], 50),
+    }
+    for endpoint, call in calls.items():
+        db = CountingEngine(pg, record=True)
+        call(db)
+        ran: dict[str, int] = {}
+        for st in db.log:
+            name = named[wl.fingerprint(st.sql)]
+            ran[name] = ran.get(name, 0) + 1
+        assert ran == wl.endpoint_statements(endpoint, strategy, recent=5), endpoint
+
+
+def test_the_profiles_workload_runs_on_every_engine(embedded):
+    from workbench.profile import load
+
+    w = wl.from_profile(load())
+    assert w.get("session_messages").frequency == pytest.approx(0.3 * 20 + 0.25)
+    params = wl.draw(embedded)
+    for q in w.queries:
+        sql = queries.translate(q.sql, embedded.dialect)
+        for case in params.values():
+            embedded.execute(sql, wl.bind(q, case))
+
+
+def test_decisions_on_the_profiles_engine_with_the_plan_items_fields(tiny, tmp_path):
+    from dataclasses import replace
+
+    from workbench.indexes import decisions
+    from workbench.profile import load
+    from workbench.verdicts import DECISIONS, PLAN_ITEMS
+
+    prof = replace(load(), engine="sqlite")
+    with open_engine("sqlite", str(tmp_path / "d.sqlite")) as engine:
+        engine.load(tiny)
+        report = advisor.advise(
+            engine, wl.from_profile(prof), out_dir=tmp_path / "03_indexes", repeat=3, write_rows=200
+        )
+        hot = wl.draw(engine)["hot"]["project_id"]
+        pages = pagination.correctness(engine, hot, size=5)
+        depth = pagination.depth_latency(engine, hot, size=5, depths=(1, 2, 4), repeat=2)
+    found = decisions.verdicts({"sqlite": report}, pages, depth, prof, tmp_path, page_size=5)
+    items = {v.item: v for v in found if v.item}
+    plan = [k for k in PLAN_ITEMS if k.startswith("index:")]
+    assert set(plan) | {"index_desc", "pagination", "success:db"} <= set(items)
+    for key in plan:
+        v = items[key]
+        assert v.decision in DECISIONS and v.evidence == "03_indexes.html" and v.engine == "sqlite"
+        assert v.unit == "x" and v.low <= v.effect <= v.high and v.cost.startswith("inserts into ")
+        assert v.conditions["profile"] == "default" and "mix" in v.conditions["workload"]
+        if v.decision.startswith("ship"):
+            assert (tmp_path / v.artifact).is_file() and v.artifact.startswith(
+                "03_indexes/migrations/sqlite/"
+            )
+    for v in found:  # any other recommended index ships with its migration
+        if v.item and v.item not in items or (v.item or "").startswith("index:") and v.item not in plan:
+            assert v.decision == "ship" and (tmp_path / v.artifact).is_file()
+    assert items["index_desc"].decision == "don't ship"  # every sort on these keys runs one way
+    page = items["pagination"]
+    assert page.decision == "ship changed" and page.conditions["page_size"] == 5
+    assert "rows 6-10" in page.detail or "rows 16-20" in page.detail
+    db = items["success:db"]
+    assert db.unit == "%" and db.low <= db.effect <= db.high
 
 
 # ---- pagination --------------------------------------------------------------------------------
@@ -192,6 +317,24 @@ def test_migrations_up_and_down_on_sqlite(tiny, tmp_path):
     with open_engine("sqlite", str(tmp_path / "m.sqlite")) as engine:
         engine.load(tiny)
         _apply_up_and_down(engine, tmp_path)
+
+
+def test_migrations_applied_on_top_of_a_teams_existing_ones(tiny, tmp_path):
+    folder = tmp_path / "db" / "migrations"
+    folder.mkdir(parents=True)
+    (folder / "000001_init.up.sql").write_text("CREATE INDEX ix_team ON jobs (status);\n")
+    (folder / "000001_init.down.sql").write_text("DROP INDEX ix_team;\n")
+    change = migrations.Change(IndexSpec("messages", ("session_id", "timestamp")), "evidence")
+    migrations.write_folder(folder, [change], "sqlite")
+    with open_engine("sqlite", str(tmp_path / "m.sqlite")) as engine:
+        engine.load(tiny)
+        assert migrations.apply(engine, folder) == [
+            "000001_init.up.sql",
+            "000002_create_ix_messages_session_id_timestamp.up.sql",
+        ]
+        assert set(engine.list_indexes()["name"]) == {"ix_team", "ix_messages_session_id_timestamp"}
+        migrations.apply(engine, folder, "down")
+        assert engine.list_indexes().is_empty()
 
 
 # ---- covering indexes (INCLUDE, PostgreSQL) -------------------------------------------------------

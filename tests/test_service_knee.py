@@ -46,8 +46,12 @@ def test_find_knees_ramps_each_configuration_then_interleaves_its_rounds(loaded_
         Settings(database_url=loaded_url, strategy="batch", pool_size=2),
     ]
     knees = _short_search(configs, tiny, seed=1)
-    labels = [c.label for c in configs]
-    assert [k.settings.label for k in knees] == labels
+    labels = [experiment.name(c) for c in configs]
+    assert (
+        [experiment.name(k.settings) for k in knees]
+        == labels
+        == ["N+1 (today), pool of 2", "batch, pool of 2"]
+    )
     # Both ramps first, then round 0 in the given order, then round 1 rotated by one.
     order = [(r.label, r.settings.get("round", "ramp")) for r in runs]
     blocks = [key for i, key in enumerate(order) if i == 0 or order[i - 1] != key]
@@ -97,5 +101,28 @@ def test_a_service_that_dies_mid_search_ends_its_own_search_not_the_others(loade
     knees = _short_search(configs, tiny, seed=2)
     dead, alive = knees
     assert dead.ramp is not None and not dead.steps  # its ramp is kept; no steady run was possible
-    assert dead.stopped.startswith("n_plus_one pool=2: the service exited (code -9) after 0 steady runs")
+    assert dead.stopped.startswith("N+1 (today), pool of 2: the service exited (code -9) after 0 steady runs")
     assert {r.settings["round"] for r in alive.steps} == {0, 1} and not any(r.partial for r in alive.steps)
+
+
+def test_confirmation_runs_are_long_enough_and_share_a_service_per_configuration(loaded_url, tiny):
+    requests = paths(Mix(), targets(tiny), 500, seed=3)
+    one = Settings(database_url=loaded_url, strategy="batch", pool_size=2)
+    other = Settings(database_url=loaded_url, strategy="n_plus_one", pool_size=2)
+    runs = experiment.confirm(
+        [(one, 40, "shipped, at today's knee"), (one, 60, "shipped, at its knee"), (other, 40, "today")],
+        requests,
+        responses=60,
+        min_seconds=0.5,
+        warmup_seconds=0.2,
+    )
+    assert [r.settings["purpose"] for r in runs] == [
+        "shipped, at today's knee",
+        "shipped, at its knee",
+        "today",
+    ]
+    assert [r.stage_seconds for r in runs] == [[1.5], [1.0], [1.5]]  # 60 responses at 40 and 60 req/s
+    assert runs[0].url == runs[1].url != runs[2].url  # one fresh service per configuration
+    summary = experiment.summary(runs)
+    assert summary["purpose"].to_list() == [r.settings["purpose"] for r in runs]
+    assert summary["sent"].to_list() == [60, 60, 60] and summary["seconds"].to_list() == [1.5, 1.0, 1.5]

@@ -409,14 +409,16 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
     help="Engine the sample is loaded into and the indexes are built and measured on.",
 )
 @click.option(
-    "--dataset", type=click.Path(path_type=Path), help="A Dataset folder (default: data/<scale>, generated)."
+    "--dataset",
+    type=click.Path(path_type=Path),
+    help="A Dataset folder (default: <data>/<scale>, generated; <data> is $WORKBENCH_DATA_DIR, else data/).",
 )
 @click.option("--scale", type=click.Choice(SCALE_NAMES), default="small", show_default=True)
 @click.option(
     "--queries",
     "queries_dir",
     type=click.Path(path_type=Path),
-    help="Folder of *.sql queries (default: queries/).",
+    help="Folder of *.sql queries with :named parameters (default: queries/).",
 )
 @click.option(
     "--workload",
@@ -424,15 +426,29 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
     type=click.Path(path_type=Path),
     help="pg_stat_statements CSV export, or a PostgreSQL jsonlog/csvlog file: frequencies by fingerprint.",
 )
+@click.option(
+    "--values",
+    "values_file",
+    type=click.Path(path_type=Path),
+    help="TOML or JSON file giving parameters their values (see below).",
+)
 @click.option("--url", help="A production PostgreSQL URL for the hypothetical (HypoPG) pass only; read-only.")
 @click.option(
     "--max-write-cost",
     type=float,
     default=1.5,
     show_default=True,
-    help="Budget: slowest a table's bulk insert may become with the chosen indexes (ratio).",
+    help="Budget: slowest a table's bulk insert may become with the chosen indexes (ratio); an index "
+    "is refused only when its measured interval lies above it.",
 )
 @click.option("--max-size-mb", type=float, help="Budget: total size of the chosen indexes in MB.")
+@click.option(
+    "--min-saving",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Least share of the workload's DB time a recommended index must save (0.01 = 1%).",
+)
 @click.option("--repeat", type=int, default=5, show_default=True, help="Timed runs per query and index.")
 @click.option(
     "--covering",
@@ -445,7 +461,25 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
     type=click.Path(path_type=Path),
     default=Path("reports/advise"),
     show_default=True,
-    help="Writes migrations/<engine>/NNNNNN_name.up.sql/.down.sql here.",
+    help="Writes migrations/<engine>/VERSION_name.up.sql/.down.sql here.",
+)
+@click.option(
+    "--migrations-dir",
+    type=click.Path(path_type=Path),
+    help="Write the migrations straight into this folder instead (your repository's), beside its files.",
+)
+@click.option(
+    "--versions",
+    type=click.Choice(("seq", "timestamp", "unix")),
+    default="seq",
+    show_default=True,
+    help="Migration versions as `migrate create` makes them: -seq (6 digits, after the folder's "
+    "latest), its default timestamp 20060102150405, or -format unix.",
+)
+@click.option(
+    "--start-version",
+    type=click.IntRange(min=1),
+    help="First sequential version (default: one after the highest version in the folder).",
 )
 def advise(
     engine_name: str,
@@ -453,12 +487,17 @@ def advise(
     scale: str,
     queries_dir: Path | None,
     workload_file: Path | None,
+    values_file: Path | None,
     url: str | None,
     max_write_cost: float,
     max_size_mb: float | None,
+    min_saving: float,
     repeat: int,
     covering: bool,
     out_dir: Path,
+    migrations_dir: Path | None,
+    versions: str,
+    start_version: int | None,
 ) -> None:
     """Recommend indexes for the workload, measured on a local sample, and write migrations.
 
@@ -466,15 +505,35 @@ def advise(
     estimates them first; each is then built on the sample, timed, and chosen greedily by
     frequency-weighted time saved within the write-cost and size budgets. With --url the
     hypothetical pass runs against that database read-only (nothing is built there); if it
-    has no HypoPG, that is said and the local sample decides alone.
+    has no HypoPG, that is said and the local sample decides alone. Indexes the sample
+    already has are reported, not recommended again.
+
+    \b
+    Parameter values: the workbench draws :project_id, :session_id, :session_ids, :status,
+    :limit, :day_start, :day_end and the pagination cursors from the data (the hottest, a
+    typical and a cold value). Any other parameter needs --values FILE, for example:
+      git_branch = "main"                        # one value
+      model = ["opus", "sonnet", "haiku"]        # hot, typical, cold: first, middle, last
+      [title]                                    # a value query, its first column,
+      query = "SELECT title FROM sessions ORDER BY message_count DESC"   # hottest first
+    (JSON works too: {"git_branch": "main"}). A query whose parameter gets no value is an
+    error naming it.
+
+    \b
+    Migrations into an existing repository (golang-migrate naming):
+      workbench advise --migrations-dir db/migrations             # continues after 000041
+      workbench advise --migrations-dir db/migrations --versions timestamp
+    Files the workbench did not write are never replaced or deleted; a clash is an error.
     """
     from workbench import lab
     from workbench.engines import open_engine
     from workbench.indexes import advisor, select, workload
 
     w = workload.from_file(workload_file, queries_dir) if workload_file else workload.from_folder(queries_dir)
-    ds = lab.open_dataset(str(dataset) if dataset else "synthetic", "data", scale=scale)
-    engines, _ = lab.open_engines(ds, [engine_name], "data")
+    values = workload.read_values(values_file) if values_file else None
+    data = Path(os.environ.get(lab.DATA_DIR_ENV) or "data")
+    ds = lab.open_dataset(str(dataset) if dataset else "synthetic", data, scale=scale)
+    engines, _ = lab.open_engines(ds, [engine_name], data)
     if engine_name not in engines:
         raise WorkbenchError(
             "PostgreSQL could not be reached: pass --engine duckdb or sqlite, or start one (workbench pg start)"  # noqa: E501
@@ -484,7 +543,7 @@ def advise(
     try:
         if prod is not None:
             prod.execute("SET default_transaction_read_only = on")
-        budgets = select.Budgets(max_write_cost, int(max_size_mb * 1e6) if max_size_mb else None)
+        budgets = select.Budgets(max_write_cost, int(max_size_mb * 1e6) if max_size_mb else None, min_saving)
         report = advisor.advise(
             engine,
             w,
@@ -493,6 +552,10 @@ def advise(
             hypothetical_on=prod,
             repeat=repeat,
             covering=covering,
+            values=values,
+            migrations_dir=migrations_dir,
+            versions=versions,
+            start_version=start_version,
         )
     finally:
         engine.close()
@@ -505,14 +568,11 @@ def advise(
         click.echo(f"HypoPG: {report.hypothetical.height} planner estimates on {where} (nothing built there)")
     for f in report.advice.flags:
         click.echo(f"Not indexable: {f.query}: {f.predicate} ({f.reason}); rewrite: {f.rewrite}")
-    import polars as pl
-
-    with pl.Config(tbl_rows=50, fmt_str_lengths=70, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
-        click.echo(report.ranked().drop("build_ms"))
+    for line in advisor.ranked_lines(report):
+        click.echo(line)
     click.echo(report.verdict_sentence())
-    click.echo(
-        f"Migrations: {out_dir / 'migrations' / engine.dialect} ({len(report.migrations)} files, {report.seconds:.1f} s)"  # noqa: E501
-    )
+    folder = migrations_dir or out_dir / "migrations" / engine.dialect
+    click.echo(f"Migrations: {folder} ({len(report.migrations)} files written, {report.seconds:.1f} s)")
 
 
 # ---- workbench profile (profiling lab, notebook 04) -------------------------------------------

@@ -42,6 +42,10 @@ class Report:
     #: Seconds per stage (analyse, hypothetical, builds, total), for the benchmark.
     stages: dict[str, float] = field(default_factory=dict)
 
+    def any_recommended(self) -> bool:
+        sel = self.selection
+        return "decision" in sel.columns and sel.filter(pl.col("decision") == "recommend").height > 0
+
     def recommended(self) -> list[cand.IndexSpec]:
         specs = {s.label: s for s in self.advice.candidates}
         rec = self.selection.filter(pl.col("decision") == "recommend").sort("rank")
@@ -49,34 +53,59 @@ class Report:
 
     def ranked(self) -> pl.DataFrame:
         """The candidates, recommended first by saving: what ``workbench advise`` prints."""
-        cols = [
+        return self.selection.select(
             "rank",
             "index",
             "decision",
             "saved_share",
+            "standalone_share",
             "queries_helped",
-            "write_cost",
+            _write_column(),
             "size_bytes",
             "build_ms",
-        ]
-        return self.selection.select(cols)
+        )
 
     def reduction(self) -> dict[str, float]:
         """Frequency-weighted workload DB time per call, before and with the recommended set."""
         t = self.total
         before = float((t["before_ms"] * t["frequency"]).sum())
         after = float((t["after_ms"] * t["frequency"]).sum())
-        return {"before_ms": before, "after_ms": after, "reduction": 1 - after / before if before else 0.0}
+        # Bounds: every query at the slow (fast) end of its speedup's 95% interval at once.
+        slow = float((t["before_ms"] / t["lo"] * t["frequency"]).sum()) if "lo" in t.columns else after
+        fast = float((t["before_ms"] / t["hi"] * t["frequency"]).sum()) if "hi" in t.columns else after
+        if not before:
+            return {"before_ms": 0.0, "after_ms": after, "reduction": 0.0, "low": 0.0, "high": 0.0}
+        return {
+            "before_ms": before,
+            "after_ms": after,
+            "reduction": 1 - after / before,
+            "low": 1 - slow / before,
+            "high": 1 - fast / before,
+        }
+
+    def change_text(self) -> str:
+        """The total's change in words, "no measurable change" when its bounds straddle zero."""
+        r = self.reduction()
+        bounds = f"{_signed(r['high'])} to {_signed(r['low'])}"
+        if r["low"] <= 0 <= r["high"]:
+            return f"no measurable change ({bounds})"
+        return f"{_change(r['reduction'])} ({bounds})"
 
     def verdict_sentence(self) -> str:
         """The plan's 50% target in one sentence: before and after, the change, what remains."""
         r = self.reduction()
-        share, target = r["reduction"], TARGET_REDUCTION
+        target = TARGET_REDUCTION
+        if not self.any_recommended():
+            return (
+                f"On {self.engine} no index earned its keep, so nothing changes: the workload's DB time "
+                f"stays at {r['before_ms']:.2f} ms per round of its queries, against the plan's target "
+                f"of {target:.0%} lower."
+            )
         head = (
             f"On {self.engine} the recommended set takes the workload's DB time from {r['before_ms']:.2f} ms "
-            f"to {r['after_ms']:.2f} ms per round of its queries, {_change(share)}"
+            f"to {r['after_ms']:.2f} ms per round of its queries, {self.change_text()}"
         )
-        if share >= target:
+        if r["low"] >= target:
             return head + f": the plan's target of {target:.0%} lower is met."
         slow = (
             self.total.with_columns(share=pl.col("after_ms") * pl.col("frequency") / r["after_ms"])
@@ -84,15 +113,74 @@ class Report:
             .head(2)
         )
         why = " and ".join(
-            f"{q['query']} ({q['share']:.0%} of it, sped up {q['speedup']:.1f}x)"
-            for q in slow.iter_rows(named=True)
+            f"{q['query']} ({q['share']:.0%} of it, {_sped(q)})" for q in slow.iter_rows(named=True)
         )
         return head + f", against the plan's target of {target:.0%} lower; most of what remains is in {why}."
 
     def target_verdict(self) -> str:
         """ "met: 95% lower" or "missed: 6% higher" (the plan's 50% target)."""
-        share = self.reduction()["reduction"]
-        return f"{'met' if share >= TARGET_REDUCTION else 'missed'}: {_change(share)}"
+        if not self.any_recommended():
+            return "missed: nothing recommended"
+        r = self.reduction()
+        word = (
+            "met" if r["low"] >= TARGET_REDUCTION else "missed" if r["high"] < TARGET_REDUCTION else "unclear"
+        )
+        return f"{word}: {_change(r['reduction'])}"
+
+
+def _signed(share: float) -> str:
+    """A reduction as a signed change: 0.9 -> "-90%", -0.06 -> "+6%"."""
+    return f"{-share:+.0%}"
+
+
+def _sped(q: Mapping[str, Any]) -> str:
+    """A query's change in words, from its interval: sped up only when the interval clears 1.
+
+    >>> _sped({"speedup": 3.0, "lo": 2.5, "hi": 3.5}), _sped({"speedup": 0.7, "lo": 0.5, "hi": 1.2})
+    ('sped up 3.0x', 'unchanged within noise (0.50-1.20x)')
+    """
+    if q["lo"] > 1:
+        return f"sped up {q['speedup']:.1f}x"
+    if q["hi"] < 1:
+        return f"slower: {1 / q['speedup']:.1f}x the time"
+    return f"unchanged within noise ({q['lo']:.2f}-{q['hi']:.2f}x)"
+
+
+def ranked_lines(report: Report) -> list[str]:
+    """What ``workbench advise`` prints: the recommended indexes in rank order, then the rest,
+    one line each with its saving (beside the others, and alone), speedups and write cost."""
+    rows = list(report.ranked().iter_rows(named=True))
+    out = []
+    rec = [r for r in rows if r["decision"] == "recommend"]
+    out.append("Recommended, by workload DB time saved:" if rec else "Recommended: none.")
+    for r in rec:
+        out.append(
+            f"  {r['rank']}. {r['index']}: saves {r['saved_share']:.1%} of the workload's DB time "
+            f"(alone {r['standalone_share']:.1%}); {r['queries_helped'] or 'no query measurably'}; "
+            f"write cost {r['write_cost']}; {_size(r['size_bytes'])}"
+        )
+    rest = [r for r in rows if r["decision"] != "recommend"]
+    if rest:
+        out.append("Not recommended:")
+    for r in rest:
+        helped = (
+            f"; alone it saves {r['standalone_share']:.1%}: {r['queries_helped']}"
+            if r["queries_helped"]
+            else ""
+        )
+        out.append(f"  {r['index']}: {r['decision']}{helped}; write cost {r['write_cost']}")
+    return out
+
+
+def _write_column() -> pl.Expr:
+    """The write cost as text with its interval ("no measurable write cost" within noise)."""
+    return (
+        pl.struct("write_cost", "write_lo", "write_hi")
+        .map_elements(
+            lambda r: ev.write_text(r["write_cost"], r["write_lo"], r["write_hi"]), return_dtype=pl.String
+        )
+        .alias("write_cost")
+    )
 
 
 def _change(share: float) -> str:
@@ -116,8 +204,10 @@ def evidence(row: Mapping[str, Any], engine: str, hypo: pl.DataFrame | None = No
     lines = [
         f"engine {engine}; measured on the workbench sample",
         "queries helped = " + (row["queries_helped"] or "none measurably"),
-        f"workload time saved = {row['saved_share']:.0%}; size = {_size(row['size_bytes'])}; "
-        f"build = {row['build_ms']:.1f} ms; write cost (bulk insert into {row['table']}) = {row['write_cost']:.2f}x",  # noqa: E501
+        f"workload time saved = {row['saved_share']:.1%} (alone: {row['standalone_share']:.1%}); "
+        f"size = {_size(row['size_bytes'])}; build = {row['build_ms']:.1f} ms",
+        f"write cost (bulk insert into {row['table']}) = "
+        + ev.write_text(row["write_cost"], row.get("write_lo"), row.get("write_hi")),
         row["desc"],
     ]
     if hypo is not None and not hypo.is_empty():
@@ -138,15 +228,23 @@ def advise(
     write_rows: int = ev.WRITE_ROWS,
     page_size: int = wl.PAGE_SIZE,
     covering: bool = False,
+    values: Mapping[str, Any] | None = None,
+    migrations_dir: str | Path | None = None,
+    versions: str = "seq",
+    start_version: int | None = None,
     clock: measure.Clock = time.perf_counter_ns,
 ) -> Report:
     """Everything for one engine (a database the workbench created): see the package's modules.
 
     ``hypothetical_on`` is a PostgreSQL engine to run the HypoPG pass on (read-only; by default
     ``engine`` itself when it is PostgreSQL). Without HypoPG there, a note says so and the
-    local sample's builds stand alone. Migrations go to ``out_dir/migrations/<engine>/``.
-    With ``covering`` (PostgreSQL only) each key also comes as a covering variant with
-    ``INCLUDE`` columns, measured beside it (see :func:`.candidates.derive`).
+    local sample's builds stand alone. Migrations go to ``out_dir/migrations/<engine>/``, or
+    straight into ``migrations_dir`` (a repository's folder: see
+    :func:`.migrations.write_folder` for ``versions`` and ``start_version``). With
+    ``covering`` (PostgreSQL only) each key also comes as a covering variant with
+    ``INCLUDE`` columns, measured beside it (see :func:`.candidates.derive`). ``values``
+    (:func:`.workload.read_values`) gives parameters the workbench cannot draw; a query
+    with a parameter that has no value raises :class:`.workload.UnboundParameter`.
     """
     started = time.perf_counter()
     stages: dict[str, float] = {}
@@ -154,7 +252,8 @@ def advise(
     if covering and engine.dialect != "postgres":
         notes.append(f"INCLUDE is PostgreSQL's: no covering variants on {engine.name}.")
         covering = False
-    params = wl.draw(engine, page_size)
+    values = dict(values or {})
+    params = wl.draw(engine, page_size, values)
     advice = ev.analyze(workload, engine, params, covering=covering)
     if not advice.workload.queries:
         raise WorkbenchError("No query of the workload could be analysed: " + "; ".join(advice.errors))
@@ -173,13 +272,22 @@ def advise(
         try:
             hypo_advice = advice
             if target is not engine:
-                hypo_advice = ev.analyze(workload, target, wl.draw(target, page_size), covering=covering)
+                hypo_params = wl.draw(target, page_size, values)
+                hypo_advice = ev.analyze(workload, target, hypo_params, covering=covering)
             hypo = ev.hypothetical(target, hypo_advice)
         except ev.HypoPGMissing as e:
             notes.append(f"{e}; the hypothetical pass is skipped and the local sample's real builds decide.")
     stages["hypothetical"] = time.perf_counter() - started - sum(stages.values())
+    if existing:
+        notes.append(
+            "Each speedup's 'before' is measured with the existing secondary indexes ("
+            + ", ".join(sorted(existing))
+            + ") dropped, and they are restored afterwards; the workload total's 'today' keeps them."
+        )
     builds = ev.measure_builds(engine, advice, repeat=repeat, write_rows=write_rows, clock=clock)
-    selection = sel.choose(advice, builds.per_query, builds.per_index, builds.baseline, budgets)
+    selection = sel.choose(
+        advice, builds.per_query, builds.per_index, builds.baseline, budgets, existing=existing
+    )
     stages["builds"] = time.perf_counter() - started - sum(stages.values())
     report = Report(
         engine.name, advice, builds, selection, pl.DataFrame(), pl.DataFrame(), hypo, notes, stages=stages
@@ -188,7 +296,7 @@ def advise(
     report.existing = sel.existing_report(existing, recommended, advice)
     report.total = ev.workload_time(engine, advice, recommended, repeat=repeat, clock=clock)
     stages["total"] = time.perf_counter() - started - sum(stages.values())
-    if out_dir is not None:
+    if out_dir is not None or migrations_dir is not None:
         changes = [
             mig.Change(spec, evidence(row, engine.name, hypo))
             for spec in recommended
@@ -198,7 +306,12 @@ def advise(
             changes.append(
                 mig.Change(existing[row["name"]], f"redundant: {row['reason']}", drop=True, name=row["name"])
             )
-        report.migrations = mig.write(out_dir, changes, [engine.dialect])
+        options = {"versions": versions, "start_version": start_version}
+        report.migrations = (
+            mig.write_folder(migrations_dir, changes, engine.dialect, **options)
+            if migrations_dir is not None
+            else mig.write(out_dir, changes, [engine.dialect], **options)
+        )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -281,10 +394,17 @@ def plan_index_verdict(decision: str) -> str:
     if decision.startswith("covered by "):
         return f"served by {decision.removeprefix('covered by ').split(' (a prefix')[0]}, recommended instead"
     if decision.startswith("over the write budget"):
-        cost = decision.removeprefix("over the write budget (").split(" on ")[0]
-        return f"not needed: write cost over budget, {cost}"
+        return "not needed: write cost over budget, " + decision.removeprefix("over the write budget (")[:-1]
     if decision.startswith("no measurable gain"):
         return "not needed: no measurable gain"
+    if decision.startswith("redundant given "):
+        return f"not needed: {decision}"
+    if decision.startswith("already served by "):
+        return decision.split(", an existing")[0]
+    if decision.startswith("not recommended as written: DESC"):
+        return "not needed as written: DESC does not matter"
+    if decision.startswith("saves under"):
+        return f"not needed: {decision}"
     return decision
 
 
@@ -311,7 +431,9 @@ def verdicts(reports: Mapping[str, Report], pages: pl.DataFrame, depth: pl.DataF
                 Verdict(
                     f"the plan's index {row['index']}",
                     plan_index_verdict(row["decision"]),
-                    f"speeds up {helped}; write cost {row['write_cost']:.2f}x; {row['desc']}.",
+                    f"speeds up {helped}; write cost "
+                    + ev.write_text(row["write_cost"], row.get("write_lo"), row.get("write_hi"))
+                    + f"; {row['desc']}.",
                     name,
                 )
             )
@@ -344,7 +466,8 @@ def verdicts(reports: Mapping[str, Report], pages: pl.DataFrame, depth: pl.DataF
         by = {row["pager"]: row for row in part.iter_rows(named=True)}
         said = []
         for pager, row in by.items():
-            text = f"{PAGER_WORDS.get(pager, pager)} {row['ratio']:.1f}x at page {row['deepest_page']:,}"
+            of = f" of {row['page_size']}" if row.get("page_size") else ""
+            text = f"{PAGER_WORDS.get(pager, pager)} {row['ratio']:.1f}x at page {row['deepest_page']:,}{of}"
             if row["deepest_page"] == 1:
                 text += ", where its walk ends"
             said.append(text)
@@ -354,6 +477,7 @@ def verdicts(reports: Mapping[str, Report], pages: pl.DataFrame, depth: pl.DataF
             if key is None
             else f"keyset {'flat' if key['ratio'] <= DEPTH_TARGET else 'grows'}: "
             f"{key['ratio']:.1f}x at page {key['deepest_page']:,}"
+            + (f" of {key['page_size']} rows" if key.get("page_size") else "")
         )
         out.append(
             Verdict(
@@ -383,8 +507,9 @@ def evaluation_table(reports: Mapping[str, Report]) -> Any:
                 .alias("index"),
                 pl.col("decision").str.replace(r" \((plan unchanged|a prefix).*\)$", ""),
                 (pl.col("saved_share") * 100).alias("saved"),
+                (pl.col("standalone_share") * 100).alias("saved alone"),
                 pl.col("queries_helped").replace("", "none measurably").alias("queries sped up"),
-                "write_cost",
+                _write_column(),
                 (pl.col("size_bytes") / 1024).alias("size"),
                 "build_ms",
             )
@@ -395,11 +520,12 @@ def evaluation_table(reports: Mapping[str, Report]) -> Any:
     )
     return tables.table(
         frame,
-        units={"saved": "%", "write_cost": "x", "size": "kB"},
-        decimals={"saved": 1, "write_cost": 2, "size": 0, "build_ms": 1},
-        caption="saved: share of the workload's DB time; queries sped up: speedup [95% interval]; "
-        "write cost: bulk insert with the index / without; no measurable gain: plan unchanged or "
-        "interval includes 1",
+        units={"saved": "%", "saved alone": "%", "size": "kB"},
+        decimals={"saved": 1, "saved alone": 1, "size": 0, "build_ms": 1},
+        caption="saved: share of the workload's DB time it adds beside the indexes chosen before it; "
+        "saved alone: with no other index; queries sped up: speedup [95% interval]; write cost: "
+        "bulk insert with the index / without, paired rounds, with its 95% interval; no measurable "
+        "gain: plan unchanged or interval includes 1",
     )
 
 

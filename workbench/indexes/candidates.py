@@ -17,7 +17,9 @@ Rules stated once:
 - Equality predicates whose combined selectivity (1 / distinct values, per column) keeps
   more than :data:`LOW_SELECTIVITY` of the table want no index unless the index also
   serves an ``ORDER BY ... LIMIT`` (a top-N read stops early).
-- A lookup by primary key (``id = ...``) needs nothing: the primary key is an index.
+- A lookup by primary key (``id = ...``) needs nothing: the primary key is an index. A join
+  on the primary key (``s.id = m.session_id``) is served by it too, so only the table's
+  other predicates and sort make its key.
 
 >>> a = analyze("SELECT * FROM jobs WHERE status = :s ORDER BY created_at LIMIT 5", "q")
 >>> derive(a)[0].spec.columns
@@ -84,8 +86,17 @@ class IndexSpec:
     def mixed_directions(self) -> bool:
         return len(set(self.descending)) > 1
 
-    def sql(self, dialect: str, *, concurrently: bool = False, if_not_exists: bool = True) -> str:
-        """``CREATE INDEX`` for ``dialect``; INCLUDE only on PostgreSQL, DESC not on DuckDB."""
+    def sql(
+        self,
+        dialect: str,
+        *,
+        concurrently: bool = False,
+        if_not_exists: bool = True,
+        on: tuple[str, str] | None = None,
+    ) -> str:
+        """``CREATE INDEX`` for ``dialect``; INCLUDE only on PostgreSQL, DESC not on DuckDB.
+
+        ``on``: (index name, quoted table) to build the same key elsewhere (a scratch copy)."""
         keys = ", ".join(
             identifier(c) + (" DESC" if d and dialect != "duckdb" else "")
             for c, d in zip(self.columns, self.descending, strict=True)
@@ -98,7 +109,8 @@ class IndexSpec:
         inc = ""
         if self.include and dialect == "postgres":
             inc = " INCLUDE (" + ", ".join(identifier(c) for c in self.include) + ")"
-        return f"{head}{identifier(self.name)} ON {identifier(self.table)} ({keys}){inc}"
+        name, table = on if on is not None else (identifier(self.name), identifier(self.table))
+        return f"{head}{name} ON {table} ({keys}){inc}"
 
     def covers(self, other: IndexSpec) -> bool:
         """True when ``other``'s key is a prefix of this key (same directions, or all flipped)."""
@@ -392,9 +404,10 @@ def derive(
     """
     out: list[Candidate] = []
     for a in analysis.accesses:
-        eq = list(dict.fromkeys(a.equality + a.joins))
-        if "id" in eq:
+        if "id" in a.equality:
             continue  # a primary-key lookup
+        # A join on the primary key is served by it: the table's other columns make the key.
+        eq = [c for c in dict.fromkeys(a.equality + a.joins) if c != "id"]
         selectivity = 0.0  # unknown: assumed selective
         known = [n for c in eq if (n := (distinct or {}).get((a.table, c)))]
         if known:

@@ -259,6 +259,7 @@ def _depth_latency(engine, project_id, size, depths, repeat, build, clock) -> pl
                         "engine": engine.name,
                         "pager": pager,
                         "page": int(d),
+                        "page_size": size,
                         "median_ms": s["median_ms"],
                         "lo_ms": s["median_lo"],
                         "hi_ms": s["median_hi"],
@@ -282,6 +283,7 @@ def growth(frame: pl.DataFrame) -> pl.DataFrame:
                 "engine": engine,
                 "pager": pager,
                 "deepest_page": last["page"],
+                "page_size": last.get("page_size"),
                 "ratio": last["median_ms"] / first["median_ms"] if first["median_ms"] else None,
             }
         )

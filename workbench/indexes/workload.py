@@ -14,7 +14,10 @@ and is reported otherwise. Bad lines are reported with file and line; the rest i
 Parameter values are drawn from the data, not one constant: for each query a ``hot``,
 ``typical`` and ``cold`` case (the project with most sessions, the median one, the one
 with fewest; the same for sessions by messages, job statuses by frequency, days by
-messages).
+messages). A values file (:func:`read_values`, TOML or JSON) gives any other parameter
+its values: one value, a list (hot, typical and cold are its first, middle and last
+items), or a value query (``{query = "SELECT ..."}``: its first column, hottest first). A
+query with a parameter that gets no value is an :class:`UnboundParameter` error naming it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import sqlglot
 from sqlglot import exp
 
@@ -59,8 +63,93 @@ ENDPOINTS = (
 )
 
 
+#: The service's loading strategy today (workbench.service.app's default): N+1.
+TODAY = "n_plus_one"
+
+
+def endpoint_statements(endpoint: str, strategy: str = TODAY, recent: int = PAGE_SIZE) -> dict[str, int]:
+    """What one request to a service endpoint executes: query name -> statements per request.
+
+    The endpoints are the service's routes (``workbench/service/app.py``): ``sessions`` (one
+    keyset page of the list), ``recent`` (the recent sessions with their messages and windows,
+    by the loading ``strategy``; N+1 runs two statements per session, ``recent`` of them),
+    ``session`` (one session, its messages and windows), ``usage`` (a day's tokens by model)
+    and ``jobs`` (one status's newest jobs). Names are files in ``queries/``, or the service's
+    own statements (``session_page``, ``session_by_id``, ``day_usage``: :func:`service_sql`).
+
+    >>> endpoint_statements("recent", "n_plus_one", recent=20)
+    {'project_sessions': 1, 'session_messages': 20, 'session_windows': 20}
+    >>> endpoint_statements("recent", "batch")
+    {'project_sessions': 1, 'messages_for_sessions': 1, 'windows_for_sessions': 1}
+    """
+    recent_by = {
+        "n_plus_one": {"project_sessions": 1, "session_messages": recent, "session_windows": recent},
+        "joined": {"project_sessions_joined": 1},
+        "per_relation": {"project_sessions_messages": 1, "project_sessions_windows": 1},
+        "batch": {"project_sessions": 1, "messages_for_sessions": 1, "windows_for_sessions": 1},
+        "aggregate": {"project_sessions_aggregated": 1},
+    }
+    by = {
+        "sessions": {"session_page": 1},
+        "session": {"session_by_id": 1, "session_messages": 1, "session_windows": 1},
+        "usage": {"day_usage": 1},
+        "jobs": {"jobs_by_status": 1},
+    }
+    if endpoint == "recent":
+        if strategy not in recent_by:
+            raise WorkloadError(f"Unknown strategy {strategy!r}: expected one of {', '.join(recent_by)}")
+        return dict(recent_by[strategy])
+    if endpoint not in by:
+        raise WorkloadError(f"Unknown endpoint {endpoint!r}: expected one of recent, {', '.join(by)}")
+    return dict(by[endpoint])
+
+
+def service_sql() -> dict[str, str]:
+    """The statements the service runs that are not files in ``queries/`` (its own SQL)."""
+    from workbench.service import app
+
+    return {"session_page": app._PAGE_SQL, "session_by_id": app._SESSION_SQL, "day_usage": app._USAGE_SQL}
+
+
+def from_traffic(
+    shares: dict[str, float], strategy: str = TODAY, recent: int = PAGE_SIZE, source: str = "a traffic mix"
+) -> Workload:
+    """The workload of a traffic mix (endpoint -> share of requests, e.g. a profile's
+    ``traffic.shares()``): every statement its endpoints run, each query's frequency its
+    statements per request, so the weighted total is the DB time per request.
+
+    >>> w = from_traffic({"jobs": 0.5, "usage": 0.5})
+    >>> [(q.name, q.frequency) for q in w.queries]
+    [('jobs_by_status', 0.5), ('day_usage', 0.5)]
+    """
+    frequency: dict[str, float] = {}
+    for endpoint, share in shares.items():
+        for name, n in endpoint_statements(endpoint, strategy, recent).items():
+            frequency[name] = frequency.get(name, 0.0) + share * n
+    own = service_sql()
+    out = []
+    for name, f in frequency.items():
+        sql = own[name] if name in own else queries.source(name)
+        out.append(WorkloadQuery(name, sql, f, "workbench.service" if name in own else "queries/"))
+    return Workload(out, source=source)
+
+
+def from_profile(prof: Any, strategy: str = TODAY) -> Workload:
+    """The workload of the production profile's traffic mix (``prof.traffic``), with the
+    profile's "recent" page size; see :func:`from_traffic`."""
+    shares = prof.traffic.shares()
+    mix = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    return from_traffic(
+        shares, strategy, prof.pages.recent_sessions, f"the {prof.name} profile's traffic mix ({mix})"
+    )
+
+
 class WorkloadError(WorkbenchError):
     """A workload file or query cannot be read; the message names the file, line or query."""
+
+
+class UnboundParameter(WorkloadError):
+    """A query's parameter has no value: neither drawn from the data nor in a values file."""
 
 
 @dataclass
@@ -85,6 +174,16 @@ class Workload:
 
     def names(self) -> list[str]:
         return [q.name for q in self.queries]
+
+    def frame(self) -> pl.DataFrame:
+        """The queries, their statements per request (frequency) and where their SQL comes from."""
+        return pl.DataFrame(
+            {
+                "query": self.names(),
+                "per request": [q.frequency for q in self.queries],
+                "from": [q.source for q in self.queries],
+            }
+        )
 
     def get(self, name: str) -> WorkloadQuery:
         for q in self.queries:
@@ -277,8 +376,68 @@ def _three(rows: Sequence[tuple]) -> list[Any]:
     return [rows[0][0], rows[len(rows) // 2][0], rows[-1][0]]
 
 
-def draw(engine: Any, page_size: int = PAGE_SIZE) -> dict[str, dict[str, Any]]:
-    """Parameter values per case (hot, typical, cold), read from the engine's data (read-only)."""
+def read_values(path: str | Path) -> dict[str, Any]:
+    """A values file: parameter -> a value, a list, or ``{query = "SELECT ..."}`` (TOML or JSON).
+
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "values.toml")
+    >>> _ = open(f, "w").write('git_branch = ["main", "dev", "old"]\\nmodel = "opus"\\n')
+    >>> read_values(f)
+    {'git_branch': ['main', 'dev', 'old'], 'model': 'opus'}
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise WorkloadError(f"Values file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise WorkloadError(f"Values file {str(path)!r} is not valid {kind} ({e}): fix it") from None
+    if not isinstance(data, dict):
+        raise WorkloadError(f"Values file {str(path)!r} must map parameter names to values")
+    for name, spec in data.items():
+        if isinstance(spec, dict) and set(spec) != {"query"}:
+            raise WorkloadError(
+                f"Values file {str(path)!r}: parameter {name!r} is a table with keys {sorted(spec)}; "
+                'give a value, a list, or {query = "SELECT ..."}'
+            )
+        if isinstance(spec, list) and not spec:
+            raise WorkloadError(f"Values file {str(path)!r}: parameter {name!r} has an empty list")
+    return data
+
+
+def _given(engine: Any, name: str, spec: Any) -> list[Any]:
+    """The hot, typical and cold value of a values-file entry."""
+    if isinstance(spec, dict):
+        sql = spec["query"]
+        try:
+            tree = sqlglot.parse_one(sql, read="postgres")
+        except sqlglot.errors.ParseError as e:
+            raise WorkloadError(
+                f"The value query of :{name} does not parse ({str(e).splitlines()[0]})"
+            ) from None
+        if not isinstance(tree, exp.Select | exp.Union):
+            raise WorkloadError(
+                f"The value query of :{name} must be a SELECT (the workbench only reads there)"
+            )
+        rows = engine.execute(queries.translate(sql, engine.dialect))
+        if not rows:
+            raise WorkloadError(f"The value query of :{name} returned no rows: give it a query that does")
+        return _three(rows)
+    if isinstance(spec, list):
+        return [spec[0], spec[len(spec) // 2], spec[-1]]
+    return [spec] * len(CASES)
+
+
+def draw(
+    engine: Any, page_size: int = PAGE_SIZE, values: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Parameter values per case (hot, typical, cold), read from the engine's data (read-only).
+
+    ``values`` (:func:`read_values`) adds parameters, or overrides drawn ones."""
     q = engine.execute
     projects = _three(
         q("SELECT project_id, count(*) AS n FROM sessions GROUP BY project_id ORDER BY n DESC, project_id")
@@ -316,7 +475,11 @@ def draw(engine: Any, page_size: int = PAGE_SIZE) -> dict[str, dict[str, Any]]:
             "after_id": 0,
             "day_start": start,
             "day_end": start + timedelta(days=1),
+            "after_created": None,  # the service's first list page (its keyset cursor unset)
         }
+    for name, spec in (values or {}).items():
+        for case, value in zip(CASES, _given(engine, name, spec), strict=True):
+            out[case][name] = value
     return out
 
 
@@ -328,8 +491,10 @@ def bind(query: WorkloadQuery, values: dict[str, Any]) -> dict[str, Any]:
         raise WorkloadError(f"Query {query.name!r} does not parse ({str(e).splitlines()[0]})") from None
     missing = [p for p in params if p not in values]
     if missing:
-        raise WorkloadError(
+        raise UnboundParameter(
             f"Query {query.name!r} has parameter :{missing[0]} that the workbench cannot draw a value "
-            f"for: name it like one of {', '.join(sorted(values))}"
+            f"for: give it values in a values file (workbench advise --values FILE, e.g. "
+            f'{missing[0]} = "x", a list, or {{query = "SELECT ..."}}), or name it like one of '
+            f"{', '.join(sorted(values))}"
         )
     return {p: values[p] for p in params}

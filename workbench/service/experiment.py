@@ -21,13 +21,63 @@ import urllib.request
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from workbench.service.app import Settings
-from workbench.service.load import LoadError, LoadRun, Profile, run_load
+from workbench.service.load import LoadError, LoadRun, Mix, Profile, run_load
 from workbench.service.process import ProcessSampler, ServiceProcess, postgres_pids
+
+if TYPE_CHECKING:
+    from workbench.engines import Engine
+    from workbench.profile import Profile as ProductionProfile
+
+STRATEGY_WORDS = {"n_plus_one": "N+1 (today)", "joined": "JOIN", "batch": "batch"}
+
+
+def name(settings: Settings) -> str:
+    """A configuration as people read it: ``N+1 (today), pool of 4``, ``batch, pool of 4, 5 s cache``."""
+    parts = [STRATEGY_WORDS.get(settings.strategy, settings.strategy), f"pool of {settings.pool_size}"]
+    if settings.workers != 1:
+        parts.append(f"{settings.workers} workers")
+    if settings.cache_seconds:
+        parts.append(f"{settings.cache_seconds:g} s cache")
+    return ", ".join(parts)
+
+
+def traffic(prof: ProductionProfile) -> Mix:
+    """The profile's traffic mix as the load generator draws it: its endpoint weights, its hot
+    share and fraction, and its page size (``pages.recent_sessions``; the generator has one
+    page size for the session list and the recent view). Notebook 03 weights its workload by
+    the same ``prof.traffic``."""
+    t = prof.traffic
+    return Mix(
+        weights=dict(t.weights),
+        hot_share=t.hot_share,
+        hot_fraction=t.hot_fraction,
+        page_limit=prof.pages.recent_sessions,
+    )
+
+
+def apply_indexes(engine: Engine, out_dir: str | os.PathLike[str]) -> pl.DataFrame:
+    """Give the loaded database of ``engine`` exactly notebook 03's recommended indexes, and
+    return its secondary indexes.
+
+    Every secondary index is dropped, then the migrations 03 exported under ``out_dir`` are
+    applied (:func:`workbench.indexes.migrations.exported`): one source of truth, no second
+    index list. When 03 has not run, its error says so and how to fix it, and nothing is
+    changed.
+    """
+    from workbench.indexes import migrations
+    from workbench.strategies import ensure_indexes
+
+    folder = migrations.exported(out_dir, engine.name)
+    for index in engine.list_indexes()["name"].to_list():
+        engine.drop_index(index)
+    migrations.apply(engine, folder)
+    ensure_indexes(engine, {})  # creates none: only its ANALYZE, so plans are the same every run
+    return engine.list_indexes().select("name", "table", "columns")
 
 
 def _get(url: str) -> dict[str, Any]:
@@ -209,6 +259,7 @@ def find_knees(
     warmup_seconds: float = 1.0,
     statements_on: bool | None = None,
     extend: int = 1,
+    targets: dict[str, float] | None = None,
 ) -> list[Knee]:
     """The highest arrival rate at which every SLO holds, for each configuration, ``rounds`` times.
 
@@ -235,7 +286,8 @@ def find_knees(
     holds, the answer is "at least" the top. Each run draws the next requests of
     ``requests`` (rotated, per configuration), so a query cache does not see the same
     sequence twice. ``statements_on``: read pg_stat_statements per run (None: when the
-    server preloads it).
+    server preloads it). ``targets``: the SLO targets a steady run must hold (P50, P99 and the
+    error rate; :func:`workbench.service.slo.limits` of a profile), else the plan's.
     """
     from workbench.service import statements
 
@@ -247,7 +299,8 @@ def find_knees(
         statements_on = statements.enable(configs[0].database_url)
     with ExitStack() as stack:
         searches = [
-            _Search(stack.enter_context(ServiceProcess.start(s)), s, requests, statements_on) for s in configs
+            _Search(stack.enter_context(ServiceProcess.start(s)), s, requests, statements_on, targets)
+            for s in configs
         ]
         for search in searches:
             search.warm_up(ramp[0], warmup_seconds)
@@ -260,6 +313,70 @@ def find_knees(
     return [s.knee for s in searches]
 
 
+THOROUGH_SECONDS = 60.0
+
+
+def describe_runs(step_seconds: float, rounds: int, confirm_responses: int, confirm_seconds: float) -> str:
+    """Which settings ran, in words for the page: indicative (CI) or thorough steady runs.
+
+    >>> describe_runs(1.5, 3, 3000, 15)  # doctest: +NORMALIZE_WHITESPACE
+    'indicative runs: knee search with steady runs of 1.5 s in 3 rounds,
+     SLOs judged on runs of 3,000 responses or 15 s'
+    """
+    kind = "thorough" if step_seconds >= THOROUGH_SECONDS else "indicative"
+    return (
+        f"{kind} runs: knee search with steady runs of {step_seconds:g} s in {rounds} round"
+        f"{'s' if rounds != 1 else ''}, SLOs judged on runs of {confirm_responses:,} responses "
+        f"or {confirm_seconds:g} s"
+    )
+
+
+def confirm(
+    plans: Sequence[tuple[Settings, float, str]],
+    requests: Sequence[tuple[str, str]],
+    *,
+    responses: int = 3000,
+    min_seconds: float = 2.0,
+    max_seconds: float = 16.0,
+    warmup_seconds: float = 1.0,
+    statements_on: bool | None = None,
+) -> list[LoadRun]:
+    """Long steady runs that can show an SLO: each ``(settings, rate, purpose)`` runs for
+    ``responses`` / rate seconds (at least ``min_seconds``, at most ``max_seconds``, the
+    notebook's time budget), enough for P99 to have a real interval (2,000 responses) and
+    for 0 errors to bound the rate below 0.1% (2,995); a capped run says what it could not show.
+    Consecutive plans with the same settings share one service, each group starts a fresh
+    one (so its peak memory covers only these runs); ``run.settings["purpose"]`` says what
+    each run is for."""
+    from workbench.service import statements
+
+    runs: list[LoadRun] = []
+    if not plans:
+        return runs
+    if statements_on is None:
+        statements_on = statements.enable(plans[0][0].database_url)
+    groups: list[list[tuple[Settings, float, str]]] = []
+    for plan in plans:
+        if groups and groups[-1][0][0] == plan[0]:
+            groups[-1].append(plan)
+        else:
+            groups.append([plan])
+    for group in groups:
+        settings = group[0][0]
+        with ServiceProcess.start(settings) as svc:
+            search = _Search(svc, settings, requests, statements_on)
+            search.offset = len(runs) * responses  # each run draws requests the others did not
+            search.warm_up(group[0][1], warmup_seconds)
+            for _, rate, purpose in group:
+                seconds = min(max_seconds, max(min_seconds, responses / rate))
+                run = search.measured(Profile.constant(rate, seconds))
+                if run is None:
+                    break
+                run.settings["purpose"] = purpose
+                runs.append(run)
+    return runs
+
+
 class _Search:
     """One configuration's running service and what its knee search has measured so far."""
 
@@ -269,8 +386,9 @@ class _Search:
         settings: Settings,
         requests: Sequence[tuple[str, str]],
         statements_on: bool,
+        targets: dict[str, float] | None = None,
     ) -> None:
-        self.svc, self.settings, self.requests = svc, settings, requests
+        self.svc, self.settings, self.requests, self.targets = svc, settings, requests, targets
         self.pg_url = settings.database_url if statements_on else None
         self.groups = {
             "service": svc.pids,
@@ -295,7 +413,7 @@ class _Search:
                 self.svc.url,
                 profile,
                 self.drawn(len(profile.intended()[0])),
-                label=self.settings.label,
+                label=name(self.settings),
                 groups=self.groups,
                 database_url=self.pg_url,
             )
@@ -304,7 +422,7 @@ class _Search:
             if code is None:
                 raise  # the service runs: the error is the caller's to see
             self.knee.stopped = (
-                f"{self.settings.label}: the service exited (code {code}) after "
+                f"{name(self.settings)}: the service exited (code {code}) after "
                 f"{len(self.knee.steps)} steady runs; its search ended there ({e}). "
                 f"Its last output: {self.svc.output(500) or 'none'}"
             )
@@ -354,7 +472,7 @@ class _Search:
             if run is None:
                 return
             self.knee.steps.append(run)
-            search.record(rate, not slo.misses(summary([run]).row(0, named=True)))
+            search.record(rate, not slo.misses(summary([run]).row(0, named=True), targets=self.targets))
             if run.partial:
                 break
 
@@ -364,7 +482,8 @@ def summary(runs: Sequence[LoadRun]) -> pl.DataFrame:
     rows = []
     for run in runs:
         row = run.summary()
-        for key in ("strategy", "pool_size", "workers", "cache_seconds", "round"):
+        row = row.with_columns(pl.lit(sum(run.stage_seconds)).alias("seconds"))
+        for key in ("strategy", "pool_size", "workers", "cache_seconds", "round", "purpose"):
             if key in run.settings:
                 row = row.with_columns(pl.lit(run.settings[key]).alias(key))
         rows.append(row)
@@ -405,60 +524,44 @@ def errors_text(by_kind: str) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) or "none"
 
 
-P99_CI = ("p99_ms", "p99_lo", "p99_hi")
-
-
-def people(summary: pl.DataFrame) -> Any:
-    """The runs as a reviewer reads them (a :func:`workbench.tables.table`): configuration and
-    round, load, latency with its interval, errors in words, where the time went (DB, pool,
-    cache), the service's CPU and the SLOs the run missed; every other column stays in the
-    CSV export."""
+def people(summary: pl.DataFrame, targets: dict[str, float] | None = None, caption: str | None = None) -> Any:
+    """The runs as a reviewer reads them, narrow enough for a laptop screen (a
+    :func:`workbench.tables.table`): configuration and round, the offered rate, P50, P99 with
+    its 95% interval, responses, errors in words, the service's CPU and the SLOs the run's
+    point estimates missed (the knee search's test). The DB, pool and cache figures and
+    every other column stay in the CSV export."""
+    from workbench.service import slo
     from workbench.tables import table
 
     cols = summary.columns
-    units: dict[str, str] = {}
-    decimals: dict[str, int] = {}
-
-    def col(name: str, expr: pl.Expr, alias: str, unit: str = "", places: int | None = None) -> list[pl.Expr]:
-        if name not in cols:
-            return []
-        if unit:
-            units[alias] = unit
-        if places is not None:
-            decimals[alias] = places
-            expr = expr.round(places)
-        return [expr.alias(alias)]
-
-    from workbench.service import slo
-
-    hits = pl.col("cache_hits") / (pl.col("cache_hits") + pl.col("cache_misses")) * 100
-    missed = pl.Series([slo.missed_names(r) for r in summary.iter_rows(named=True)], dtype=pl.String)
+    missed = [slo.missed_names(r, targets=targets) for r in summary.iter_rows(named=True)]
     order = [c for c in ("label", "round", "offered_rps") if c in cols]
+    picks = [
+        ("round", pl.col("round") + 1 if "round" in cols else None, "round"),
+        ("offered_rps", pl.col("offered_rps").round(0), "offered (req/s)"),
+        ("p50_ms", pl.col("p50_ms").round(1), "P50 (ms)"),
+        ("p99_ms", pl.col("p99_ms").round(0), "P99 (ms)"),
+        (
+            "p99_lo",
+            pl.format("{}–{}", *(pl.col(c).round(0).cast(pl.Int64) for c in ("p99_lo", "p99_hi"))),
+            "P99 95%",
+        ),
+        ("ok", pl.col("ok"), "responses"),
+        (
+            "errors_by_kind",
+            pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String),
+            "errors",
+        ),
+        ("service_cores", pl.col("service_cores").round(2), "service CPU (cores)"),
+    ]
     frame = (
-        summary.with_columns(missed.alias("_missed"))
+        summary.with_columns(pl.Series("_missed", missed, dtype=pl.String))
         .sort(order)
         .select(
             pl.col("label").alias("configuration"),
-            *col("round", pl.col("round") + 1, "round"),
-            *col("offered_rps", pl.col("offered_rps"), "offered", "req/s", 0),
-            *col("achieved_rps", pl.col("achieved_rps"), "achieved", "req/s", 0),
-            *col("p50_ms", pl.col("p50_ms"), "P50", "ms", 1),
-            *col("p99_ms", pl.col("p99_ms"), "P99", "ms", 0),
-            *col(
-                "p99_lo",
-                pl.format("{}–{}", *(pl.col(c).round(0).cast(pl.Int64) for c in P99_CI[1:])),
-                "P99 95% CI",
-            ),
-            *col(
-                "errors_by_kind",
-                pl.col("errors_by_kind").map_elements(errors_text, return_dtype=pl.String),
-                "errors",
-            ),
-            *col("db_p99_ms", pl.col("db_p99_ms"), "DB P99", "ms", 1),
-            *col("pool_wait_p99_ms", pl.col("pool_wait_p99_ms"), "pool wait P99", "ms", 1),
-            *col("cache_hits", hits, "cache hits", "%", 0),
-            *col("service_cores", pl.col("service_cores"), "service CPU", "cores", 2),
+            *(expr.alias(alias) for col, expr, alias in picks if col in cols and expr is not None),
             pl.col("_missed").alias("SLOs missed"),
         )
     )
-    return table(frame, units=units, decimals=decimals, caption="Steady runs (all columns in summary.csv)")
+    places = {"offered (req/s)": 0, "P50 (ms)": 1, "P99 (ms)": 0, "service CPU (cores)": 2}
+    return table(frame, decimals=places, caption=caption)

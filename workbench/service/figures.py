@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from workbench.figures import _layout, log_axis
+from workbench.figures import _layout, log_ticks
 from workbench.service.slo import slo
 
 _PCT_TICKS = [0.5, 0.9, 0.99, 0.999, 0.9999]
@@ -35,39 +35,61 @@ def latency_vs_load(
     maxima: pl.DataFrame | None = None,
     slices: pl.DataFrame | None = None,
     title: str | None = None,
+    targets: dict[str, float] | None = None,
 ) -> go.Figure:
-    """P99 (and P50) against offered load, one colour per configuration: the ramp's slices as a
-    thin line (where the knee shows), the steady runs as markers with 95% intervals, the SLO
-    thresholds dashed and each configuration's highest holding rate as a dotted vertical."""
-    fig = go.Figure()
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+    """P99 and P50 against offered load, one panel per configuration (so three legend entries,
+    not three per configuration): the ramp's P99 per slice as a thin line (where the knee
+    shows), the steady runs as markers with 95% intervals (rounds a little apart, not on
+    top of each other), the SLO thresholds dashed and the median knee as a dotted vertical."""
+    from plotly.subplots import make_subplots
+
     labels = summary["label"].unique(maintain_order=True).to_list()
+    cols = min(3, len(labels)) or 1
+    rows = math.ceil(len(labels) / cols) or 1
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=labels,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        vertical_spacing=0.14,
+    )
+    colors = {"ramp": "#7f7f7f", "p50": "#2ca02c", "p99": "#1f77b4"}
     for i, label in enumerate(labels):
-        color = palette[i % len(palette)]
-        if slices is not None:
+        row, col = i // cols + 1, i % cols + 1
+        if slices is not None and not slices.is_empty():
             ramp = slices.filter(pl.col("label") == label).sort("offered_rps")
             fig.add_trace(
                 go.Scatter(
                     x=ramp["offered_rps"],
                     y=ramp["p99_ms"],
-                    name=f"{label}: ramp P99 per slice",
+                    name="ramp: P99 per half-second slice",
                     mode="lines",
-                    line=dict(color=color, width=1),
-                    opacity=0.55,
-                    legendgroup=label,
-                )
+                    line=dict(color=colors["ramp"], width=1),
+                    legendgroup="ramp",
+                    showlegend=i == 0,
+                ),
+                row=row,
+                col=col,
             )
         part = summary.filter(pl.col("label") == label).sort("offered_rps")
+        if part.height:  # the steady runs' region, and the ramp's turn just past it
+            fig.update_xaxes(range=[0, 1.5 * float(part["offered_rps"].max())], row=row, col=col)
+        spread = (pl.col("round") - 1) * 0.015 if "round" in part.columns else pl.lit(0.0)
+        x = part.select(pl.col("offered_rps") * (1 + spread)).to_series()  # rounds ±1.5% apart
         for q, symbol in (("p50", "circle-open"), ("p99", "circle")):
             y = part[f"{q}_ms"].to_numpy()
             fig.add_trace(
                 go.Scatter(
-                    x=part["offered_rps"],
+                    x=x,
                     y=y,
-                    name=f"{label}: steady {q.upper()}",
+                    name=f"steady run: {q.upper()} (95% interval)",
                     mode="markers",
-                    marker=dict(color=color, symbol=symbol, size=9),
-                    legendgroup=label,
+                    marker=dict(color=colors[q], symbol=symbol, size=8),
+                    legendgroup=q,
+                    showlegend=i == 0,
+                    customdata=part["offered_rps"],
+                    hovertemplate=f"{q.upper()} %{{y:.1f}} ms at %{{customdata:,.0f}} req/s<extra></extra>",
                     error_y=dict(
                         type="data",
                         symmetric=False,
@@ -75,21 +97,29 @@ def latency_vs_load(
                         arrayminus=np.maximum(y - part[f"{q}_lo"].to_numpy(), 0),
                         thickness=1,
                     ),
-                )
+                ),
+                row=row,
+                col=col,
             )
         if maxima is not None:
             m = maxima.filter(pl.col("label") == label)
             if m.height and m["max_rate"][0] > 0:
-                fig.add_vline(x=m["max_rate"][0], line=dict(color=color, width=1, dash="dot"))
-    for name in ("p50", "p99"):
-        s = slo(name)
-        _threshold(fig, s.target, s.text)
+                fig.add_vline(
+                    x=m["max_rate"][0], line=dict(color="#d62728", width=1, dash="dot"), row=row, col=col
+                )
+        for name in ("p50", "p99"):
+            target = (targets or {}).get(name, slo(name).target)
+            fig.add_hline(y=target, line=dict(color="grey", dash="dash", width=1), row=row, col=col)
+    fig.update_yaxes(type="log", tickvals=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
+    fig.update_yaxes(title_text="latency (ms), log", col=1)
+    fig.update_xaxes(title_text="offered load (req/s)", row=rows)
     return _layout(
         fig,
-        title or "Latency against offered load: the ramp (lines), the steady runs (markers, 95% intervals)",
-        xaxis=dict(title="offered load (req/s)"),
-        yaxis=dict(title="latency from intended send (ms), log scale", type="log"),
-    ).update_layout(height=520)
+        title
+        or "Latency against offered load per configuration: ramp (line), steady runs (markers); "
+        "dashed: the P50 and P99 targets; dotted red: the median knee",
+        legend=dict(orientation="h", y=-0.12),
+    ).update_layout(height=330 * rows + 120)
 
 
 def holding_rates(maxima: pl.DataFrame, title: str | None = None) -> go.Figure:
@@ -147,7 +177,8 @@ def holding_rates(maxima: pl.DataFrame, title: str | None = None) -> go.Figure:
         yaxis=dict(tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed"),
         legend=dict(orientation="h", y=-0.25),
     ).update_layout(height=150 + 55 * len(labels))
-    return log_axis(fig, "x", title="arrival rate (req/s), log scale", dtick="D2")
+    fig.update_xaxes(title="arrival rate (req/s), log scale")
+    return log_ticks(fig, "x")
 
 
 def distributions(latencies: pl.DataFrame, title: str | None = None) -> go.Figure:
