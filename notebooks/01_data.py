@@ -78,7 +78,7 @@ tables.table(rows, caption="Rows per table in each engine")
 
 # %%
 assert all(engine.table_counts() == ds.counts for engine in opened.values()), "engines disagree"
-print(f"Every engine holds the dataset's {sum(ds.counts.values()):,} rows, table by table.")
+report.paragraphs(f"Every engine holds the dataset's {sum(ds.counts.values()):,} rows, table by table.")
 
 # %%
 stats = ds.session_stats()
@@ -99,7 +99,11 @@ if real:
     display(lab.provenance(ds))
     display(shape.compare(reference, ds, names=("synthetic", ds.name)))
 else:
-    print("Synthetic source: run with source='claude-code:PATH' to check the generator against real data.")
+    display(
+        report.paragraphs(
+            "Synthetic source: run with source='claude-code:PATH' to check it against real data."
+        )
+    )
 
 # %% [markdown]
 # ## Look
@@ -109,11 +113,25 @@ else:
 # %%
 figures.messages_per_session(stats)
 
+# %% [markdown]
+# Messages per day across the dataset's span (left) and by hour of day, all days together
+# (right, UTC): the daily rhythm. The busiest hours are when the read API's load peaks;
+# the quietest are where batch work such as log sync fits.
+
 # %%
 figures.activity(ds.scan("messages").select("timestamp").collect())
 
+# %% [markdown]
+# How long each 5-hour window was used, from its start to its last message: a pile on the
+# left is windows used briefly; a bar at 300 minutes is windows used to their end, where a
+# session runs on into a new window.
+
 # %%
 figures.window_durations(ds.read("session_windows"))
+
+# %% [markdown]
+# Jobs per type, one bar per status, on a log axis so the rare statuses stay visible beside
+# the completed ones: compare each type's failed bar with its completed one.
 
 # %%
 figures.job_mix(ds.read("jobs"))
@@ -128,6 +146,11 @@ tables.table(comparison, by_row=True)
 
 # %%
 figures.sample_vs_source(stats, sample.session_stats())
+
+# %% [markdown]
+# Seconds each engine took to bulk-load each table, stacked: which table dominates each
+# engine's load, and how the engines compare. A bar marked "already held this dataset"
+# reused an earlier load and timed nothing.
 
 # %% tags=["nbval-ignore-output"]
 figures.load_times(loads, engines=engines)

@@ -15,17 +15,18 @@
 # good fix, against N+1 and against the best alternative, and why?**
 #
 # Every strategy is first checked to return exactly the same sessions, messages and
-# windows. The alternatives (`workbench.strategies`): one JOIN per relation
+# windows. The alternatives: one JOIN per relation
 # (sessions LEFT JOIN messages, sessions JOIN windows), batch (sessions, then `session_id IN (...)`, or
 # `= ANY(:ids::bigint[])` on PostgreSQL) and aggregate in DB (children aggregated by the
 # database: `json_agg`, DuckDB lists of structs, `json_group_array`). The SQL is in
 # `queries/*.sql`.
 #
-# How to read the numbers: strategies are timed round-robin, at least `min_runs` rounds
-# and more to fill `budget_s` (more again while a strategy's runs vary by over 10%).
-# Ratios are medians of the per-round ratios with 95% bootstrap intervals; two strategies
-# whose interval lies within ±`margin` are a **tie**. When the machine's load average was
-# above `max_load` while an engine was timed, its timings are not ranked.
+# How to read the numbers: strategies are timed round-robin, for a minimum number of
+# rounds and then as many as fit a time budget (more again while a strategy's runs vary by
+# over 10%). Ratios are medians of the per-round ratios with 95% bootstrap intervals; two
+# strategies whose interval lies within the equivalence margin (±10% unless the run set
+# another) are a **tie**. When the machine's load average was above its limit (0.9 × the
+# CPU cores unless set) while an engine was timed, its timings are not ranked.
 #
 # Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
 
@@ -64,8 +65,9 @@ load_limit = measure.load_limit() if max_load is None else max_load
 # %% [markdown]
 # ## Data
 # The synthetic dataset (deterministic for the seed), loaded into each engine. The
-# embedded databases live in `data_dir/querylab/`, apart from notebook 01's, because this
-# notebook adds the access-path indexes the backend's queries need.
+# embedded databases live in their own folder (querylab/ in the data folder), apart from
+# notebook 01's, because this notebook adds the access-path indexes the backend's queries
+# need.
 
 # %%
 ds = generate(data / scale, scale, seed)
@@ -91,7 +93,7 @@ project_id, project_sessions = strategies.largest_project(next(iter(opened.value
 n = min(limit, project_sessions)
 biggest = ds.session_stats().filter(pl.col("project_id") == project_id).sort("messages", "session_id")[-1]
 session_id = biggest["session_id"].item()
-print(
+report.paragraphs(
     f"Project {project_id}: {project_sessions:,} sessions; the main comparison loads {n:,}; "
     f"session {session_id} has {biggest['messages'].item():,} messages."
 )
@@ -120,7 +122,7 @@ report.paragraphs("\n".join(x["sentence"] for x in effects.values()))
 # ## Measure
 # Correctness first: every strategy on every engine must return identical sessions
 # (same values, same order), and the counted statements must match the strategy's shape
-# (N+1 runs exactly 1 + 2N). `check_equal` raises otherwise; timings come after it.
+# (N+1 runs exactly 1 + 2N). The run stops otherwise; timings come after this check.
 
 # %%
 checked = {name: strategies.check_equal(engine, project_id, n) for name, engine in opened.items()}
@@ -129,7 +131,7 @@ assert all(load.sessions == first.sessions for runs in checked.values() for load
     "engines differ"
 )
 count = sum(len(runs) for runs in checked.values())
-print(
+report.paragraphs(
     f"{count} loads agree: {len(first.sessions):,} sessions, "
     f"{first.messages:,} messages, {first.windows:,} windows."
 )
@@ -144,9 +146,9 @@ accounting
 
 # %% [markdown]
 # Timed runs: strategies interleaved round-robin on each engine (drift hits all alike),
-# warm caches (the same warm-up as the scaling sweep below), `n` timed rounds each.
-# `server_ms` is the engine's own execution time summed over the statements
-# (EXPLAIN ANALYZE; SQLite has none).
+# warm caches (the same warm-up as the scaling sweep below), the same number of timed
+# rounds each. The server column is the engine's own execution time summed over the
+# statements (EXPLAIN ANALYZE; SQLite has none).
 
 # %% tags=["nbval-ignore-output"]
 results, book = strategies.compare(opened, project_id, n, repeat=min_runs, budget_s=budget_s, dataset=ds)
@@ -175,7 +177,7 @@ tables.table(
 # %% [markdown]
 # Each strategy against N+1 (today): the speedup is the median of the per-round ratios
 # (N+1's time / the strategy's), with its 95% interval and its class (faster, tie within
-# ±margin, slower, or unclear when the interval straddles the margin).
+# the equivalence margin, slower, or unclear when the interval straddles the margin).
 
 # %% tags=["nbval-ignore-output"]
 tables.table(
@@ -228,8 +230,8 @@ worst
 
 # %% [markdown]
 # ### Scaling
-# Cost against the number of sessions loaded (log-spaced up to `scaling_max`), every
-# strategy including N+1, timed as above.
+# Cost against the number of sessions loaded (log-spaced up to the sweep's largest page),
+# every strategy including N+1, timed as above.
 
 # %% tags=["nbval-ignore-output"]
 sizes = strategies.log_sizes(min(scaling_max, project_sessions), scaling_points)
@@ -238,13 +240,22 @@ scaled = strategies.scaling(
 )
 scaled_summary = scaled.summary()
 crossed = strategies.crossings(scaled_summary, involving=["n_plus_one"])
-print(f"Sessions loaded: {', '.join(map(str, sizes))}; {scaled.frame.height:,} timed runs.")
+report.paragraphs(f"Sessions loaded: {', '.join(map(str, sizes))}; {scaled.frame.height:,} timed runs.")
 
 # %% [markdown]
 # ## Look
+# Each strategy's median wall time per engine, with its 95% interval, on a log axis: lower
+# is faster. Compare each strategy with N+1 (today), the first column, on the same engine;
+# where two intervals overlap, neither is shown to be faster.
 
 # %% tags=["nbval-ignore-output"]
-figures.strategy_figure(summary, title=f"Loading {n} sessions with messages and windows")
+figures.strategy_figure(strategies.labelled(summary), title=f"Loading {n} sessions with messages and windows")
+
+# %% [markdown]
+# What the plan's JOIN ships (solid) against the rows and bytes that exist (dotted) as the
+# page takes more of the project's sessions, newest first: the gap between the two lines is
+# the JOIN's duplication, and it jumps at each large session (named with its messages ×
+# windows).
 
 # %%
 figures.multiplication_figure(mult, worst)
@@ -257,13 +268,12 @@ figures.multiplication_figure(mult, worst)
 
 # %% tags=["nbval-ignore-output"]
 floors = costs.select("engine", floor_ms="statement_ms")
-figures.scaling_figure(scaled_summary, floors, crossings=crossed)
+crossed_labelled = strategies.labelled(strategies.labelled(crossed, "faster_below"), "faster_above")
+figures.scaling_figure(strategies.labelled(scaled_summary), floors, crossings=crossed_labelled)
 
 # %% tags=["nbval-ignore-output"]
 display(report.paragraphs(strategies.scaling_conclusions(scaled_summary, costs, crossed)))
-strategies.labelled(strategies.labelled(crossed, "faster_below"), "faster_above").with_columns(
-    pl.col("sessions", "ms").round(1)
-)
+crossed_labelled.with_columns(pl.col("sessions", "ms").round(1))
 
 # %% [markdown]
 # ### Network distance
@@ -271,8 +281,8 @@ strategies.labelled(strategies.labelled(crossed, "faster_below"), "faster_above"
 # backend's database is further away (same zone ~0.2 ms, across zones 0.5-2 ms). A
 # latency proxy the workbench starts itself sits between the driver and PostgreSQL and
 # adds a set delay each way; every strategy is timed through it at each round-trip time
-# (RTT), beside the model `statements × RTT + work` (work: the strategy at zero delay
-# through the proxy). `workbench.strategies.network`; a small sweep by default.
+# (RTT), beside the model statements × RTT + work (work: the strategy at zero delay
+# through the proxy). A small sweep by default.
 
 # %% tags=["nbval-ignore-output"]
 if "postgres" in opened:
@@ -290,7 +300,15 @@ if "postgres" in opened:
     )
 else:
     swept = net_summary = None
-    print("PostgreSQL was not opened in this run: no network sweep (it needs a PostgreSQL server).")
+    display(
+        report.paragraphs("PostgreSQL was not opened in this run: no network sweep (it needs its server).")
+    )
+
+# %% [markdown]
+# Points: each strategy's measured median with its 95% interval at each added round trip;
+# dashed lines: the model. Where a strategy's points sit on its line, its statements'
+# round trips explain its cost; the more statements a strategy runs, the more its line
+# rises with the round trip.
 
 # %% tags=["nbval-ignore-output"]
 figures.network_figure(net_summary) if net_summary is not None else None
@@ -310,6 +328,10 @@ joined_plans = {
     for name, engine in opened.items()
 }
 print(plans.side_by_side(joined_plans))
+
+# %% [markdown]
+# Each bar is one plan node's own time (its children's excluded), one panel per engine that
+# reports actual times: the longest bar is where the JOIN spends its time on that engine.
 
 # %% tags=["nbval-ignore-output"]
 figures.plan_time_figure(joined_plans, title="The plan's three-table LEFT JOIN: exclusive ms per node")

@@ -43,7 +43,7 @@ depths = [1, 2, 5, 10, 20, 50]  # pages timed; those past the hottest project's 
 import polars as pl
 from IPython.display import HTML
 
-from workbench import lab, tables, verdicts
+from workbench import lab, report, tables, verdicts
 from workbench.indexes import advisor, decisions, pagination, select
 from workbench.indexes import figures as ifig
 from workbench.indexes import workload as wl
@@ -133,8 +133,9 @@ per_query = pl.concat([r.builds.per_query for r in reports.values()])
 advisor.per_query_table(reports)
 
 # %% [markdown]
-# Each bar is one query's speedup with one index (time without / with); the whiskers are
-# its 95% interval. A bar whose whisker reaches 1 is no measurable gain.
+# Each dot is one query's speedup with one index (time without / with), per engine, on a
+# log axis: right of the dotted 1 the query got faster, left of it slower. The whiskers
+# are its 95% interval; a dot whose whisker reaches 1 is no measurable gain.
 
 # %% tags=["nbval-ignore-output"]
 ifig.speedups(per_query)
@@ -156,7 +157,7 @@ hypo = reports["postgres"].hypothetical if "postgres" in reports else None
         "index, for the hottest, a typical and a cold parameter",
     )
     if hypo is not None
-    else print("PostgreSQL not in this run: no hypothetical pass")
+    else report.paragraphs("PostgreSQL not in this run: no hypothetical pass")
 )
 
 # %% [markdown]

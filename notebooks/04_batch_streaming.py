@@ -18,12 +18,12 @@
 # its cost, and whether object pools help — after checking that every variant delivers
 # exactly the same rows.
 #
-# The code under study is `workbench.processing` (readers `whole` / `stream` / `chunked`,
-# decoders `json` / `orjson` / `msgspec`, the Polars and DuckDB whole-tree readers; writers
-# row by row / `executemany` / multi-row `VALUES` / the engine's bulk path; the batch
-# processor with retries and a dead-letter file). The workbench's own `ingest` is the
-# reference. Profiles come from `workbench.profiling` (pyinstrument and memray) and are
-# saved under `out_dir/profiles/`.
+# The code under study is the workbench's log-sync job written each way: readers (whole
+# file, line streaming, chunked with a bounded queue), decoders (json, orjson, msgspec), the
+# Polars and DuckDB whole-tree readers; writers (row by row, `executemany`, multi-row
+# `VALUES`, the engine's bulk path); the batch processor with retries and a dead-letter
+# file. The workbench's own ingest is the reference. Profiles come from pyinstrument and
+# memray and are saved under profiles/ beside this page.
 #
 # Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
 
@@ -85,12 +85,12 @@ if not smallest.exists():
     experiments.make_transcript(template, smallest, int(min(sizes_mb) * 2**20))
 n_rows = experiments.check_readers_agree(smallest)
 size = smallest.stat().st_size / 2**20
-print(f"{size:.1f} MB file: {n_rows:,} message rows, the same for 3 readers x 3 decoders")
+report.paragraphs(f"{size:.1f} MB file: {n_rows:,} message rows, the same for 3 readers × 3 decoders.")
 
 # %% [markdown]
 # ## Measure
 # ### Readers against file size
-# Each variant reads each file in a fresh process (peak RSS is its own); `baseline` is a
+# Each variant reads each file in a fresh process (peak RSS is its own); the baseline is a
 # process that imports the readers and reads nothing. Row counts must agree per size.
 
 # %% tags=["nbval-ignore-output"]
@@ -208,18 +208,34 @@ batch_memory
 
 # %% [markdown]
 # ## Look
-# Peak RSS and throughput against file size: a flat RSS line is memory bounded whatever the
-# file size, a rising one grows with the file (the dashed red line is the plan's target); the
-# verdicts at the top say, from these numbers, which variants stay flat.
+# Peak RSS, its growth and throughput against file size, one colour per variant in every
+# panel. Left: the process's peak RSS beside the plan's target (dashed red). Middle: each
+# variant's peak RSS over its own at the smallest file; 1 is flat, memory bounded whatever
+# the file size, and a rising line grows with the file even where the interpreter's fixed
+# memory makes it look flat on the left. The verdicts at the top say, from these numbers,
+# which variants stay flat.
 
 # %% tags=["nbval-ignore-output"]
 pfig.scaling_figure(scaling, memory_target_mib)
 
+# %% [markdown]
+# Rows written per second against batch size, per engine and writer (log-log): a line that
+# keeps rising still gains from bigger batches; the circle marks each writer's knee, the
+# smallest batch within 90% of its best.
+
 # %% tags=["nbval-ignore-output"]
 pfig.writers_figure(sweep, knees)
 
+# %% [markdown]
+# The throughput each pause keeps against no pause (100%) at each batch size: the gap below
+# 100 is what the fixed sleep costs; the adaptive pause sleeps only when a batch was slow.
+
 # %% tags=["nbval-ignore-output"]
 pfig.pacing_figure(pace)
+
+# %% [markdown]
+# Where each sync's CPU samples go, by stage: the plan's sync against the fastest one. The
+# longer a stage's bar, the more of the job it is, and the more a change to it can save.
 
 # %% tags=["nbval-ignore-output"]
 pfig.breakdown_figure(breakdown)
@@ -241,6 +257,10 @@ fast.figure()
 # %% tags=["nbval-ignore-output"]
 mem_whole.figure()
 
+# %% [markdown]
+# Allocations per row and memray's heap peak, per-row objects against reused buffers (the
+# plan's object pools): bars of about the same height mean pooling saves little.
+
 # %% tags=["nbval-ignore-output"]
 pfig.batch_memory_figure(batch_memory)
 
@@ -260,8 +280,8 @@ verdicts.show("04_batch_streaming", found, out)
 
 # %% [markdown]
 # ## Export
-# The frames as CSV; the profiles are in `out_dir/profiles/` (`*.cpu.html` open offline,
-# `*.memray.bin` with `memray tree`/`memray summary`, `*.memory.json`).
+# The frames as CSV; the profiles are in profiles/ beside this page (`*.cpu.html` open
+# offline, `*.memray.bin` with `memray tree` or `memray summary`, `*.memory.json`).
 
 # %% tags=["nbval-ignore-output"]
 csvs = report.export_frames(

@@ -114,3 +114,82 @@ def test_index_figures_read_their_log_ticks_and_name_the_scenarios():
         ["duckdb", "duckdb"],
         ["cursor, still", "cursor, inserts"],
     ]
+
+
+def test_figures_import_no_lab():
+    """Imports point down: the shared builders take labels as data, never from a lab."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(figures))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    labs = ("strategies", "indexes", "processing", "service", "report", "lab")
+    assert not {m for m in imported if m and m.startswith(tuple(f"workbench.{x}" for x in labs))}
+
+
+def test_reader_panels_keep_one_colour_per_variant_and_show_growth():
+    from workbench.processing import figures as pfig
+
+    scaling = pl.DataFrame(
+        {
+            "variant": ["whole/orjson", "stream/json", "polars"] * 2,
+            "size_mb": [1.0] * 3 + [4.0] * 3,
+            "peak_rss_mib": [60.0, 50.0, 80.0, 90.0, 50.5, 81.0],
+            "rows_per_s": [1e5, 2e5, 3e5, 1e5, 2e5, 3e5],
+        }
+    )
+    fig = pfig.scaling_figure(scaling, 500)
+    colours = {}
+    for trace in fig.data:
+        colours.setdefault(trace.name, set()).add(trace.line.color)
+    assert all(len(c) == 1 for c in colours.values())  # the legend's colour in every panel
+    assert len({c.pop() for c in colours.values()}) == 3
+    growth = {t.name: list(t.y) for t in fig.data if t.xaxis == "x2"}
+    assert growth["whole/orjson"] == [1.0, 1.5] and growth["stream/json"] == [1.0, 1.01]
+    assert [t.name for t in fig.data if t.showlegend] == ["whole/orjson", "stream/json", "polars"]
+
+
+def test_log_ticks_end_near_the_data_and_follow_each_panel():
+    import math
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2)
+    fig.add_trace(go.Scatter(x=[1, 1_002], y=[3, 1_200]), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[1, 1_002], y=[0.004, 2.5]), row=1, col=2)
+    figures.log_ticks(figures.log_ticks(fig, "x"), "y")
+    # data up to 1,002: the axis ends at 1,000's label, not a decade later at 10,000
+    assert list(fig.layout.xaxis.ticktext)[-1] == "1,000" and fig.layout.xaxis.range[1] < math.log10(2_000)
+    assert "10,000" not in fig.layout.yaxis.ticktext and 10 ** fig.layout.yaxis.range[1] < 2_000
+    assert list(fig.layout.yaxis2.ticktext) == ["0.01", "0.1", "1"]  # its own panel's, 0.004-2.5
+    shared = make_subplots(rows=1, cols=2, shared_yaxes=True)
+    shared.add_trace(go.Scatter(x=[1, 2], y=[1, 10]), row=1, col=1)
+    shared.add_trace(go.Scatter(x=[1, 2], y=[100, 1_000]), row=1, col=2)
+    figures.log_ticks(shared, "y")
+    assert shared.layout.yaxis.tickvals == shared.layout.yaxis2.tickvals  # shared axes share ticks
+
+
+def test_the_joins_worst_sessions_are_named_once_on_separate_lines():
+    n = 1_002
+    mult = pl.DataFrame(
+        {
+            "session_id": range(n),
+            "sessions_loaded": range(1, n + 1),
+            "messages": [10] * n,
+            "windows": [2] * n,
+        }
+    ).with_columns(
+        cum_join_rows=pl.col("sessions_loaded") * 100,
+        cum_real_rows=pl.col("sessions_loaded") * 20,
+        cum_join_bytes=pl.col("sessions_loaded") * 10_000,
+        cum_real_bytes=pl.col("sessions_loaded") * 2_000,
+    )
+    worst = mult.filter(pl.col("session_id").is_in([300, 310, 320, 330]))
+    fig = figures.multiplication_figure(mult, worst)
+    names = [a for a in fig.layout.annotations if a.text.startswith("#")]
+    assert len(names) == 4 and {a.xref for a in names} == {"x"}  # in the rows panel only
+    lines = sorted(a.ay for a in names)
+    assert min(b - a for a, b in zip(lines, lines[1:], strict=False)) > 0.2  # no two on one line
+    assert fig.layout.xaxis.range[1] < 3.3 and fig.layout.xaxis2.range[1] < 3.3  # no axis to 10,000

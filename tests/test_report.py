@@ -62,10 +62,23 @@ def test_index_links_the_notebook_with_run_metadata(built):
     assert "href='01_data.html'" in page and ">ok<" in page
     for fact in ("git commit", "duckdb", "cpu", "tiny:", "python"):
         assert fact in page
-    assert (out / "01_data.html").stat().st_size > 1_000_000  # plotly.js is inlined, no CDN
     html = (out / "01_data.html").read_text()
     assert not re.search(r"<script[^>]*src=[\"']https?:", html), "the report loads a script from the network"
     assert (out / "01_data" / "sample_comparison.csv").exists()
+
+
+def test_pages_share_one_plotly_js_and_the_folder_holds_what_reviewers_open(built):
+    from plotly.offline import get_plotlyjs
+
+    out, *_ = built
+    page = (out / "01_data.html").read_text()
+    assert page.count('<script src="plotly.min.js"') == 1 and "Plotly.newPlot" in page
+    assert len(page) < 500_000, "the page inlines plotly.js again"  # it was 5.2 MB
+    assert (out / report.PLOTLY_JS).read_text() == get_plotlyjs()  # the installed plotly's, offline
+    assert not list(out.rglob("*.ipynb")), "executed notebooks are not for reviewers"
+    before = (out / report.PLOTLY_JS).stat().st_mtime_ns
+    report.write_plotly_js(out)  # once per folder, not once per page
+    assert (out / report.PLOTLY_JS).stat().st_mtime_ns == before
 
 
 def test_without_postgres_binaries_every_page_says_so_at_the_top(built):
@@ -161,11 +174,18 @@ def test_notebooks_with_default_parameters_write_to_the_session_scratch(tmp_path
     assert {name: tree_state(report.ROOT / name) for name in before} == before
 
 
-def test_exported_plot_is_drawn_by_headless_chromium(built, chromium_dom):
+def test_exported_plot_is_drawn_by_headless_chromium(built, chromium_dom, tmp_path):
+    import shutil
+
     out, *_ = built
     dom = chromium_dom(out / "01_data.html")
-    # plotly draws each chart as SVG with class main-svg once plotly.js has run, offline.
+    # plotly draws each chart as SVG with class main-svg once plotly.js has run, offline
+    # (no host name resolves), from the plotly.min.js beside the page.
     assert dom.count('class="main-svg"') >= 5, dom[:500]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "01_data.html", alone)
+    assert 'class="main-svg"' not in chromium_dom(alone / "01_data.html")  # that file is what draws
 
 
 def test_unknown_notebook_is_named():
@@ -303,3 +323,42 @@ def test_verdicts_grouped_per_question_with_every_engine_reachable():
     assert "<details><summary>why, per engine (3)</summary>" in page
     for detail in ("d1", "d2", "d3", "same"):
         assert detail in page
+
+
+def test_a_wide_table_fits_a_1300_px_page_in_chromium(tmp_path, chromium_dom):
+    """Many numeric columns and long identifiers: headers and identifiers wrap, numbers do
+    not, and the table fits the page instead of running past its edge."""
+    import nbformat
+    import polars as pl
+
+    numbers = {f"{name}_pct": [12345.678, 0.5] for name in ("service_cpu", "slos_missed", "db_p99", "errors")}
+    numbers |= {f"arrival_rate_{i}_per_s": [1234.5, 2.0] for i in range(8)}
+    frame = pl.DataFrame(
+        {
+            "configuration": ["sessions_project_id_created_at_id_covering_index", "n_plus_one pool=4"],
+            "plan_change": ["SCAN on sessions -> SEARCH USING INDEX ix_sessions_project_id_created_at_id"]
+            * 2,
+            **numbers,
+        }
+    )
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": tables.html_table(frame)}),
+        nbformat.v4.new_output("stream", name="stdout", text="one more con" + "tention " * 40),
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A wide table"), cell]
+    nbformat.write(nb, tmp_path / "wide.ipynb")
+    page = report.export_html(tmp_path / "wide.ipynb", tmp_path / "wide.html")
+    probe = """<style>body { width: 1300px; }</style><script>
+    window.addEventListener('load', () => {
+      const t = document.querySelector('table.wb-table'), box = t.closest('.jp-OutputArea-output');
+      document.body.dataset.fit = t.offsetWidth <= box.clientWidth && box.scrollWidth <= box.clientWidth;
+      const range = document.createRange();
+      range.selectNodeContents(t.querySelector('td.num'));
+      document.body.dataset.numberLines = range.getClientRects().length;
+    });</script>"""
+    page.write_text(page.read_text().replace("</head>", probe + "</head>", 1))
+    dom = chromium_dom(page)
+    assert 'data-fit="true"' in dom and 'data-number-lines="1"' in dom, dom[-2000:]
+    assert "word-break: normal" in page.read_text()  # printed sentences wrap at words

@@ -149,7 +149,8 @@ def test_scaling_bounds_n_plus_one_and_records_sessions_loaded(engine):
     n_plus_one = frame.filter(pl.col("strategy") == "n_plus_one")
     assert sorted(n_plus_one["sessions"]) == [1, 4]  # 201 statements at 100 exceed the bound
     summary = results.summary()
-    fig = figures.scaling_figure(summary, pl.DataFrame([latency_floor(engine, repeat=5, warmup=1)]))
+    floor = pl.DataFrame([latency_floor(engine, repeat=5, warmup=1)])
+    fig = figures.scaling_figure(strategies.labelled(summary), floor)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     assert {t.name for t in fig.data if t.showlegend is not False} == {s.label for s in STRATEGIES.values()}
 
@@ -295,7 +296,7 @@ def test_strategy_figure_has_one_trace_of_dots_per_engine():
             for e in ("duckdb", "sqlite")
         ]
     )
-    fig = figures.strategy_figure(summary)
+    fig = figures.strategy_figure(strategies.labelled(summary))
     assert [t.name for t in fig.data] == ["duckdb", "sqlite"]
     assert list(fig.data[0].x) == ["N+1 (today)", "batch (select-in)"]
     assert {t.type for t in fig.data} == {"scatter"} and fig.layout.scattermode == "group"  # no bars on log

@@ -72,3 +72,17 @@ def test_a_page_is_checked_against_its_csvs(tmp_path):
     shown = frame.sort("rows", descending=True).head(5)
     sorted_view.write_text(f"<html><body>{tables.html_table(shown)}</body></html>")
     assert tables.tables_against_csvs(sorted_view, tmp_path / "same") == []  # a sorted, filtered view
+
+
+def test_identifiers_may_wrap_and_still_match_their_csv(tmp_path):
+    frame = pl.DataFrame(
+        {"index": ["ix_sessions_project_id_created_at_desc", "session_windows"], "rows": [1, 2]}
+    )
+    page = tables.html_table(frame)
+    assert (
+        "<td class='text'>ix_<wbr>sessions_<wbr>project_<wbr>id_<wbr>created_<wbr>at_<wbr>desc</td>" in page
+    )
+    assert "<td class='text'>session_windows</td>" in page  # a short name stays whole
+    (tmp_path / "page.html").write_text(f"<html><body>{page}</body></html>")
+    frame.write_csv(tmp_path / "t.csv")
+    assert tables.tables_against_csvs(tmp_path / "page.html", tmp_path) == []

@@ -1,9 +1,11 @@
 """Plotly figure builders. Each takes tidy frames and returns a ``go.Figure``.
 
 Builders never compute measurements and never show anything; notebooks display what
-they return. :func:`use_renderer` picks how figures are embedded: compact JSON
-(``plotly_mimetype``) in committed notebooks, inline plotly.js (``notebook``) in
-exported reports, so they render offline.
+they return. :func:`use_renderer` picks how figures are embedded: plotly's JSON
+(``plotly_mimetype``), which JupyterLab draws and the report's export turns into divs
+drawn by one shared ``plotly.min.js`` beside the pages, so they render offline.
+Builders take what they show as data (names already labelled for people): they import
+no lab.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ TEMPLATE = "plotly_white"
 
 
 def use_renderer(default: str = "plotly_mimetype") -> str:
-    """Set plotly's renderer from ``$WORKBENCH_PLOTLY_RENDERER`` (reports set ``notebook``)."""
+    """Set plotly's renderer from ``$WORKBENCH_PLOTLY_RENDERER``, else ``default``
+    (e.g. ``notebook`` for a classic Jupyter without plotly's extension)."""
     pio.renderers.default = os.environ.get(RENDERER_ENV, default)
     pio.templates.default = TEMPLATE
     return pio.renderers.default
@@ -193,16 +196,16 @@ def strategy_figure(summary: pl.DataFrame, title: str = "Loading strategies: med
     """Median milliseconds per strategy and engine as dots side by side, with bootstrap intervals.
 
     ``summary`` is ``Results.summary()`` (columns engine, strategy, median_ms, median_lo,
-    median_hi); the y axis is logarithmic because N+1 and the rest differ by orders. Dots,
-    not bars: on a log axis a bar's length starts at an arbitrary floor and says nothing.
+    median_hi), its strategies named as the reader should see them
+    (``strategies.labelled(summary)``); the y axis is logarithmic because N+1 and the rest
+    differ by orders. Dots, not bars: on a log axis a bar's length starts at an arbitrary
+    floor and says nothing.
     """
-    from workbench.strategies.loading import label
-
     fig = go.Figure()
     for (engine,), part in summary.partition_by("engine", as_dict=True, maintain_order=True).items():
         fig.add_trace(
             go.Scatter(
-                x=[label(s) for s in part["strategy"]],
+                x=part["strategy"],
                 y=part["median_ms"],
                 name=str(engine),
                 mode="markers",
@@ -236,10 +239,10 @@ def scaling_figure(
     latency of a trivial statement; dotted lines show statements × floor, the least
     each strategy's round trips can cost, so it shows where N+1 is bound by round trips.
     ``crossings`` (``strategies.crossings(summary)``): marked where two strategies swap.
+    Strategies are shown as named in the frames: label them first (``strategies.labelled``
+    on ``summary``, and on ``crossings``' faster_below and faster_above).
     """
     from plotly.subplots import make_subplots
-
-    from workbench.strategies.loading import label
 
     engines = summary["engine"].unique(maintain_order=True).to_list()
     fig = make_subplots(rows=1, cols=len(engines), subplot_titles=engines, shared_yaxes=True)
@@ -266,7 +269,7 @@ def scaling_figure(
                     x=line["sessions"],
                     y=line["median_ms"],
                     mode="lines+markers",
-                    name=label(strategy),
+                    name=strategy,
                     legendgroup=strategy,
                     showlegend=first,
                     line=dict(color=colors[strategy]),
@@ -280,11 +283,11 @@ def scaling_figure(
                         x=line["sessions"],
                         y=line["statements"] * floor[engine],
                         mode="lines",
-                        name=f"{label(strategy)}: statements × cost",
+                        name=f"{strategy}: statements × cost",
                         legendgroup=strategy,
                         showlegend=False,
                         line=dict(color=colors[strategy], dash="dot", width=1),
-                        hovertemplate="statements × cost %{y:.3f} ms<extra>" + label(strategy) + "</extra>",
+                        hovertemplate="statements × cost %{y:.3f} ms<extra>" + strategy + "</extra>",
                     ),
                     row=1,
                     col=col,
@@ -301,7 +304,7 @@ def scaling_figure(
                     showlegend=not crossed,
                     marker=dict(symbol="x-thin", size=11, line=dict(width=2, color="#444")),
                     text=[
-                        f"{label(a)} faster below, {label(b)} above"
+                        f"{a} faster below, {b} above"
                         for a, b in zip(marks["faster_below"], marks["faster_above"], strict=True)
                     ],
                     hovertemplate="%{text}: %{x:.0f} sessions, %{y:.2f} ms<extra></extra>",
@@ -361,22 +364,48 @@ def log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
     values chosen from the figure's own data (error bars included), powers of ten written
     out with thousands separators (0.1, 1, 10, 100, 1,000), and 1-2-5 steps where the data
     spans too few decades for powers of ten to give more than one or two labels.
+
+    Each panel's axis gets its own ticks from its own traces (axes shared with ``matches``
+    share theirs), and its range ends at the data, or at the next labelled value when that
+    is near (within 2.5x): never a whole empty decade past the data.
     """
-    values = _axis_values(fig, axis)
-    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    pooled: dict[str, list[float]] = {}
+    roots = {_axis_id(a): a.matches or _axis_id(a) for a in _axes(fig, axis)}
+    for trace in fig.data:
+        ref = getattr(trace, f"{axis}axis", None) or axis
+        pooled.setdefault(roots.get(ref, ref), []).extend(_trace_values(trace, axis))
+    for layout_axis in _axes(fig, axis):
+        layout_axis.update(_log_options(pooled.get(roots[_axis_id(layout_axis)], [])))
+    return fig
+
+
+def _axes(fig: go.Figure, axis: str) -> list:
+    return list(fig.select_xaxes() if axis == "x" else fig.select_yaxes())
+
+
+def _axis_id(layout_axis: object) -> str:
+    """``yaxis2`` -> ``y2``, the name traces use."""
+    return layout_axis.plotly_name.replace("axis", "")  # type: ignore[attr-defined]
+
+
+def _log_options(values: list[float]) -> dict:
     options: dict = dict(type="log")
-    if values:
-        ticks = readable_log_ticks(min(values), max(values))
-        # the range spans the ticks: plotly's own padding can stop short of the first label,
-        # leaving the lowest values under no number at all
-        span = [math.log10(ticks[0]), math.log10(ticks[-1])]
-        options.update(tickvals=ticks, ticktext=[tick_text(t) for t in ticks], range=span)
-        # unlabelled minor ticks at 2..9 between powers of ten; none between 1-2-5 labels
-        decades = len(ticks) > 1 and ticks[1] / ticks[0] == 10
-        options["minor"] = dict(ticks="inside", dtick="D1", showgrid=False) if decades else dict(ticks="")
-    else:
-        options.update(dtick=1, tickformat=",~g", minor=dict(ticks="inside", showgrid=False))
-    return update(**options)
+    if not values:
+        return options | dict(dtick=1, tickformat=",~g", minor=dict(ticks="inside", showgrid=False))
+    lo, hi = min(values), max(values)
+    ticks = readable_log_ticks(lo, hi)
+    # The range ends at a label when one is near, so the lowest values sit above a number
+    # (plotly's own padding can stop short of it); a far label would add an empty decade.
+    first = ticks[0] if ticks[0] >= lo / 2.5 else lo
+    last = ticks[-1] if ticks[-1] <= hi * 2.5 else hi
+    pad = 0.03 * max(math.log10(last / first), 1)
+    span = [math.log10(first) - (pad if first == lo else 0), math.log10(last) + (pad if last == hi else 0)]
+    shown = [t for t in ticks if first <= t <= last]
+    options.update(tickvals=shown, ticktext=[tick_text(t) for t in shown], range=span)
+    # unlabelled minor ticks at 2..9 between powers of ten; none between 1-2-5 labels
+    decades = len(shown) > 1 and shown[1] / shown[0] == 10
+    options["minor"] = dict(ticks="inside", dtick="D1", showgrid=False) if decades else dict(ticks="")
+    return options
 
 
 def tick_text(value: float) -> str:
@@ -412,26 +441,25 @@ def readable_log_ticks(lo: float, hi: float) -> list[float]:
     return below + inside + above
 
 
-def _axis_values(fig: go.Figure, axis: str) -> list[float]:
-    """Every positive value the traces put on ``axis`` (bars, lines, markers, error bars)."""
+def _trace_values(trace: object, axis: str) -> list[float]:
+    """Every positive value a trace puts on ``axis`` (bars, lines, markers, error bars)."""
     values: list[float] = []
-    for trace in fig.data:
-        data = getattr(trace, axis, None)
-        if data is None or getattr(trace, "orientation", None) == ("h" if axis == "y" else "v"):
-            continue
-        try:
-            numbers = [float(v) for v in data if v is not None]
-        except (TypeError, ValueError):
-            continue  # a categorical axis
-        error = getattr(trace, f"error_{axis}", None)
-        plus = list(error.array) if error is not None and error.array is not None else []
-        minus = list(error.arrayminus) if error is not None and error.arrayminus is not None else plus
-        for i, v in enumerate(numbers):
-            values.append(v)
-            if i < len(plus) and plus[i] is not None:
-                values.append(v + float(plus[i]))
-            if i < len(minus) and minus[i] is not None:
-                values.append(v - float(minus[i]))
+    data = getattr(trace, axis, None)
+    if data is None or getattr(trace, "orientation", None) == ("h" if axis == "y" else "v"):
+        return values
+    try:
+        numbers = [float(v) for v in data if v is not None]
+    except (TypeError, ValueError):
+        return values  # a categorical axis
+    error = getattr(trace, f"error_{axis}", None)
+    plus = list(error.array) if error is not None and error.array is not None else []
+    minus = list(error.arrayminus) if error is not None and error.arrayminus is not None else plus
+    for i, v in enumerate(numbers):
+        values.append(v)
+        if i < len(plus) and plus[i] is not None:
+            values.append(v + float(plus[i]))
+        if i < len(minus) and minus[i] is not None:
+            values.append(v - float(minus[i]))
     return [v for v in values if v > 0 and v == v]
 
 
@@ -441,8 +469,8 @@ def multiplication_figure(
     """Rows (left) and MB (right) the JOIN ships against the real rows and bytes, log-log.
 
     ``mult`` is :func:`workbench.strategies.multiplication` (running totals in page
-    order); ``worst`` its :func:`~workbench.strategies.worst_sessions`, marked and named
-    where the page reaches them.
+    order); ``worst`` its :func:`~workbench.strategies.worst_sessions`, marked where the
+    page reaches them and named once, in the rows panel, as "#id (messages×windows)".
     """
     from plotly.subplots import make_subplots
 
@@ -465,31 +493,62 @@ def multiplication_figure(
                 row=1,
                 col=col,
             )
-        at = mult.join(worst.select("session_id"), on="session_id", how="semi")
+        at = mult.join(worst.select("session_id"), on="session_id", how="semi").sort("sessions_loaded")
+        names = [
+            f"#{s} ({m:,}×{w})"
+            for s, m, w in zip(at["session_id"], at["messages"], at["windows"], strict=True)
+        ]
         fig.add_trace(
             go.Scatter(
                 x=at["sessions_loaded"],
                 y=at[join] / scale,
-                mode="markers+text",
+                mode="markers",
                 name="worst sessions",
                 legendgroup="worst",
                 showlegend=col == 1,
-                text=[
-                    f"#{s} ({m}×{w})"
-                    for s, m, w in zip(at["session_id"], at["messages"], at["windows"], strict=True)
-                ],
-                # Neighbours on a log axis sit close: alternate sides so their labels do not overlap.
-                textposition=[("top left", "bottom right")[i % 2] for i in range(at.height)],
+                text=names,
+                hovertemplate="session %{text}: reached after %{x:,} sessions<extra></extra>",
                 marker=dict(color="#444", size=7),
             ),
             row=1,
             col=col,
         )
+        if col == 1:
+            both = pl.concat([mult[join], mult[real]])
+            both = both.filter(both > 0)
+            _name_points(fig, at["sessions_loaded"], at[join], names, float(both.min()), float(both.max()))
     log_ticks(fig.update_xaxes(title="sessions loaded, newest first (log)"), "x")
     log_ticks(fig, "y")
     fig.update_yaxes(title="rows (log)", row=1, col=1)
     fig.update_yaxes(title="MB of values (log)", row=1, col=2)
     return _layout(fig, title).update_layout(height=440)
+
+
+def _name_points(
+    fig: go.Figure, xs: pl.Series, ys: pl.Series, names: list[str], bottom: float, top: float
+) -> None:
+    """Name points on a rising log-log curve in a column at the panel's upper left (above
+    the curve's start, which is empty), one line each, arrows to the points: neighbours on
+    a log axis sit too close for labels beside them not to overlap."""
+    order = sorted(range(len(names)), key=lambda i: -float(ys[i]))  # the highest point named first
+    step = 0.065 * math.log10(top / bottom)  # a line of text in a panel about 300 px high
+    for line, i in enumerate(order):
+        fig.add_annotation(
+            x=_log10(float(xs[i])),
+            y=_log10(float(ys[i])),
+            ax=0,
+            ay=_log10(top) - step * line,
+            axref="x",
+            ayref="y",
+            text=names[i],
+            xanchor="left",
+            showarrow=True,
+            arrowcolor="#999",
+            arrowwidth=1,
+            font=dict(size=11),
+            row=1,
+            col=1,
+        )
 
 
 # ---- network distance: cost against round-trip time (notebook 02) -----------------------

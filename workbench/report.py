@@ -1,9 +1,11 @@
 """Execute the notebooks with parameters and export them as offline HTML reports.
 
-``build_report`` runs every ``notebooks/NN_*.ipynb`` through papermill into
-``reports/``, exports each to HTML with plotly.js inlined (so charts render with no
-network), and writes ``reports/index.html`` linking them with the run's metadata:
-versions, CPU, dataset manifest, date and git commit.
+``build_report`` runs every ``notebooks/NN_*.ipynb`` through papermill (into a temporary
+folder), exports each to ``reports/NN_*.html``, and writes ``reports/index.html`` linking
+them with the run's metadata: versions, CPU, dataset manifest, date and git commit. Every
+page's charts are drawn by one ``reports/plotly.min.js``, copied from the installed plotly
+package and loaded by a relative path, so the pages render with no network and each
+weighs what its own figures weigh.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import html
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,8 +77,14 @@ def _renderer(name: str) -> contextlib.AbstractContextManager[None]:
     return _environ(**{RENDERER_ENV: name})
 
 
-def execute(notebook: Path, output: Path, parameters: Mapping[str, Any], renderer: str = "notebook") -> None:
-    """Run ``notebook`` with ``parameters`` into ``output`` (cwd = the notebook's folder)."""
+def execute(
+    notebook: Path, output: Path, parameters: Mapping[str, Any], renderer: str = "plotly_mimetype"
+) -> None:
+    """Run ``notebook`` with ``parameters`` into ``output`` (cwd = the notebook's folder).
+
+    Figures are kept as plotly's JSON (``plotly_mimetype``: JupyterLab draws them, and
+    :func:`export_html` turns them into divs drawn by the shared ``plotly.min.js``).
+    """
     import papermill
 
     with _renderer(renderer):
@@ -107,13 +117,18 @@ table.verdicts td, table.verdicts th, table.wb-table .text,
 .jp-RenderedHTMLCommon table.verdicts td, .jp-RenderedHTMLCommon table.verdicts th,
 .jp-RenderedHTMLCommon table.wb-table .text { text-align: left; }
 table.wb-table .num, .jp-RenderedHTMLCommon table.wb-table .num {
-  text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+  text-align: right; font-variant-numeric: tabular-nums; }
+/* a number never wraps; its header does, so many numeric columns still fit the page */
+table.wb-table td.num, .jp-RenderedHTMLCommon table.wb-table td.num { white-space: nowrap; }
+table.wb-table th, .jp-RenderedHTMLCommon table.wb-table th { white-space: normal; vertical-align: bottom; }
 table.verdicts td:nth-child(1) { min-width: 12rem; } table.verdicts td:nth-child(2) { min-width: 15rem; }
 table.verdicts .on { color: #555; }
 table.verdicts details summary { cursor: pointer; color: #0550ae; }
 table.verdicts details ul { margin: .3rem 0 0; padding-left: 1.1rem; }
 table.wb-table caption { caption-side: top; text-align: left; font-weight: 600; padding: .2rem 0; }
 table.wb-table tr.skipped td { text-align: center; color: #666; font-style: italic; }
+/* printed text wraps at words (JupyterLab breaks it anywhere: "con tention") */
+.jp-OutputArea-output pre { word-break: normal; overflow-wrap: break-word; }
 /* Polars' own HTML (frames displayed without lab.setup): left-align text, no dtype row */
 .dataframe td, .dataframe th { text-align: left; white-space: pre-wrap; }
 </style>
@@ -186,18 +201,20 @@ def export_html(
     conditions: str = "",
     show_code: bool = False,
 ) -> Path:
-    """Export an executed notebook to a self-contained HTML page for a reviewer.
+    """Export an executed notebook to an HTML page for a reviewer that opens offline.
 
     The verdicts (the output of the cell tagged ``verdicts``) come first, under the
     title, with the ``engines`` it ran on and links to ``files`` (its CSVs, relative to
     the page); ``notes`` (e.g. PostgreSQL left out) are a banner above the title; code is
-    hidden unless ``show_code``; tables and charts keep their outputs.
+    hidden unless ``show_code``; tables and charts keep their outputs. Charts are drawn by
+    ``plotly.min.js`` beside the page (written there once, from the installed plotly).
     """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
     _summary_first(nb, engines, notes, files, conditions)
+    charts = _plotly_divs(nb)
     exporter = HTMLExporter(
         template_name="lab",
         exclude_input=not show_code,
@@ -205,11 +222,59 @@ def export_html(
         exclude_output_prompt=True,
     )
     body, _ = exporter.from_notebook_node(nb)
-    # The template and plotly reference require.js and MathJax on a CDN; the reports use
-    # neither (plotly.js is inlined), and offline those tags only stall the page.
-    body = _EXTERNAL_SCRIPT.sub("", body).replace("</head>", PAGE_CSS + "</head>", 1)
+    # The template references require.js and MathJax on a CDN; the pages use neither, and
+    # offline those tags only stall the page.
+    head = PAGE_CSS
+    if charts:
+        head += f'<script src="{PLOTLY_JS}" charset="utf-8"></script>\n'
+        write_plotly_js(output.parent)
+    body = _EXTERNAL_SCRIPT.sub("", body).replace("</head>", head + "</head>", 1)
     _write_atomic(output, body)
     return output
+
+
+PLOTLY_JS = "plotly.min.js"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+def _plotly_divs(nb: Any) -> int:
+    """Turn each figure kept as plotly's JSON into a div that the page's shared plotly.js
+    draws (as plotly's own notebook renderer does, without the 4.8 MB bundle); return how
+    many there were."""
+    import nbformat
+    import plotly.io as pio
+
+    charts = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            figure = output.get("data", {}).get(PLOTLY_MIME)
+            if figure is None:
+                continue
+            div = pio.to_html(
+                dict(figure),
+                config=figure.get("config"),
+                include_plotlyjs=False,
+                full_html=False,
+                default_width="100%",
+                default_height=525,
+                validate=False,
+            )
+            output["data"] = nbformat.NotebookNode({"text/html": div})
+            charts += 1
+    return charts
+
+
+def write_plotly_js(folder: Path) -> Path:
+    """``folder/plotly.min.js`` from the installed plotly package, written once per report
+    folder (again only when another plotly version wrote it): the pages load it by a
+    relative path, so they render offline."""
+    from plotly.offline import get_plotlyjs
+
+    path = folder / PLOTLY_JS
+    bundle = get_plotlyjs()
+    if not path.exists() or path.stat().st_size != len(bundle.encode()) or path.read_text() != bundle:
+        _write_atomic(path, bundle)
+    return path
 
 
 def refresh(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None, progress: bool = True) -> list[Path]:
@@ -219,8 +284,6 @@ def refresh(folder: Path = NOTEBOOKS, only: Sequence[str] | None = None, progres
     compact figures (``plotly_mimetype``), no timing metadata. The notebooks' exports
     (``out_dir``) go to a temporary folder, never into ``reports/``.
     """
-    import tempfile
-
     import jupytext
     import nbformat
     from nbclient import NotebookClient
@@ -345,11 +408,12 @@ def build_report(
     data = Path(data_dir or os.environ.get(DATA_DIR_ENV) or ROOT / "data").resolve()
     params = {"data_dir": str(data), "out_dir": str(out), **parameters}
     runs: list[NotebookRun] = []
+    scratch = Path(tempfile.mkdtemp(prefix="workbench-report-"))  # executed notebooks: not for reviewers
     bar = tqdm(notebooks(folder, only), desc="notebooks", unit="nb", disable=not progress)
     for nb in bar:
         bar.set_postfix_str(nb.stem)
         started = time.perf_counter()
-        executed = out / f"{nb.stem}.ipynb"
+        executed = scratch / f"{nb.stem}.ipynb"
         for stale in (VERDICTS_FILE, ENGINES_FILE):  # a failed run must not show the last run's
             (out / nb.stem / stale).unlink(missing_ok=True)
         error = None
@@ -384,6 +448,7 @@ def build_report(
                 export_html(executed, page, engines=ran, notes=page_notes, files=csvs, conditions=conditions)
         run.seconds = time.perf_counter() - started
         runs.append(run)
+    shutil.rmtree(scratch, ignore_errors=True)
     meta = run_metadata({"scale": prof.data.scale, "seed": prof.data.seed, **params})
     index = write_index(out, runs, {"profile": prof.describe(), **meta}, notes, prof)
     failed = [r for r in runs if r.error]

@@ -107,7 +107,8 @@ def html_table(
 ) -> str:
     """``frame`` as an HTML table for people.
 
-    Text left-aligned and never cut; numbers right-aligned with thousands separators, a
+    Text left-aligned and never cut (it wraps at spaces, and long identifiers after ``_``
+    and ``/``, so the table fits the page); numbers right-aligned with thousands separators, a
     float column with one number of decimals (three significant digits of its median;
     each cell keeps two to four significant digits; ``decimals`` fixes a column's); units in the headers
     (``units``, else read from suffixes such as ``_ms``); no dtype row, no shape line.
@@ -148,7 +149,9 @@ def html_table(
                 "(all in the notebook's CSV export)</td></tr>"
             )
         cells = "".join(
-            f"<td class='{'num' if c in numeric else 'text'}'>{html.escape(cell(c, v))}</td>"
+            f"<td class='num'>{html.escape(cell(c, v))}</td>"
+            if c in numeric
+            else f"<td class='text'>{_breakable(cell(c, v))}</td>"
             for c, v in zip(frame.columns, row, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
@@ -156,6 +159,22 @@ def html_table(
     return (
         f"<table class='wb-table'>{cap}<thead><tr>{heads}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
+
+
+def _breakable(text: str, longest: int = 30) -> str:
+    """``text`` escaped, with a line-break opportunity after each ``_`` and ``/`` inside a
+    word longer than ``longest`` characters, so a long identifier
+    (``ix_session_windows_session_id_start_time``) wraps inside its cell instead of
+    widening the table past the page, while short names (``session_windows``) stay whole.
+
+    >>> _breakable("ix_session_windows_session_id_start_time <session_windows>")
+    'ix_<wbr>session_<wbr>windows_<wbr>session_<wbr>id_<wbr>start_<wbr>time &lt;session_windows&gt;'
+    """
+
+    def breakable(word: re.Match[str]) -> str:
+        return re.sub(r"([_/])(?=\w)", r"\1<wbr>", word.group(0))
+
+    return re.sub(rf"[^\s&;]{{{longest + 1},}}", breakable, html.escape(text))
 
 
 @dataclass

@@ -4,52 +4,70 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 import polars as pl
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from workbench.figures import log_ticks
 
 TEMPLATE = "plotly_white"
+PALETTE = qualitative.Plotly + qualitative.D3  # enough distinct colours for every variant
+WHOLE_TREE = ("polars", "duckdb", "ingest")  # readers of the whole tree, drawn dotted
 
 
 def scaling_figure(scaling: pl.DataFrame, memory_target_mib: float = 500) -> go.Figure:
-    """Peak RSS and throughput against file size, one line per variant (log x)."""
+    """Peak RSS, its growth and throughput against file size, one colour per variant (log x).
+
+    The middle panel divides each variant's peak RSS by its own at the smallest file (1 =
+    flat), so a reader whose memory follows the file rises there even when the
+    interpreter's fixed memory makes its absolute line look flat beside the plan's target.
+    """
     fig = make_subplots(
         rows=1,
-        cols=2,
-        subplot_titles=("Peak RSS of the process (MiB)", "Throughput (rows/s)"),
-        horizontal_spacing=0.1,
+        cols=3,
+        subplot_titles=(
+            "Peak RSS of the process (MiB)",
+            "Peak RSS against its own at the smallest file (x)",
+            "Throughput (rows/s)",
+        ),
+        horizontal_spacing=0.08,
     )
-    for variant, part in scaling.sort("size_mb").group_by("variant", maintain_order=True):
-        name = variant[0]
-        style = {"dash": "dot"} if name in ("polars", "duckdb", "ingest") else {}
+    ordered = scaling.sort("size_mb", maintain_order=True).with_columns(
+        growth=pl.col("peak_rss_mib") / pl.col("peak_rss_mib").first().over("variant")
+    )
+    for i, ((name,), part) in enumerate(ordered.group_by("variant", maintain_order=True)):
+        # one colour per variant in every panel: plotly's default colours go by trace, not by name
+        line = {"color": PALETTE[i % len(PALETTE)], "dash": "dot" if name in WHOLE_TREE else "solid"}
         common = {
             "x": part["size_mb"],
             "name": name,
             "legendgroup": name,
             "mode": "lines+markers",
-            "line": style,
+            "line": line,
         }
-        fig.add_trace(
-            go.Scatter(y=part["peak_rss_mib"], hovertemplate="%{x:.0f} MB: %{y:.0f} MiB", **common), 1, 1
+        panels = (
+            ("peak_rss_mib", "%{x:.0f} MB: %{y:.0f} MiB"),
+            ("growth", "%{x:.0f} MB: %{y:.2f}x its RSS at the smallest file"),
+            ("rows_per_s", "%{x:.0f} MB: %{y:,.0f} rows/s"),
         )
-        fig.add_trace(
-            go.Scatter(
-                y=part["rows_per_s"],
-                showlegend=False,
-                hovertemplate="%{x:.0f} MB: %{y:,.0f} rows/s",
-                **common,
-            ),
-            1,
-            2,
-        )
+        for col, (column, hover) in enumerate(panels, start=1):
+            fig.add_trace(
+                go.Scatter(y=part[column], hovertemplate=hover, showlegend=col == 1, **common), 1, col
+            )
     fig.add_hline(
         y=memory_target_mib, line_dash="dash", line_color="red", annotation_text="plan's target", row=1, col=1
     )
+    fig.add_hline(y=1, line_dash="dot", line_color="grey", annotation_text="flat", row=1, col=2)
     log_ticks(fig.update_xaxes(title="file size (MB, log scale)"), "x")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(rangemode="tozero", tickformat=",", row=1, col=2)  # 150,000, not 150k
+    top = float(ordered["growth"].max() or 1.0)
+    fig.update_yaxes(range=[0.9, max(1.5, top * 1.05)], row=1, col=2)
+    fig.update_yaxes(rangemode="tozero", tickformat=",", row=1, col=3)  # 150,000, not 150k
     return fig.update_layout(
-        title="Readers against file size: which stay flat", template=TEMPLATE, height=420, margin={"t": 80}
+        title="Readers against file size: which stay flat",
+        template=TEMPLATE,
+        height=440,
+        margin={"t": 80},
+        legend={"orientation": "h", "y": -0.25},
     )
 
 
