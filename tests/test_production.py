@@ -94,7 +94,7 @@ def test_ship_ship_changed_and_dont_ship_follow_the_intervals():
         head({"n_plus_one": jitter(30), "joined": jitter(10), "batch": jitter(10.5)}), prof
     )
     assert ship.decision == "ship" and ship.effect == pytest.approx(3, rel=0.05)
-    assert "ship the plan's JOIN" in ship.verdict and "project_sessions_joined" in ship.artifact
+    assert "ship the plan's JOIN, 3" in ship.verdict and "project_sessions_joined" in ship.artifact
     assert "400 rows for 130 real ones" in ship.cost
     changed = production.verdict(
         head({"n_plus_one": jitter(30), "joined": jitter(20), "batch": jitter(6)}), prof
@@ -154,4 +154,6 @@ def test_flips_come_from_the_sweeps():
         sweep=sweep,
         scaling=scaling,
     )
-    assert "from 0.5 ms of round trip" in v.flips and "no swap" in v.flips
+    assert "from 0.5 ms of round trip" in v.flips
+    assert "Page size at 0.5 ms (the scaling sweep plus statements × RTT), no swap" in v.flips
+    assert "for comparison at loopback, the plan's JOIN faster below ~" in v.flips

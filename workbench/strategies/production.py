@@ -219,20 +219,25 @@ def _flips(
             f"(statements × RTT + work) puts the crossing {model_text}"
             + (f" (cells of {r['min_runs']}+ runs)" if r["min_runs"] else "")
         )
-    swaps = page_flip(scaling, engine, name, rtt)
-    if swaps:
-        said = "; ".join(
-            f"{words(s['faster_below'])} faster below ~{s['sessions']:.0f} sessions, "
-            f"{words(s['faster_above'])} above"
-            for s in swaps
-        )
-        where = f"at {rtt:g} ms (the scaling sweep plus statements × RTT)" if rtt else "at loopback"
-        parts.append(f"Page size {where}: {said}")
-    elif scaling is not None and not scaling.filter(pl.col("engine") == engine).is_empty():
-        sizes = scaling.filter(pl.col("engine") == engine)["sessions"]
+    if scaling is not None and not (mine := scaling.filter(pl.col("engine") == engine)).is_empty():
+        sizes = f"{mine['sessions'].min()}-{mine['sessions'].max()} sessions"
+        said = []
+        for at in dict.fromkeys([rtt, 0.0]):
+            where = f"at {at:g} ms (the scaling sweep plus statements × RTT)" if at else "at loopback"
+            swaps = page_flip(scaling, engine, name, at)
+            said.append(
+                f"{where}, "
+                + (
+                    "; ".join(
+                        f"{words(s['faster_below'])} faster below ~{s['sessions']:.0f} sessions, "
+                        f"{words(s['faster_above'])} above"
+                        for s in swaps
+                    )
+                    or f"no swap with {words(BASELINE)} within {sizes}"
+                )
+            )
         parts.append(
-            f"Page size: no swap with {words(BASELINE)} between {sizes.min()} and {sizes.max()} sessions "
-            f"at {rtt:g} ms (the scaling sweep plus statements × RTT)"
+            "Page size " + "; ".join(said).replace("; at loopback", "; for comparison at loopback", 1)
         )
     return ". ".join(parts) + ("." if parts else "")
 
@@ -260,7 +265,7 @@ def _shipped_rows(book: pl.DataFrame, name: str) -> str:
     return (
         f"{j['rows']:,} rows for {real:,} real ones ({j['rows'] / max(real, 1):.1f}x), "
         f"{j['bytes'] / 1e3:,.0f} kB against {b['bytes'] / 1e3:,.0f} kB for {words(BASELINE)}, "
-        f"{j['statements']} statement(s) against {b['statements']:,}"
+        f"{j['statements']} statement{'s' if j['statements'] != 1 else ''} against {b['statements']:,}"
     )
 
 
@@ -304,9 +309,9 @@ def verdict(
     )
     x = f"{effect['speedup']:.2g}x ({effect['low']:.2g}-{effect['high']:.2g})"
     if decision == "ship":
-        short = f"ship the plan's JOIN: {x} faster than {words(BASELINE)}"
+        short = f"ship the plan's JOIN, {x} faster than {words(BASELINE)}"
     elif decision == "ship changed":
-        short = f"ship {words(ship)} instead: {x} faster than {words(BASELINE)}"
+        short = f"ship {words(ship)} instead, {x} faster than {words(BASELINE)}"
     else:
         short = f"don't ship: the plan's JOIN is {_class_words(plan)} {words(BASELINE)}"
     detail = (
@@ -323,7 +328,7 @@ def verdict(
     after = frame["load_after"].max() if "load_after" in frame.columns else None
     note = load_note(before, after, max_load)
     if note:
-        decision, short = "not measured here", f"not ranked (load too high); measured {short}"
+        decision, short = "not measured here", f"not ranked (load too high); as measured: {short}"
         detail = f"{note[0].upper()}{note[1:]}. {detail}"
     rows = _shipped_rows(head.book, ship)
     if ship == PLAN:
