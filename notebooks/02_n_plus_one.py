@@ -142,11 +142,6 @@ if prof.engine in opened:
     head = production.measure(
         opened[prof.engine], prof, project_id, n, repeat=min_runs, budget_s=budget_s, dataset=ds
     )
-    where = (
-        f"{head.rtt_ms:g} ms round trip (the proxy added {head.added_rtt_ms:.2f} ms, measured)"
-        if head.rtt_ms is not None
-        else "embedded, no network round trip"
-    )
     display(
         tables.table(
             strategies.labelled(
@@ -158,8 +153,7 @@ if prof.engine in opened:
             units={"median_ms": "ms", "speedup": "x", "lo": "x", "hi": "x"},
             decimals={"median_ms": 2, "speedup": 2, "lo": 2, "hi": 2},
             caption=(
-                f"Under the profile: {head.sessions} sessions on {prof.engine}, {where}; "
-                "speedup over N+1 (today)"
+                f"Under the profile: {head.sessions} sessions on {head.where()}; speedup over N+1 (today)"
             ),
         )
     )

@@ -12,7 +12,7 @@ from workbench.strategies import ensure_indexes, largest_project, production
 from workbench.verdicts import DECISIONS
 
 
-def tiny_profile(rtt_ms: float, page: int = 8) -> profile.Profile:
+def tiny_profile(rtt_ms: float, page: int = 20) -> profile.Profile:
     return profile.loads(
         f'name = "rtt{rtt_ms:g}"\nengine = "postgres"\n[network]\nrtt_ms = {rtt_ms}\n'
         f'[pages]\nrecent_sessions = {page}\n[data]\nscale = "tiny"\n'
@@ -30,14 +30,17 @@ def pg(postgres_url, tiny):
         yield engine
 
 
+FEW = ["n_plus_one", "joined", "batch"]  # shorter rounds: less drift between the paired runs
+
+
 def test_the_decision_moves_with_the_round_trip_as_the_sweep_predicts(pg):
     """At a larger round trip N+1's 1 + 2N statements cost more: the fix's effect grows."""
-    project_id, _ = largest_project(pg)
+    project_id, sessions = largest_project(pg)
     verdicts = {}
     for rtt in (0.0, 2.0):
-        prof = tiny_profile(rtt)
-        head = production.measure(pg, prof, project_id, repeat=10, warmup=2, budget_s=0.3)
-        assert head.sessions == 8 and head.rtt_ms == rtt
+        prof = tiny_profile(rtt, page=50)  # the whole project: 85 statements for N+1
+        head = production.measure(pg, prof, project_id, strategies=FEW, repeat=10, warmup=2, budget_s=0.3)
+        assert head.sessions == sessions and head.rtt_ms == rtt
         assert head.added_rtt_ms is not None and (
             rtt == 0 or head.added_rtt_ms > rtt / 2
         )  # sleeps never end early
@@ -46,12 +49,13 @@ def test_the_decision_moves_with_the_round_trip_as_the_sweep_predicts(pg):
     for v in (near, far):
         assert v.item == "n_plus_one" and v.decision in DECISIONS and v.unit == "x"
         assert v.evidence == "02_n_plus_one.html" and "05" in v.governs
-        assert v.conditions["profile"] == f"rtt{v.conditions['rtt_ms']:g}" and v.conditions["page"] == 8
+        assert v.conditions["profile"] == f"rtt{v.conditions['rtt_ms']:g}"
+        assert v.conditions["page"] == sessions
         assert v.low <= v.effect <= v.high
-    # 17 statements against 1-3: 2 ms more per round trip is ~30 ms more for N+1 alone.
+    # 85 statements against 1-3: 2 ms more per round trip is 170 ms more for N+1 alone.
     assert far.low > near.high, (near, far)
+    # A fix ships at 2 ms whatever it was at 0 (never towards "don't ship" as the round trip grows).
     assert far.decision in ("ship", "ship changed") and far.artifact.startswith("queries/")
-    assert DECISIONS.index(far.decision) <= DECISIONS.index(near.decision) or near.decision == "ship changed"
 
 
 def fake_runs(ms: dict[str, list[float]], load: float = 0.1) -> Results:

@@ -6,7 +6,8 @@ with their messages and windows, on the profile's engine, ``network.rtt_ms`` awa
 through a :class:`~workbench.engines.proxy.LatencyProxy` that adds the profile's round
 trip to loopback's (the RTT sweep's model, :mod:`workbench.strategies.network`), the
 strategies checked equal first and then timed in paired, interleaved rounds. An embedded
-engine (DuckDB, SQLite) has no round trip to add and is timed directly.
+engine (DuckDB, SQLite) has no round trip to add and is timed directly, as is PostgreSQL
+when the profile's round trip is 0 (loopback's own, without the proxy's hops).
 
 :func:`verdict` turns that into the decision on the plan item ``n_plus_one``: ship the
 plan's JOIN, ship a better alternative instead ("ship changed", named), or don't ship,
@@ -89,6 +90,14 @@ class Headline:
     rtt_ms: float | None
     added_rtt_ms: float | None
 
+    def where(self) -> str:
+        """The condition in words: "postgres 0.5 ms away (the proxy added 0.52 ms, measured)"."""
+        if self.rtt_ms is None:
+            return f"{self.engine}, embedded (no network round trip)"
+        if self.rtt_ms == 0:
+            return f"{self.engine} on loopback (the profile's round trip is 0)"
+        return f"{self.engine} {self.rtt_ms:g} ms away (the proxy added {self.added_rtt_ms:.2f} ms, measured)"
+
 
 @contextlib.contextmanager
 def at_round_trip(engine: Engine, rtt_ms: float, pings: int = 100) -> Iterator[tuple[Engine, float]]:
@@ -130,12 +139,12 @@ def measure(
     """
     limit = prof.pages.recent_sessions if limit is None else int(limit)
     kw = dict(strategies=strategies, repeat=repeat, warmup=warmup, budget_s=budget_s, dataset=dataset)
-    if engine.name != "postgres":
-        results, book = compare({engine.name: engine}, project_id, limit, clock=clock, **kw)
-        return Headline(
-            results, book, engine.name, page_sessions(engine, project_id, limit), project_id, None, None
-        )
     rtt = prof.network.rtt_ms
+    if engine.name != "postgres" or rtt == 0:  # nothing to add: loopback or embedded, direct
+        results, book = compare({engine.name: engine}, project_id, limit, clock=clock, **kw)
+        sessions = page_sessions(engine, project_id, limit)
+        network = (0.0, 0.0) if engine.name == "postgres" else (None, None)
+        return Headline(results, book, engine.name, sessions, project_id, *network)
     with at_round_trip(engine, rtt) as (far, added):
         results, book = compare({engine.name: far}, project_id, limit, clock=clock, **kw)
         sessions = page_sessions(far, project_id, limit)
@@ -302,11 +311,7 @@ def verdict(
         decision, ship = "don't ship", PLAN
     effect = plan if ship == PLAN else alt
     n = len(times[BASELINE])
-    where = (
-        f"{prof.engine} {head.rtt_ms:g} ms away (the proxy added {head.added_rtt_ms:.2f} ms, measured)"
-        if head.rtt_ms is not None
-        else f"{head.engine}, embedded (no network round trip)"
-    )
+    where = head.where()
     x = f"{effect['speedup']:.2g}x ({effect['low']:.2g}-{effect['high']:.2g})"
     if decision == "ship":
         short = f"ship the plan's JOIN, {x} faster than {words(BASELINE)}"
