@@ -3,8 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SCALE ?= small
-SEED ?= 7
+# The production profile every lab measures under (workbench report --help); SCALE and SEED,
+# when set, override its data (e.g. make report SCALE=medium).
+PROFILE ?= profiles/default.toml
+SCALE ?=
+SEED ?=
 # auto: duckdb,sqlite, plus postgres when its server binaries are installed (workbench report --help)
 ENGINES ?= auto
 CCUSAGE_VERSION ?= 20.0.24  # the newest with a linux-x64 native package
@@ -29,11 +32,11 @@ install: $(BIN)/.installed  ## Create .venv and install the project (reused when
 
 install-dev: $(BIN)/.installed-dev  ## The project plus its dev extra: pytest, nbval, ruff, psutil
 
-data: install  ## Build the default dataset (data/$(SCALE)); reused when it exists
-	$(BIN)/workbench generate data/$(SCALE) --scale $(SCALE) --seed $(SEED)
+data: install  ## Build a synthetic dataset (data/SCALE, default small); reused when it exists
+	$(BIN)/workbench generate data/$(or $(SCALE),small) --scale $(or $(SCALE),small) --seed $(or $(SEED),7)
 
-report: data  ## Run every notebook (DuckDB, SQLite, PostgreSQL if installed); write reports/index.html
-	$(BIN)/workbench report --scale $(SCALE) --seed $(SEED) --engines $(ENGINES)
+report: install  ## Run every notebook under PROFILE (DuckDB, SQLite, PostgreSQL if installed); write reports/index.html
+	$(BIN)/workbench report --profile $(PROFILE) --engines $(ENGINES) $(if $(SCALE),--scale $(SCALE)) $(if $(SEED),--seed $(SEED))
 
 test: install-dev tools  ## The whole suite: unit, CLI, PostgreSQL, Chromium and nbval
 	$(BIN)/python -m pytest

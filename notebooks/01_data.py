@@ -22,9 +22,12 @@
 # Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
 
 # %% tags=["parameters"]
-source = "synthetic"  # or "claude-code:PATH", a database URL, or a Dataset folder
-scale = "small"  # tiny, small, medium, large (synthetic only)
-seed = 7
+profile = None  # None: $WORKBENCH_PROFILE, else profiles/default.toml (its data: scale, path or url)
+source = (
+    None  # None: the profile's data; or "synthetic", "claude-code:PATH", a database URL, a Dataset folder
+)
+scale = None  # None: the profile's; tiny, small, medium, large (synthetic only)
+seed = None  # None: the profile's
 engines = ["duckdb", "sqlite", "postgres"]
 sample_fraction = 0.1
 data_dir = None  # None: $WORKBENCH_DATA_DIR, else ../data
@@ -38,15 +41,18 @@ from IPython.display import Markdown, display
 from workbench import figures, lab, report, shape, survey, tables, verdicts
 
 lab.setup()
+prof = lab.profile(profile)
+scale, seed = scale or prof.data.scale, prof.data.seed if seed is None else seed
 data_dir, out_dir = lab.data_dir(data_dir), lab.out_dir(out_dir)
 
 # %% [markdown]
 # ## Data
-# The dataset named by the parameters: generated (deterministic for the seed), ingested, or
-# sampled from a database. Its manifest records where it came from and a content hash.
+# The dataset the production profile names (or the `source` parameter): generated
+# (deterministic for the seed), ingested, or sampled from a database. Its manifest records
+# where it came from and a content hash.
 
 # %%
-ds = lab.open_dataset(source, data_dir, scale=scale, seed=seed)
+ds = lab.dataset(prof, data_dir, source=source, scale=scale, seed=seed)
 shape.describe(ds)
 
 # %% [markdown]

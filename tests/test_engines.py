@@ -246,6 +246,34 @@ def test_not_in_and_missing_lists(engine, tiny):
         engine.execute("SELECT 1 FROM sessions WHERE id IN :ids", {})
 
 
+@pytest.mark.parametrize(
+    ("where", "ids", "expected"),
+    [
+        # one known answer each: the empty list must not swallow its neighbours
+        ("project_id = :p AND id NOT IN :ids", [], "project"),
+        ("project_id = :p AND id IN :ids", [], "none"),
+        ("id NOT IN :ids AND project_id = :p", [], "project"),
+        ("project_id = :p OR id IN :ids", [], "project"),
+        ("project_id = :p OR id NOT IN :ids", [], "all"),
+        ("NOT (id NOT IN :ids) AND project_id = :p", [], "none"),
+        ("project_id = :p AND title NOT IN :ids", [], "project"),  # a text column: the type follows
+        ("project_id = :p AND id NOT IN :ids", "first", "project-1"),
+    ],
+)
+def test_in_lists_keep_their_neighbours(engine, tiny, where, ids, expected):
+    engine.load(tiny)
+    p = engine.execute("SELECT min(project_id) FROM sessions")[0][0]
+    first = engine.execute("SELECT min(id) FROM sessions WHERE project_id = :p", {"p": p})[0][0]
+    counts = {
+        "all": tiny.counts["sessions"],
+        "none": 0,
+        "project": engine.execute("SELECT count(*) FROM sessions WHERE project_id = :p", {"p": p})[0][0],
+    }
+    counts["project-1"] = counts["project"] - 1
+    params = {"p": p, "ids": [first] if ids == "first" else ids}
+    assert engine.execute(f"SELECT count(*) FROM sessions WHERE {where}", params) == [(counts[expected],)]
+
+
 def test_aware_datetimes_compare_in_utc(engine, tiny):
     from datetime import UTC, timedelta, timezone
 

@@ -100,8 +100,19 @@ def test_verdicts_open_the_page_and_the_index(built):
     assert re.search(r"href=[\"']01_data/shape.csv[\"']", page[:top])  # the CSVs, linked above
     index_page = index.read_text()
     assert at(index_page, "verdicts") < index_page.index("<h2>Notebooks</h2>")
+    # the decision comes first, then each notebook's own verdicts
+    assert index_page.index("<h2>The decision, for profile default</h2>") < at(index_page, "verdicts")
     for v in found:
         assert v.verdict.replace("'", "&#x27;") in index_page
+
+
+def test_every_page_states_the_profile_it_ran_under(built):
+    out, index, _, _ = built
+    page = (out / "01_data.html").read_text()
+    conditions = at(page, "conditions")
+    assert conditions < at(page, "verdicts")
+    assert "Measured under the production profile. Profile default (profiles/default.toml): postgres" in page
+    assert "Profile default (profiles/default.toml)" in index.read_text().split("<h2>")[1]
 
 
 def test_code_is_hidden_in_the_page(built):

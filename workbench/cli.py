@@ -313,8 +313,13 @@ def pg_status() -> None:
 
 
 @main.command()
-@click.option("--scale", type=click.Choice(SCALE_NAMES), default="small", show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--scale",
+    type=click.Choice(SCALE_NAMES),
+    default=None,
+    help="Synthetic scale, overriding the profile's data.scale (default: the profile's).",
+)
+@click.option("--seed", type=int, default=None, help="Overrides the profile's data.seed.")
 @click.option(
     "--engines",
     default="auto",
@@ -335,7 +340,12 @@ def pg_status() -> None:
     "profile stops the run before any notebook starts.",
 )
 def report(
-    scale: str, seed: int, engines: str, out_dir: Path, only: tuple[str, ...], profile_path: str | None
+    scale: str | None,
+    seed: int | None,
+    engines: str,
+    out_dir: Path,
+    only: tuple[str, ...],
+    profile_path: str | None,
 ) -> None:
     """Execute every notebook under a production profile and export HTML + reports/index.html.
 
@@ -356,7 +366,9 @@ def report(
         click.echo(f"Note: {note}", err=True)
     index = build_report(
         out_dir,
-        parameters={"scale": scale, "seed": seed, "engines": names},
+        parameters={"engines": names}
+        | ({"scale": scale} if scale else {})
+        | ({"seed": seed} if seed is not None else {}),
         only=list(only) or None,
         notes=notes,
         progress=_progress(),

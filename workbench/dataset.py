@@ -5,9 +5,15 @@ writes into a hidden temp folder beside the destination and renames it into plac
 only when every table and the manifest are complete, so an interrupted run never
 leaves half a dataset. :meth:`Dataset.sample` makes a new Dataset.
 
->>> ds = Dataset.open("data/small")            # doctest: +SKIP
->>> ds.counts["messages"]                      # doctest: +SKIP
->>> part = ds.sample("data/small-10pct", fraction=0.1, seed=1)  # doctest: +SKIP
+>>> import tempfile
+>>> from workbench.sources.synthetic import generate
+>>> folder = tempfile.mkdtemp()
+>>> ds = Dataset.open(generate(f"{folder}/tiny", "tiny", seed=7).path)
+>>> ds.counts["sessions"], ds.counts["messages"]
+(60, 3000)
+>>> part = ds.sample(f"{folder}/tiny-10pct", fraction=0.1, seed=1)
+>>> part.counts["sessions"]
+6
 """
 
 from __future__ import annotations
@@ -305,8 +311,8 @@ def _choose_sessions(stats: pl.DataFrame, target: int, seed: int, stratify: bool
 class DatasetWriter:
     """Write a Dataset atomically: tables stream into a temp folder, renamed on success.
 
-    >>> with DatasetWriter("data/x", source={"kind": "synthetic"}, seed=1) as w:  # doctest: +SKIP
-    ...     w.write("projects", frame)   # one call per chunk; every table must be written
+    Used as a context manager: ``write(table, frame)`` once per chunk, every table written;
+    the folder appears only when the block ends without an error.
     """
 
     def __init__(

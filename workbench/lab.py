@@ -1,9 +1,8 @@
 """What every notebook does first: open the dataset its parameters name, open engines.
 
-Kept here, tested, so notebooks stay a parameters cell, calls and conclusions.
-
->>> ds = open_dataset("synthetic", "../data", scale="small", seed=7)   # doctest: +SKIP
->>> engines = open_engines(ds, ["duckdb", "sqlite", "postgres"], "../data")  # doctest: +SKIP
+Kept here, tested, so notebooks stay a parameters cell, calls and conclusions: a
+notebook calls ``setup()``, ``prof = profile(profile)``, ``ds = dataset(prof, data_dir, ...)``
+and ``open_engines(ds, engines, data_dir)``.
 """
 
 from __future__ import annotations

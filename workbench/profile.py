@@ -132,7 +132,7 @@ class Profile:
     hardware: Hardware = field(default_factory=Hardware)
     slo: SLO = field(default_factory=SLO)
     log_sync: LogSync = field(default_factory=LogSync)
-    path: str = ""
+    file: str = ""  # where it was read from (set by load, not written in the TOML)
 
     def conditions(self, **extra: Any) -> dict[str, Any]:
         """What a verdict measured under this profile carries: name, engine, round trip, pages."""
@@ -153,7 +153,7 @@ class Profile:
             or self.data.path
             or (f"synthetic {self.data.scale} (seed {self.data.seed})")
         )
-        where = f" ({self.path})" if self.path else ""
+        where = f" ({self.file})" if self.file else ""
         return (
             f"Profile {self.name}{where}: {self.engine}, app-to-database round trip "
             f"{self.network.rtt_ms:g} ms, pages of {self.pages.list_sessions} sessions and "
@@ -177,7 +177,11 @@ def _check(section: str, value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             unit = section.rsplit("_", 1)[-1] if "_" in section else ""
-            fix = f"a number in {unit} (the unit is in the key's name)" if unit in _UNITS else "a number"
+            fix = (
+                f"a number of {_UNITS[unit]} (the unit is in the key's name)"
+                if unit in _UNITS
+                else "a number"
+            )
             raise ProfileError(
                 f"'{section}' = {value!r} in the profile: write {fix}, e.g. {section.split('.')[-1]} = 2"
             )
@@ -204,7 +208,7 @@ _UNITS = {
 
 def _build(cls: type, table: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls) if f.name != "path"]
+    names = [f.name for f in fields(cls) if not (cls is Profile and f.name == "file")]
     values = {}
     for key, value in table.items():
         dotted = f"{prefix}.{key}" if prefix else key
@@ -275,7 +279,7 @@ def loads(text: str, path: str = "") -> Profile:
             f"Profile {path or '<text>'} is not valid TOML ({e}): fix the line it names"
         ) from None
     profile = _build(Profile, table)
-    return _validate(replace(profile, path=path))
+    return _validate(replace(profile, file=path))
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Profile:

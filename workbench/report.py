@@ -12,20 +12,16 @@ import contextlib
 import html
 import json
 import os
-import platform
 import re
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from workbench import __version__
 from workbench.engines.postgres import mask_url
 from workbench.errors import WorkbenchError
 from workbench.figures import RENDERER_ENV
@@ -312,7 +308,8 @@ def load_engines(out_dir: str | os.PathLike[str], notebook: str) -> tuple[list[s
     if path.exists():
         data = json.loads(path.read_bytes())
         return list(data["ran"]), dict(data["left_out"])
-    named = [e.strip() for v in load_verdicts(out_dir, notebook) if v.engine for e in v.engine.split(",")]
+    said = [v.engine or v.conditions.get("engine") for v in load_verdicts(out_dir, notebook)]
+    named = [e.strip() for engines in said if engines for e in engines.split(",")]
     return list(dict.fromkeys(named)), {}
 
 
@@ -387,7 +384,8 @@ def build_report(
                 export_html(executed, page, engines=ran, notes=page_notes, files=csvs, conditions=conditions)
         run.seconds = time.perf_counter() - started
         runs.append(run)
-    index = write_index(out, runs, {"profile": prof.describe(), **run_metadata(params)}, notes=notes)
+    meta = run_metadata({"scale": prof.data.scale, "seed": prof.data.seed, **params})
+    index = write_index(out, runs, {"profile": prof.describe(), **meta}, notes, prof)
     failed = [r for r in runs if r.error]
     if failed:
         raise WorkbenchError(
@@ -398,7 +396,7 @@ def build_report(
 
 def _profile_path(prof: Profile) -> str:
     """The profile's file as an absolute path, for kernels whose working folder is notebooks/."""
-    path = Path(prof.path)
+    path = Path(prof.file)
     return str(path if path.is_absolute() else ROOT / path)
 
 
@@ -414,16 +412,19 @@ def _title(notebook: Path) -> str:
 
 
 def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Where and how this run happened: versions, machine, dataset, date, commit."""
+    """Where and how this run happened: :func:`workbench.measure.context` (commit, CPU,
+    Python, platform, load), the package versions, the dataset and the parameters."""
+    from workbench.measure import context
+
+    ctx = context()
     meta: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git commit": _git("rev-parse", "--short", "HEAD")
-        + (" (dirty)" if _git("status", "--porcelain") else ""),
-        "workbench": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
+        "date": ctx["started_at"],
+        "git commit": ctx["git_commit"] or "unknown",
+        "workbench": ctx["workbench_version"],
+        "python": ctx["python"],
+        "platform": ctx["platform"],
+        "cpu": ctx["cpu"],
+        "load average (1 min)": ctx["load_average"],
         "parameters": format_value(
             {k: mask_url(v) if isinstance(v, str) and "://" in v else v for k, v in parameters.items()}
         ),
@@ -443,25 +444,6 @@ def run_metadata(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _status(run: NotebookRun) -> str:
     if run.error:
         return run.error
@@ -471,14 +453,28 @@ def _status(run: NotebookRun) -> str:
 
 
 def write_index(
-    out: Path, runs: Sequence[NotebookRun], meta: Mapping[str, Any], notes: Sequence[str] = ()
+    out: Path,
+    runs: Sequence[NotebookRun],
+    meta: Mapping[str, Any],
+    notes: Sequence[str] = (),
+    profile: Profile | None = None,
 ) -> Path:
-    """``index.html``: every notebook's verdicts first, then the notebooks (link, engines,
-    time, status), then the run metadata; ``notes`` in a banner at the top."""
+    """``index.html``: the decision first (the plan's success criteria and one row per plan
+    item, computed by :mod:`workbench.decision` from the notebooks' verdicts under
+    ``profile``), then every notebook's own verdicts, the notebooks (link, engines, time,
+    status) and the run metadata; ``notes`` in a banner at the top."""
+    from workbench import decision
+
+    prof = profile or load_profile()
+    saved = decision.gather(out, [r.name for r in runs])
+    rows = decision.decide(saved, prof.name, prof.engine)
+    judged = decision.to_html(
+        rows, prof.describe(), prof.network.source, decision.stale(saved, prof.name), prof.name
+    )
     sections = []
     for r in runs:
         link = f"<a href='{html.escape(r.name)}.html'>{html.escape(r.title)}</a>"
-        verdicts = load_verdicts(out, r.name)
+        verdicts = saved[r.name]
         if verdicts:
             body = verdicts_html(verdicts)
         else:
@@ -500,8 +496,9 @@ def write_index(
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Workbench report</title>
 {PAGE_CSS}
+{decision.DECISION_CSS}
 <style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }}
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 84rem; margin: 2rem auto; padding: 0 1rem; }}
 table {{ border-collapse: collapse; width: 100%; margin-bottom: 2rem; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: left; vertical-align: top; }}
 h3 {{ margin: 1.4rem 0 .2rem; font-size: 17px; }}
@@ -510,12 +507,14 @@ table.verdicts th:nth-child(1) {{ width: 24%; }} table.verdicts th:nth-child(2) 
 .ok {{ color: #1a7f37; }} .fail {{ color: #cf222e; font-weight: 600; }} .none {{ color: #666; }}
 </style></head><body>
 {banner_html([*notes, *left_out])}
-<h1>Workbench report</h1>
-<p>What each notebook concluded, computed from its measurements; follow a link for the
-evidence (charts, tables, plans). Code is hidden in the pages; it is in <code>notebooks/</code>.</p>
-<h2>Verdicts</h2>
-<p>One row per question: the answer on each engine (engines that agree share a line); open
-"why, per engine" for each engine's numbers.</p>
+<h1>Workbench report: the performance plan, judged</h1>
+{judged}
+<h2>Each notebook's verdicts</h2>
+<p>What each notebook concluded, computed from its measurements, on every engine it ran
+(engines that agree share a line; "why, per engine" opens each engine's numbers). The
+decision above takes the rows measured under the profile on its engine; follow a link for
+the evidence (charts, tables, plans). Code is hidden in the pages; it is in
+<code>notebooks/</code>.</p>
 {chr(10).join(sections)}
 <h2>Notebooks</h2>
 <table><tr><th>notebook</th><th>title</th><th>engines it ran on</th><th>time</th><th>status</th></tr>

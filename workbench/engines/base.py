@@ -78,15 +78,20 @@ def bind(
     params: Mapping[str, Any] | None,
     placeholder: Callable[[str], str] = ":{}".format,
     literal: Callable[[str], str] = str,
+    empty: tuple[str, str] = ("IN ()", "NOT IN ()"),
 ) -> tuple[str, dict[str, Any]]:
     """``sql`` with each ``:name`` parameter written as ``placeholder(name)``, and the values
     it uses. ``x IN :ids`` with a list becomes ``x IN (:ids_0, :ids_1, ...)``, each id bound
-    separately (the portable form of batch loading); an empty list matches nothing
-    (``NOT IN``: everything), as in SQLAlchemy. ``literal`` rewrites the text between
-    parameters (psycopg needs ``%`` doubled).
+    separately (the portable form of batch loading). An empty list matches nothing
+    (``NOT IN``: everything, NULL included) through ``empty``, the engine's one-predicate
+    forms of ``IN``/``NOT IN`` an empty set: ``IN ()`` on SQLite and DuckDB; PostgreSQL,
+    which rejects ``()``, passes ``= ANY ('{}')``/``<> ALL ('{}')``. ``literal`` rewrites
+    the text between parameters (psycopg needs ``%`` doubled).
 
     >>> bind("SELECT 1 WHERE a IN :ids AND b = :b", {"ids": [1, 2], "b": 3}, "${}".format)
     ('SELECT 1 WHERE a IN ($ids_0, $ids_1) AND b = $b', {'ids_0': 1, 'ids_1': 2, 'b': 3})
+    >>> bind("SELECT 1 WHERE b = :b AND a NOT IN :ids", {"ids": [], "b": 3})
+    ('SELECT 1 WHERE b = :b AND a NOT IN ()', {'b': 3})
     """
     params = params or {}
     pieces, values, at = [], {}, 0
@@ -102,8 +107,8 @@ def bind(
             pieces.append(placeholder(slot.name))
         elif not isinstance(value, list | tuple):
             raise WorkbenchError(f"Parameter {slot.name!r} follows IN, so it must be a list, not {value!r}")
-        elif not value:  # x IN () matches nothing; x NOT IN () everything (NOT IN (NULL) would not)
-            pieces.append("IS NOT NULL OR 1 = 1" if slot.negated else "IN (NULL)")
+        elif not value:  # one predicate on x, so a neighbouring AND/OR keeps its meaning
+            pieces.append(empty[slot.negated])
         else:
             names = [f"{slot.name}_{i}" for i in range(len(value))]
             values.update(zip(names, value, strict=True))

@@ -43,11 +43,15 @@ def mask_secrets(text: str, url: str) -> str:
     return text
 
 
+#: ``IN`` / ``NOT IN`` an empty list: PostgreSQL rejects ``IN ()``; ``'{}'`` takes the column's type.
+_EMPTY = ("= ANY ('{}')", "<> ALL ('{}')")
+
+
 def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
-    text, values = bind(sql, params, "%({})s".format)
+    text, values = bind(sql, params, "%({})s".format, empty=_EMPTY)
     if not values:  # psycopg substitutes nothing then, so a literal % must stay single
         return text, None
-    return bind(sql, params, "%({})s".format, lambda part: part.replace("%", "%%"))[0], values
+    return bind(sql, params, "%({})s".format, lambda part: part.replace("%", "%%"), _EMPTY)[0], values
 
 
 def _libpq_url(url: str) -> str:

@@ -6,9 +6,8 @@ cluster lives in a temp folder, listens on loopback only, trusts local connectio
 package is installed. ``initdb`` and ``postgres`` refuse to run as root, so as root
 the server runs as the ``postgres`` user.
 
->>> with PostgresServer.start() as server:        # doctest: +SKIP
-...     server.url
-'postgresql://postgres@127.0.0.1:54321/workbench'
+``with PostgresServer.start() as server:`` gives ``server.url``
+(``postgresql://postgres@127.0.0.1:<port>/workbench``) and stops it on leaving the block.
 """
 
 from __future__ import annotations

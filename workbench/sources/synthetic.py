@@ -10,8 +10,9 @@ the long tail of message sizes.
 Large scales are generated in chunks of sessions, so memory stays bounded: only the
 per-session arrays (a few numbers per session) live for the whole run.
 
->>> ds = generate("data/tiny", scale="tiny", seed=7)          # doctest: +SKIP
->>> ds.counts["messages"]                                     # doctest: +SKIP
+>>> import tempfile
+>>> ds = generate(f"{tempfile.mkdtemp()}/tiny", scale="tiny", seed=7)
+>>> ds.counts["messages"]
 3000
 """
 
