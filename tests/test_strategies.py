@@ -636,3 +636,10 @@ def test_unknown_strategies_are_named_with_the_fix(tmp_path):
         strategies.resolve([tmp_path / "missing.sql"])
     with pytest.raises(WorkbenchError, match=r"Two strategies are named 'batch'"):
         strategies.resolve(["batch", strategies.Strategy("batch", strategies.batch)])
+
+
+def test_a_strategy_file_that_does_not_parse_is_named(tmp_path):
+    bad = tmp_path / "broken.sql"
+    bad.write_text("SELECT FROM WHERE (")
+    with pytest.raises(WorkbenchError, match=r"Strategy file '.*broken\.sql': Cannot parse query"):
+        strategies.from_sql(bad)

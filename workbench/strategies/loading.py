@@ -307,6 +307,10 @@ def from_sql(
     if file.suffix != ".sql" or not file.is_file():
         raise WorkbenchError(f"Strategy file {str(path)!r} not found: give the path of a .sql file")
     text = file.read_text(encoding="utf-8")
+    try:
+        queries.translate(text, queries.SOURCE_DIALECT)  # a file that does not parse fails here, named
+    except queries.QueryError as e:
+        raise queries.QueryError(f"Strategy file {str(path)!r}: {e}") from None
     fixed = dict(params or {})
 
     def load(db: Any, project_id: int, limit: int) -> Any:
