@@ -381,7 +381,7 @@ pl.concat([plans.findings_frame(p).with_columns(engine=pl.lit(e)) for e, p in jo
 # %% tags=["nbval-ignore-output"]
 if head is not None:
     decision = production.verdict(
-        head, prof, sweep=net_summary, scaling=scaled_summary, margin=margin, max_load=load_limit
+        head, prof, sweep=net_summary, scaling=scaled_summary, margin=margin, max_load=load_limit, out_dir=out
     )
 else:
     decision = production.not_measured(
@@ -403,7 +403,8 @@ verdicts.show("02_n_plus_one", found, out)
 # %% [markdown]
 # ## Export
 # Timed runs as versioned Parquet (with engine versions, CPU, Python, dataset hash, git
-# commit and load), so later runs and other commits compare against them; tables as CSV.
+# commit and load), so later runs and other commits compare against them; tables as CSV;
+# the decision's SQL to ship, for the profile's engine.
 
 # %% tags=["nbval-ignore-output"]
 saved = [
@@ -424,7 +425,8 @@ csvs = report.export_frames(
     ),
     **({"network": net_summary} if net_summary is not None else {}),
 )
-report.show_files(out, [*saved, *csvs], "Timed runs (Parquet) and tables (CSV):")
+shipped = [out / decision.artifact] if decision.artifact else []
+report.show_files(out, [*saved, *csvs, *shipped], "Timed runs (Parquet), tables (CSV) and the SQL to ship:")
 
 # %% [markdown]
 # ## Your own strategies

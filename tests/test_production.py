@@ -161,3 +161,18 @@ def test_flips_come_from_the_sweeps():
     assert "from 0.5 ms of round trip" in v.flips
     assert "Page size at 0.5 ms (the scaling sweep plus statements × RTT), no swap" in v.flips
     assert "for comparison at loopback, the plan's JOIN faster below ~" in v.flips
+
+
+def test_the_artifact_is_the_sql_to_ship_written_beside_the_report(tmp_path):
+    runs = {"n_plus_one": jitter(30), "joined": jitter(20), "batch": jitter(6)}
+    v = production.verdict(head(runs), tiny_profile(0.5, 20), out_dir=tmp_path)
+    assert v.artifact == "02_n_plus_one/ship_batch.postgres.sql"
+    sql = (tmp_path / v.artifact).read_text()
+    assert sql.startswith("-- The N+1 fix to ship under the profile 'rtt0.5': the batch select-in")
+    assert sql.count("-- ") >= 4 and "= ANY( CAST(:session_ids AS BIGINT[]) )" in " ".join(sql.split())
+    dont = production.verdict(
+        head({"n_plus_one": jitter(10), "joined": jitter(14), "batch": jitter(12)}),
+        tiny_profile(0.5, 20),
+        out_dir=tmp_path,
+    )
+    assert dont.artifact == ""

@@ -24,9 +24,11 @@ RTT sweep's model).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,20 +45,43 @@ if TYPE_CHECKING:
 
 BASELINE, PLAN = "n_plus_one", "joined"
 ITEM = "n_plus_one"
-EVIDENCE = "02_n_plus_one.html"
+NOTEBOOK = "02_n_plus_one"
+EVIDENCE = f"{NOTEBOOK}.html"
 
-#: What to apply for each way of loading the page (files under queries/).
-ARTIFACTS = {
-    "joined": (
-        "queries/project_sessions_joined.sql (one three-table LEFT JOIN; de-duplicate m×w rows in the app)"
-    ),
-    "batch": (
-        "queries/project_sessions.sql, then queries/messages_for_sessions.sql and "
-        "queries/windows_for_sessions.sql for all the page's ids (= ANY(:ids::bigint[]) on PostgreSQL)"
-    ),
-    "per_relation": "queries/project_sessions_messages.sql and queries/project_sessions_windows.sql",
-    "aggregate": "queries/project_sessions_aggregated.sql (json_agg of messages and windows per session)",
+#: The named queries (queries/*.sql) each way of loading the page runs, in order.
+QUERIES = {
+    "joined": ("project_sessions_joined",),
+    "batch": ("project_sessions", "messages_for_sessions", "windows_for_sessions"),
+    "per_relation": ("project_sessions_messages", "project_sessions_windows"),
+    "aggregate": ("project_sessions_aggregated",),
 }
+HOW = {
+    "joined": "one statement; de-duplicate its m×w rows per session in the app",
+    "batch": "the page's sessions, then their messages and their windows for all the page's ids at once",
+    "per_relation": "two statements, one per relation",
+    "aggregate": "one statement; parse each session's JSON arrays in the app",
+}
+
+
+def write_artifact(name: str, prof: Profile, out_dir: str | os.PathLike[str]) -> str:
+    """The SQL to ship for strategy ``name``, for the profile's engine, written beside the
+    notebook's other files; returns its path relative to ``out_dir`` (the report folder)."""
+    from workbench import queries
+
+    arrays = prof.engine == "postgres" and name == "batch"
+    parts = [
+        f"-- The N+1 fix to ship under the profile {prof.name!r}: {words(name)} ({HOW[name]}).",
+        f"-- {prof.engine} SQL with :named parameters, from queries/ (notebook 02 measured it).",
+    ]
+    for q in QUERIES[name]:
+        sql = queries.load(q, prof.engine, arrays=arrays and "for_sessions" in q)
+        parts.append(f"\n-- {q}.sql\n{sql};")
+    rel = Path(NOTEBOOK) / f"ship_{name}.{prof.engine}.sql"
+    path = Path(out_dir) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return rel.as_posix()
+
 
 #: What each way costs beyond its time: rows, code.
 COSTS = {
@@ -286,6 +311,7 @@ def verdict(
     scaling: pl.DataFrame | None = None,
     margin: float = EQUIVALENCE_MARGIN,
     max_load: float | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
 ) -> Verdict:
     """The decision on the plan item ``n_plus_one`` under the profile, from :func:`measure`.
 
@@ -294,6 +320,8 @@ def verdict(
     when one is; "don't ship" when nothing beats N+1. ``sweep`` (the RTT sweep's summary)
     and ``scaling`` (the scaling sweep's summary) give where the answer flips. Timed under
     a load average above ``max_load``: "not measured here", with the numbers kept in the detail.
+    With ``out_dir`` (the report folder), the SQL to ship is written there
+    (:func:`write_artifact`) and ``artifact`` links to it; else it names the queries.
     """
     times = _times(head.results.frame)
     if BASELINE not in times or PLAN not in times:
@@ -366,9 +394,17 @@ def verdict(
         cost=cost.strip(),
         flips=flips,
         evidence=EVIDENCE,
-        artifact="" if decision == "don't ship" else ARTIFACTS.get(ship, ship),
+        artifact=_artifact(decision, ship, prof, out_dir),
         governs=GOVERNS,
     )
+
+
+def _artifact(decision: str, ship: str, prof: Profile, out_dir: str | os.PathLike[str] | None) -> str:
+    if decision == "don't ship" or ship not in QUERIES:
+        return ""
+    if out_dir is None:
+        return ", ".join(f"queries/{q}.sql" for q in QUERIES[ship])
+    return write_artifact(ship, prof, out_dir)
 
 
 def _class_words(s: Mapping[str, Any]) -> str:
