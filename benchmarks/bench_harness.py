@@ -59,7 +59,7 @@ def compare_overhead(engine, project_id: int, repeat: int, rounds: int) -> dict:
     harness, bare = [], []
     for _ in range(rounds):
         results, _ = strategies.compare(
-            {engine.name: engine}, project_id, 1, names=["n_plus_one"], repeat=repeat, server_time=False
+            {engine.name: engine}, project_id, 1, strategies=["n_plus_one"], repeat=repeat, server_time=False
         )
         harness += results.frame["wall_ns"].to_list()
         with measure.gc_paused():

@@ -11,15 +11,18 @@
 # The backend loads "a project's N most recent sessions with their messages and windows"
 # with one query for the sessions and then two per session: **N+1 (today)**. The plan
 # proposes to replace it with **a single three-table LEFT JOIN** (sessions LEFT JOIN messages LEFT JOIN
-# windows): **JOIN (plan)**. This notebook asks, per engine: **is the three-table JOIN a
-# good fix, against N+1 and against the best alternative, and why?**
+# windows): **JOIN (plan)**. This notebook asks: **under the production profile (its engine,
+# its app-to-database round trip, its page of sessions), is the three-table JOIN a good fix,
+# against N+1 and against the best alternative, and where would the answer flip?**
+# Loopback, the other engines and the sweeps follow, for comparison and for the flips.
 #
 # Every strategy is first checked to return exactly the same sessions, messages and
 # windows. The alternatives: one JOIN per relation
 # (sessions LEFT JOIN messages, sessions JOIN windows), batch (sessions, then `session_id IN (...)`, or
 # `= ANY(:ids::bigint[])` on PostgreSQL) and aggregate in DB (children aggregated by the
 # database: `json_agg`, DuckDB lists of structs, `json_group_array`). The SQL is in
-# `queries/*.sql`.
+# `queries/*.sql`. Your own strategies (a function, or a SQL file of your own) compare the
+# same way: see "Your own strategies" at the end.
 #
 # How to read the numbers: strategies are timed round-robin, for a minimum number of
 # rounds and then as many as fit a time budget (more again while a strategy's runs vary by
@@ -28,50 +31,56 @@
 # another) are a **tie**. When the machine's load average was above its limit (0.9 × the
 # CPU cores unless set) while an engine was timed, its timings are not ranked.
 #
-# Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
+# Skeleton: Parameters → Data → Under the profile → For comparison → Look → Conclude → Export.
 
 # %% tags=["parameters"]
-scale = "small"
-seed = 7
-engines = ["duckdb", "sqlite", "postgres"]
+profile = None  # None: $WORKBENCH_PROFILE (workbench report --profile), else profiles/default.toml
+source = (
+    None  # None: the profile's data; or "synthetic", "claude-code:PATH", a database URL, a Dataset folder
+)
+scale = None  # None: the profile's synthetic scale
+seed = None  # None: the profile's seed
+limit = None  # sessions per page; None: the profile's page (pages.recent_sessions)
+engines = ["duckdb", "sqlite", "postgres"]  # the profile's engine is judged; the others are for comparison
 data_dir = None  # None: $WORKBENCH_DATA_DIR, else ../data
 out_dir = None  # None: $WORKBENCH_OUT_DIR, else ../reports
 postgres_url = None  # None: $WORKBENCH_POSTGRES_URL, else a throwaway local server
-limit = 100  # sessions loaded in the main comparison (the page size)
 min_runs = 20  # timed rounds per strategy, at least
-budget_s = 1.0  # seconds of timed calls per engine in the main comparison (more rounds if they fit)
+budget_s = 1.0  # seconds of timed calls per engine in a comparison (more rounds if they fit)
 scaling_points = 4  # log-spaced sizes from 1 to scaling_max: 1, 5, 22, 100
 scaling_max = 100  # largest page in the scaling sweep (up to the project's sessions; 1000 for the full sweep)
 max_statements = 2001  # bounds N+1 in the sweep: 1 + 2N statements, so N+1 runs up to 1,000 sessions
 margin = 0.10  # practical-equivalence margin: ratios within ±10% are a tie
 max_load = None  # None: 0.9 × CPU cores; above it timings are not ranked
-# round trips (ms) the latency proxy adds; [0, 0.2, 0.5, 1, 2] for the full sweep
-network_rtts = [0.0, 0.5, 2.0]
+# round trips (ms) the latency proxy adds, besides the profile's; [0, 0.2, 0.5, 1, 2] for the full sweep
+network_rtts = [0.0, 2.0]
 network_budget_s = 6.0  # seconds of timed runs over the whole RTT sweep (PostgreSQL only)
+network_min_runs = 10  # timed runs per RTT sweep cell, at least (fewer: indicative only)
 
 # %%
 import polars as pl
 from IPython.display import display
 
 from workbench import figures, lab, measure, plans, queries, report, strategies, tables, verdicts
-from workbench.sources.synthetic import generate
-from workbench.strategies import network
+from workbench.strategies import network, production
 
 lab.setup()
 data = lab.data_dir(data_dir)
 out = lab.out_dir(out_dir)
 load_limit = measure.load_limit() if max_load is None else max_load
+prof = lab.profile(profile)
+print(prof.describe())
 
 # %% [markdown]
 # ## Data
-# The synthetic dataset (deterministic for the seed), loaded into each engine. The
-# embedded databases live in their own folder (querylab/ in the data folder), apart from
-# notebook 01's, because this notebook adds the access-path indexes the backend's queries
-# need.
+# The profile's dataset (synthetic data is deterministic for the seed; the parameters
+# override it), loaded into each engine. The embedded databases live in their own folder
+# (querylab/ in the data folder), apart from notebook 01's, because this notebook adds
+# the access-path indexes the backend's queries need.
 
 # %%
-ds = generate(data / scale, scale, seed)
-tables.table(pl.DataFrame([ds.counts]), caption="Rows per table")
+ds = lab.dataset(prof, data, source=source, scale=scale, seed=seed)
+tables.table(pl.DataFrame([ds.counts]), caption=f"Rows per table ({ds.name})")
 
 # %% tags=["nbval-ignore-output"]
 opened, loads = lab.open_engines(ds, engines, data / "querylab", pg_url=postgres_url)
@@ -90,11 +99,12 @@ tables.table(
 
 # %%
 project_id, project_sessions = strategies.largest_project(next(iter(opened.values())))
-n = min(limit, project_sessions)
+page = prof.pages.recent_sessions if limit is None else limit
+n = min(page, project_sessions)
 biggest = ds.session_stats().filter(pl.col("project_id") == project_id).sort("messages", "session_id")[-1]
 session_id = biggest["session_id"].item()
 report.paragraphs(
-    f"Project {project_id}: {project_sessions:,} sessions; the main comparison loads {n:,}; "
+    f"Project {project_id}: {project_sessions:,} sessions; a page loads {n:,}; "
     f"session {session_id} has {biggest['messages'].item():,} messages."
 )
 
@@ -119,7 +129,44 @@ print(plans.side_by_side({f"{e} with index": x["plans"][1] for e, x in effects.i
 report.paragraphs("\n".join(x["sentence"] for x in effects.values()))
 
 # %% [markdown]
-# ## Measure
+# ## Under the profile
+# The decision's condition: the profile's page of sessions on its engine, at its round
+# trip. PostgreSQL is reached through a latency proxy the workbench starts, which adds the
+# profile's round trip to loopback's (what it added is measured with `SELECT 1` through it
+# and direct); an embedded engine has no round trip to add. Every strategy is checked to
+# return the same sessions through it, then timed in paired, interleaved rounds; the
+# speedup is the median of the per-round ratios (N+1's time / the strategy's) with its
+# 95% interval and its class (faster, tie within ±margin, slower, or unclear).
+
+# %% tags=["nbval-ignore-output"]
+if prof.engine in opened:
+    head = production.measure(
+        opened[prof.engine], prof, project_id, n, repeat=min_runs, budget_s=budget_s, dataset=ds
+    )
+    display(
+        tables.table(
+            strategies.labelled(
+                head.results.ratios("n_plus_one", paired=True, margin=margin)
+                .join(head.results.summary().select("strategy", "median_ms"), on="strategy")
+                .sort("speedup", descending=True)
+                .select("strategy", "median_ms", "speedup", "lo", "hi", "class", "n")
+            ),
+            units={"median_ms": "ms", "speedup": "x", "lo": "x", "hi": "x"},
+            decimals={"median_ms": 2, "speedup": 2, "lo": 2, "hi": 2},
+            caption=(
+                f"Under the profile: {head.sessions} sessions on {head.where()}; speedup over N+1 (today)"
+            ),
+        )
+    )
+else:
+    head = None
+    print(
+        f"The profile's engine ({prof.engine}) was not opened in this run: the decision is not measured here."
+    )
+
+# %% [markdown]
+# ## For comparison: this machine, every engine
+# Loopback PostgreSQL (no added round trip) and the embedded engines, at the same page.
 # Correctness first: every strategy on every engine must return identical sessions
 # (same values, same order), and the counted statements must match the strategy's shape
 # (N+1 runs exactly 1 + 2N). The run stops otherwise; timings come after this check.
@@ -127,12 +174,12 @@ report.paragraphs("\n".join(x["sentence"] for x in effects.values()))
 # %%
 checked = {name: strategies.check_equal(engine, project_id, n) for name, engine in opened.items()}
 first = next(iter(checked.values()))["n_plus_one"]
-assert all(load.sessions == first.sessions for runs in checked.values() for load in runs.values()), (
+assert all(load.result == first.result for runs in checked.values() for load in runs.values()), (
     "engines differ"
 )
 count = sum(len(runs) for runs in checked.values())
 report.paragraphs(
-    f"{count} loads agree: {len(first.sessions):,} sessions, "
+    f"{count} loads agree: {len(first.result):,} sessions, "
     f"{first.messages:,} messages, {first.windows:,} windows."
 )
 
@@ -188,7 +235,7 @@ tables.table(
     .select("engine", "strategy", "speedup", "lo", "hi", "class", "n"),
     units={"speedup": "x", "lo": "x", "hi": "x"},
     decimals={"speedup": 2, "lo": 2, "hi": 2},
-    caption=f"Speedup over N+1 (today) at {n} sessions, with its 95% CI (lo, hi)",
+    caption=f"For comparison, on this machine: speedup over N+1 (today) at {n} sessions, with its 95% CI",
 )
 
 # %% [markdown]
@@ -277,12 +324,13 @@ crossed_labelled.with_columns(pl.col("sessions", "ms").round(1))
 
 # %% [markdown]
 # ### Network distance
-# PostgreSQL runs on this machine, so each round trip above is a loopback one. The
-# backend's database is further away (same zone ~0.2 ms, across zones 0.5-2 ms). A
-# latency proxy the workbench starts itself sits between the driver and PostgreSQL and
-# adds a set delay each way; every strategy is timed through it at each round-trip time
-# (RTT), beside the model statements × RTT + work (work: the strategy at zero delay
-# through the proxy). A small sweep by default.
+# PostgreSQL runs on this machine, so each round trip of the comparison above is a
+# loopback one. The backend's database is further away (same zone ~0.2 ms, across zones
+# 0.5-2 ms). The latency proxy adds a set delay each way; every strategy is timed through
+# it at each round-trip time (RTT), the profile's among them, at the profile's page, beside
+# the model `statements × RTT + work` (work: the strategy at zero delay through the proxy).
+# Where the JOIN overtakes N+1 here is the round trip at which the decision flips. A
+# small sweep by default.
 
 # %% tags=["nbval-ignore-output"]
 if "postgres" in opened:
@@ -290,8 +338,10 @@ if "postgres" in opened:
         opened["postgres"].target,
         project_id,
         n,
-        rtts=network_rtts,
+        rtts=sorted({0.0, *network_rtts, prof.network.rtt_ms}),
         budget_s=network_budget_s,
+        min_repeat=network_min_runs,
+        max_repeat=max(20, network_min_runs),
         schema_name=opened["postgres"].schema_name,
     )
     net_summary = swept.summary()
@@ -343,15 +393,28 @@ pl.concat([plans.findings_frame(p).with_columns(engine=pl.lit(e)) for e, p in jo
 
 # %% [markdown]
 # ## Conclude
-# Computed from the measurements above: the fastest strategy per engine at N sessions
-# (with n, the unstable strategies and the load), then the verdicts.
+# Computed from the measurements above. First the decision under the profile, with where
+# it flips: the round trip from the RTT sweep at the profile's page, and the page size from
+# the scaling sweep moved to the profile's round trip by the model (`statements × RTT`,
+# which the RTT sweep checks). Then, for comparison, the fastest strategy per engine on this
+# machine (with n, the unstable strategies and the load).
 
 # %% tags=["nbval-ignore-output"]
-report.paragraphs(strategies.conclusions(results, margin=margin, limit=load_limit))
+if head is not None:
+    decision = production.verdict(
+        head, prof, sweep=net_summary, scaling=scaled_summary, margin=margin, max_load=load_limit, out_dir=out
+    )
+else:
+    decision = production.not_measured(
+        prof, f"the profile's engine ({prof.engine}) was not opened in this run"
+    )
+display(report.paragraphs(f"{decision.verdict}. {decision.detail}\n{decision.flips}\nCost: {decision.cost}"))
+report.paragraphs("For comparison. " + strategies.conclusions(results, margin=margin, limit=load_limit))
 
 # %% tags=["verdicts", "nbval-ignore-output"]
 found = (
-    strategies.join_verdicts(results, book, margin=margin, limit=load_limit)
+    [decision]
+    + strategies.join_verdicts(results, book, margin=margin, limit=load_limit)
     + strategies.best_verdicts(results, margin=margin, limit=load_limit)
     + strategies.statement_cost_verdicts(costs, summary, n)
     + (network.verdicts(net_summary) if net_summary is not None else [])
@@ -361,10 +424,12 @@ verdicts.show("02_n_plus_one", found, out)
 # %% [markdown]
 # ## Export
 # Timed runs as versioned Parquet (with engine versions, CPU, Python, dataset hash, git
-# commit and load), so later runs and other commits compare against them; tables as CSV.
+# commit and load), so later runs and other commits compare against them; tables as CSV;
+# the decision's SQL to ship, for the profile's engine.
 
 # %% tags=["nbval-ignore-output"]
 saved = [
+    *([head.results.save(out / "02_n_plus_one" / "profile.parquet")] if head is not None else []),
     results.save(out / "02_n_plus_one" / "strategies.parquet"),
     scaled.save(out / "02_n_plus_one" / "scaling.parquet"),
 ]
@@ -381,4 +446,84 @@ csvs = report.export_frames(
     ),
     **({"network": net_summary} if net_summary is not None else {}),
 )
-report.show_files(out, [*saved, *csvs], "Timed runs (Parquet) and tables (CSV):")
+shipped = [out / decision.artifact] if decision.artifact else []
+report.show_files(out, [*saved, *csvs, *shipped], "Timed runs (Parquet), tables (CSV) and the SQL to ship:")
+
+# %% [markdown]
+# ## Your own strategies
+# `compare`, `check_equal` and `scaling` take strategies directly: a built-in's name, a
+# function `load(db, project_id, limit)` that returns what it loaded, a `Strategy` (to
+# give it a statement count the check holds it to), or a SQL file of your own
+# (`strategies.from_sql(path)`: one statement in PostgreSQL syntax binding `:project_id`
+# and `:limit`, translated for each engine, returning its rows as dicts). Nothing is
+# registered, and the equality check compares whatever the strategies return. Here, a
+# question of your own: "a page of sessions with their last 10 messages", as an N+1
+# function against a window function and a LATERAL join (SQLite has no LATERAL), from
+# `queries/examples/`, on the profile's engine at loopback.
+
+# %%
+examples = queries.QUERIES_DIR / "examples"
+
+
+def last10_n_plus_one(db, project_id, limit):
+    """The page's sessions, then each one's last 10 messages: 1 + N statements."""
+    page_sql = queries.translate(
+        "SELECT id, title FROM sessions WHERE project_id = :project_id"
+        " ORDER BY created_at DESC, id DESC LIMIT :limit",
+        db.dialect,
+    )
+    last_sql = queries.translate(
+        "SELECT id AS message_id, role, timestamp, output_tokens FROM messages"
+        " WHERE session_id = :session_id ORDER BY timestamp DESC, id DESC LIMIT 10",
+        db.dialect,
+    )
+    rows = []
+    for session_id, title in db.execute(page_sql, {"project_id": project_id, "limit": limit}):
+        last = db.query(last_sql, {"session_id": session_id}).to_dicts()
+        rows += [{"session_id": session_id, "title": title} | m for m in last]
+    return rows
+
+
+own_engine = opened.get(prof.engine) or next(iter(opened.values()))
+mine = [
+    strategies.Strategy("last10_n_plus_one", last10_n_plus_one, statements=lambda k: 1 + k),
+    strategies.from_sql(examples / "last10_window.sql"),
+    *([strategies.from_sql(examples / "last10_lateral.sql")] if own_engine.dialect != "sqlite" else []),
+]
+own_checked = strategies.check_equal(own_engine, project_id, n, mine)
+print(
+    f"{len(own_checked)} strategies agree on {own_engine.name}: "
+    f"{len(own_checked['last10_n_plus_one'].result):,} messages of {n} sessions; statements: "
+    + ", ".join(f"{k} {v.statements}" for k, v in own_checked.items())
+)
+
+
+def one_message_short(db, project_id, limit):
+    """A deliberately wrong strategy: the check must refuse it before anything is timed."""
+    return last10_n_plus_one(db, project_id, limit)[:-1]
+
+
+try:
+    strategies.check_equal(own_engine, project_id, n, [mine[0], one_message_short])
+except strategies.StrategyMismatchError as e:
+    print(f"Refused before timing: {e}")
+
+# %% tags=["nbval-ignore-output"]
+own, _ = strategies.compare(
+    {own_engine.name: own_engine},
+    project_id,
+    n,
+    strategies=mine,
+    repeat=min_runs,
+    budget_s=0.5,
+    server_time=False,
+)
+tables.table(
+    own.ratios("last10_n_plus_one", paired=True, margin=margin)
+    .filter(pl.col("strategy") != "last10_n_plus_one")
+    .join(own.summary().select("strategy", "median_ms"), on="strategy")
+    .select("engine", "strategy", "median_ms", "speedup", "lo", "hi", "class", "n"),
+    units={"median_ms": "ms", "speedup": "x", "lo": "x", "hi": "x"},
+    decimals={"median_ms": 2, "speedup": 2, "lo": 2, "hi": 2},
+    caption=f"Your strategies against your N+1 at {n} sessions ({own_engine.name}, loopback), 95% CI",
+)

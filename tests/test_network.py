@@ -149,6 +149,16 @@ def test_conclusion_sentence():
     )
 
 
+def test_conclusion_says_which_cells_rest_on_few_runs():
+    summary, pings = synthetic()
+    few = (pl.col("strategy") == "n_plus_one") & (pl.col("rtt_ms") == 2.0)
+    text = network.conclusions(summary.with_columns(n=pl.when(few).then(4).otherwise(12)), pings)
+    assert (
+        f"n = 4-12 runs each; indicative only, on fewer than 10 runs: {words('n_plus_one')} at 2 ms." in text
+    )
+    assert "every cell" not in text
+
+
 def test_conclusion_names_a_tie():
     summary, pings = synthetic(tie_at=1.0)
     text = network.conclusions(summary, pings)
@@ -175,7 +185,8 @@ def test_conclusion_refuses_to_rank_under_high_load():
     assert "Fastest at each RTT" not in text
     assert f"{words('batch')} (model: from 0.05 ms)" in text
     assert (
-        "0 of 20 cells unstable (CV > 10%), n = 5-5 runs each; load average 6.00 before, 1.00 after." in text
+        "0 of 20 cells unstable (CV > 10%), n = 5-5 runs each; load average 6.00 before, 1.00 after; "
+        "every cell rests on fewer than 10 runs: indicative only." in text
     )
     calm = network.conclusions(summary, pings, {"load_before": 0.5, "load_after": 2.5}, max_load=2)
     assert "Not ranked" not in calm and "Fastest at each RTT" in calm

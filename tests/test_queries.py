@@ -144,3 +144,12 @@ def test_loaded_sql_is_cached_until_the_file_changes(tmp_path, monkeypatch):
     file.write_text("-- Parameters: :a\nSELECT :a AS y")
     os.utime(file, ns=(1, file.stat().st_mtime_ns + 1_000_000))
     assert "y" in queries.load("q", "sqlite") and queries.load("q", "duckdb") != first
+
+
+def test_the_example_strategies_are_not_named_queries_and_translate_everywhere():
+    examples = queries.QUERIES_DIR / "examples"
+    assert {p.stem for p in examples.glob("*.sql")} == {"last10_lateral", "last10_window"}
+    assert not set(queries.names()) & {"last10_lateral", "last10_window"}  # not the backend's access paths
+    window = (examples / "last10_window.sql").read_text()
+    for dialect in queries.DIALECTS:
+        assert "ROW_NUMBER() OVER" in queries.translate(window, dialect).upper()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -11,6 +12,7 @@ import pytest
 
 from workbench import figures, queries, strategies
 from workbench.engines import open_engine
+from workbench.errors import WorkbenchError
 from workbench.measure import Results, latency_floor
 from workbench.strategies import STRATEGIES, CountingEngine, StrategyMismatchError
 
@@ -49,7 +51,7 @@ def test_every_strategy_returns_the_same_sessions(engine, tiny):
     truth = expected(tiny, PROJECT, LIMIT)
     assert len(truth) == LIMIT
     for name, load in loads.items():
-        assert load.sessions == truth, name
+        assert load.result == truth, name
     first = truth[0]
     assert isinstance(first["created_at"], datetime) and isinstance(first["is_sidechain"], bool)
     assert isinstance(first["messages"][0]["timestamp"], datetime)
@@ -62,7 +64,7 @@ def test_statements_are_counted_not_assumed(engine):
     # The counter saw every statement the strategy ran, in order.
     log = loads["n_plus_one"].log
     assert "FROM sessions" in log[0].sql and all("session_id = :session_id" in s.sql for s in log[1:])
-    assert [s.params["session_id"] for s in log[1::2]] == [s["id"] for s in loads["n_plus_one"].sessions]
+    assert [s.params["session_id"] for s in log[1::2]] == [s["id"] for s in loads["n_plus_one"].result]
 
 
 def test_rows_and_bytes_show_the_join_multiplying(engine):
@@ -70,10 +72,10 @@ def test_rows_and_bytes_show_the_join_multiplying(engine):
     loads = strategies.check_equal(engine, PROJECT, limit)
     load = loads["n_plus_one"]
     n_messages, n_windows = load.messages, load.windows
-    assert any(len(s["windows"]) > 1 for s in load.sessions), "no multi-window session: raise limit"
+    assert any(len(s["windows"]) > 1 for s in load.result), "no multi-window session: raise limit"
     assert load.rows == limit + n_messages + n_windows
     assert loads["batch"].rows == load.rows and loads["batch"].bytes == load.bytes
-    per_session = [len(s["messages"]) * max(1, len(s["windows"])) for s in load.sessions]
+    per_session = [len(s["messages"]) * max(1, len(s["windows"])) for s in load.result]
     assert loads["joined"].rows == sum(per_session) > n_messages  # m×w rows per session
     assert loads["joined"].bytes > load.bytes
     assert loads["aggregate"].rows == limit
@@ -91,24 +93,23 @@ def test_batch_binds_an_array_on_postgres_and_expands_elsewhere(engine):
 
 def test_edge_cases_empty_project_and_limit_beyond_the_project(engine):
     empty = strategies.check_equal(engine, 999_999, 5)
-    assert all(load.sessions == [] for load in empty.values())
+    assert all(load.result == [] for load in empty.values())
     assert empty["n_plus_one"].statements == 1 and empty["batch"].statements == 1
     _, sessions = strategies.largest_project(engine)
     loads = strategies.check_equal(engine, PROJECT, sessions + 50, ["n_plus_one", "batch"])
-    assert len(loads["batch"].sessions) == sessions
+    assert len(loads["batch"].result) == sessions
     assert loads["n_plus_one"].statements == 1 + 2 * sessions
 
 
-def test_a_wrong_strategy_is_caught_before_timing(engine, monkeypatch):
+def test_a_wrong_strategy_is_caught_before_timing(engine):
     def drops_a_message(db, project_id, limit):
         sessions = strategies.batch(db, project_id, limit)
         sessions[1]["messages"].pop()
         return sessions
 
     broken = strategies.Strategy("broken", drops_a_message, "broken", lambda n: 3)
-    monkeypatch.setitem(STRATEGIES, "broken", broken)
-    with pytest.raises(StrategyMismatchError, match=r"'broken' differs from 'n_plus_one'.*messages against"):
-        strategies.compare({engine.name: engine}, PROJECT, LIMIT, repeat=1)
+    with pytest.raises(StrategyMismatchError, match=r"'broken' differs from 'n_plus_one'.*\[1\]\.messages: "):
+        strategies.compare({engine.name: engine}, PROJECT, LIMIT, strategies=["n_plus_one", broken], repeat=1)
 
 
 def test_server_side_time_where_the_engine_has_it(engine):
@@ -251,7 +252,7 @@ def test_join_verdict_names_the_join_in_the_plans_words():
         }
     )
     (v,) = strategies.join_verdicts(slow, join_book())
-    assert v.engine == "duckdb" and v.topic == "the plan's three-table JOIN"
+    assert v.engine == "duckdb" and v.topic == "the plan's three-table JOIN on this machine (for comparison)"
     assert v.verdict == "not a good fix: 3.0x slower than today's N+1"
     assert v.detail.startswith(
         "Against today's N+1, the plan's single three-table LEFT JOIN "
@@ -318,21 +319,21 @@ def test_counting_engine_counts_query_too(engine):
     assert (db.statements, db.rows) == (1, frame.height) and db.log[0].rows == frame.rows()
 
 
-def test_postgres_warms_up_until_prepared_statements_settle(engine, monkeypatch):
+def test_postgres_warms_up_until_prepared_statements_settle(engine):
     calls = []
 
     def counted(db, project_id, limit):
         calls.append(limit)
         return strategies.batch(db, project_id, limit)
 
-    monkeypatch.setitem(STRATEGIES, "counted", strategies.Strategy("counted", counted, "c", lambda n: 3))
-    strategies.compare({engine.name: engine}, PROJECT, 2, names=["counted"], repeat=2, server_time=False)
+    counted = strategies.Strategy("counted", counted, "c", lambda n: 3)
+    strategies.compare({engine.name: engine}, PROJECT, 2, strategies=[counted], repeat=2, server_time=False)
     # The checked run, warm-up rounds up to the engine's warmup_runs, then the timed runs.
     assert len(calls) == engine.warmup_runs + 2
     assert engine.warmup_runs == (11 if engine.name == "postgres" else 1)
     calls.clear()
     strategies.compare(
-        {engine.name: engine}, PROJECT, 2, names=["counted"], repeat=2, warmup=3, server_time=False
+        {engine.name: engine}, PROJECT, 2, strategies=[counted], repeat=2, warmup=3, server_time=False
     )
     assert len(calls) == 3 + 2
 
@@ -446,22 +447,30 @@ def test_crossings_can_be_limited_to_one_strategy():
 
 def test_compare_records_the_load_before_and_after_per_engine(engine):
     results, _ = strategies.compare(
-        {engine.name: engine}, PROJECT, 2, names=["batch"], repeat=2, server_time=False, clock=fake_clock()
+        {engine.name: engine},
+        PROJECT,
+        2,
+        strategies=["batch"],
+        repeat=2,
+        server_time=False,
+        clock=fake_clock(),
     )
     frame = results.frame
     assert frame["load_before"].null_count() == 0 and frame["load_after"].null_count() == 0
     assert {"load_before", "load_after"} <= set(results.summary().columns)
 
 
-def test_scaling_warms_up_as_compare_does(engine, monkeypatch):
+def test_scaling_warms_up_as_compare_does(engine):
     calls = []
 
     def counted(db, project_id, limit):
         calls.append(limit)
         return strategies.batch(db, project_id, limit)
 
-    monkeypatch.setitem(STRATEGIES, "counted", strategies.Strategy("counted", counted, "c", lambda n: 3))
-    strategies.scaling({engine.name: engine}, PROJECT, [2], names=["counted"], repeat=2, clock=fake_clock())
+    counted = strategies.Strategy("counted", counted, "c", lambda n: 3)
+    strategies.scaling(
+        {engine.name: engine}, PROJECT, [2], strategies=[counted], repeat=2, clock=fake_clock()
+    )
     assert len(calls) == engine.warmup_runs + 2  # the checked run, the engine's warm-up, the timed runs
 
 
@@ -470,7 +479,7 @@ def test_the_multiplication_model_matches_what_the_join_ships(engine, tiny):
     limit = 30
     loads = strategies.check_equal(engine, PROJECT, limit, ["n_plus_one", "joined"])
     page = mult.head(limit)
-    assert page["session_id"].to_list() == [s["id"] for s in loads["joined"].sessions]
+    assert page["session_id"].to_list() == [s["id"] for s in loads["joined"].result]
     assert page["cum_join_rows"][-1] == loads["joined"].rows
     assert page["cum_real_rows"][-1] == loads["n_plus_one"].messages + loads["n_plus_one"].windows
     if engine.name != "sqlite":  # SQLite returns booleans as 0/1 integers (8 bytes here, not 1)
@@ -547,3 +556,91 @@ def test_crossings_need_intervals_apart_on_both_sides():
     found = strategies.crossings(Results.from_runs(clear, {"engines": {}}).summary())
     assert found.select("faster_below", "faster_above").rows() == [("n_plus_one", "batch")]
     assert 1 < found["sessions"][0] < 100
+
+
+# ---- your own strategies ------------------------------------------------------------------
+EXAMPLES = Path(__file__).resolve().parents[1] / "queries" / "examples"
+
+
+def my_last_ten(db, project_id, limit):
+    """A user's own N+1: the page's sessions, then each one's last 10 messages."""
+    page = queries.translate(
+        "SELECT id, title FROM sessions WHERE project_id = :p ORDER BY created_at DESC, id DESC LIMIT :n",
+        db.dialect,
+    )
+    last = queries.translate(
+        "SELECT id AS message_id, role, timestamp, output_tokens FROM messages WHERE session_id = :s "
+        "ORDER BY timestamp DESC, id DESC LIMIT 10",
+        db.dialect,
+    )
+    out = []
+    for sid, title in db.execute(page, {"p": project_id, "n": limit}):
+        out += [{"session_id": sid, "title": title} | m for m in db.query(last, {"s": sid}).to_dicts()]
+    return out
+
+
+def test_your_own_function_and_sql_file_against_n_plus_one(engine):
+    before = dict(STRATEGIES)
+    mine = strategies.Strategy("my_last_ten", my_last_ten, statements=lambda n: 1 + n)
+    window = EXAMPLES / "last10_window.sql"  # a Path: a SQL file strategy, one statement
+    files = [window] + (
+        [strategies.from_sql(EXAMPLES / "last10_lateral.sql")] if engine.name != "sqlite" else []
+    )
+    loads = strategies.check_equal(engine, PROJECT, LIMIT, [mine, *files])
+    assert set(loads) == {"my_last_ten", "last10_window", *(["last10_lateral"] if len(files) > 1 else [])}
+    rows = loads["my_last_ten"].result
+    assert loads["my_last_ten"].statements == 1 + LIMIT and loads["last10_window"].statements == 1
+    assert len({r["session_id"] for r in rows}) == LIMIT and rows[0]["role"] is not None
+    assert loads["last10_window"].messages is None  # no fixed keys: it compares what both return
+    results, book = strategies.compare(
+        {engine.name: engine}, PROJECT, LIMIT, strategies=[mine, *files], repeat=2, clock=fake_clock()
+    )
+    assert set(results.frame["strategy"]) == set(loads) and book["sessions"].is_null().all()
+    scaled = strategies.scaling(
+        {engine.name: engine}, PROJECT, [1, LIMIT], strategies=[mine, window], repeat=1, clock=fake_clock()
+    )
+    assert scaled.frame.height == 4
+
+    # Against the built-in N+1, a plain function (statements not checked) that returns the same sessions.
+    def sessions_my_way(db, project_id, limit):
+        return strategies.per_relation(db, project_id, limit)
+
+    assert set(strategies.check_equal(engine, PROJECT, LIMIT, ["n_plus_one", sessions_my_way])) == {
+        "n_plus_one",
+        "sessions_my_way",
+    }
+    assert dict(STRATEGIES) == before  # nothing registered
+    with pytest.raises(TypeError):
+        STRATEGIES["mine"] = mine  # the built-ins are read-only
+
+
+def test_the_equality_check_catches_a_wrong_strategy_of_your_own(engine):
+    def one_message_short(db, project_id, limit):
+        rows = my_last_ten(db, project_id, limit)
+        return rows[:-1]
+
+    with pytest.raises(
+        StrategyMismatchError, match=r"'one_message_short' differs from 'last10_window'.*items"
+    ):
+        strategies.check_equal(engine, PROJECT, LIMIT, [EXAMPLES / "last10_window.sql", one_message_short])
+    wrong_count = strategies.Strategy("my_last_ten", my_last_ten, statements=1)
+    with pytest.raises(StrategyMismatchError, match=r"ran 8 statements for 7 sessions; it should run 1"):
+        strategies.check_equal(engine, PROJECT, LIMIT, [wrong_count])
+
+
+def test_unknown_strategies_are_named_with_the_fix(tmp_path):
+    with pytest.raises(
+        WorkbenchError, match=r"Unknown strategy 'n_plus_two': give one of n_plus_one, .*\.sql file"
+    ):
+        strategies.resolve(["n_plus_two"])
+    with pytest.raises(WorkbenchError, match=r"not found: give the path of a \.sql file"):
+        strategies.resolve([tmp_path / "missing.sql"])
+    with pytest.raises(WorkbenchError, match=r"Two strategies are named 'batch'"):
+        strategies.resolve(["batch", strategies.Strategy("batch", strategies.batch)])
+
+
+def test_a_strategy_file_that_does_not_parse_is_named(tmp_path):
+    bad = tmp_path / "broken.sql"
+    bad.write_text("SELECT FROM WHERE (")
+    with pytest.raises(WorkbenchError, match=r"Strategy file '.*broken\.sql': Cannot parse query"):
+        strategies.from_sql(bad)

@@ -1,10 +1,10 @@
 """Ways to load "a project's N most recent sessions with their messages and windows".
 
-Every strategy returns the same Python structure: a list of session dicts (newest
-first), each with ``messages`` (in ``timestamp, id`` order) and ``windows`` (in
-``start_time, id`` order) as lists of dicts, values normalised to ``datetime``,
-``int``, ``bool``, ``str`` and ``None``. :func:`check_equal` runs them all on one
-engine and refuses to go on when any differs, so no timing of a wrong answer is shown.
+Every built-in strategy returns the same Python structure: a list of session dicts
+(newest first), each with ``messages`` (in ``timestamp, id`` order) and ``windows`` (in
+``start_time, id`` order) as lists of dicts, values normalised to ``datetime``, ``int``,
+``bool``, ``str`` and ``None``. :func:`check_equal` runs them all on one engine and
+refuses to go on when any differs, so no timing of a wrong answer is shown.
 
 ============== ==================================================== ====================
 strategy       what it runs                                         statements
@@ -21,14 +21,26 @@ aggregate      one row per session, children aggregated in the DB   1
 Statements are counted, not assumed: :class:`CountingEngine` wraps an engine's
 ``execute`` and counts (and optionally records) every statement.
 
+**Your own strategies.** :func:`check_equal`, :func:`compare`, :func:`scaling` and
+:func:`network.sweep <workbench.strategies.network.sweep>` take ``strategies=``: built-in
+names, functions ``load(db, project_id, limit)`` returning what they loaded, a
+:class:`Strategy` (with a statement count the check holds it to, and a label), or a
+``.sql`` file of your own (:func:`from_sql`: one statement in PostgreSQL syntax binding
+``:project_id`` and ``:limit``, returning its rows as dicts). The first is the reference
+the others must equal, whatever shape they return. Nothing is registered:
+:data:`STRATEGIES` (the built-ins) is read-only. Notebook 02's last section compares a
+LATERAL join and a window function (``queries/examples/``) against an N+1 of your own.
+
 Modules: ``loading`` (the strategies, counted and checked), ``experiments`` (compare,
 scaling, crossings, the access-path indexes), ``costs`` (one N+1 statement's cost,
 index effects read from plans, the JOIN's row multiplication), ``verdicts`` (the
 fastest per engine and the plan's JOIN judged, in words), ``network`` (the RTT sweep
-through the latency proxy).
+through the latency proxy), ``production`` (the decision under the production profile).
 
 >>> sessions = batch(engine, project_id=1, limit=10)            # doctest: +SKIP
 >>> loads = check_equal(engine, project_id=1, limit=10)          # doctest: +SKIP
+>>> mine = Strategy("mine", my_loader, statements=lambda n: 1 + n)           # doctest: +SKIP
+>>> compare(engines, 1, 20, strategies=["n_plus_one", mine, "my/last10.sql"])  # doctest: +SKIP
 """
 
 from workbench.strategies.costs import (
@@ -59,19 +71,24 @@ from workbench.strategies.loading import (
     Session,
     Statement,
     Strategy,
+    StrategyLike,
     StrategyMismatchError,
     accounting,
     aggregate,
+    as_strategy,
     batch,
     check_equal,
     first_difference,
+    from_sql,
     joined,
     label,
     labelled,
     largest_project,
     n_plus_one,
+    page_sessions,
     payload_bytes,
     per_relation,
+    resolve,
     run,
     server_time_ms,
     strategy,
@@ -111,7 +128,12 @@ __all__ = [
     "Strategy",
     "StrategyMismatchError",
     "WINDOW_COLUMNS",
+    "StrategyLike",
     "accounting",
+    "as_strategy",
+    "from_sql",
+    "page_sessions",
+    "resolve",
     "aggregate",
     "batch",
     "check_equal",

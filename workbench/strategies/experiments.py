@@ -15,12 +15,14 @@ from workbench import schema
 from workbench.engines.base import Engine, identifier
 from workbench.measure import MIN_RUNS, Results, context, load_average, measure_interleaved
 from workbench.strategies.loading import (
-    STRATEGIES,
     CountingEngine,
     Loader,
+    Strategy,
+    StrategyLike,
     accounting,
     check_equal,
-    strategy,
+    page_sessions,
+    resolve,
 )
 
 
@@ -30,7 +32,7 @@ def compare(
     project_id: int,
     limit: int,
     *,
-    names: Sequence[str] | None = None,
+    strategies: Sequence[StrategyLike] | None = None,
     repeat: int = MIN_RUNS,
     warmup: int | None = None,
     server_time: bool = True,
@@ -39,6 +41,10 @@ def compare(
     budget_s: float | None = None,
 ) -> tuple[Results, pl.DataFrame]:
     """Every strategy on every engine: equality first, then interleaved timed runs.
+
+    ``strategies``: built-in names, your own functions, :class:`Strategy` objects or
+    ``.sql`` files (:func:`~workbench.strategies.resolve`; default: the built-ins); the
+    first is the reference the others must equal.
 
     ``warmup``: untimed rounds before the timed ones, the checked run included; by
     default the engine's ``warmup_runs`` (11 on PostgreSQL, until prepared statements
@@ -51,11 +57,12 @@ def compare(
     the engine's timing) and the accounting frame (statements, rows, bytes and
     server-side milliseconds from the checked run).
     """
+    chosen = resolve(strategies)
     runs: list[dict[str, Any]] = []
     books = []
     for engine in engines.values():
         timing = Timing(repeat, engine.warmup_runs if warmup is None else warmup, budget_s, clock)
-        runs_e, book = _measure_engine(engine, project_id, limit, names, timing, server_time)
+        runs_e, book = _measure_engine(engine, project_id, limit, chosen, timing, server_time)
         runs += runs_e
         books.append(book)
     ctx = context(engines.values(), dataset, experiment="strategies", project_id=project_id, limit=limit)
@@ -73,16 +80,16 @@ def _measure_engine(
     engine: Engine,
     project_id: int,
     limit: int,
-    names: Sequence[str] | None,
+    chosen: Sequence[Strategy],
     timing: Timing,
     server_time: bool | None,
 ) -> tuple[list[dict[str, Any]], pl.DataFrame | None]:
-    names = list(names or STRATEGIES)
-    loads = check_equal(engine, project_id, limit, names)  # also the first warm-up run
+    names = [s.name for s in chosen]
+    loads = check_equal(engine, project_id, limit, chosen)  # also the first warm-up run
     # The scaling sweep (server_time=None) skips the accounting: bytes over a thousand
     # sessions' join rows take seconds, and it plots time against statements only.
     book = None if server_time is None else accounting(loads, engine if server_time else None)
-    n = len(next(iter(loads.values())).sessions)
+    n = page_sessions(engine, project_id, limit)
     counters = {name: CountingEngine(engine) for name in names}
     seen: dict[str, list[tuple[int, int]]] = {name: [] for name in names}
 
@@ -91,7 +98,7 @@ def _measure_engine(
         seen[name].append((db.statements, db.rows))
         db.reset()
 
-    fns = {name: _bound(strategy(name).load, counters[name], project_id, limit) for name in names}
+    fns = {s.name: _bound(s.load, counters[s.name], project_id, limit) for s in chosen}
     load_before = load_average()
     times = measure_interleaved(
         fns,
@@ -143,7 +150,7 @@ def scaling(
     project_id: int,
     sizes: Sequence[int],
     *,
-    names: Sequence[str] | None = None,
+    strategies: Sequence[StrategyLike] | None = None,
     repeat: int = MIN_RUNS,
     warmup: int | None = None,
     max_statements: int | None = None,
@@ -160,13 +167,15 @@ def scaling(
     ``sessions`` in the result is the number actually loaded (a project may have fewer
     than asked).
     """
-    names = list(names or STRATEGIES)
+    chosen = resolve(strategies)
     runs: list[dict[str, Any]] = []
     for engine in engines.values():
         timing = Timing(repeat, engine.warmup_runs if warmup is None else warmup, budget_s, clock)
         for size in sizes:
             keep = [
-                n for n in names if max_statements is None or strategy(n).statements(size) <= max_statements
+                s
+                for s in chosen
+                if max_statements is None or (s.expected_statements(size) or 0) <= max_statements
             ]
             engine_runs, _ = _measure_engine(engine, project_id, size, keep, timing, None)
             runs += engine_runs

@@ -6,10 +6,13 @@ See the package docstring (:mod:`workbench.strategies`) for the contract and the
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import polars as pl
@@ -240,25 +243,117 @@ def aggregate(db: Any, project_id: int, limit: int) -> list[Session]:
 
 @dataclass(frozen=True)
 class Strategy:
+    """A way to load the page: ``load(db, project_id, limit)`` returns what it loaded.
+
+    ``statements``: how many statements it runs for a page of n sessions (a function of
+    n, a constant, or None when not checked); :func:`check_equal` holds it to that.
+    ``label`` names it in tables and figures, ``words`` inside a sentence (both default
+    to ``name``).
+    """
+
     name: str
     load: Loader
-    label: str
-    #: statements run for n sessions found
-    statements: Callable[[int], int]
+    label: str = ""
+    #: statements run for n sessions found: a function of n, a constant, or None (not checked)
+    statements: Callable[[int], int] | int | None = None
     #: its name inside a sentence, without the label's parentheses ("today's N+1")
     words: str = ""
 
+    def expected_statements(self, sessions: int) -> int | None:
+        """The statements it should run for a page of ``sessions`` sessions (None: not checked)."""
+        s = self.statements
+        return s(sessions) if callable(s) else s
 
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        Strategy("n_plus_one", n_plus_one, "N+1 (today)", lambda n: 1 + 2 * n, "today's N+1"),
-        Strategy("joined", joined, "JOIN (plan)", lambda n: 1, "the plan's JOIN"),
-        Strategy("per_relation", per_relation, "one JOIN per relation", lambda n: 2, "one JOIN per relation"),
-        Strategy("batch", batch, "batch (select-in)", lambda n: 3 if n else 1, "the batch select-in"),
-        Strategy("aggregate", aggregate, "aggregate in DB", lambda n: 1, "aggregation in the database"),
+
+#: The built-in strategies, read-only: bring your own by passing it (see :func:`resolve`).
+STRATEGIES: Mapping[str, Strategy] = MappingProxyType(
+    {
+        s.name: s
+        for s in (
+            Strategy("n_plus_one", n_plus_one, "N+1 (today)", lambda n: 1 + 2 * n, "today's N+1"),
+            Strategy("joined", joined, "JOIN (plan)", lambda n: 1, "the plan's JOIN"),
+            Strategy(
+                "per_relation", per_relation, "one JOIN per relation", lambda n: 2, "one JOIN per relation"
+            ),
+            Strategy("batch", batch, "batch (select-in)", lambda n: 3 if n else 1, "the batch select-in"),
+            Strategy("aggregate", aggregate, "aggregate in DB", lambda n: 1, "aggregation in the database"),
+        )
+    }
+)
+
+StrategyLike = str | Strategy | Loader | os.PathLike
+
+
+def from_sql(
+    path: str | os.PathLike[str],
+    *,
+    statements: int = 1,
+    name: str | None = None,
+    label: str = "",
+    params: Mapping[str, Any] | None = None,
+    shape: Callable[[list[dict[str, Any]]], Any] | None = None,
+) -> Strategy:
+    """A strategy that runs the SQL in your own file: one statement, PostgreSQL syntax.
+
+    The file binds ``:project_id`` and ``:limit`` (and any of ``params``); it is translated
+    for each engine as the workbench's own queries are (:func:`workbench.queries.translate`).
+    The load returns the rows as dicts (column -> value), or ``shape(rows)``.
+    ``statements``: what it runs (1 for one file, checked). ``name``: the file's stem.
+
+    >>> lateral = from_sql("my_queries/last10_lateral.sql")           # doctest: +SKIP
+    >>> compare(engines, project_id, 20, strategies=[my_n_plus_one, lateral])  # doctest: +SKIP
+    """
+    file = Path(path)
+    if file.suffix != ".sql" or not file.is_file():
+        raise WorkbenchError(f"Strategy file {str(path)!r} not found: give the path of a .sql file")
+    text = file.read_text(encoding="utf-8")
+    try:
+        queries.translate(text, queries.SOURCE_DIALECT)  # a file that does not parse fails here, named
+    except queries.QueryError as e:
+        raise queries.QueryError(f"Strategy file {str(path)!r}: {e}") from None
+    fixed = dict(params or {})
+
+    def load(db: Any, project_id: int, limit: int) -> Any:
+        sql = queries.translate(text, db.dialect)
+        rows = db.query(sql, {"project_id": project_id, "limit": limit, **fixed}).to_dicts()
+        return rows if shape is None else shape(rows)
+
+    return Strategy(name or file.stem, load, label, statements)
+
+
+def resolve(items: Sequence[StrategyLike] | None = None) -> list[Strategy]:
+    """The strategies ``items`` names, in order (default: every built-in one).
+
+    Each item is a built-in's name (``"n_plus_one"``), a :class:`Strategy`, a function
+    ``load(db, project_id, limit)`` (named after the function, its statements not
+    checked), or the path of a ``.sql`` file (:func:`from_sql`, one statement). Nothing
+    is registered: the strategies live as long as the call.
+    """
+    out = [as_strategy(x) for x in (STRATEGIES if items is None else items)]
+    seen: set[str] = set()
+    for s in out:
+        if s.name in seen:
+            raise WorkbenchError(f"Two strategies are named {s.name!r}: give one a name (Strategy(name=...))")
+        seen.add(s.name)
+    if not out:
+        raise WorkbenchError("No strategies to run: name at least one")
+    return out
+
+
+def as_strategy(item: StrategyLike) -> Strategy:
+    """One item of :func:`resolve` as a :class:`Strategy`."""
+    if isinstance(item, Strategy):
+        return item
+    if isinstance(item, str) and item in STRATEGIES:
+        return STRATEGIES[item]
+    if isinstance(item, os.PathLike) or (isinstance(item, str) and item.endswith(".sql")):
+        return from_sql(item)
+    if callable(item):
+        return Strategy(getattr(item, "__name__", repr(item)), item)
+    raise WorkbenchError(
+        f"Unknown strategy {item!r}: give one of {', '.join(STRATEGIES)}, a Strategy, "
+        "a function load(db, project_id, limit), or the path of a .sql file"
     )
-}
 
 
 def label(name: str) -> str:
@@ -284,11 +379,9 @@ def labelled(frame: pl.DataFrame, column: str = "strategy") -> pl.DataFrame:
     )
 
 
-def strategy(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise WorkbenchError(f"Unknown strategy {name!r}: expected one of {', '.join(STRATEGIES)}") from None
+def strategy(name: StrategyLike) -> Strategy:
+    """A built-in strategy by name (or any item :func:`resolve` takes)."""
+    return as_strategy(name)
 
 
 # ---- one accounted load ------------------------------------------------------------------
@@ -298,7 +391,8 @@ class Load:
 
     strategy: str
     engine: str
-    sessions: list[Session]
+    #: what the strategy returned (the built-ins: a list of session dicts)
+    result: Any
     statements: int
     rows: int
     log: list[Statement] = field(repr=False, default_factory=list)
@@ -308,67 +402,97 @@ class Load:
         """:func:`payload_bytes` of every row received (computed on first use: it is slow)."""
         return sum(payload_bytes(s.rows) for s in self.log)
 
-    @property
-    def messages(self) -> int:
-        return sum(len(s["messages"]) for s in self.sessions)
+    def _children(self, key: str) -> int | None:
+        r = self.result
+        if isinstance(r, list) and all(isinstance(s, dict) and key in s for s in r):
+            return sum(len(s[key]) for s in r)
+        return None
 
     @property
-    def windows(self) -> int:
-        return sum(len(s["windows"]) for s in self.sessions)
+    def messages(self) -> int | None:
+        """Messages loaded, when the result is sessions carrying ``messages`` (else None)."""
+        return self._children("messages")
+
+    @property
+    def windows(self) -> int | None:
+        """Windows loaded, when the result is sessions carrying ``windows`` (else None)."""
+        return self._children("windows")
 
 
-def run(engine: Engine, name: str, project_id: int, limit: int) -> Load:
-    """Run strategy ``name`` once with statements recorded: result, counts, rows, bytes.
+def run(engine: Engine, item: StrategyLike, project_id: int, limit: int) -> Load:
+    """Run one strategy once with statements recorded: result, counts, rows, bytes.
 
     Not a timing: recording keeps every row. The timed runs are :func:`compare`'s.
     """
+    s = as_strategy(item)
     db = CountingEngine(engine, record=True)
-    sessions = strategy(name).load(db, project_id, limit)
-    return Load(name, engine.name, sessions, db.statements, db.rows, db.log)
+    result = s.load(db, project_id, limit)
+    return Load(s.name, engine.name, result, db.statements, db.rows, db.log)
+
+
+def page_sessions(engine: Engine, project_id: int, limit: int) -> int:
+    """How many sessions a page of ``limit`` holds for the project (uncounted)."""
+    rows = engine.execute(
+        "SELECT count(*) FROM sessions WHERE project_id = :project_id", {"project_id": project_id}
+    )
+    return min(int(rows[0][0]), int(limit))
 
 
 def check_equal(
-    engine: Engine, project_id: int, limit: int, names: Sequence[str] | None = None
+    engine: Engine,
+    project_id: int,
+    limit: int,
+    strategies: Sequence[StrategyLike] | None = None,
 ) -> dict[str, Load]:
-    """Run every strategy once and require identical results (before anything is timed).
+    """Run each strategy once and require identical results (before anything is timed).
 
+    ``strategies``: see :func:`resolve` (default: the built-ins). The first is the
+    reference; every other must return what it returned (compared whole, whatever its
+    shape), and each must run the statements it declares for the page's sessions.
     Raises :class:`StrategyMismatchError` naming the strategies and the first difference.
     """
-    loads = {n: run(engine, n, project_id, limit) for n in (names or STRATEGIES)}
+    chosen = resolve(strategies)
+    loads = {s.name: run(engine, s, project_id, limit) for s in chosen}
     reference_name, reference = next(iter(loads.items()))
-    for name, load in loads.items():
-        if load.sessions != reference.sessions:
+    sessions = page_sessions(engine, project_id, limit)
+    for s in chosen:
+        load = loads[s.name]
+        if load.result != reference.result:
             raise StrategyMismatchError(
-                f"On {engine.name}, strategy {name!r} differs from {reference_name!r} for project "
-                f"{project_id}, limit {limit}: {first_difference(reference.sessions, load.sessions)}"
+                f"On {engine.name}, strategy {s.name!r} differs from {reference_name!r} for project "
+                f"{project_id}, limit {limit}: {first_difference(reference.result, load.result)}"
             )
-        expected = strategy(name).statements(len(load.sessions))
-        if load.statements != expected:
+        expected = s.expected_statements(sessions)
+        if expected is not None and load.statements != expected:
             raise StrategyMismatchError(
-                f"On {engine.name}, strategy {name!r} ran {load.statements} statements for "
-                f"{len(load.sessions)} sessions; it should run {expected}"
+                f"On {engine.name}, strategy {s.name!r} ran {load.statements} statements for "
+                f"{sessions} sessions; it should run {expected}"
             )
     return loads
 
 
-def first_difference(a: list[Session], b: list[Session]) -> str:
-    """Where two results first differ, in words."""
-    if len(a) != len(b):
-        return f"{len(a)} sessions against {len(b)}"
-    for x, y in zip(a, b, strict=True):
-        for key in dict.fromkeys([*x, *y]):
-            if x.get(key) == y.get(key):
-                continue
-            if key in ("messages", "windows"):
-                xs, ys = x.get(key, []), y.get(key, [])
-                if len(xs) != len(ys):
-                    return f"session {x['id']}: {len(xs)} {key} against {len(ys)}"
-                for i, (u, v) in enumerate(zip(xs, ys, strict=True)):
-                    if u != v:
-                        keys = dict.fromkeys([*u, *v])
-                        diff = {k: (u.get(k), v.get(k)) for k in keys if u.get(k) != v.get(k)}
-                        return f"session {x['id']}, {key}[{i}]: {diff}"
-            return f"session {x.get('id')}, {key}: {x.get(key)!r} against {y.get(key)!r}"
+def first_difference(a: Any, b: Any, at: str = "") -> str:
+    """Where two results first differ, in words (any nesting of lists and dicts).
+
+    >>> first_difference([{"id": 1, "messages": [{"id": 5}]}], [{"id": 1, "messages": []}])
+    '[0].messages: 1 items against 0'
+    >>> first_difference([{"id": 1, "n": 2}], [{"id": 1, "n": 3}])
+    '[0].n: 2 against 3'
+    """
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        if len(a) != len(b):
+            return f"{at or 'result'}: {len(a)} items against {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return first_difference(x, y, f"{at}[{i}]")
+    elif isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in dict.fromkeys([*a, *b]):
+            if key not in a or key not in b:
+                return f"{at or 'result'}: key {key!r} only in the {'first' if key in a else 'second'}"
+            if a[key] != b[key]:
+                return first_difference(a[key], b[key], f"{at}.{key}")
+    elif a != b:
+        return f"{at or 'result'}: {a!r} against {b!r}"
     return "no difference"
 
 
@@ -383,7 +507,7 @@ def accounting(loads: Mapping[str, Load], engine: Engine | None = None) -> pl.Da
         row = {
             "engine": load.engine,
             "strategy": name,
-            "sessions": len(load.sessions),
+            "sessions": len(load.result) if load.messages is not None else None,
             "messages": load.messages,
             "windows": load.windows,
             "statements": load.statements,

@@ -16,10 +16,10 @@ the others one to three: N+1 pays the RTT two hundred times at 100 sessions.
 
 Repeats adapt to a time budget: ``budget_s`` (12 s) is split evenly over the cells
 (RTT × strategy) and each cell runs as many times as its share allows, between
-``min_repeat`` (3) and ``max_repeat`` (20). N+1 therefore runs fewer times at high RTT
-(0.4-0.5 s a run at 2 ms), the set-based strategies more, and the whole sweep at 100
-sessions on the small dataset takes about half a minute. ``n`` is in every summary row;
-with 3 runs the interval of a median is the range of the runs.
+``min_repeat`` (10) and ``max_repeat`` (20). N+1 therefore runs fewer times at high RTT
+(0.4-0.5 s a run at 2 ms and 100 sessions), the set-based strategies more. ``n`` is in
+every summary row; :func:`conclusions` names every cell with fewer than :data:`FEW_RUNS`
+runs as indicative only (with 3 runs the interval of a median is the range of the runs).
 
 >>> result = sweep(engines["postgres"].target, limit=100)                 # doctest: +SKIP
 >>> summary = result.summary()                                           # doctest: +SKIP
@@ -45,17 +45,22 @@ from workbench.errors import WorkbenchError
 from workbench.measure import gc_paused, summarize
 from workbench.strategies.loading import (
     STRATEGIES,
+    Strategy,
+    StrategyLike,
     StrategyMismatchError,
     check_equal,
     first_difference,
+    page_sessions,
+    resolve,
     words,
 )
 from workbench.strategies.loading import largest_project as _largest_project
-from workbench.strategies.loading import strategy as _strategy
 
 #: Round-trip times swept (ms): same host, same zone, across zones.
 RTTS_MS = (0.0, 0.2, 0.5, 1.0, 2.0)
 BASELINE = "n_plus_one"
+#: A cell with fewer timed runs than this is indicative only (its interval is the runs' range).
+FEW_RUNS = 10
 
 
 def _label(name: str) -> str:
@@ -160,10 +165,10 @@ def sweep(
     limit: int = 100,
     rtts: Sequence[float] = RTTS_MS,
     *,
-    names: Sequence[str] | None = None,
+    strategies: Sequence[StrategyLike] | None = None,
     schema_name: str = "public",
     budget_s: float = 12.0,
-    min_repeat: int = 3,
+    min_repeat: int = FEW_RUNS,
     max_repeat: int = 20,
     pings: int = 200,
     clock: Callable[[], int] = time.perf_counter_ns,
@@ -187,7 +192,8 @@ def sweep(
     if 0 not in rtts:
         raise WorkbenchError(f"rtts={list(rtts)!r}: the sweep needs 0 (the model's work is measured there)")
     LatencyProxy.to(url)  # refuses a server off this machine before anything runs
-    names = list(names or STRATEGIES)
+    chosen = {s.name: s for s in resolve(strategies)}
+    names = list(chosen)
     rtts = sorted(float(r) for r in rtts)
     load_before = os.getloadavg()[0]
     ping_rows = [_ping_row(url, "direct", None, pings, clock)]
@@ -203,20 +209,21 @@ def sweep(
             engines[rtt].con.prepare_threshold = 0
         if project_id is None:
             project_id = _largest_project(engines[0.0])[0]
-        fns = {(rtt, n): _bound(engines[rtt], n, project_id, limit) for rtt in rtts for n in names}
+        fns = {(rtt, n): _bound(engines[rtt], chosen[n], project_id, limit) for rtt in rtts for n in names}
         cell_ns = budget_s * 1e9 / len(fns)
         statements, counts, reference = {}, {}, None
         for rtt, n in fns:
             started = clock()
-            load = check_equal(engines[rtt], project_id, limit, [n])[n]  # checks its statement count
+            load = check_equal(engines[rtt], project_id, limit, [chosen[n]])[n]  # checks its statements
             elapsed = max(clock() - started, 1)
-            if reference is not None and load.sessions != reference:
+            if reference is not None and load.result != reference:
                 raise StrategyMismatchError(
                     f"Through the proxy at {rtt} ms {n!r} differs from {names[0]!r} at zero delay: "
-                    f"{first_difference(reference, load.sessions)}"
+                    f"{first_difference(reference, load.result)}"
                 )
             if reference is None:
-                reference = load.sessions
+                reference = load.result
+                sessions = page_sessions(engines[rtt], project_id, limit)
             statements[rtt, n] = load.statements
             counts[rtt, n] = min(max_repeat, max(min_repeat, math.floor(cell_ns / elapsed)))
         seen = dict.fromkeys(fns, 0)
@@ -231,7 +238,7 @@ def sweep(
                         {
                             "rtt_ms": rtt,
                             "strategy": n,
-                            "sessions": len(reference),
+                            "sessions": sessions,
                             "statements": statements[cell],
                             "run": seen[cell],
                             "wall_ns": elapsed,
@@ -249,8 +256,8 @@ def sweep(
     return NetworkSweep(pl.DataFrame(runs), pl.DataFrame(ping_rows), ctx)
 
 
-def _bound(engine: PostgresEngine, name: str, project_id: int, limit: int) -> Callable[[], Any]:
-    load = _strategy(name).load
+def _bound(engine: PostgresEngine, strategy: Strategy, project_id: int, limit: int) -> Callable[[], Any]:
+    load = strategy.load
     return lambda: load(engine, project_id, limit)
 
 
@@ -379,6 +386,12 @@ def conclusions(
     text = f"{unstable} of {summary.height} cells unstable (CV > 10%), n = {runs} runs each"
     if context:
         text += f"; load average {context['load_before']:.2f} before, {context['load_after']:.2f} after"
+    few = summary.filter(pl.col("n") < FEW_RUNS)
+    if few.height == summary.height:
+        text += f"; every cell rests on fewer than {FEW_RUNS} runs: indicative only"
+    elif not few.is_empty():
+        cells = ", ".join(f"{words(r['strategy'])} at {_ms(r['rtt_ms'])}" for r in few.iter_rows(named=True))
+        text += f"; indicative only, on fewer than {FEW_RUNS} runs: {cells}"
     lines.append(text + ".")
     o = proxy_overhead(pings)
     lines.append(

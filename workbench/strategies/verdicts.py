@@ -20,6 +20,8 @@ from workbench.strategies.loading import words
 from workbench.verdicts import Verdict
 
 BASELINE, PLAN = "n_plus_one", "joined"
+#: This machine's verdicts are detail beside the profile's decision (strategies.production).
+JOIN_TOPIC = "the plan's three-table JOIN on this machine (for comparison)"
 #: The plan's words for its proposal, used in every verdict on it.
 PLAN_WORDS = "the plan's single three-table LEFT JOIN of sessions, their messages and their windows"
 
@@ -140,7 +142,7 @@ def best_verdicts(
     """One :class:`~workbench.verdicts.Verdict` per engine: the fastest way to load the page."""
     out = []
     for r in recommend(results, margin=margin, limit=limit).iter_rows(named=True):
-        topic = f"fastest way to load {r['sessions']} sessions"
+        topic = f"fastest way to load {r['sessions']} sessions on this machine (for comparison)"
         if r["load_note"]:
             out.append(Verdict(topic, "not ranked (load too high)", r["load_note"] + ".", r["engine"]))
             continue
@@ -185,13 +187,9 @@ def join_verdicts(
         detail += _unstable(times, [PLAN, BASELINE, *([alt] if alt else [])])
         if note:
             short = "not ranked (load too high)" + _shipped(acct)
-            out.append(Verdict("the plan's three-table JOIN", short, f"{note}. {detail}", engine))
+            out.append(Verdict(JOIN_TOPIC, short, f"{note}. {detail}", engine))
         else:
-            out.append(
-                Verdict(
-                    "the plan's three-table JOIN", _join_short(vs_n1, vs_alt, alt, margin), detail, engine
-                )
-            )
+            out.append(Verdict(JOIN_TOPIC, _join_short(vs_n1, vs_alt, alt, margin), detail, engine))
     return out
 
 
