@@ -300,13 +300,14 @@ def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, chro
     small = {
         "scale": "tiny",
         "engines": ["sqlite"],
-        "sizes_mb": [0.25, 0.5],
+        "reader_max_mb": 0.5,
+        "reader_factor": 2,
         "variants": ["whole/orjson", "stream/orjson", "stream/msgspec"],
-        "writer_rows": 200,
-        "batch_sizes": [1, 100],
-        "max_statements": 20,
+        "writer_rows": 2_000,
+        "writers": ["executemany", "bulk"],
+        "batch_sizes": [10, 100],
+        "screen_seconds": 0.2,
         "sleeps_ms": [1],
-        "pacing_batch_sizes": [10],
     }
     report.build_report(out, small, only=["04_batch_streaming"], data_dir=tmp_path / "data", progress=False)
     page = (out / "04_batch_streaming.html").read_text()
@@ -316,7 +317,16 @@ def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, chro
     inner = html_lib.unescape(srcdoc.group(1))
     assert "<script" in inner and "fonts.googleapis" not in inner
     assert "UserWarning" not in page and "PosixPath(" not in page  # no warning or repr in the report
-    assert {"04-slowest.cpu.html", "04-whole.memray.bin"} <= {p.name for p in (out / "profiles").iterdir()}
+    profiles = {p.name for p in (out / "profiles").iterdir()}
+    assert {"04-slowest.cpu.html", "04-whole.memray.bin", "04-whole.memory.html", "plotly.min.js"} <= profiles
+    saved = {
+        v["item"]: v
+        for v in json.loads((out / "04_batch_streaming" / "verdicts.json").read_text())
+        if "item" in v
+    }
+    assert set(saved) == {"streaming", "success:memory", "batch_size", "fixed_sleep"}
+    assert "the largest file in this run" in saved["streaming"]["detail"]  # short of the log day: said so
+    assert saved["batch_size"]["conditions"]["rows"] == 2_000 and saved["batch_size"]["engine"] == "sqlite"
     dom = chromium_dom(out / "04_batch_streaming.html", budget_ms=20000)
     # every plotly chart drawn (scaling, writers, pacing, breakdown, CPU icicle, memory icicle, pools)
     assert dom.count('class="main-svg"') >= 7, dom[:500]
