@@ -742,3 +742,22 @@ def test_sink_accepts_a_database_the_workbench_loaded(tmp_path: Path, tiny) -> N
         eng.load(tiny)
     with Sink("sqlite", str(tmp_path / "wb.sqlite")) as sink:
         assert sink.totals()["rows"] == 0
+
+
+def test_the_shipped_reader_is_the_fastest_that_stays_flat() -> None:
+    import polars as pl
+
+    from workbench.processing import conclude
+
+    scaling = pl.DataFrame(
+        {
+            "size_mb": [1.0, 1024.0] * 3,
+            "variant": ["whole/orjson"] * 2 + ["stream/msgspec"] * 2 + ["chunked/orjson"] * 2,
+            "rows_per_s": [1e4, 1e4, 2e4, 2e4, 4e4, 4e4],  # chunked fastest, but it grows
+            "peak_rss_mib": [17.0, 2095.0, 16.0, 16.0, 17.7, 25.6],
+        }
+    )
+    assert conclude.shipped_reader(scaling) == "stream/msgspec"
+    (whole,) = conclude.reader_verdicts(scaling, 500, day_mb=1024)[:1]
+    assert whole.decision == "ship" and "measured up to the profile's log day (1,024 MB)" in whole.detail
+    assert "peaked at 2,095 MiB (over the 500 MiB target)" in whole.detail

@@ -25,12 +25,17 @@ def _mb(x: float) -> str:
 
 
 def shipped_reader(scaling: pl.DataFrame) -> str:
-    """The streaming variant to ship: the fastest line-streaming reader at the largest size."""
-    big = scaling.filter(pl.col("size_mb") == scaling["size_mb"].max())
-    part = big.filter(pl.col("variant").str.split("/").list.first().is_in(STREAMING))
+    """The streaming variant to ship: the fastest at the largest size among the line-streaming
+    readers whose peak RSS stayed flat (within 1.2x of the smallest file's), else the fastest."""
+    largest, smallest = scaling["size_mb"].max(), scaling["size_mb"].min()
+    part = scaling.filter(
+        pl.col("variant").str.split("/").list.first().is_in(STREAMING) & (pl.col("size_mb") == largest)
+    )
     if part.is_empty():
         raise ValueError("No streaming reader was measured: include stream/... in the variants")
-    return part.sort("rows_per_s", descending=True)["variant"][0]
+    flat = [v for v in part["variant"] if _rss(scaling, v, largest) <= 1.2 * _rss(scaling, v, smallest)]
+    pick = part.filter(pl.col("variant").is_in(flat)) if flat else part
+    return pick.sort("rows_per_s", descending=True)["variant"][0]
 
 
 def reach(scaling: pl.DataFrame, day_mb: float) -> str:
