@@ -176,7 +176,12 @@ def day(work: Path, profile: str | None, rows_n: int, variants: list[str], engin
         conclude.memory_success(scaling, day_mb, conditions),
         conclude.batch_verdict(sweep, knees, confirm, headline, conditions),
         *conclude.writer_verdicts(sweep, knees, skip=headline),
-        conclude.pacing_verdict(pace, conditions, day_rows=int(day_mb * 2**20 / row_bytes)),
+        conclude.pacing_verdict(
+            pace,
+            conditions,
+            day_rows=int(day_mb * 2**20 / row_bytes),
+            screen=sweep.filter((pl.col("engine") == headline) & (pl.col("writer") == best["writer"])),
+        ),
     ]
     for v in found:
         if v is not None:

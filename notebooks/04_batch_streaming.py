@@ -312,7 +312,12 @@ found = [
         concl.memory_success(scaling, day_mb, conditions),
         concl.batch_verdict(sweep, knees, confirm, headline, conditions),
         *concl.writer_verdicts(sweep, knees, skip=headline),
-        concl.pacing_verdict(pace, conditions | {"engine": headline}, day_rows=day_rows),
+        concl.pacing_verdict(
+            pace,
+            conditions | {"engine": headline},
+            day_rows=day_rows,
+            screen=sweep.filter((pl.col("engine") == headline) & (pl.col("writer") == best["writer"])),
+        ),
         concl.breakdown_verdict(breakdown),
         concl.pools_verdict(batch_memory),
     ]

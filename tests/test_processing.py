@@ -689,6 +689,9 @@ def test_verdicts_are_built_from_the_numbers() -> None:
     assert v.verdict == "costs 50% of the throughput: pause adaptively"
     assert "kept 50% (45%-55%)" in v.detail and "50% of the job asleep" in v.detail
     assert "1,000 batches: 5.0 s asleep" in v.detail
+    screen = pl.DataFrame({"batch_size": [10, 100], "rows": [500, 0], "rows_per_s": [2000.0, None]})
+    flips = conclude.pacing_verdict(pace.with_columns(batch_size=pl.lit(1000)), screen=screen).flips
+    assert flips.endswith("the sleep's share of the job at batch 10: 50%")  # 5 ms sleep on 5 ms batches
     harmless = conclude.pacing_verdict(pace.with_columns(kept_high=pl.Series([1.0, 0.95, 1.0])))
     assert harmless.decision == "ship" and harmless.verdict == "costs under 10% here"
     pools = pl.DataFrame(

@@ -256,8 +256,9 @@ def batch_verdict(
         cost=f"a batch held in memory: about {held:,.1f} MiB at {best['knee_batch']:,} rows"
         if row_bytes
         else "a batch held in memory",
-        flips=f"batches above {best['knee_batch']:,} buy less than 10% more"
-        + (f" (measured up to {max(bigger):,})" if bigger else ""),
+        flips=f"batches above {best['knee_batch']:,} buy less than 10% more (measured up to {max(bigger):,})"
+        if bigger
+        else f"{best['knee_batch']:,} is the largest batch size measured: larger ones may still be faster",
         evidence="04_batch_streaming.html",
         artifact=f"batch_size = {best['knee_batch']}, writer = {best['writer']}"
         + (" (COPY)" if engine == "postgres" and best["writer"] == "bulk" else ""),
@@ -265,10 +266,16 @@ def batch_verdict(
 
 
 def pacing_verdict(
-    pacing: pl.DataFrame, conditions: dict | None = None, day_rows: int | None = None
+    pacing: pl.DataFrame,
+    conditions: dict | None = None,
+    day_rows: int | None = None,
+    screen: pl.DataFrame | None = None,
 ) -> Verdict:
     """The plan item ``fixed_sleep``: what the plan's fixed sleep costs against no pause, and
-    whether an adaptive pause (sleep only when the target lags) keeps the throughput."""
+    whether an adaptive pause (sleep only when the target lags) keeps the throughput.
+
+    ``screen``: the writer sweep's runs of the same engine and writer; the sleep's share of
+    the job at their batch sizes (from their measured batch times) says where it flips."""
     fixed = pacing.filter(pl.col("pacing") == "fixed").sort("kept_mean")
     adaptive = pacing.filter(pl.col("pacing") == "adaptive").sort("kept_mean")
     worst = fixed.row(0, named=True)
@@ -307,11 +314,24 @@ def pacing_verdict(
             "sleep_ms": worst["sleep_ms"],
         },
         cost=f"{worst['sleep_ms']:g} ms per batch, whether or not the database needs the rest",
-        flips="when a batch takes much longer than the sleep (the sleep's share shrinks), or when "
-        "the database needs protecting: then pause on its latency, not by the clock",
+        flips=_sleep_flips(screen, worst["sleep_ms"], worst["batch_size"]),
         evidence="04_batch_streaming.html",
         artifact="AdaptivePause(target = 4x the median batch time) instead of a fixed sleep",
     )
+
+
+def _sleep_flips(screen: pl.DataFrame | None, sleep_ms: float, size: int) -> str:
+    """The sleep's share of the job at the other batch sizes screened (their batch times)."""
+    text = "with smaller batches (the sleep's share grows with their number), or when the database "
+    text += "needs protecting: then pause on its latency, not by the clock"
+    if screen is None:
+        return text
+    shares = [
+        f"batch {r['batch_size']:,}: {sleep_ms / (sleep_ms + 1000 * r['batch_size'] / r['rows_per_s']):.0%}"
+        for r in screen.filter(pl.col("rows") > 0).sort("batch_size").iter_rows(named=True)
+        if r["batch_size"] != size
+    ]
+    return text + (f"; the sleep's share of the job at {', '.join(shares)}" if shares else "")
 
 
 def pools_verdict(batches: pl.DataFrame) -> Verdict:
