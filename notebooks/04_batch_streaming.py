@@ -21,16 +21,20 @@
 # The code under study is `workbench.processing` (readers `whole` / `stream` / `chunked`,
 # decoders `json` / `orjson` / `msgspec`, the Polars and DuckDB whole-tree readers; writers
 # row by row / `executemany` / multi-row `VALUES` / the engine's bulk path; the batch
-# processor with retries and a dead-letter file). The workbench's own `ingest` is the
-# reference. Profiles come from `workbench.profiling` (pyinstrument and memray) and are
-# saved under `out_dir/profiles/`.
+# processor with retries backing off with jitter, and a dead-letter file). The workbench's
+# own `ingest` is the reference. Profiles come from `workbench.profiling` (pyinstrument and
+# memray) and are saved under `out_dir/profiles/`.
+#
+# It measures under the production profile (`profiles/*.toml`): the profile's engine
+# decides the writer and batch size, every writer gets at least 100,000 rows, and the
+# readers run towards the profile's log day. The CI run stops the readers at 64 MB, and
+# the verdicts say so and claim nothing beyond it; `benchmarks/bench_processing.py --day`
+# runs the full day (docs/BENCHMARKS.md).
 #
 # Skeleton: Parameters → Data → Measure → Look → Conclude → Export.
 
 # %% tags=["parameters"]
-profile = (
-    None  # the production profile: a TOML file or a name in profiles/ (None: the report's, else default)
-)
+profile = None  # the production profile: a TOML file or a name in profiles/ (None: the default)
 source = None  # the data whose transcripts make the test files (None: the profile's)
 scale = None
 seed = None
@@ -327,8 +331,9 @@ verdicts.show("04_batch_streaming", found, out)
 
 # %% [markdown]
 # ## Export
-# The frames as CSV; the profiles are in `out_dir/profiles/` (`*.cpu.html` open offline,
-# `*.memray.bin` with `memray tree`/`memray summary`, `*.memory.json`).
+# The frames as CSV; the profiles are in `out_dir/profiles/` (`*.cpu.html` and
+# `*.memory.html` open offline, `*.memray.bin` with `memray tree`/`memray summary`,
+# `*.memory.json`).
 
 # %% tags=["nbval-ignore-output"]
 csvs = report.export_frames(
