@@ -764,3 +764,19 @@ def test_the_shipped_reader_is_the_fastest_that_stays_flat() -> None:
     (whole,) = conclude.reader_verdicts(scaling, 500, day_mb=1024)[:1]
     assert whole.decision == "ship" and "measured up to the profile's log day (1,024 MB)" in whole.detail
     assert "peaked at 2,095 MiB (over the 500 MiB target)" in whole.detail
+
+
+def test_sync_targets_leave_out_postgres_when_it_cannot_start(tmp_path: Path) -> None:
+    from workbench.errors import EngineError
+    from workbench.processing import experiments as ex
+
+    def no_server() -> str:
+        raise EngineError("PostgreSQL's server binaries are not installed")
+
+    targets, left_out = ex.sync_targets(["postgres"], tmp_path, "x", no_server)
+    assert targets == {"sqlite": str(tmp_path / "x.sqlite")}
+    assert left_out == {"postgres": "PostgreSQL's server binaries are not installed; sqlite stands in"}
+    targets, left_out = ex.sync_targets(["postgres", "duckdb"], tmp_path, "x", no_server)
+    assert list(targets) == ["duckdb"] and left_out == {
+        "postgres": "PostgreSQL's server binaries are not installed"
+    }

@@ -515,7 +515,8 @@ def sync_targets(
     postgres_url: Callable[[], str],
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Where each engine's runs write, and the engines left out with why (PostgreSQL when no
-    server could be started; the others always open). Raises when none is left."""
+    server could be started; the others always open). When every engine asked for is left
+    out, SQLite stands in (said in ``left_out``), so a laptop without PostgreSQL still runs."""
     from workbench.errors import EngineError
 
     targets, left_out = {}, {}
@@ -525,7 +526,8 @@ def sync_targets(
         except EngineError as e:
             left_out[engine] = str(e)
     if not targets:
-        raise ProcessingError(f"No engine to write into ({left_out}): install PostgreSQL or add sqlite")
+        targets["sqlite"] = target("sqlite", folder, name)
+        left_out = {k: f"{why}; sqlite stands in" for k, why in left_out.items()}
     return targets, left_out
 
 
