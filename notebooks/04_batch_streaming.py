@@ -60,6 +60,8 @@ batch_sizes = [100, 1_000, 10_000]
 screen_seconds = 0.5  # the sweep: each writer x batch size writes for at most this long (profile's engine)
 compare_seconds = 0.2  # ... and on the other engines, for comparison
 sleeps_ms = [5]  # the plan's fixed sleep after every batch
+paced_share = 0.34  # the paced runs stop after this share of the no-pause run's time (None: every row)
+memray_mb = 8  # the file memray traces the whole-file read and streaming on
 memory_target_mib = None  # None: the profile's slo.memory_mb
 
 # %%
@@ -161,10 +163,10 @@ tables.table(
 
 # %% [markdown]
 # ### The chosen writer on every row, and the fixed sleep
-# The chosen writer at its knee writes all `writer_rows` rows with no pause, with the plan's
-# fixed sleep after every batch, and with an adaptive pause (sleep only when a batch took
-# longer than 4x the median: the target lags). The no-pause run is the chosen writer's
-# effect over today's insert, with an interval over its batches.
+# The chosen writer at its knee writes all `writer_rows` rows with no pause: its effect over
+# today's insert, with an interval over its batches. Then with the plan's fixed sleep after
+# every batch, and with an adaptive pause (sleep only when a batch took longer than 4x the
+# median: the target lags), each for a third of the no-pause run's time.
 
 # %% tags=["nbval-ignore-output"]
 pace = experiments.pacing(
@@ -174,6 +176,7 @@ pace = experiments.pacing(
     [best["knee_batch"]],
     sleeps_ms,
     writer=best["writer"],
+    paced_share=paced_share,
 )
 confirm = experiments.confirmation(sweep, pace, headline, row_bytes)
 tables.table(
@@ -239,21 +242,23 @@ tables.table(
 
 # %% [markdown]
 # ### Memory: the whole-file read against line streaming (memray)
-# memray's heap peak beside the process's peak RSS, reading the largest file. The heap peak
+# memray's heap peak beside the process's peak RSS, reading an 8 MB file. The heap peak
 # is the most memory memray saw allocated and not yet freed at one moment; peak RSS is the
 # resident pages of the whole process: interpreter, libraries, and memory freed but not
 # yet returned to the system.
 
 # %% tags=["nbval-ignore-output"]
-largest = work / f"tree-{max(sizes_mb):g}mb" / "projects" / "-bench" / "session.jsonl"
+traced = work / f"tree-{memray_mb:g}mb" / "projects" / "-bench" / "session.jsonl"
+if not traced.exists():
+    experiments.make_transcript(template, traced, int(memray_mb * 2**20))
 with profiling.memory("04-whole", out) as mem_whole:
-    sum(1 for _ in read_rows(largest, reader="whole"))
+    sum(1 for _ in read_rows(traced, reader="whole"))
 with profiling.memory("04-stream", out) as mem_stream:
-    sum(1 for _ in read_rows(largest, reader="stream"))
+    sum(1 for _ in read_rows(traced, reader="stream"))
 tables.table(
     pl.DataFrame([mem_whole.summary(), mem_stream.summary()]),
     units={"seconds": "s"},
-    caption=f"{largest.stat().st_size / 2**20:,.0f} MB file; memray: heap peak of the traced allocations; "
+    caption=f"{traced.stat().st_size / 2**20:,.0f} MB file; memray: heap peak of the traced allocations; "
     "RSS: the whole process and interpreter",
 )
 

@@ -780,3 +780,25 @@ def test_sync_targets_leave_out_postgres_when_it_cannot_start(tmp_path: Path) ->
     assert list(targets) == ["duckdb"] and left_out == {
         "postgres": "PostgreSQL's server binaries are not installed"
     }
+
+
+def test_paced_runs_can_stop_after_a_share_of_the_free_run(tmp_path: Path, expected: dict) -> None:
+    from workbench.processing import experiments as ex
+
+    rows = expected["rows_list"][:100]
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.001
+        return now[0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    frame = ex.pacing(
+        rows, "sqlite", str(tmp_path / "p.sqlite"), [10], [5], clock=clock, sleep=sleep, paced_share=0.3
+    )
+    by = {r["pacing"]: r for r in frame.to_dicts()}
+    assert by["none"]["rows"] == 100 and by["none"]["batches"] == 10
+    assert 0 < by["fixed"]["rows"] < 100 and by["fixed"]["rows"] == 10 * by["fixed"]["batches"]
+    assert by["fixed"]["kept_mean"] == pytest.approx(1 / 6)  # the rate, not the row count, compared

@@ -430,6 +430,7 @@ def pacing(
     writer: str = "executemany",
     adaptive_target_ms: float | None = None,
     repeat: int = 1,
+    paced_share: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], Any] = time.sleep,
 ) -> pl.DataFrame:
@@ -437,7 +438,9 @@ def pacing(
     pause (sleep only when a batch took longer than ``adaptive_target_ms``; default: 4x the
     median batch time of the no-pause run, i.e. only when the target clearly lags).
 
-    The fastest of ``repeat`` runs is kept. ``kept`` is the share of the no-pause throughput a
+    With ``paced_share``, the paced runs stop after that share of the no-pause run's time
+    (their ``rows`` say how many they wrote; ``kept`` compares rates, so it holds). The
+    fastest of ``repeat`` runs is kept. ``kept`` is the share of the no-pause throughput a
     pacing keeps (rows/s over rows/s); ``kept_mean`` the same from the mean per-batch time
     (write + pause), with a 95% interval ``kept_low``-``kept_high`` over the batches; ``per_row_s`` holds each
     batch's write time per row (drop it before a CSV).
@@ -448,35 +451,44 @@ def pacing(
             policies: list[tuple[str, float, Any]] = [("none", 0.0, NoSleep())]
             policies += [("fixed", ms, FixedSleep(ms / 1000)) for ms in sleeps_ms if ms > 0]
             free: list[float] = []
+            free_seconds = 0.0
             for kind, ms, pacer in [*policies, ("adaptive", 0.0, None)]:
                 if pacer is None:
                     med = sorted(free)[len(free) // 2] if free else 0.0
                     target_s = adaptive_target_ms / 1000 if adaptive_target_ms is not None else 4 * med
                     pacer, ms = AdaptivePause(target_s), target_s * 1000
                 runs = []
+                box = paced_share * free_seconds if kind != "none" and paced_share else None
                 for _ in range(repeat):  # the fastest of ``repeat``: the machine's noise only adds time
                     sink.truncate()
                     report = process(
-                        rows, sink, batch_size=size, writer=writer, pacer=pacer, clock=clock, sleep=sleep
+                        rows,
+                        sink,
+                        batch_size=size,
+                        writer=writer,
+                        pacer=pacer,
+                        clock=clock,
+                        sleep=sleep,
+                        max_seconds=box,
                     )
-                    if sink.totals()["rows"] != len(rows):
+                    if sink.totals()["rows"] != report.rows_written or (box is None and report.cut):
                         raise ProcessingError(f"Pacing {kind} at batch {size} lost rows")
                     runs.append(report)
                 report = min(runs, key=lambda x: x.seconds)
                 elapsed = [b + p for b, p in zip(report.batch_seconds, report.pause_seconds, strict=True)]
                 if kind == "none":
-                    free = elapsed
+                    free, free_seconds = elapsed, report.seconds
                 kept, low, high = mean_ratio(free, elapsed) if free and elapsed else (1.0, 1.0, 1.0)
                 out.append(
                     {
                         "batch_size": size,
                         "pacing": kind,
                         "sleep_ms": ms,
-                        "rows": len(rows),
+                        "rows": report.rows_written,
                         "batches": report.batches,
                         "seconds": report.seconds,
                         "slept_s": report.slept_seconds,
-                        "rows_per_s": len(rows) / report.seconds,
+                        "rows_per_s": report.rows_written / report.seconds,
                         "kept_mean": kept,
                         "kept_low": low,
                         "kept_high": high,
