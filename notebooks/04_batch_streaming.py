@@ -156,7 +156,7 @@ knees = experiments.knees(sweep)
 best = experiments.chosen(knees, headline)
 tables.table(
     sweep.drop("per_row_s"),
-    units={"seconds": "s", "rows_per_s": "rows/s", "low": "rows/s", "high": "rows/s"},
+    units={"seconds": "s", "low": "rows/s", "high": "rows/s"},
     caption="The screen: each run from an empty table, counted after; cut = stopped by its time box; "
     "low-high: 95% interval over the run's batches",
 )
@@ -190,7 +190,7 @@ tables.table(
         "slept_s",
         *(pl.col(c) * 100 for c in ("kept_mean", "kept_low", "kept_high")),
     ),
-    units={"sleep_ms": "ms; adaptive: its threshold", "kept_mean": "% of no pause", "rows_per_s": "rows/s"},
+    units={"sleep_ms": "ms; adaptive: its threshold", "kept_mean": "% of no pause"},
     decimals={"kept_mean": 0, "kept_low": 0, "kept_high": 0},
     caption=f"{headline}, {best['writer']}, every row; kept: mean per-batch time with no pause over "
     "this pacing's (write + pause), 95% interval over the batches",

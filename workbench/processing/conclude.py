@@ -234,7 +234,8 @@ def batch_verdict(
     )
     return Verdict(
         "the writer and batch size of log sync",
-        f"{best['writer']}, batch {best['knee_batch']:,}: {confirm['effect']:,.0f}x today's insert",
+        f"{best['writer']}, batch {best['knee_batch']:,}: {confirm['effect']:,.0f}x today's insert "
+        f"({confirm['low']:,.0f}-{confirm['high']:,.0f}x)",
         f"On {engine}, {confirm['rows']:,} rows in {confirm['batches']:,} batches of {best['knee_batch']:,} "
         f"written with {best['writer']} at {confirm['rows_per_s']:,.0f} rows/s, against today's one "
         f"INSERT per row committed per row at {base['rows_per_s']:,.0f} rows/s ({base['rows']:,} rows). "
