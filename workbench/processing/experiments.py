@@ -439,11 +439,13 @@ def pacing(
     median batch time of the no-pause run, i.e. only when the target clearly lags).
 
     With ``paced_share``, the paced runs stop after that share of the no-pause run's time
-    (their ``rows`` say how many they wrote; ``kept`` compares rates, so it holds). The
-    fastest of ``repeat`` runs is kept. ``kept`` is the share of the no-pause throughput a
-    pacing keeps (rows/s over rows/s); ``kept_mean`` the same from the mean per-batch time
-    (write + pause), with a 95% interval ``kept_low``-``kept_high`` over the batches; ``per_row_s`` holds each
-    batch's write time per row (drop it before a CSV).
+    (their ``rows`` say how many they wrote), and are compared with the no-pause run's same
+    first batches (the same rows into a table as full). The fastest of ``repeat`` runs is kept.
+
+    ``kept`` is the share of the no-pause throughput a pacing keeps: the no-pause run's time
+    for the same batches over this run's (write + pause); ``kept_mean`` the same from the
+    mean per-batch time, with a 95% interval ``kept_low``-``kept_high`` over the batches;
+    ``per_row_s`` holds each batch's write time per row (drop it before a CSV).
     """
     out = []
     with Sink(engine, target, replace=True) as sink:
@@ -478,7 +480,8 @@ def pacing(
                 elapsed = [b + p for b, p in zip(report.batch_seconds, report.pause_seconds, strict=True)]
                 if kind == "none":
                     free, free_seconds = elapsed, report.seconds
-                kept, low, high = mean_ratio(free, elapsed) if free and elapsed else (1.0, 1.0, 1.0)
+                same = free[: len(elapsed)]  # the same batches: the same rows, the table as full
+                mean, low, high = mean_ratio(same, elapsed) if same and elapsed else (1.0, 1.0, 1.0)
                 out.append(
                     {
                         "batch_size": size,
@@ -489,17 +492,14 @@ def pacing(
                         "seconds": report.seconds,
                         "slept_s": report.slept_seconds,
                         "rows_per_s": report.rows_written / report.seconds,
-                        "kept_mean": kept,
+                        "kept": sum(same) / sum(elapsed) if elapsed else 1.0,
+                        "kept_mean": mean,
                         "kept_low": low,
                         "kept_high": high,
                         "per_row_s": per_row_seconds(report, size),
                     }
                 )
-    frame = pl.DataFrame(out)
-    free_rate = frame.filter(pl.col("pacing") == "none").select("batch_size", free_rows_per_s="rows_per_s")
-    return frame.join(free_rate, on="batch_size").with_columns(
-        kept=pl.col("rows_per_s") / pl.col("free_rows_per_s")
-    )
+    return pl.DataFrame(out)
 
 
 def confirmation(
