@@ -170,7 +170,8 @@ def memory_success(
         unit="%",
         conditions={**(conditions or {}), "largest_mb": round(largest, 1), "job": "log sync"},
         evidence="04_batch_streaming.html",
-        governs="for the log-sync job's memory; the service's memory is judged by 05",
+        governs="the plan's memory problem is the log sync reading whole files (its target: the sync "
+        "job under 500 MB whatever the file size); the service's memory (05) is shown beside it",
     )
 
 
