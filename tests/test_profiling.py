@@ -129,9 +129,10 @@ def test_overhead_is_a_ratio_to_plain(tmp_path: Path) -> None:
 
 
 def test_cell_magics_profile_a_cell(tmp_path: Path) -> None:
+    from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
 
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()  # started once per process
     ip.run_line_magic("load_ext", "workbench.profiling")
     ip.user_ns["_work"] = _work
     ip.run_cell_magic("profile_cpu", f"magic-cpu --out {tmp_path}", "total = _work(50_000)")
@@ -142,10 +143,11 @@ def test_cell_magics_profile_a_cell(tmp_path: Path) -> None:
 
 
 def test_bad_magic_arguments_are_errors_not_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
 
     monkeypatch.chdir(tmp_path)
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()  # started once per process
     ip.run_line_magic("load_ext", "workbench.profiling")
     for line, why in (
         ("bad name!", "unexpected 'name!'"),
