@@ -83,7 +83,7 @@ largest_mb = min(reader_max_mb or day_mb, day_mb)
 sizes_mb = experiments.reader_sizes(largest_mb, factor=reader_factor)
 conditions = prof.conditions()
 ds = lab.dataset(prof, data, source=source, scale=scale, seed=seed)
-work = data / "processing" / ds.name  # test files differ per dataset: never reuse another's
+work = data / "processing" / f"{ds.name}-{ds.content_hash[:12]}"  # per dataset: never another's files
 work.mkdir(parents=True, exist_ok=True)
 print(
     f"Readers up to {largest_mb:,.0f} MB ({', '.join(f'{s:g}' for s in sizes_mb)} MB); the profile's log day "
