@@ -1,4 +1,10 @@
-"""The log-sync job's benchmarks (issue 14), results in docs/BENCHMARKS.md.
+"""The log-sync job's benchmarks, results in docs/BENCHMARKS.md.
+
+``--day [PROFILE]`` is notebook 04 at the profile's full sizes: the readers up to the
+profile's log day (``log_sync.day_mb``; the notebook's CI run stops short of it), the writers
+on 100,000+ rows on every engine, the chosen writer and the fixed sleep on every row, and the
+verdicts notebook 04 would write (streaming, success:memory, batch_size, fixed_sleep),
+computed by the same code. Without it:
 
 1. Streaming readers' peak RSS on a 1 GB file against a 10 MB file (fresh process each;
    target: within 1.2x), the whole-file and whole-tree readers' growth beside them.
@@ -7,6 +13,7 @@
    within 2x).
 3. Profiling overhead: one read timed plain, under pyinstrument and under memray (ratios).
 
+    .venv/bin/python benchmarks/bench_processing.py --day [default] [--rows 100000]
     .venv/bin/python benchmarks/bench_processing.py [--sizes 10,1024] [--rows 100000] [--skip-readers]
         [--only-readers] [--variants stream/orjson,polars,duckdb]
 
@@ -134,6 +141,64 @@ def postgres_url() -> str | None:
         return None
 
 
+def day(work: Path, profile: str | None, rows_n: int, variants: list[str], engines: dict[str, str]) -> None:
+    """Notebook 04's measurements and verdicts at the profile's full sizes."""
+    from workbench import profile as profiles
+    from workbench.processing import conclude
+
+    prof = profiles.load(profile)
+    day_mb = prof.log_sync.day_mb
+    sizes = experiments.reader_sizes(day_mb, factor=32)
+    print(
+        f"{prof.describe()}\nreaders at {sizes} MB (the log day: {day_mb:g} MB), writers on {rows_n:,} rows"
+    )
+    scaling = readers(work, sizes, variants)
+    print(f"load average: {load()}")
+    first = work / f"tree-{sizes[0]:g}mb" / "projects" / "-bench" / "session.jsonl"
+    base_rows = list(read_rows(first))
+    rows = experiments.replicate(base_rows, rows_n)
+    row_bytes = first.stat().st_size / len(base_rows)
+    sweep = experiments.writer_sweep(
+        rows, engines, ["executemany", "values", "bulk"], [100, 1_000, 10_000], max_seconds=5.0
+    )
+    print(sweep.drop("per_row_s"))
+    knees = experiments.knees(sweep)
+    headline = prof.engine if prof.engine in engines else next(iter(engines))
+    best = experiments.chosen(knees, headline)
+    pace = experiments.pacing(
+        rows, headline, engines[headline], [best["knee_batch"]], [5], writer=best["writer"], repeat=3
+    )
+    print(pace.drop("per_row_s"))
+    confirm = experiments.confirmation(sweep, pace, headline, row_bytes)
+    conditions = prof.conditions()
+    found = [
+        *conclude.reader_verdicts(scaling, prof.slo.memory_mb, day_mb, conditions),
+        conclude.memory_success(scaling, day_mb, conditions),
+        conclude.batch_verdict(sweep, knees, confirm, headline, conditions),
+        *conclude.writer_verdicts(sweep, knees, skip=headline),
+        conclude.pacing_verdict(
+            pace,
+            conditions,
+            day_rows=int(day_mb * 2**20 / row_bytes),
+            screen=sweep.filter((pl.col("engine") == headline) & (pl.col("writer") == best["writer"])),
+        ),
+    ]
+    for v in found:
+        if v is not None:
+            print(f"- {v.item or v.topic} [{v.decision or ''}] {v.verdict} {v.interval()}\n  {v.detail}")
+    (work / "day.json").write_text(
+        json.dumps(
+            {
+                "readers": scaling.to_dicts(),
+                "writers": sweep.drop("per_row_s").to_dicts(),
+                "pacing": pace.drop("per_row_s").to_dicts(),
+            },
+            indent=1,
+            default=str,
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,1024", help="file sizes in MB (default 10,1024)")
@@ -141,7 +206,15 @@ def main() -> None:
         "--variants",
         default="whole/orjson,stream/json,stream/orjson,stream/msgspec,chunked/orjson,polars,duckdb,ingest",
     )
-    parser.add_argument("--rows", type=int, default=50_000, help="rows for the writer benchmark")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows for the writer benchmark")
+    parser.add_argument(
+        "--day",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="PROFILE",
+        help="notebook 04 at the profile's sizes: readers up to its log day, 100k+ rows per writer",
+    )
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_processing"))
     parser.add_argument("--skip-readers", action="store_true")
     parser.add_argument("--only-readers", action="store_true", help="stop after the readers")
@@ -150,6 +223,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, object] = {"load_before": load()}
     print(f"load average before: {results['load_before']}")
+    if args.day:
+        engines = {"duckdb": str(work / "w.duckdb"), "sqlite": str(work / "w.sqlite")}
+        if url := postgres_url():
+            engines["postgres"] = url
+        day(work, args.day, args.rows, args.variants.split(","), engines)
+        print(f"load average after: {load()}")
+        return
     if not args.skip_readers:
         sizes = [float(s) for s in args.sizes.split(",")]
         results["readers"] = readers(work, sizes, args.variants.split(",")).to_dicts()

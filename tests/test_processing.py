@@ -358,7 +358,7 @@ def test_without_a_dead_letter_file_the_job_stops_naming_the_batch(tmp_path: Pat
             ProcessingError,
             match=r"Batch 1 \(.*\.jsonl lines 5-14\) failed after 3 attempts: IntegrityError.*dead-letter",
         ):
-            process(iter(rows), sink, batch_size=10)
+            process(iter(rows), sink, batch_size=10, sleep=lambda s: None)
         assert sink.totals()["rows"] == 1
 
 
@@ -376,10 +376,53 @@ class FlakySink(Sink):
 
 def test_a_transient_failure_is_retried_not_dead_lettered(tmp_path: Path, expected: dict) -> None:
     rows = expected["rows_list"]
+    slept: list[float] = []
     with FlakySink("duckdb", str(tmp_path / "f.duckdb")) as sink:
-        report = process(iter(rows), sink, batch_size=50, retries=2, dead_letter=tmp_path / "d.jsonl")
+        report = process(
+            iter(rows), sink, batch_size=50, retries=2, dead_letter=tmp_path / "d.jsonl", sleep=slept.append
+        )
         assert (report.rows_written, report.rows_dead, report.retries) == (len(rows), 0, 2)
         assert sink.uuids() == expected["uuids"]
+    assert len(slept) == 2 and report.backoff_seconds == pytest.approx(sum(slept))
+
+
+def test_retries_back_off_exponentially(tmp_path: Path, expected: dict) -> None:
+    import tenacity
+
+    rows = expected["rows_list"][:20]
+    slept: list[float] = []
+    with FlakySink("sqlite", str(tmp_path / "b.sqlite")) as sink:
+        sink.failures = 3
+        report = process(
+            iter(rows),
+            sink,
+            batch_size=20,
+            retries=3,
+            wait=tenacity.wait_exponential(multiplier=0.1),  # no jitter: the waits are exact
+            sleep=slept.append,
+        )
+        assert slept == pytest.approx([0.1, 0.2, 0.4]) and report.backoff_seconds == pytest.approx(0.7)
+        assert (report.retries, report.rows_written, sink.totals()["rows"]) == (3, 20, 20)
+
+
+def test_backoff_has_jitter_under_an_exponential_cap(tmp_path: Path, expected: dict) -> None:
+    import random
+
+    from workbench.processing import batch
+
+    rows = expected["rows_list"][:10]
+    random.seed(3)  # tenacity draws the jitter from the random module
+    slept: list[float] = []
+    dead = tmp_path / "dead.jsonl"
+    with FlakySink("sqlite", str(tmp_path / "j.sqlite")) as sink:
+        sink.failures = 10**6  # never recovers: every attempt fails, then the batch is dead-lettered
+        report = process(iter(rows), sink, batch_size=5, retries=4, dead_letter=dead, sleep=slept.append)
+    assert (report.rows_dead, report.failed_batches, report.retries) == (10, 2, 8)
+    assert len(slept) == 8 and len(set(slept)) == 8  # jittered: no two waits alike
+    for n, wait in enumerate(slept[:4], start=1):  # retry n waits up to BACKOFF x 2^n
+        assert 0 <= wait <= min(batch.BACKOFF * 2**n, batch.MAX_BACKOFF)
+    assert [json.loads(t)["attempts"] for t in dead.read_text().splitlines()] == [5, 5]
+    assert list(dead_rows(dead)) == rows
 
 
 class FakeTime:
@@ -512,9 +555,41 @@ def test_writer_sweep_and_pacing_count_rows(tmp_path: Path, expected: dict) -> N
 
     frame = ex.pacing(rows, "sqlite", str(tmp_path / "p.sqlite"), [10], [5], clock=clock, sleep=sleep)
     by = {r["pacing"]: r for r in frame.to_dicts()}
-    assert by["fixed"]["slept_s"] == pytest.approx(6 * 0.005)
+    assert by["fixed"]["slept_s"] == pytest.approx(6 * 0.005) and by["fixed"]["batches"] == 6
     assert by["adaptive"]["slept_s"] == 0.0 and by["none"]["kept"] == pytest.approx(1.0)
-    assert by["fixed"]["kept"] < 1.0
+    assert by["fixed"]["kept"] < 1.0 and by["fixed"]["kept_high"] < 1.0
+    assert by["none"]["kept_mean"] == 1.0 and len(by["none"]["per_row_s"]) == 6
+    # each batch's write spans one clock tick (1 ms of "work"), then the fixed sleep's 5 ms
+    assert by["fixed"]["kept_mean"] == pytest.approx(1 / 6)
+
+
+def test_writer_sweep_is_time_boxed_and_counts_what_it_wrote(tmp_path: Path, expected: dict) -> None:
+    from workbench.processing import experiments as ex
+
+    rows = ex.replicate(expected["rows_list"], 500)
+    assert len({r[0] for r in rows}) == 500
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.01  # every reading of the clock: 10 ms
+        return now[0]
+
+    sweep = ex.writer_sweep(
+        rows, {"sqlite": str(tmp_path / "t.sqlite")}, ["bulk"], [50], max_seconds=0.1, clock=clock
+    )
+    by = {(r["writer"], r["batch_size"]): r for r in sweep.to_dicts()}
+    assert set(by) == {("row", 1), ("bulk", 50)}  # today's insert is always the baseline
+    assert by["bulk", 50]["cut"] and 0 < by["bulk", 50]["rows"] < 500 and by["bulk", 50]["rows"] % 50 == 0
+    assert by["bulk", 50]["batches"] == len(by["bulk", 50]["per_row_s"]) == by["bulk", 50]["rows"] // 50
+    assert 0 < by["bulk", 50]["low"] <= by["bulk", 50]["high"]
+    full = ex.writer_sweep(rows, {"sqlite": str(tmp_path / "t.sqlite")}, ["bulk"], [50], baseline=False)
+    assert full.select("writer", "rows", "batches", "cut").rows() == [("bulk", 500, 10, False)]
+    knee = ex.chosen(ex.knees(sweep), "sqlite")
+    assert (knee["writer"], knee["knee_batch"]) == ("bulk", 50)
+    with pytest.raises(ProcessingError, match="No writer was measured on 'duckdb'"):
+        ex.chosen(ex.knees(sweep), "duckdb")
+    effect, low, high = ex.speedup([2.0, 2.0, 2.2], [1.0, 1.0, 1.1])
+    assert effect == pytest.approx(2.0) and low <= effect <= high
 
 
 def test_time_breakdown_splits_a_profile_by_stage(tmp_path: Path) -> None:
@@ -545,37 +620,80 @@ def test_verdicts_are_built_from_the_numbers() -> None:
             "peak_rss_mib": [40.0, 220.0, 16.0, 16.0, 16.0, 16.5, 150.0, 400.0],
         }
     )
-    whole, decoder, library = conclude.reader_verdicts(scaling, 500, at_mb=1024)
-    assert whole.verdict == "streaming flat; whole file grows 5.5x"
-    assert "about 2,068 MiB (over the plan's 500 MiB target)" in whole.detail  # 220 + 2 MiB/MB x 924 MB
+    whole, decoder, library = conclude.reader_verdicts(scaling, 500, day_mb=1024, conditions={"profile": "p"})
+    assert whole.item == "streaming" and whole.decision == "ship"
+    assert whole.verdict == "stream/msgspec: 16 MiB flat; whole file 220 MiB at 100 MB"
+    assert whole.effect == pytest.approx(220 / 16.5) and whole.conditions["largest_mb"] == 100
+    # nothing claimed beyond the largest file: the log day is named as beyond it, the growth measured
+    assert "the profile's log day (1,024 MB) is beyond it" in whole.detail
+    assert "grew 2.0 MiB per MB of file between 10 MB and 100 MB" in whole.detail
+    assert "2,068" not in whole.detail and "Extrapolated" not in whole.detail
+    at_day = conclude.reader_verdicts(scaling, 200, day_mb=100)[0]
+    assert "measured up to the profile's log day (100 MB)" in at_day.detail
+    assert "peaked at 220 MiB (over the 200 MiB target)" in at_day.detail
     assert decoder.verdict == "msgspec, 3.0x json"
     assert library.verdict == "grows: duckdb"
+    memory = conclude.memory_success(scaling, 1024, {"profile": "p"})
+    assert (memory.item, memory.decision, memory.unit) == ("success:memory", "ship", "%")
+    assert memory.effect == pytest.approx((1 - 16.5 / 220) * 100)
     sweep = pl.DataFrame(
         {
-            "engine": ["e"] * 3,
-            "writer": ["row", "row", "bulk"],
-            "batch_size": [1, 100, 100],
-            "rows_per_s": [10.0, 50.0, 1000.0],
+            "engine": ["e"] * 4,
+            "writer": ["row", "row", "bulk", "bulk"],
+            "batch_size": [1, 100, 100, 1000],
+            "rows": [50, 500, 100_000, 100_000],
+            "rows_per_s": [10.0, 50.0, 1000.0, 1050.0],
         }
     )
     from workbench.processing import experiments as ex
 
     (writer,) = conclude.writer_verdicts(sweep, ex.knees(sweep))
-    assert (writer.verdict, writer.engine) == ("bulk, batch 100", "e") and "100x the plan's" in writer.detail
+    assert (writer.verdict, writer.engine) == ("bulk, batch 100", "e") and "105x today's" in writer.detail
+    assert "(10 rows/s, over 50 rows)" in writer.detail
+    assert conclude.writer_verdicts(sweep, ex.knees(sweep), skip="e") == []
+    confirm = {
+        "rows": 100_000,
+        "batches": 1000,
+        "rows_per_s": 990.0,
+        "effect": 98.0,
+        "low": 90.0,
+        "high": 105.0,
+        "row_bytes": 2048,
+    }
+    shipped = conclude.batch_verdict(sweep, ex.knees(sweep), confirm, "e", {"profile": "p"})
+    assert (shipped.item, shipped.decision, shipped.artifact) == (
+        "batch_size",
+        "ship",
+        "batch_size = 100, writer = bulk",
+    )
+    assert (shipped.effect, shipped.low, shipped.high) == (98.0, 90.0, 105.0)
+    assert "100,000 rows in 1,000 batches of 100" in shipped.detail and "0.2 MiB at 100 rows" in shipped.cost
+    assert shipped.conditions == {"profile": "p", "engine": "e", "rows": 100_000, "batches": 1000}
     pace = pl.DataFrame(
         {
             "batch_size": [10, 10, 10],
             "pacing": ["none", "fixed", "adaptive"],
             "sleep_ms": [0.0, 5.0, 40.0],
+            "rows": [1000] * 3,
+            "batches": [100] * 3,
             "seconds": [1.0, 2.0, 1.0],
             "slept_s": [0.0, 1.0, 0.0],
             "kept": [1.0, 0.5, 1.0],
+            "kept_mean": [1.0, 0.5, 0.98],
+            "kept_low": [1.0, 0.45, 0.9],
+            "kept_high": [1.0, 0.55, 1.05],
         }
     )
-    v = conclude.pacing_verdict(pace)
-    assert (
-        v.verdict == "drop it (pause adaptively)" and "keeps 50%" in v.detail and "50% of the job" in v.detail
-    )
+    v = conclude.pacing_verdict(pace, {"profile": "p"}, day_rows=10_000)
+    assert (v.item, v.decision, v.effect) == ("fixed_sleep", "don't ship", 50.0)
+    assert v.verdict == "costs 50% of the throughput: pause adaptively"
+    assert "kept 50% (45%-55%)" in v.detail and "50% of the job asleep" in v.detail
+    assert "1,000 batches: 5.0 s asleep" in v.detail
+    screen = pl.DataFrame({"batch_size": [10, 100], "rows": [500, 0], "rows_per_s": [2000.0, None]})
+    flips = conclude.pacing_verdict(pace.with_columns(batch_size=pl.lit(1000)), screen=screen).flips
+    assert flips.endswith("the sleep's share of the job at batch 10: 50%")  # 5 ms sleep on 5 ms batches
+    harmless = conclude.pacing_verdict(pace.with_columns(kept_high=pl.Series([1.0, 0.95, 1.0])))
+    assert harmless.decision == "ship" and harmless.verdict == "costs under 10% here"
     pools = pl.DataFrame(
         {
             "mode": ["tuples", "objects", "buffers"],
@@ -627,3 +745,60 @@ def test_sink_accepts_a_database_the_workbench_loaded(tmp_path: Path, tiny) -> N
         eng.load(tiny)
     with Sink("sqlite", str(tmp_path / "wb.sqlite")) as sink:
         assert sink.totals()["rows"] == 0
+
+
+def test_the_shipped_reader_is_the_fastest_that_stays_flat() -> None:
+    import polars as pl
+
+    from workbench.processing import conclude
+
+    scaling = pl.DataFrame(
+        {
+            "size_mb": [1.0, 1024.0] * 3,
+            "variant": ["whole/orjson"] * 2 + ["stream/msgspec"] * 2 + ["chunked/orjson"] * 2,
+            "rows_per_s": [1e4, 1e4, 2e4, 2e4, 4e4, 4e4],  # chunked fastest, but it grows
+            "peak_rss_mib": [17.0, 2095.0, 16.0, 16.0, 17.7, 25.6],
+        }
+    )
+    assert conclude.shipped_reader(scaling) == "stream/msgspec"
+    (whole,) = conclude.reader_verdicts(scaling, 500, day_mb=1024)[:1]
+    assert whole.decision == "ship" and "measured up to the profile's log day (1,024 MB)" in whole.detail
+    assert "peaked at 2,095 MiB (over the 500 MiB target)" in whole.detail
+
+
+def test_sync_targets_leave_out_postgres_when_it_cannot_start(tmp_path: Path) -> None:
+    from workbench.errors import EngineError
+    from workbench.processing import experiments as ex
+
+    def no_server() -> str:
+        raise EngineError("PostgreSQL's server binaries are not installed")
+
+    targets, left_out = ex.sync_targets(["postgres"], tmp_path, "x", no_server)
+    assert targets == {"sqlite": str(tmp_path / "x.sqlite")}
+    assert left_out == {"postgres": "PostgreSQL's server binaries are not installed; sqlite stands in"}
+    targets, left_out = ex.sync_targets(["postgres", "duckdb"], tmp_path, "x", no_server)
+    assert list(targets) == ["duckdb"] and left_out == {
+        "postgres": "PostgreSQL's server binaries are not installed"
+    }
+
+
+def test_paced_runs_can_stop_after_a_share_of_the_free_run(tmp_path: Path, expected: dict) -> None:
+    from workbench.processing import experiments as ex
+
+    rows = expected["rows_list"][:100]
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.001
+        return now[0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    frame = ex.pacing(
+        rows, "sqlite", str(tmp_path / "p.sqlite"), [10], [5], clock=clock, sleep=sleep, paced_share=0.3
+    )
+    by = {r["pacing"]: r for r in frame.to_dicts()}
+    assert by["none"]["rows"] == 100 and by["none"]["batches"] == 10
+    assert 0 < by["fixed"]["rows"] < 100 and by["fixed"]["rows"] == 10 * by["fixed"]["batches"]
+    assert by["fixed"]["kept_mean"] == pytest.approx(1 / 6)  # the rate, not the row count, compared

@@ -77,6 +77,10 @@ def test_memory_profile_peak_parses_back(tmp_path: Path) -> None:
         held = _allocate(20_000)  # ~20 MiB alive at the peak
         del held
     assert 19 * 2**20 < mem.peak_bytes < 40 * 2**20
+    page = (tmp_path / "profiles" / "alloc.memory.html").read_text()
+    assert "<script src='plotly.min.js'>" in page and (tmp_path / "profiles" / "plotly.min.js").exists()
+    assert "heap peak" in page and "peak RSS" in page and "_allocate" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']https?://""", page)
     assert mem.peak_rss_bytes >= mem.start_rss_bytes > 0
     saved = json.loads((tmp_path / "profiles" / "alloc.memory.json").read_text())
     assert saved["peak_mib"] == pytest.approx(mem.peak_bytes / 2**20)
@@ -125,16 +129,37 @@ def test_overhead_is_a_ratio_to_plain(tmp_path: Path) -> None:
 
 
 def test_cell_magics_profile_a_cell(tmp_path: Path) -> None:
+    from IPython import get_ipython
     from IPython.testing.globalipapp import start_ipython
 
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()  # started once per process
     ip.run_line_magic("load_ext", "workbench.profiling")
     ip.user_ns["_work"] = _work
-    ip.run_cell_magic("profile_cpu", f"magic-cpu {tmp_path}", "total = _work(50_000)")
-    ip.run_cell_magic("profile_memory", f"magic-mem {tmp_path}", "blob = bytearray(8 * 2**20)")
+    ip.run_cell_magic("profile_cpu", f"magic-cpu --out {tmp_path}", "total = _work(50_000)")
+    ip.run_cell_magic("profile_memory", f"magic-mem --out {tmp_path}", "blob = bytearray(8 * 2**20)")
     assert ip.user_ns["total"] == _work(50_000) and len(ip.user_ns["blob"]) == 8 * 2**20
     assert (tmp_path / "profiles" / "magic-cpu.cpu.html").exists()
     assert profiling.read_capture(tmp_path / "profiles" / "magic-mem.memray.bin").peak_bytes >= 8 * 2**20
+
+
+def test_bad_magic_arguments_are_errors_not_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    monkeypatch.chdir(tmp_path)
+    ip = start_ipython() or get_ipython()  # started once per process
+    ip.run_line_magic("load_ext", "workbench.profiling")
+    for line, why in (
+        ("bad name!", "unexpected 'name!'"),
+        ("bad!", "Invalid profile name 'bad!'"),
+        ("x --out", "--out"),
+        ("x --outt y", "unexpected '--outt y'"),
+    ):
+        with pytest.raises(profiling.ProfilingError, match=re.escape(why)):
+            ip.run_cell_magic("profile_cpu", line, "1")
+    assert list(tmp_path.iterdir()) == [], "a bad magic line made files"
+    assert profiling.magic_arguments("memory", "") == ("cell-memory", None)
+    assert profiling.magic_arguments("cpu", "'x' --out 'a b'") == ("x", "a b")
 
 
 # ---- workbench profile ------------------------------------------------------------------------
@@ -177,6 +202,76 @@ def test_cli_profiles_a_command_and_saves_its_artifacts(
     assert profiling.read_capture(out / "profiles" / "again.memray.bin").peak_bytes > 0
 
 
+def test_memory_summary_says_what_each_figure_measures(tmp_path: Path) -> None:
+    mem = profiling.MemoryProfile("m", tmp_path, peak_bytes=1072 * 2**20, peak_rss_bytes=433 * 2**20)
+    heap, rss, why = mem.explain()
+    assert heap.startswith("heap peak 1,072.0 MiB: memray's tracked allocations")
+    assert rss.startswith("peak RSS 433.0 MiB: the process's resident pages")
+    assert "the heap peak is the larger: allocated memory never touched" in why
+    mem.peak_rss_bytes = 2000 * 2**20
+    assert "RSS is the larger: the interpreter, libraries" in mem.explain()[2]
+
+
+SCRIPT = """
+import sys
+
+def build(n):
+    return [bytes(1024) for _ in range(n)]
+
+if __name__ == "__main__":
+    held = build(int(sys.argv[1]))
+    print("built", len(held), sys.argv[2:])
+    sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 0)
+"""
+
+
+def test_cli_profiles_a_python_script_and_its_page_opens_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chromium_dom
+) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    script = tmp_path / "my_job.py"
+    script.write_text(SCRIPT)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    argv_before = sys.argv[:]
+    result = runner.invoke(
+        main, ["profile", "--memory", "--out", str(out), "--", "python", str(script), "20000", "--flag"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "built 20000 ['--flag']" in result.output  # run as __main__ with its own argv
+    assert sys.argv == argv_before
+    assert "heap peak" in result.output and "memray's tracked allocations" in result.output
+    assert "peak RSS" in result.output and "resident pages" in result.output
+    page = out / "profiles" / "my-job-memory.memory.html"
+    assert page.exists() and f"Open {page}" in result.output
+    assert profiling.read_capture(out / "profiles" / "my-job-memory.memray.bin").peak_bytes > 19 * 2**20
+    dom = chromium_dom(page, budget_ms=10000)
+    assert 'class="main-svg"' in dom, dom[:500]  # plotly drew the icicle with no network
+    assert "build (my_job.py" in dom
+    result = runner.invoke(main, ["profile", "--out", str(out), "--", "python", str(script), "10", "3"])
+    assert result.exit_code == 1 and "exited with status 3" in result.output and "Saved:" in result.output
+    result = runner.invoke(main, ["profile", "--out", str(out), "--", "python", str(tmp_path / "nope.py")])
+    assert result.exit_code == 1 and "Script" in result.output and "not found" in result.output
+
+
+def test_cli_profiles_a_module_and_a_workbench_command_spelled_out(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["profile", "--out", str(out), "--", "python", "-m", "json.tool", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "CPU profile:" in result.output and (out / "profiles" / "tool-cpu.cpu.html").exists()
+    result = runner.invoke(main, ["profile", "--out", str(out), "--", "workbench", "pg", "--help"])
+    assert result.exit_code == 0, result.output
+    assert (out / "profiles" / "pg-cpu.cpu.html").exists()
+
+
 def test_cli_profile_reports_bad_commands(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -185,7 +280,7 @@ def test_cli_profile_reports_bad_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["profile", "--out", str(tmp_path), "--", "nosuch"])
     assert result.exit_code == 1
-    assert "Error: Unknown command 'nosuch' to profile: expected one of " in result.output
+    assert "Error: Unknown command 'nosuch' to profile: expected a Python script" in result.output
     assert "generate" in result.output and "ingest" in result.output
     result = runner.invoke(main, ["profile", "--out", str(tmp_path), "--", "profile", "--", "load"])
     assert result.exit_code == 1 and "cannot profile itself" in result.output
@@ -207,13 +302,14 @@ def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, chro
     small = {
         "scale": "tiny",
         "engines": ["sqlite"],
-        "sizes_mb": [0.25, 0.5],
+        "reader_max_mb": 0.5,
+        "reader_factor": 2,
         "variants": ["whole/orjson", "stream/orjson", "stream/msgspec"],
-        "writer_rows": 200,
-        "batch_sizes": [1, 100],
-        "max_statements": 20,
+        "writer_rows": 2_000,
+        "writers": ["executemany", "bulk"],
+        "batch_sizes": [10, 100],
+        "screen_seconds": 0.2,
         "sleeps_ms": [1],
-        "pacing_batch_sizes": [10],
     }
     report.build_report(out, small, only=["04_batch_streaming"], data_dir=tmp_path / "data", progress=False)
     page = (out / "04_batch_streaming.html").read_text()
@@ -223,7 +319,16 @@ def test_notebook_04_report_opens_offline_with_its_profiles(tmp_path: Path, chro
     inner = html_lib.unescape(srcdoc.group(1))
     assert "<script" in inner and "fonts.googleapis" not in inner
     assert "UserWarning" not in page and "PosixPath(" not in page  # no warning or repr in the report
-    assert {"04-slowest.cpu.html", "04-whole.memray.bin"} <= {p.name for p in (out / "profiles").iterdir()}
+    profiles = {p.name for p in (out / "profiles").iterdir()}
+    assert {"04-slowest.cpu.html", "04-whole.memray.bin", "04-whole.memory.html", "plotly.min.js"} <= profiles
+    saved = {
+        v["item"]: v
+        for v in json.loads((out / "04_batch_streaming" / "verdicts.json").read_text())
+        if "item" in v
+    }
+    assert set(saved) == {"streaming", "success:memory", "batch_size", "fixed_sleep"}
+    assert "the largest file in this run" in saved["streaming"]["detail"]  # short of the log day: said so
+    assert saved["batch_size"]["conditions"]["rows"] == 2_000 and saved["batch_size"]["engine"] == "sqlite"
     dom = chromium_dom(out / "04_batch_streaming.html", budget_ms=20000)
     # every plotly chart drawn (scaling, writers, pacing, breakdown, CPU icicle, memory icicle, pools)
     assert dom.count('class="main-svg"') >= 7, dom[:500]

@@ -592,35 +592,70 @@ def advise(
 @click.option("--top", type=int, default=15, show_default=True, help="Lines of the profile to print.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple[str, ...]) -> None:
-    """Run another workbench COMMAND under a profiler and print the top of its profile.
+    """Run a workbench COMMAND or a Python script under a profiler; print the top of its profile.
 
     \b
       workbench profile --cpu -- ingest ~/.claude/projects --out data/mine
       workbench profile --memory -- load data/small --engine sqlite
+      workbench profile --memory -- python my_job.py --input logs/   (or python -m package.module)
 
     \b
     --cpu saves OUT/profiles/NAME.cpu.html (pyinstrument's page, opens offline),
     NAME.cpu.txt and NAME.pyisession (pyinstrument --load). --memory saves
-    NAME.memray.bin (memray tree/summary/stats) and NAME.memory.json (memray's heap
-    peak, peak RSS, the stacks alive at the peak). The command runs in this process;
-    its own errors are reported after the profile is saved.
+    NAME.memory.html (the memory at the peak as an icicle, opens offline),
+    NAME.memray.bin (memray tree/summary/stats) and NAME.memory.json. memray's heap peak
+    is what the code's allocations held at their largest; peak RSS is the whole
+    process's resident memory (interpreter, libraries, freed-but-kept memory); the
+    summary says which is larger and why. The command runs in this process (a script
+    through runpy, with sys.argv set); its own errors are reported after the profile
+    is saved.
     """
     from workbench import profiling
 
-    if command[0] == "profile":
-        raise WorkbenchError("workbench profile cannot profile itself: give the command to profile after --")
-    if command[0] not in main.commands:
-        raise WorkbenchError(
-            f"Unknown command {command[0]!r} to profile: expected one of "
-            + ", ".join(sorted(c for c in main.commands if c != "profile"))
-        )
-    name = name or f"{command[0]}-{mode}"
+    words = list(command)
+    tb: list[str] = []
+    if words[0] == "workbench":  # `-- workbench ingest ...` reads like the shell command
+        words = words[1:] or [""]
+    script = words[0] in ("python", "python3") or words[0].endswith(".py")
+    if script:
+        argv = words[1:] if words[0] in ("python", "python3") else words
+        module = argv[:1] == ["-m"] and len(argv) > 1
+        target = argv[1] if module else (argv[0] if argv else "python")
+        default = (target.rsplit(".", 1)[-1] if module else Path(target).stem).replace("_", "-") or "script"
+
+        def run() -> None:
+            try:
+                profiling.run_script(argv)
+            except (WorkbenchError, click.ClickException):
+                raise
+            except Exception as e:  # the script's own error: its traceback, after the profile
+                import traceback
+
+                tb.append(traceback.format_exc())
+                raise WorkbenchError(f"{target} failed: {type(e).__name__}: {e}") from None
+
+    else:
+        if words[0] == "profile":
+            raise WorkbenchError(
+                "workbench profile cannot profile itself: give the command to profile after --"
+            )
+        if words[0] not in main.commands:
+            raise WorkbenchError(
+                f"Unknown command {words[0]!r} to profile: expected a Python script (python script.py "
+                "[args]) or one of " + ", ".join(sorted(c for c in main.commands if c != "profile"))
+            )
+        default = words[0]
+
+        def run() -> None:
+            main.main(args=words, prog_name="workbench", standalone_mode=False)
+
+    name = name or f"{default}-{mode}"
     manager = profiling.cpu if mode == "cpu" else profiling.memory
-    failure: click.ClickException | None = None
+    failure: click.ClickException | WorkbenchError | None = None
     with manager(name, out_dir) as prof:
         try:
-            main.main(args=list(command), prog_name="workbench", standalone_mode=False)
-        except click.ClickException as e:
+            run()
+        except (click.ClickException, WorkbenchError) as e:
             failure = e
     if mode == "cpu":
         lines = [ln for ln in prof.text().splitlines() if ln.strip()]
@@ -635,10 +670,17 @@ def profile(mode: str, name: str | None, out_dir: Path, top: int, command: tuple
             f"Memory profile: memray heap peak {prof.peak_bytes / 2**20:,.1f} MiB, "
             f"{prof.allocations:,} allocations, peak RSS {prof.peak_rss_bytes / 2**20:,.0f} MiB"
         )
+        for line in prof.explain():
+            click.echo(f"  {line}")
+        click.echo("Stacks holding the most at the heap peak (MiB, allocations, where):")
         for row in prof.top(top).iter_rows(named=True):
             click.echo(f"  {row['bytes'] / 2**20:>10,.2f} MiB  {row['allocations']:>9,}  {row['where']}")
     click.echo(f"Saved: {', '.join(str(p) for p in prof.paths.values())}")
+    if "page" in prof.paths:
+        click.echo(f"Open {prof.paths['page']} in a browser (offline) for the memory icicle.")
     if failure is not None:
+        for text in tb:
+            click.echo(text, err=True)
         raise failure
 
 

@@ -11,20 +11,25 @@ In a notebook::
         run_the_job()
     mem.peak_bytes, mem.peak_rss_bytes, mem.figure()
 
-or, after ``%load_ext workbench.profiling``, the cell magics ``%%profile_cpu NAME`` and
-``%%profile_memory NAME``. On the command line: ``workbench profile --cpu -- ingest ...``.
+or, after ``%load_ext workbench.profiling``, the cell magics ``%%profile_cpu [NAME] [--out DIR]``
+and ``%%profile_memory [NAME] [--out DIR]``. On the command line:
+``workbench profile --cpu -- ingest ...`` or ``workbench profile --memory -- python script.py``.
 
 Artifacts: ``NAME.cpu.html`` (pyinstrument's own page, self-contained; its one web-font
 request is removed so it opens offline), ``NAME.cpu.txt``, ``NAME.pyisession`` (reload with
 ``pyinstrument --load``); ``NAME.memray.bin`` (memray's capture: ``memray tree``,
-``memray summary``) and ``NAME.memory.json`` (peak, allocations, peak RSS, top stacks).
-memray's own flamegraph page loads its scripts from a CDN and is blank offline, so the
-memory view here is a plotly icicle built from memray's reader API
-(``FileReader.get_high_watermark_allocation_records``): the stacks alive at the peak.
+``memray summary``), ``NAME.memory.json`` (peak, allocations, peak RSS, top stacks) and
+``NAME.memory.html``: the memory at the peak as an icicle, offline. memray's own flamegraph
+page loads its scripts from a CDN and is blank offline, so the icicle is built here from
+memray's reader API (``FileReader.get_high_watermark_allocation_records``: the stacks alive
+at the peak), with plotly's script beside the page (``plotly.min.js``, shared by every page
+in the folder).
 
-Peak RSS of the block comes from memray's own RSS snapshots (memory profiles) or a
-sampling thread (CPU profiles): the process's resident memory, beside memray's heap peak.
-Both context managers detach their profiler in ``finally``.
+Two memory figures, two questions (:data:`MEMORY_TERMS`): memray's **heap peak** is the most
+memory its tracked allocations held at one moment; **peak RSS** is the process's resident
+pages (interpreter, libraries, memory freed but not yet returned to the system), from
+memray's RSS snapshots every 5 ms (memory profiles) or a sampling thread (CPU profiles).
+Either can be the larger. Both context managers detach their profiler in ``finally``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,18 @@ import polars as pl
 from workbench.errors import WorkbenchError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+#: What each memory figure measures, in the words every summary and page uses.
+MEMORY_TERMS = {
+    "heap peak": "memray's tracked allocations (Python objects' arenas, malloc, mmap) at their "
+    "largest at one moment: what the code held",
+    "peak RSS": "the process's resident pages at their largest, sampled every few ms: the "
+    "interpreter, libraries and memory freed but not yet returned to the system as well",
+}
+WHY_THEY_DIFFER = (
+    "RSS above the heap peak is the interpreter, libraries and freed-but-kept memory. A heap "
+    "peak above RSS is memory allocated but never touched (pages the kernel only provides "
+    "when written), or a spike shorter than the RSS sampling interval."
+)
 _FONT = re.compile(r"https://fonts\.googleapis\.com/css[^\"']*")
 #: Nodes below this share of the total are folded into their parent in the icicles.
 MIN_SHARE = 0.005
@@ -286,10 +303,50 @@ class MemoryProfile(Profile):
 
     def figure(self, title: str | None = None) -> Any:
         title = title or (
-            f"Memory at the peak: {self.name} (memray heap {self.peak_bytes / 2**20:.1f} MiB, "
+            f"Memory at the peak: {self.name} (memray heap peak {self.peak_bytes / 2**20:.1f} MiB, "
             f"peak RSS {self.peak_rss_bytes / 2**20:.1f} MiB)"
         )
         return icicle(self.frame().with_columns(mib=pl.col("bytes") / 2**20), "mib", title, unit="MiB")
+
+    def explain(self) -> list[str]:
+        """The two figures, what each measures, and why they differ here."""
+        heap, rss = self.peak_bytes / 2**20, self.peak_rss_bytes / 2**20
+        larger = (
+            "RSS is the larger: the interpreter, libraries and freed-but-kept memory count in it"
+            if rss >= heap
+            else "the heap peak is the larger: allocated memory never touched (not resident), or a "
+            "spike shorter than the RSS sampling interval"
+        )
+        return [
+            f"heap peak {heap:,.1f} MiB: {MEMORY_TERMS['heap peak']}.",
+            f"peak RSS {rss:,.1f} MiB: {MEMORY_TERMS['peak RSS']}.",
+            f"Here {larger}.",
+        ]
+
+    def save_page(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """The icicle as an HTML page that opens offline (plotly's script beside it, shared by
+        every page in the folder), with what the two memory figures measure."""
+        import html as html_lib
+
+        page = Path(path) if path else self.folder / f"{self.name}.memory.html"
+        body = self.figure().to_html(full_html=False, include_plotlyjs=False)
+        notes = "".join(f"<li>{html_lib.escape(line)}</li>" for line in self.explain())
+        script = page.parent / "plotly.min.js"
+        if not script.exists():
+            from plotly.offline import get_plotlyjs
+
+            script.write_text(get_plotlyjs(), encoding="utf-8")
+        page.write_text(
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>Memory: {html_lib.escape(self.name)}</title>"
+            "<script src='plotly.min.js'></script></head><body style='font-family:sans-serif'>"
+            f"<h1>Memory at the peak: {html_lib.escape(self.name)}</h1><ul>{notes}</ul>"
+            "<p>Each bar is a call stack's memory alive at the heap peak (click to zoom). "
+            f"Capture: {html_lib.escape(self.name)}.memray.bin (memray tree / summary / stats).</p>"
+            f"{body}</body></html>",
+            encoding="utf-8",
+        )
+        return page
 
 
 class memory:  # noqa: N801 (used like a function: ``with profiling.memory(...)``)
@@ -331,8 +388,9 @@ class memory:  # noqa: N801 (used like a function: ``with profiling.memory(...)`
         result.seconds = self.clock() - self.started
         result.paths = {"capture": self.capture, "json": result.folder / f"{result.name}.memory.json"}
         read_capture(self.capture, result)
-        summary = result.summary() | {"top": result.top(20).to_dicts()}
+        summary = result.summary() | {"terms": MEMORY_TERMS, "top": result.top(20).to_dicts()}
         result.paths["json"].write_text(json.dumps(summary, indent=1, default=str))
+        result.paths["page"] = result.save_page()
 
 
 def read_capture(capture: str | os.PathLike[str], into: MemoryProfile | None = None) -> MemoryProfile:
@@ -421,14 +479,38 @@ def overhead(
 
 
 # ---- IPython: %%profile_cpu and %%profile_memory ------------------------------------------------
+def magic_arguments(kind: str, line: str) -> tuple[str, str | None]:
+    """``[NAME] [--out DIR]`` of a profiling magic: the name checked, anything else an error.
+
+    >>> magic_arguments("cpu", "sync --out /tmp/x")
+    ('sync', '/tmp/x')
+    >>> magic_arguments("cpu", "bad name!")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    workbench.profiling.ProfilingError: %%profile_cpu takes [NAME] [--out DIR]...: unexpected 'name!'
+    """
+    import argparse
+    import shlex
+
+    usage = f"%%profile_{kind} takes [NAME] [--out DIR], not {line.strip()!r}"
+    parser = argparse.ArgumentParser(prog=f"%%profile_{kind}", add_help=False, exit_on_error=False)
+    parser.add_argument("name", nargs="?", default=f"cell-{kind}")
+    parser.add_argument("--out", default=None)
+    try:
+        args, extra = parser.parse_known_args(shlex.split(line))
+    except (argparse.ArgumentError, ValueError) as e:
+        raise ProfilingError(f"{usage}: {e}") from None
+    if extra:
+        raise ProfilingError(f"{usage}: unexpected {' '.join(extra)!r}")
+    return _check_name(args.name), args.out
+
+
 def _magic(kind: str) -> Callable[[str, str], Any]:
     def run(line: str, cell: str) -> Any:
         from IPython import get_ipython
         from IPython.display import display
 
-        args = line.split()
-        name = args[0] if args else f"cell-{kind}"
-        out = args[1] if len(args) > 1 else None
+        name, out = magic_arguments(kind, line)
         shell = get_ipython()
         manager = cpu if kind == "cpu" else memory
         with manager(name, out) as prof:
@@ -436,7 +518,7 @@ def _magic(kind: str) -> Callable[[str, str], Any]:
         display(prof.figure())
         return None
 
-    run.__doc__ = f"%%profile_{kind} [NAME [OUT_DIR]]: profile the cell ({kind}), show it, save it."
+    run.__doc__ = f"%%profile_{kind} [NAME] [--out DIR]: profile the cell ({kind}), show it, save it."
     return run
 
 
@@ -444,3 +526,35 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext workbench.profiling``: registers ``%%profile_cpu`` and ``%%profile_memory``."""
     ipython.register_magic_function(_magic("cpu"), "cell", "profile_cpu")
     ipython.register_magic_function(_magic("memory"), "cell", "profile_memory")
+
+
+# ---- a Python script under the profiler (``workbench profile -- python script.py``) -----------
+def run_script(argv: list[str]) -> None:
+    """Run ``python SCRIPT [ARGS]`` (or ``python -m MODULE [ARGS]``) in this process, as
+    ``__main__`` through :mod:`runpy`, with ``sys.argv`` set as the script expects and restored
+    after. A ``SystemExit(0)`` is a normal end; another code is raised as an error."""
+    import runpy
+    import sys
+
+    if not argv:
+        raise ProfilingError("python needs a script: workbench profile -- python script.py [args]")
+    module = argv[0] == "-m"
+    if module and len(argv) < 2:
+        raise ProfilingError("python -m needs a module: workbench profile -- python -m package.module")
+    target = argv[1] if module else argv[0]
+    if not module and not Path(target).is_file():
+        raise ProfilingError(f"Script {target!r} not found: give the path of a .py file")
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    sys.argv = [target, *argv[2 if module else 1 :]]
+    if not module:
+        sys.path.insert(0, str(Path(target).resolve().parent))  # as `python script.py` does
+    try:
+        if module:
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(target, run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise ProfilingError(f"{target} exited with status {e.code}") from None
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path

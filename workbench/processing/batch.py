@@ -2,16 +2,20 @@
 retries, and a dead-letter file, so a failing batch costs neither rows nor duplicates.
 
 Each batch is written atomically (see :mod:`.write`). A batch that fails is retried
-``retries`` times; if it still fails, its rows go to the dead-letter file (JSON lines,
-one record per batch: the file/line range, the reason, the attempts and the rows
-themselves) and the job goes on with the next batch. :func:`replay` loads a
+``retries`` times with exponential backoff and full jitter (tenacity's
+``wait_random_exponential``: before retry *n* a random wait of up to ``BACKOFF`` x 2^n
+seconds, capped at ``MAX_BACKOFF``), so a struggling database gets room instead of an
+immediate second hit, and many workers do not retry in step. If it still fails, its
+rows go to the dead-letter file (JSON lines, one record per batch: the file/line
+range, the reason, the attempts and the rows themselves) and the job goes on with the
+next batch. :func:`replay` loads a
 dead-letter file once its cause is fixed. Counting invariant, checked by the tests:
 ``rows read = rows written + rows dead-lettered``.
 
 Pauses: :class:`FixedSleep` (the plan: sleep after every batch), :class:`NoSleep`, and
 :class:`AdaptivePause` (sleep only while the target lags: when a batch took longer than
 the target latency). Time is read from an injectable clock and slept through an
-injectable ``sleep``, so the tests drive them without waiting.
+injectable ``sleep`` (pauses and backoff alike), so the tests drive them without waiting.
 """
 
 from __future__ import annotations
@@ -24,11 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tenacity
+
 from workbench.processing.decode import COLUMNS, Issue, ProcessingError, Row
 from workbench.processing.read import ReadStats, batched, read_rows
 from workbench.processing.write import Sink
 
 Clock = Callable[[], float]
+#: Backoff before retry n: a random wait of up to BACKOFF x 2^n seconds, at most MAX_BACKOFF.
+BACKOFF = 0.05
+MAX_BACKOFF = 5.0
+
+
+def backoff(initial: float = BACKOFF, maximum: float = MAX_BACKOFF) -> Any:
+    """Exponential backoff with full jitter, as tenacity's wait strategy."""
+    return tenacity.wait_random_exponential(multiplier=initial, max=maximum)
 
 
 class FixedSleep:
@@ -88,11 +102,17 @@ class SyncReport:
     batches: int = 0
     failed_batches: int = 0
     retries: int = 0
+    backoff_seconds: float = 0.0
     slept_seconds: float = 0.0
     seconds: float = 0.0
     issues: list[Issue] = field(default_factory=list)
     dead_letter: Path | None = None
     read: ReadStats | None = None
+    #: Each batch's write time (retries and their backoff included) and the pause after it.
+    batch_seconds: list[float] = field(default_factory=list)
+    pause_seconds: list[float] = field(default_factory=list)
+    #: True when ``max_seconds`` ran out before the rows did.
+    cut: bool = False
 
     @property
     def rows_per_second(self) -> float:
@@ -106,6 +126,7 @@ class SyncReport:
             "batches": self.batches,
             "failed_batches": self.failed_batches,
             "retries": self.retries,
+            "backoff_s": round(self.backoff_seconds, 6),
             "issues": len(self.issues),
             "slept_s": round(self.slept_seconds, 6),
             "seconds": round(self.seconds, 6),
@@ -144,13 +165,31 @@ def process(
     clock: Clock = time.perf_counter,
     sleep: Callable[[float], Any] = time.sleep,
     report: SyncReport | None = None,
+    max_seconds: float | None = None,
+    wait: Any = None,
 ) -> SyncReport:
     """Write ``rows`` into ``sink`` in batches; failed batches are retried, then dead-lettered.
 
     A batch is dead-lettered only when a dead-letter path is given; without one, the
     job stops at the first batch that still fails (nothing written twice either way).
+    ``max_seconds`` stops the job after the batch that ends past it (``report.cut``);
+    the rows not yet read stay unread. ``wait`` is the backoff between attempts, a tenacity
+    wait strategy (default :func:`backoff`); it is slept through ``sleep``.
     """
     report = report or SyncReport()
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        report.retries += 1
+        report.backoff_seconds += state.upcoming_sleep
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retries + 1),
+        wait=wait if wait is not None else backoff(),
+        retry=tenacity.retry_if_exception_type(Exception),  # a driver error: constraint, lost connection
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
     report.dead_letter = Path(dead_letter) if dead_letter is not None else None
     pacer = pacer or NoSleep()
     started = clock()
@@ -161,15 +200,13 @@ def process(
             report.batches += 1
             t0 = clock()
             error: BaseException | None = None
-            for attempt in range(retries + 1):
-                try:
+            try:
+                if retries:
+                    retrying(sink.write, batch, writer)
+                else:  # no retry policy: no retrying machinery (about 30 us a batch)
                     sink.write(batch, writer)
-                    error = None
-                    break
-                except Exception as e:  # a driver error: constraint, lost connection, ...
-                    error = e
-                    if attempt < retries:
-                        report.retries += 1
+            except Exception as e:  # still failing after every attempt
+                error = e
             if error is None:
                 report.rows_written += len(batch)
             else:
@@ -193,12 +230,18 @@ def process(
                 dead.write(json.dumps(record, ensure_ascii=False) + "\n")
                 dead.flush()
                 report.rows_dead += len(batch)
-            pause = pacer.pause(clock() - t0)
+            took = clock() - t0
+            pause = pacer.pause(took)
             if pause > 0:
                 sleep(pause)
                 report.slept_seconds += pause
+            report.batch_seconds.append(took)
+            report.pause_seconds.append(pause)
             if progress is not None:
                 progress(Progress(report.batches, report.rows_written, report.rows_dead, clock() - started))
+            if max_seconds is not None and clock() - started >= max_seconds:
+                report.cut = True
+                break
         sink.finish()
     finally:
         if dead is not None:
