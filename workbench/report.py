@@ -77,6 +77,16 @@ def _renderer(name: str) -> contextlib.AbstractContextManager[None]:
     return _environ(**{RENDERER_ENV: name})
 
 
+def known_parameters(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's ``parameters`` that ``notebook``'s parameters cell defines: the report
+    passes the same set to every notebook (05 has no ``engines``, say), while a notebook run
+    by hand with a parameter it does not know fails (:func:`workbench.lab.check_parameters`)."""
+    import papermill
+
+    known = papermill.inspect_notebook(str(notebook))
+    return {k: v for k, v in parameters.items() if k in known}
+
+
 def execute(
     notebook: Path, output: Path, parameters: Mapping[str, Any], renderer: str = "plotly_mimetype"
 ) -> None:
@@ -420,7 +430,7 @@ def build_report(
         try:
             env = {ENGINES_FILE_ENV: str(out / nb.stem / ENGINES_FILE), PROFILE_ENV: _profile_path(prof)}
             with _environ(**env):
-                execute(nb, executed, params)
+                execute(nb, executed, known_parameters(nb, params))
         except Exception as e:  # papermill's errors carry the cell's traceback
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
         ran, left_out = load_engines(out, nb.stem)
