@@ -30,7 +30,7 @@ $(BIN)/.installed-dev: $(BIN)/.installed
 
 install: $(BIN)/.installed  ## Create .venv and install the project (reused when up to date)
 
-install-dev: $(BIN)/.installed-dev  ## The project plus its dev extra: pytest, nbval, ruff, psutil
+install-dev: $(BIN)/.installed-dev  ## The project plus its dev extra: pytest, nbval, ruff, pyyaml (environment.yml checks)
 
 data: install  ## Build a synthetic dataset (data/SCALE, default small); reused when it exists
 	$(BIN)/workbench generate data/$(or $(SCALE),small) --scale $(or $(SCALE),small) --seed $(or $(SEED),7)
