@@ -21,12 +21,12 @@ from pathlib import Path
 
 import polars as pl
 
-from workbench.evidence.detect import Rule, Run, runs
+from workbench.evidence.detect import SENTRY, Rule, Run, runs
 from workbench.evidence.fingerprint import Fingerprints, batch_rewrite, split_comment
 from workbench.evidence.grouping import GAP_MS, Group, Grouper
 from workbench.evidence.prefix import DEFAULT
 from workbench.evidence.readers import Aggregate, statements
-from workbench.evidence.records import Quarantine, Statement
+from workbench.evidence.records import Quarantine
 
 _BUCKETS = 24  # histogram buckets per doubling: values within ~3%
 EXAMPLE_EXECUTIONS = 1000
@@ -107,7 +107,7 @@ def analyse(
     *,
     format: str | None = None,
     prefix: str = DEFAULT,
-    rule: Rule = Rule(),
+    rule: Rule = SENTRY,
     gap_ms: float = GAP_MS,
     progress: bool | None = None,
 ) -> Evidence:

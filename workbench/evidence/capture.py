@@ -51,7 +51,9 @@ def logging_server(destination: str = "jsonlog") -> Iterator[tuple[PostgresServe
     writes each message as it comes; the function waits a moment for the last ones).
     """
     if destination not in DESTINATIONS:
-        raise WorkbenchError(f"Unknown log destination {destination!r}: expected one of {', '.join(DESTINATIONS)}")
+        raise WorkbenchError(
+            f"Unknown log destination {destination!r}: expected one of {', '.join(DESTINATIONS)}"
+        )
     server = PostgresServer.start()
     try:
         folder = Path(server.directory) / "log"

@@ -44,6 +44,9 @@ class Rule:
         )
 
 
+SENTRY = Rule()
+
+
 @dataclass
 class Run:
     """One N+1 occurrence: a request's loop of one statement, and the statement before it."""
@@ -72,7 +75,7 @@ def _overlap(executions: Sequence[Statement], tolerance_s: float) -> bool:
     return False
 
 
-def runs(group: Group, rule: Rule = Rule()) -> list[Run]:
+def runs(group: Group, rule: Rule = SENTRY) -> list[Run]:
     """The N+1 runs of one request under ``rule``."""
     stmts = group.statements
     if len(stmts) <= rule.min_count:

@@ -112,7 +112,9 @@ class _AnyParam(Visitor):
         if self.number is not None and node.rexpr.number != self.number:
             return None
         self.changed.append(node.rexpr.number)
-        return ast.A_Expr(kind=enums.A_Expr_Kind.AEXPR_OP_ANY, name=node.name, lexpr=node.lexpr, rexpr=node.rexpr)
+        return ast.A_Expr(
+            kind=enums.A_Expr_Kind.AEXPR_OP_ANY, name=node.name, lexpr=node.lexpr, rexpr=node.rexpr
+        )
 
 
 def batch_rewrite(sql: str, number: int | None = None) -> str | None:

@@ -99,7 +99,8 @@ class Grouper:
         done = [
             slot
             for slot, g in self.open.items()
-            if g.last_end is not None and self.now - g.last_end > (self.idle if g.kind == "trace" else self.gap)
+            if g.last_end is not None
+            and self.now - g.last_end > (self.idle if g.kind == "trace" else self.gap)
         ]
         for slot in done:
             yield self.open.pop(slot)

@@ -55,7 +55,9 @@ _ESCAPES = {
     "Q": ("query_id", r"-?\d+"),
     "P": ("leader", r"\d*"),
 }
-_SEVERITIES = "DEBUG[1-5]|INFO|NOTICE|WARNING|ERROR|LOG|FATAL|PANIC|DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION"
+_SEVERITIES = (
+    "DEBUG[1-5]|INFO|NOTICE|WARNING|ERROR|LOG|FATAL|PANIC|DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION"
+)
 
 
 class PrefixError(WorkbenchError):
@@ -96,11 +98,15 @@ class LinePrefix:
                 parts.append(rf"\s*{group}\s*" if padded else group)
             else:
                 known = ", ".join(f"%{k}" for k in [*_ESCAPES, "q", "%"])
-                raise PrefixError(f"Unknown escape %{e} in log_line_prefix {prefix!r}: expected one of {known}")
+                raise PrefixError(
+                    f"Unknown escape %{e} in log_line_prefix {prefix!r}: expected one of {known}"
+                )
         if optional_from is not None:
             parts[optional_from:] = ["(?:" + "".join(parts[optional_from:]) + ")?"]
         self.fields = sorted(seen)
-        self.pattern = re.compile("".join(parts) + rf"(?P<severity>{_SEVERITIES}):  (?P<message>.*)", re.DOTALL)
+        self.pattern = re.compile(
+            "".join(parts) + rf"(?P<severity>{_SEVERITIES}):  (?P<message>.*)", re.DOTALL
+        )
 
     def match(self, line: str) -> dict[str, str | None] | None:
         """The fields of ``line``, or None when it does not start with the prefix."""

@@ -155,7 +155,9 @@ def csvlog(path: str | Path, quarantine: Quarantine, progress: bool | None = Non
                 bar.update(raw.tell() - bar.n)
             if len(row) < CSV_COLUMNS:
                 if row:
-                    quarantine.add(name, number, f"{len(row)} columns, a csvlog line has at least {CSV_COLUMNS}")
+                    quarantine.add(
+                        name, number, f"{len(row)} columns, a csvlog line has at least {CSV_COLUMNS}"
+                    )
                 continue
             message = row[CSV_MESSAGE]
             if not message.startswith(("duration", "statement", "execute")):
@@ -236,9 +238,9 @@ def stderr(
                 quarantine.add(name, number, f"does not start with the log_line_prefix {prefix!r}")
                 continue
             severity = fields["severity"]
-            same = current is not None and (
-                fields.get("session") or fields.get("pid")
-            ) == (current["fields"].get("session") or current["fields"].get("pid"))
+            same = current is not None and (fields.get("session") or fields.get("pid")) == (
+                current["fields"].get("session") or current["fields"].get("pid")
+            )
             if severity in ("DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY", "LOCATION") and same:
                 if severity == "DETAIL":
                     current["detail"] = fields["message"]

@@ -28,7 +28,19 @@ QUARANTINE_KEPT = 10_000
 class Statement:
     """One statement execution: when it ended, how long it took, its SQL and who ran it."""
 
-    __slots__ = ("file", "line", "end", "duration_ms", "sql", "params", "session", "vxid", "app", "kind", "fp")
+    __slots__ = (
+        "file",
+        "line",
+        "end",
+        "duration_ms",
+        "sql",
+        "params",
+        "session",
+        "vxid",
+        "app",
+        "kind",
+        "fp",
+    )
 
     def __init__(
         self,
@@ -210,9 +222,7 @@ class Assembler:
         waiting = self.pending.pop(key, None)
         if waiting is not None:
             yield waiting
-        s = Statement(
-            file, line, end, m.duration_ms, m.sql, parameters(detail), session, vxid, app, m.kind
-        )
+        s = Statement(file, line, end, m.duration_ms, m.sql, parameters(detail), session, vxid, app, m.kind)
         if m.duration_ms is None:
             self.pending[key] = s
         else:
