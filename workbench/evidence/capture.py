@@ -5,9 +5,10 @@ told to log each statement with its duration (``log_min_duration_statement = 0``
 chosen destination, and restarted when the destination needs the logging collector
 (jsonlog, csvlog). Its log files are then what a production server would write.
 
->>> with logging_server("jsonlog") as (server, logs):    # doctest: +SKIP
-...     ...                                               # run traffic against server.url
-...     files = logs()                                    # the log files written so far
+>>> with logging_server(("jsonlog", "stderr")) as (server, logs):   # doctest: +SKIP
+...     mark = logs.mark()
+...     ...                                    # run traffic against server.url
+...     logs.since(mark, "jsonlog", "traffic.json")
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -29,54 +30,73 @@ DESTINATIONS = ("jsonlog", "csvlog", "stderr")
 _SUFFIX = {"jsonlog": ".json", "csvlog": ".csv", "stderr": ".log"}
 
 
-def _settings(destination: str, folder: Path) -> dict[str, str]:
-    settings = {
+def _settings(destinations: tuple[str, ...], folder: Path) -> dict[str, str]:
+    return {
         "log_min_duration_statement": "0",
         "log_line_prefix": PREFIX,
-        "log_destination": destination,
+        "log_destination": ",".join(destinations),
         "logging_collector": "on",
         "log_directory": str(folder),
         "log_filename": "postgresql.log",
         "log_rotation_size": "0",
         "log_rotation_age": "0",
     }
-    return settings
+
+
+class Logs:
+    """The server's log files, one per destination; :meth:`mark` and :meth:`since` cut them."""
+
+    def __init__(self, url: str, folder: Path, destinations: tuple[str, ...]) -> None:
+        self.url, self.folder, self.destinations = url, folder, destinations
+
+    def file(self, destination: str) -> Path:
+        return self.folder / ("postgresql" + _SUFFIX[destination])
+
+    def flush(self) -> None:
+        """Wait until every statement so far is in the files (a marker statement arrives)."""
+        marker = f"flush_{time.monotonic_ns()}"
+        with psycopg.connect(self.url, autocommit=True) as con:
+            con.execute(f"SELECT 1 AS {marker}")
+        deadline = time.monotonic() + 10
+        for d in self.destinations:
+            f = self.file(d)
+            while time.monotonic() < deadline and not (
+                f.exists() and marker.encode() in f.read_bytes()[-8192:]
+            ):
+                time.sleep(0.05)
+
+    def mark(self) -> dict[str, int]:
+        """Where each file ends now (after a flush)."""
+        self.flush()
+        return {d: self.file(d).stat().st_size for d in self.destinations}
+
+    def since(self, mark: dict[str, int], destination: str, dest: str | Path, flush: bool = True) -> Path:
+        """Copy what ``destination``'s file gained after ``mark`` into ``dest`` (flushed first)."""
+        if flush:
+            self.flush()
+        with self.file(destination).open("rb") as f:
+            f.seek(mark[destination])
+            Path(dest).write_bytes(f.read())
+        return Path(dest)
 
 
 @contextlib.contextmanager
-def logging_server(destination: str = "jsonlog") -> Iterator[tuple[PostgresServer, Callable[[], list[Path]]]]:
-    """A started throwaway server logging every statement to ``destination``.
-
-    Yields the server and a function returning its log files (flushed: the collector
-    writes each message as it comes; the function waits a moment for the last ones).
-    """
-    if destination not in DESTINATIONS:
-        raise WorkbenchError(
-            f"Unknown log destination {destination!r}: expected one of {', '.join(DESTINATIONS)}"
-        )
+def logging_server(destinations: tuple[str, ...] = DESTINATIONS) -> Iterator[tuple[PostgresServer, Logs]]:
+    """A started throwaway server logging every statement to each of ``destinations``."""
+    unknown = [d for d in destinations if d not in DESTINATIONS]
+    if unknown or not destinations:
+        bad = unknown[0] if unknown else ""
+        raise WorkbenchError(f"Unknown log destination {bad!r}: expected some of {', '.join(DESTINATIONS)}")
     server = PostgresServer.start()
     try:
         folder = Path(server.directory) / "log"
         with psycopg.connect(server.url, autocommit=True) as con:
-            for name, value in _settings(destination, folder).items():
+            for name, value in _settings(tuple(destinations), folder).items():
                 con.execute(f"ALTER SYSTEM SET {name} = '{value}'")  # constants of this module
         server._run(
             "pg_ctl", "-D", str(server.data), "-l", str(server.log), "-m", "fast", "-w", "-t", "30", "restart"
         )
-        suffix = _SUFFIX[destination]
-
-        def logs() -> list[Path]:
-            with psycopg.connect(server.url, autocommit=True) as con:
-                con.execute("SELECT 1 AS flush")  # the collector writes in order: this marks the end
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                files = sorted(p for p in folder.glob("postgresql*") if p.suffix == suffix)
-                if files and any(b"flush" in p.read_bytes()[-4096:] for p in files):
-                    return files
-                time.sleep(0.05)
-            return sorted(p for p in folder.glob("postgresql*") if p.suffix == suffix)
-
-        yield server, logs
+        yield server, Logs(server.url, folder, tuple(destinations))
     finally:
         with contextlib.suppress(subprocess.SubprocessError, WorkbenchError):
             server.stop()

@@ -16,6 +16,8 @@ True
 ('4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7')
 >>> batch_rewrite("SELECT * FROM messages WHERE session_id = $1 ORDER BY timestamp")
 'SELECT * FROM messages WHERE session_id = ANY($1) ORDER BY timestamp'
+>>> batch_rewrite("SELECT b.id FROM b WHERE CAST($1 AS integer) = b.author_id")
+'SELECT b.id FROM b WHERE b.author_id = ANY($1)'
 """
 
 from __future__ import annotations
@@ -100,21 +102,30 @@ def normalized(sql: str) -> str:
         return text
 
 
+def _param(node: object) -> ast.ParamRef | None:
+    """The parameter in ``$n`` or ``CAST($n AS type)`` (an ORM's typed bind)."""
+    if isinstance(node, ast.TypeCast):
+        node = node.arg
+    return node if isinstance(node, ast.ParamRef) else None
+
+
 class _AnyParam(Visitor):
     def __init__(self, number: int | None) -> None:
         self.number, self.changed = number, []
 
     def visit_A_Expr(self, ancestors: object, node: ast.A_Expr) -> ast.A_Expr | None:
-        if node.kind != enums.A_Expr_Kind.AEXPR_OP or len(node.name or ()) != 1:
+        if node.kind != enums.A_Expr_Kind.AEXPR_OP or len(node.name or ()) != 1 or node.name[0].sval != "=":
             return None
-        if node.name[0].sval != "=" or not isinstance(node.rexpr, ast.ParamRef):
+        column, param = node.lexpr, _param(node.rexpr)
+        if param is None and isinstance(node.rexpr, ast.ColumnRef):
+            column, param = node.rexpr, _param(node.lexpr)  # $1 = col, as SQLAlchemy writes it
+        if param is None or not isinstance(column, ast.ColumnRef):
             return None
-        if self.number is not None and node.rexpr.number != self.number:
+        if self.number is not None and param.number != self.number:
             return None
-        self.changed.append(node.rexpr.number)
-        return ast.A_Expr(
-            kind=enums.A_Expr_Kind.AEXPR_OP_ANY, name=node.name, lexpr=node.lexpr, rexpr=node.rexpr
-        )
+        self.changed.append(param.number)
+        # the bare parameter: PostgreSQL types the array from the column
+        return ast.A_Expr(kind=enums.A_Expr_Kind.AEXPR_OP_ANY, name=node.name, lexpr=column, rexpr=param)
 
 
 def batch_rewrite(sql: str, number: int | None = None) -> str | None:

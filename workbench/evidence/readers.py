@@ -64,13 +64,18 @@ def _bar(path: Path, progress: bool | None) -> tqdm:
 
 
 def detect_format_of_line(first: bytes, name: str) -> str:
-    """The format a file's first non-empty line and name suggest."""
+    """The format a file's first non-empty line suggests (its name when the line cannot tell)."""
     text = first.lstrip()
     if text.startswith(b"{"):
         return "jsonlog"
-    if name.endswith(".csv"):
-        header = [c.strip().strip('"') for c in text.decode(errors="replace").split(",")]
-        return "pg_stat_statements" if "query" in header and "calls" in header else "csvlog"
+    try:
+        row = next(csv.reader([text.decode(errors="replace")]))
+    except csv.Error:
+        row = []
+    if "query" in row and "calls" in row:
+        return "pg_stat_statements"
+    if len(row) >= CSV_COLUMNS or (name.endswith(".csv") and len(row) > 1 and not text.endswith(b'"')):
+        return "csvlog"
     return "stderr"
 
 
