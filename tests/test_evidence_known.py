@@ -176,3 +176,14 @@ def test_orm_batched_loading_has_no_finding(orm_logs, loading):
     for fmt, ev in orm_logs[loading].items():
         assert ev.findings.is_empty(), fmt
         assert ev.keys()["trace"] == 2, fmt
+
+
+def test_rewrites_checked_on_the_database(logging_pg, service_logs, orm_logs):
+    from workbench.evidence.check import check_findings
+
+    server, _, _ = logging_pg
+    for ev in (service_logs[0]["n_plus_one"]["jsonlog"], orm_logs["lazy"]["stderr"]):
+        checked = check_findings(ev, server.url, repeat=2)
+        assert checked["same_rows"].to_list() == [True] * len(ev.findings), checked["reason"].to_list()
+        assert (checked["rows"] > 0).all() and (checked["values"] > 5).all()
+        assert checked["speedup"].is_not_null().all()

@@ -793,6 +793,11 @@ if __name__ == "__main__":
     "--workload-out", type=click.Path(path_type=Path), help="Write the workload for advise --workload here."
 )
 @click.option(
+    "--url",
+    help="A sample PostgreSQL database (same schema): each proposed batch is run there read-only, "
+    "checked for the same rows and timed against the loop.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
@@ -807,6 +812,7 @@ def detect(
     rtt_ms: float,
     gap_ms: float,
     workload_out: Path | None,
+    url: str | None,
     out_dir: Path | None,
 ) -> None:
     """Find the N+1s and the real workload in PostgreSQL logs or pg_stat_statements exports.
@@ -839,6 +845,17 @@ def detect(
             f"   after:    {row['source'][:100]}\n   repeated: {row['repeated'][:100]}\n"
             f"   batch:    {(row['rewrite'] or 'no = $n to batch: rewrite by hand')[:100]}"
         )
+    if url and not ev.findings.is_empty():
+        from workbench.evidence.check import check_findings
+
+        for c in check_findings(ev, url).iter_rows(named=True):
+            if c["same_rows"]:
+                click.echo(
+                    f"#{c['rank']} checked: same {c['rows']} rows; loop {c['singles_ms']:.2f} ms, "
+                    f"batch {c['batch_ms']:.2f} ms ({c['speedup']:.1f}x)"
+                )
+            else:
+                click.echo(f"#{c['rank']} not checked: {c['reason']}")
     if out_dir is not None:
         for name, file in export.write(ev, out_dir).items():
             click.echo(f"{name}: {file}")
