@@ -85,7 +85,7 @@ def test_jsonlog_keeps_valid_lines_and_quarantines_the_bad_one(tmp_path):
     q = Quarantine()
     stmts = list(readers.jsonlog(path, q, progress=False))
     assert len(stmts) == 17
-    assert q.count == 1 and q.entries[0][:2] == (str(path), 4) and "not JSON" in q.entries[0][2]
+    assert q.count == 1 and q.entries[0][:2] == (str(path), 4) and "not a jsonlog record" in q.entries[0][2]
     first = stmts[0]
     assert (first.duration_ms, first.kind, first.params, first.session, first.vxid, first.app) == (
         2.0,
@@ -321,7 +321,7 @@ def test_cli_detect_reports_findings_and_quarantine(tmp_path):
         env={"WORKBENCH_PROGRESS": "0"},
     )
     assert result.exit_code == 0, result.output
-    assert "1 lines quarantined" in result.output and f"{log}:4: not JSON" in result.output
+    assert "1 lines quarantined" in result.output and f"{log}:4: not a jsonlog record" in result.output
     assert "#1 N+1: 8 executions in 1 requests" in result.output and "= ANY($1)" in result.output
     assert (tmp_path / "o" / "findings.csv").exists()
     result = CliRunner().invoke(main, ["detect", str(tmp_path / "nope.json")])

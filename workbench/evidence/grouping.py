@@ -66,25 +66,31 @@ class Grouper:
         self.now: float | None = None
         self.seen = 0
 
-    def add(self, s: Statement) -> Iterator[Group]:
+    def add(self, s: Statement) -> list[Group]:
+        """The groups ``s`` completes (usually none)."""
         kind, key = key_of(s)
         slot = (kind, key)
+        done: list[Group] = []
         group = self.open.get(slot)
         if group is not None and kind != "trace" and self._splits(group, s):
-            yield self.open.pop(slot)
+            done.append(self.open.pop(slot))
             group = None
         if group is None:
             group = self.open[slot] = Group(kind, key)
         group.statements.append(s)
-        if s.end is not None:
-            group.last_end = s.end if group.last_end is None else max(group.last_end, s.end)
-            self.now = s.end if self.now is None else max(self.now, s.end)
+        end = s.end
+        if end is not None:
+            if group.last_end is None or end > group.last_end:
+                group.last_end = end
+            if self.now is None or end > self.now:
+                self.now = end
         group.last_vxid = s.vxid
         if len(group.statements) >= self.max_statements:
-            yield self.open.pop(slot)
+            done.append(self.open.pop(slot))
         self.seen += 1
         if not self.seen % _SWEEP:
-            yield from self.sweep()
+            done += self.sweep()
+        return done
 
     def _splits(self, group: Group, s: Statement) -> bool:
         if s.vxid and s.vxid == group.last_vxid:
@@ -92,18 +98,17 @@ class Grouper:
         start = s.start
         return start is not None and group.last_end is not None and start - group.last_end > self.gap
 
-    def sweep(self) -> Iterator[Group]:
+    def sweep(self) -> list[Group]:
         """Close the groups no later statement can extend."""
         if self.now is None:
-            return
+            return []
         done = [
             slot
             for slot, g in self.open.items()
             if g.last_end is not None
             and self.now - g.last_end > (self.idle if g.kind == "trace" else self.gap)
         ]
-        for slot in done:
-            yield self.open.pop(slot)
+        return [self.open.pop(slot) for slot in done]
 
     def finish(self) -> Iterator[Group]:
         yield from self.open.values()

@@ -113,8 +113,8 @@ def timestamp(text: str) -> float:
             _SECONDS.clear()
         seconds = _SECONDS[whole] = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
     if len(text) > 20 and text[19] == ".":
-        frac = text[20:].split(" ", 1)[0]
-        return seconds + int(frac) / 10 ** len(frac)
+        space = text.find(" ", 20)
+        return seconds + float(text[19:space] if space > 0 else text[19:])
     return seconds
 
 
@@ -206,7 +206,8 @@ class Assembler:
         session: str | None,
         vxid: str | None,
         app: str | None,
-    ) -> Iterator[Statement]:
+    ) -> tuple[Statement, ...]:
+        """The statements this message completes (usually itself; none for a step)."""
         m = message(text)
         key = session or ""
         if m.kind is None:
@@ -215,18 +216,16 @@ class Assembler:
                 if waiting is not None:
                     waiting.duration_ms = m.duration_ms
                     waiting.end = end
-                    yield waiting
-            return
-        if m.kind in ("parse", "bind"):
-            return
-        waiting = self.pending.pop(key, None)
-        if waiting is not None:
-            yield waiting
+                    return (waiting,)
+            return ()
+        if m.kind == "parse" or m.kind == "bind":
+            return ()
         s = Statement(file, line, end, m.duration_ms, m.sql, parameters(detail), session, vxid, app, m.kind)
+        waiting = self.pending.pop(key, None) if self.pending else None
         if m.duration_ms is None:
             self.pending[key] = s
-        else:
-            yield s
+            return (waiting,) if waiting is not None else ()
+        return (waiting, s) if waiting is not None else (s,)
 
     def finish(self) -> Iterator[Statement]:
         yield from self.pending.values()
