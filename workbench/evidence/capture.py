@@ -17,8 +17,11 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import psycopg
 
 from workbench.engines.server import PostgresServer
@@ -80,9 +83,9 @@ class Logs:
         return Path(dest)
 
 
-@contextlib.contextmanager
-def logging_server(destinations: tuple[str, ...] = DESTINATIONS) -> Iterator[tuple[PostgresServer, Logs]]:
-    """A started throwaway server logging every statement to each of ``destinations``."""
+def start(destinations: tuple[str, ...] = DESTINATIONS) -> tuple[PostgresServer, Logs]:
+    """A started throwaway server logging every statement to each of ``destinations``
+    (the caller stops it: ``server.stop()``)."""
     unknown = [d for d in destinations if d not in DESTINATIONS]
     if unknown or not destinations:
         bad = unknown[0] if unknown else ""
@@ -96,7 +99,77 @@ def logging_server(destinations: tuple[str, ...] = DESTINATIONS) -> Iterator[tup
         server._run(
             "pg_ctl", "-D", str(server.data), "-l", str(server.log), "-m", "fast", "-w", "-t", "30", "restart"
         )
-        yield server, Logs(server.url, folder, tuple(destinations))
+    except BaseException:
+        server.stop()
+        raise
+    return server, Logs(server.url, folder, tuple(destinations))
+
+
+@contextlib.contextmanager
+def logging_server(destinations: tuple[str, ...] = DESTINATIONS) -> Iterator[tuple[PostgresServer, Logs]]:
+    """:func:`start` as a context manager: the server stops at the end."""
+    server, logs = start(destinations)
+    try:
+        yield server, logs
     finally:
         with contextlib.suppress(subprocess.SubprocessError, WorkbenchError):
             server.stop()
+
+
+@dataclass
+class Recorded:
+    """Traffic sent to the workbench's service and the log PostgreSQL wrote of it."""
+
+    server: PostgresServer  # still running: the sample the rewrites are checked on
+    logs: dict[str, Path]  # destination -> the traffic's log file
+    sent: pl.DataFrame  # strategy, endpoint, path: what was sent, in order
+
+
+def service_log(
+    dataset: Any,
+    out_dir: str | Path,
+    strategies: tuple[str, ...] = ("n_plus_one", "batch"),
+    requests: int = 12,
+    mix: Any = None,
+    seed: int = 0,
+    pause: float = 0.15,
+    destinations: tuple[str, ...] = ("jsonlog",),
+) -> Recorded:
+    """Run the service once per strategy over ``dataset`` and log its statements.
+
+    ``requests`` requests per strategy, drawn from ``mix`` (the service's load mix) with
+    ``seed``, one at a time with ``pause`` seconds between them (longer than the grouping's
+    gap, as between a pooled connection's requests). The server keeps running (and stops
+    when this process ends): stop it with ``recorded.server.stop()``.
+    """
+    from workbench import strategies as loading
+    from workbench.engines import open_engine
+    from workbench.service.app import Settings
+    from workbench.service.load import Mix, paths, targets
+    from workbench.service.process import ServiceProcess
+
+    mix = mix or Mix()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    server, logs = start(destinations)
+    server.stop_with()
+    try:
+        with open_engine("postgres", server.url) as engine:
+            engine.load(dataset)
+            loading.ensure_indexes(engine)
+        drawn = targets(dataset, mix.hot_fraction)
+        sent = []
+        mark = logs.mark()
+        for name in strategies:
+            with ServiceProcess.start(Settings(database_url=server.url, strategy=name, pool_size=2)) as svc:
+                for endpoint, path in paths(mix, drawn, requests, seed=seed):
+                    svc.get_json(path)
+                    sent.append((name, endpoint, path))
+                    time.sleep(pause)
+        logs.flush()
+        files = {d: logs.since(mark, d, out / f"service{_SUFFIX[d]}", flush=False) for d in destinations}
+    except BaseException:
+        server.stop()
+        raise
+    frame = pl.DataFrame(sent, schema=["strategy", "endpoint", "path"], orient="row")
+    return Recorded(server, files, frame)

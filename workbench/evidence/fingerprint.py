@@ -177,3 +177,26 @@ class Fingerprints:
         if fp is not None and fp not in self.text:
             self.text[fp] = normalized(sql)
         return fp
+
+
+class _Relations(Visitor):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def visit_RangeVar(self, ancestors: object, node: ast.RangeVar) -> None:
+        if node.relname not in self.names:
+            self.names.append(node.relname)
+
+
+def relations(sql: str) -> list[str]:
+    """The tables ``sql`` reads or writes, in order (a statement's short name).
+
+    >>> relations("SELECT * FROM messages m JOIN sessions s ON s.id = m.session_id")
+    ['messages', 'sessions']
+    """
+    visitor = _Relations()
+    try:
+        visitor(parse_sql(sql))
+    except ParseError:
+        return []
+    return visitor.names
