@@ -326,3 +326,25 @@ def test_cli_detect_reports_findings_and_quarantine(tmp_path):
     assert (tmp_path / "o" / "findings.csv").exists()
     result = CliRunner().invoke(main, ["detect", str(tmp_path / "nope.json")])
     assert result.exit_code == 1 and "Error: Log file" in result.output
+
+
+def test_conclusions_and_figure(tmp_path):
+    from workbench.evidence import conclude, figures
+
+    ev = analysis.analyse(
+        [n_plus_one_jsonlog(tmp_path / "pg.json")], rule=Rule(min_total_ms=0), progress=False
+    )
+    text = conclude.headline(ev)
+    assert text.startswith("**2 N+1 pattern(s)** in 17 statements in 1 requests")
+    assert "after `SELECT sessions`, `SELECT messages` runs 8.0 times a request" in text
+    assert "not checked on a sample. Batching saves up to 28.0 ms." in text
+    found = conclude.verdicts(ev, conditions={"profile": "default"})
+    assert [v.topic for v in found] == ["N+1 #1: SELECT messages", "N+1 #2: SELECT session_windows"]
+    assert (
+        found[0].verdict == "batch it: saves up to 28.0 ms (not checked)" and "= ANY($1)" in found[0].artifact
+    )
+    empty = analysis.analyse([n_plus_one_jsonlog(tmp_path / "few.json", sessions=3)], progress=False)
+    assert conclude.headline(empty).startswith("**No N+1** in 7 statements")
+    assert [v.verdict for v in conclude.verdicts(empty)] == ["none found in 7 statements"]
+    fig = figures.templates(ev.templates)
+    assert list(fig.data[0].y)[-1] == "1. SELECT messages" and fig.data[0].x[-1] == 32.0
