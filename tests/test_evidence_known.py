@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import polars as pl
+import psycopg
 import pytest
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -187,3 +188,14 @@ def test_rewrites_checked_on_the_database(logging_pg, service_logs, orm_logs):
         assert checked["same_rows"].to_list() == [True] * len(ev.findings), checked["reason"].to_list()
         assert (checked["rows"] > 0).all() and (checked["values"] > 5).all()
         assert checked["speedup"].is_not_null().all()
+
+
+def test_live_pg_stat_statements_read_only(logging_pg, service_logs):
+    server, _, _ = logging_pg
+    with psycopg.connect(server.url, autocommit=True) as con:
+        con.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    ev = analysis.analyse([], urls=[server.url], progress=False)
+    loop = "FROM messages WHERE session_id = $1"
+    messages = ev.templates.filter(pl.col("query").str.contains(loop, literal=True))
+    assert len(messages) == 1 and messages["calls"][0] >= 2 * 6  # two requests of more than 6 sessions
+    assert ev.files == [server.url] and ev.findings.is_empty()  # aggregates: no requests to group

@@ -762,7 +762,13 @@ if __name__ == "__main__":
 
 # ---- workbench detect (production evidence, notebook 06) ----------------------------------------
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    help="A live PostgreSQL whose pg_stat_statements to read (read-only); repeatable.",
+)
 @click.option(
     "--format",
     "log_format",
@@ -793,7 +799,7 @@ if __name__ == "__main__":
     "--workload-out", type=click.Path(path_type=Path), help="Write the workload for advise --workload here."
 )
 @click.option(
-    "--url",
+    "--sample-url",
     help="A sample PostgreSQL database (same schema): each proposed batch is run there read-only, "
     "checked for the same rows and timed against the loop.",
 )
@@ -805,6 +811,7 @@ if __name__ == "__main__":
 )
 def detect(
     paths: tuple[Path, ...],
+    urls: tuple[str, ...],
     log_format: str | None,
     prefix: str,
     min_count: int,
@@ -812,7 +819,7 @@ def detect(
     rtt_ms: float,
     gap_ms: float,
     workload_out: Path | None,
-    url: str | None,
+    sample_url: str | None,
     out_dir: Path | None,
 ) -> None:
     """Find the N+1s and the real workload in PostgreSQL logs or pg_stat_statements exports.
@@ -825,9 +832,11 @@ def detect(
     from workbench.evidence import analysis, export
     from workbench.evidence.detect import Rule
 
+    if not paths and not urls:
+        raise WorkbenchError("Nothing to read: pass log files (PATH...) or a live server's --url")
     rule = Rule(min_count=min_count, min_total_ms=min_total_ms, rtt_ms=rtt_ms)
     ev = analysis.analyse(
-        paths, format=log_format, prefix=prefix, rule=rule, gap_ms=gap_ms, progress=_progress()
+        paths, format=log_format, prefix=prefix, rule=rule, gap_ms=gap_ms, progress=_progress(), urls=urls
     )
     keys = ", ".join(f"{k}: {n}" for k, n in ev.keys().items()) or "none"
     click.echo(f"{ev.statements} statements, {len(ev.templates)} fingerprints; requests by key: {keys}")
@@ -845,10 +854,10 @@ def detect(
             f"   after:    {row['source'][:100]}\n   repeated: {row['repeated'][:100]}\n"
             f"   batch:    {(row['rewrite'] or 'no = $n to batch: rewrite by hand')[:100]}"
         )
-    if url and not ev.findings.is_empty():
+    if sample_url and not ev.findings.is_empty():
         from workbench.evidence.check import check_findings
 
-        for c in check_findings(ev, url).iter_rows(named=True):
+        for c in check_findings(ev, sample_url).iter_rows(named=True):
             if c["same_rows"]:
                 click.echo(
                     f"#{c['rank']} checked: same {c['rows']} rows; loop {c['singles_ms']:.2f} ms, "

@@ -13,6 +13,7 @@ flight, not with the file.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -21,11 +22,12 @@ from pathlib import Path
 
 import polars as pl
 
+from workbench.engines.postgres import mask_url
 from workbench.evidence.detect import SENTRY, Rule, Run, runs
 from workbench.evidence.fingerprint import Fingerprints, batch_rewrite, split_comment
 from workbench.evidence.grouping import GAP_MS, Group, Grouper
 from workbench.evidence.prefix import DEFAULT
-from workbench.evidence.readers import Aggregate, statements
+from workbench.evidence.readers import Aggregate, pg_stat_statements_url, statements
 from workbench.evidence.records import Quarantine
 
 _BUCKETS = 24  # histogram buckets per doubling: values within ~3%
@@ -110,8 +112,10 @@ def analyse(
     rule: Rule = SENTRY,
     gap_ms: float = GAP_MS,
     progress: bool | None = None,
+    urls: Sequence[str] = (),
 ) -> Evidence:
-    """Read ``paths`` once and return the :class:`Evidence` (see the module docstring)."""
+    """Read ``paths`` once (and the pg_stat_statements of ``urls``, read-only) and return
+    the :class:`Evidence` (see the module docstring)."""
     paths = [str(p) for p in paths]
     quarantine = Quarantine()
     prints = Fingerprints()
@@ -135,7 +139,11 @@ def analyse(
                 p = patterns[key] = Pattern(*key)
             p.add(run)
 
-    for s in statements(paths, quarantine, format, prefix, progress):
+    records = itertools.chain(
+        statements(paths, quarantine, format, prefix, progress),
+        *(pg_stat_statements_url(u) for u in urls),
+    )
+    for s in records:
         if isinstance(s, Aggregate):
             fp = prints(split_comment(s.sql)[0])
             if fp is None:
@@ -170,7 +178,7 @@ def analyse(
         close(group)
     ranked = sorted(patterns.values(), key=lambda p: -_saving(p, rule.rtt_ms))
     return Evidence(
-        files=paths,
+        files=paths + [mask_url(u) for u in urls],
         rule=rule,
         gap_ms=gap_ms,
         statements=count,

@@ -345,3 +345,31 @@ def statements(
             yield from stderr(path, quarantine, prefix, progress)
         else:
             yield from pg_stat_statements(path, quarantine, progress)
+
+
+def pg_stat_statements_url(url: str) -> Iterator[Aggregate]:
+    """The rows of a live server's pg_stat_statements, read in a read-only transaction."""
+    import psycopg
+
+    from workbench.engines.postgres import mask_secrets, mask_url
+
+    try:
+        con = psycopg.connect(url, connect_timeout=10)
+    except psycopg.Error as e:
+        raise EvidenceError(
+            f"Cannot connect to {mask_url(url)}: {mask_secrets(str(e).strip(), url)}"
+        ) from None
+    with con:
+        con.read_only = True
+        try:
+            rows = con.execute("SELECT query, calls, total_exec_time FROM pg_stat_statements").fetchall()
+        except psycopg.Error as e:
+            raise EvidenceError(
+                f"{mask_url(url)} has no readable pg_stat_statements ({str(e).strip().splitlines()[0]}): "
+                "add it to shared_preload_libraries and CREATE EXTENSION pg_stat_statements, "
+                "or pass an export (\\copy (SELECT * FROM pg_stat_statements) TO 'f.csv' CSV HEADER)"
+            ) from None
+    where = mask_url(url)
+    for i, (query, calls, total) in enumerate(rows, 1):
+        if query:
+            yield Aggregate(where, i, query, int(calls), float(total))
