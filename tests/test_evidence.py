@@ -348,3 +348,22 @@ def test_conclusions_and_figure(tmp_path):
     assert [v.verdict for v in conclude.verdicts(empty)] == ["none found in 7 statements"]
     fig = figures.templates(ev.templates)
     assert list(fig.data[0].y)[-1] == "1. SELECT messages" and fig.data[0].x[-1] == 32.0
+
+
+def test_stderr_steps_skipped_with_their_detail(tmp_path):
+    head = f"{T0}.001 UTC [42] app@db/api 65a.1 3/1 0 "
+    text = (
+        f"{head}LOG:  duration: 0.010 ms  bind S_1: SELECT id\n"
+        "\tFROM t WHERE id = $1\n"
+        f"{head}DETAIL:  parameters: $1 = '5'\n"
+        f"{head}LOG:  duration: 1.000 ms  execute S_1: SELECT id\n"
+        "\tFROM t WHERE id = $1\n"
+        f"{head}DETAIL:  parameters: $1 = '6'\n"
+        f"{head}LOG:  statement: SELECT 'LOG:  duration: 1 ms  bind x'\n"
+    )
+    path = tmp_path / "pg.log"
+    path.write_text(text)
+    q = Quarantine()
+    stmts = list(readers.stderr(path, q, PREFIX, progress=False))
+    assert [(s.line, s.kind, s.params) for s in stmts] == [(4, "execute", ["6"]), (7, "statement", None)]
+    assert q.count == 0

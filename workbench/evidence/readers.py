@@ -216,6 +216,16 @@ def csvlog(path: str | Path, quarantine: Quarantine, progress: bool | None = Non
 
 
 # ---- stderr ----------------------------------------------------------------------------------
+def _stderr_step(line: str) -> bool:
+    """A ``parse``/``bind`` step's first line, told before parsing its prefix: the first
+    ``LOG:  `` of the line is its severity (a prefix holds none), then ``duration: N ms  bind``."""
+    i = line.find("LOG:  duration: ")
+    if i < 0 or line.find("LOG:  ") != i:
+        return False
+    j = line.find(" ms  ", i + 16, i + 40)
+    return j > 0 and line.startswith(("bind ", "parse "), j + 5)
+
+
 def stderr(
     path: str | Path, quarantine: Quarantine, prefix: str = DEFAULT, progress: bool | None = None
 ) -> Iterator[Statement]:
@@ -229,6 +239,7 @@ def stderr(
     parser = LinePrefix(prefix)
     name, assembler = str(path), Assembler()
     current: dict | None = None  # the entry being read: fields, first line, message lines, detail
+    skipping = False
 
     def flush() -> Iterator[Statement]:
         nonlocal current
@@ -259,6 +270,17 @@ def stderr(
                 bar.update(done)
                 done = 0
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if skipping:  # a parse/bind step: its continuation and DETAIL lines go with it
+                if line.startswith("\t"):
+                    continue
+                fields = parser.match(line)
+                if fields is not None and fields["severity"] == "DETAIL":
+                    continue
+                skipping = False
+            if _stderr_step(line):
+                yield from flush()
+                skipping = True
+                continue
             if line.startswith("\t"):
                 if current is not None:
                     (current["detail_lines"] if current["in_detail"] else current["lines"]).append(line[1:])
