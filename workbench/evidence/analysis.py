@@ -22,7 +22,6 @@ from pathlib import Path
 
 import polars as pl
 
-from workbench.engines.postgres import mask_url
 from workbench.evidence.detect import SENTRY, Rule, Run, runs
 from workbench.evidence.fingerprint import Fingerprints, batch_rewrite, split_comment
 from workbench.evidence.grouping import GAP_MS, Group, Grouper
@@ -178,7 +177,7 @@ def analyse(
         close(group)
     ranked = sorted(patterns.values(), key=lambda p: -_saving(p, rule.rtt_ms))
     return Evidence(
-        files=paths + [mask_url(u) for u in urls],
+        files=paths + [_masked(u) for u in urls],
         rule=rule,
         gap_ms=gap_ms,
         statements=count,
@@ -191,6 +190,12 @@ def analyse(
         texts=dict(prints.text),
         unparsed=unparsed,
     )
+
+
+def _masked(url: str) -> str:
+    from workbench.engines.postgres import mask_url  # pyarrow and SQLAlchemy: ~100 MB, only for URLs
+
+    return mask_url(url)
 
 
 def _saving(p: Pattern, rtt_ms: float) -> float:
