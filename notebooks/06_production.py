@@ -96,7 +96,7 @@ tables.table(sent.group_by("strategy", "endpoint").len("requests").sort("strateg
 # %%
 rule = Rule(min_count=min_count, min_total_ms=min_total_ms, rtt_ms=rtt_ms)
 ev = analysis.analyse(logs, format=log_format, prefix=prefix, rule=rule, gap_ms=gap_ms)
-checked = check.check_findings(ev, sample_url, repeat=3) if sample_url and len(ev.findings) else None
+checked = check.check_findings(ev, sample_url, repeat=5) if sample_url and len(ev.findings) else None
 
 # %% [markdown]
 # Requests and their statements, per grouping key (the best key the log carried):

@@ -42,6 +42,12 @@ def _checked(checked: pl.DataFrame | None, rank: int) -> dict[str, Any] | None:
     return rows.row(0, named=True) if len(rows) else None
 
 
+def _speed(speedup: float) -> str:
+    if speedup >= 1:
+        return f"{speedup:.1f}x faster than the loop"
+    return f"{1 / speedup:.1f}x slower than the loop there (its statements are cheap on the sample)"
+
+
 def headline(ev: Evidence, checked: pl.DataFrame | None = None) -> str:
     """The first screen's answer in a few sentences."""
     requests = int(ev.requests["requests"].sum()) if len(ev.requests) else 0
@@ -63,8 +69,8 @@ def headline(ev: Evidence, checked: pl.DataFrame | None = None) -> str:
         if c and c["same_rows"]:
             text += (
                 f", checked on the sample: the same {c['rows']:,} rows for {c['values']} values, "
-                f"{c['speedup']:.1f}x faster than the loop; batching saves about "
-                f"{c['checked_saving_ms']:.1f} ms over this log."
+                f"{_speed(c['speedup'])}; batching saves about {c['checked_saving_ms']:.1f} ms over this log "
+                f"(the loop's time scaled by that ratio, plus {ev.rule.rtt_ms:g} ms per round trip saved)."
             )
         else:
             reason = f" ({c['reason']})" if c else ""
@@ -100,7 +106,9 @@ def verdicts(
             f"grouped by {KEY_WORDS[row['key']]}"
         )
         if c and c["same_rows"]:
-            verdict = f"batch it: same rows, {c['speedup']:.1f}x faster on the sample"
+            verdict = f"batch it: same rows, {_speed(c['speedup'])} on the sample"
+            if c["checked_saving_ms"] is not None and c["checked_saving_ms"] <= 0:
+                verdict = f"leave it: same rows, but {_speed(c['speedup'])} on the sample"
             effect, unit = c["speedup"], "x"
         elif row["rewrite"]:
             verdict, effect, unit = f"batch it: saves up to {row['saving_ms']:.1f} ms (not checked)", None, ""
