@@ -195,7 +195,8 @@ def test_live_pg_stat_statements_read_only(logging_pg, service_logs):
     with psycopg.connect(server.url, autocommit=True) as con:
         con.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     ev = analysis.analyse([], urls=[server.url], progress=False)
-    loop = "FROM messages WHERE session_id = $1"
+    # libpg_query gives `= $1` and `= ANY($1)` one fingerprint (the service casts its array: another)
+    loop = "FROM messages WHERE session_id = "
     messages = ev.templates.filter(pl.col("query").str.contains(loop, literal=True))
-    assert len(messages) == 1 and messages["calls"][0] >= 2 * 6  # two requests of more than 6 sessions
+    assert messages["calls"].sum() >= 2 * 6  # two requests of more than 6 sessions
     assert ev.files == [server.url] and ev.findings.is_empty()  # aggregates: no requests to group

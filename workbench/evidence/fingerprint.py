@@ -1,8 +1,9 @@
 """Statements grouped by what they do: PostgreSQL's own parser (pglast) decides.
 
 A fingerprint is libpg_query's: it ignores literal values, parameter numbers, comments
-and the length of IN-lists, so ``WHERE id IN (1, 2)``, ``WHERE id IN ($1)`` and
-``WHERE id = ANY``-free variants of the same statement share one. The text shown for a
+and the length of IN-lists, so ``WHERE id IN (1, 2)`` and ``WHERE id IN ($1)`` share one;
+it also gives ``WHERE id = $1`` and ``WHERE id = ANY($1)`` that one (a loop and its batch
+are one template: the N+1 rule looks at one request, where they do not meet). The text shown for a
 fingerprint is the statement with its values as ``$n`` and IN-lists collapsed to one.
 A trailing sqlcommenter comment (``/*traceparent='00-<trace>-<span>-01'*/``) names the
 request the statement belongs to.
