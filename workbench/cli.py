@@ -888,3 +888,115 @@ def loadtest(
 
 if __name__ == "__main__":
     main()
+
+
+# ---- workbench detect (production evidence, notebook 06) ----------------------------------------
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    help="A live PostgreSQL whose pg_stat_statements to read (read-only); repeatable.",
+)
+@click.option(
+    "--format",
+    "log_format",
+    type=click.Choice(("jsonlog", "csvlog", "stderr", "pg_stat_statements")),
+    help="Every file's format (default: told from each file's first line and name).",
+)
+@click.option(
+    "--prefix",
+    default="%m [%p] ",
+    show_default=True,
+    help="The server's log_line_prefix, for stderr logs (%m %t %p %c %l %u %d %a %x %v %e %q ...).",
+)
+@click.option("--min-count", type=int, default=5, show_default=True, help="N+1: more executions than this.")
+@click.option(
+    "--min-total-ms", type=float, default=50.0, show_default=True, help="N+1: more time in total than this."
+)
+@click.option(
+    "--rtt-ms", type=float, default=0.0, show_default=True, help="Round trip added to each execution's time."
+)
+@click.option(
+    "--gap-ms",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Without trace ids: a pause this long on one session starts a new request.",
+)
+@click.option(
+    "--workload-out", type=click.Path(path_type=Path), help="Write the workload for advise --workload here."
+)
+@click.option(
+    "--sample-url",
+    help="A sample PostgreSQL database (same schema): each proposed batch is run there read-only, "
+    "checked for the same rows and timed against the loop.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Write findings.csv, workload.csv, mix.csv and quarantine.jsonl here.",
+)
+def detect(
+    paths: tuple[Path, ...],
+    urls: tuple[str, ...],
+    log_format: str | None,
+    prefix: str,
+    min_count: int,
+    min_total_ms: float,
+    rtt_ms: float,
+    gap_ms: float,
+    workload_out: Path | None,
+    sample_url: str | None,
+    out_dir: Path | None,
+) -> None:
+    """Find the N+1s and the real workload in PostgreSQL logs or pg_stat_statements exports.
+
+    Reads jsonlog, csvlog, stderr logs (with their --prefix) and pg_stat_statements CSV
+    exports in one streaming pass; statements are grouped into requests by traceparent
+    comment, else session + transaction + pauses, else application_name. Lines that
+    cannot be read are counted and listed with file, line and reason; the rest is kept.
+    """
+    from workbench.evidence import analysis, export
+    from workbench.evidence.detect import Rule
+
+    if not paths and not urls:
+        raise WorkbenchError("Nothing to read: pass log files (PATH...) or a live server's --url")
+    rule = Rule(min_count=min_count, min_total_ms=min_total_ms, rtt_ms=rtt_ms)
+    ev = analysis.analyse(
+        paths, format=log_format, prefix=prefix, rule=rule, gap_ms=gap_ms, progress=_progress(), urls=urls
+    )
+    keys = ", ".join(f"{k}: {n}" for k, n in ev.keys().items()) or "none"
+    click.echo(f"{ev.statements} statements, {len(ev.templates)} fingerprints; requests by key: {keys}")
+    if ev.quarantine.count:
+        click.echo(f"{ev.quarantine.count} lines quarantined (kept the rest):")
+        for line in ev.quarantine.lines()[:5]:
+            click.echo(f"  {line}")
+    if ev.findings.is_empty():
+        click.echo(f"No N+1 ({rule.describe()}).")
+    for row in ev.findings.head(10).iter_rows(named=True):
+        click.echo(
+            f"#{row['rank']} N+1: {row['executions']} executions in {row['requests']} requests "
+            f"({row['per_request']:.1f} each, max {row['max_per_request']}), {row['repeated_ms']:.1f} ms; "
+            f"batching saves ~{row['saving_ms']:.1f} ms\n"
+            f"   after:    {row['source'][:100]}\n   repeated: {row['repeated'][:100]}\n"
+            f"   batch:    {(row['rewrite'] or 'no = $n to batch: rewrite by hand')[:100]}"
+        )
+    if sample_url and not ev.findings.is_empty():
+        from workbench.evidence.check import check_findings
+
+        for c in check_findings(ev, sample_url).iter_rows(named=True):
+            if c["same_rows"]:
+                click.echo(
+                    f"#{c['rank']} checked: same {c['rows']} rows; loop {c['singles_ms']:.2f} ms, "
+                    f"batch {c['batch_ms']:.2f} ms ({c['speedup']:.1f}x)"
+                )
+            else:
+                click.echo(f"#{c['rank']} not checked: {c['reason']}")
+    if out_dir is not None:
+        for name, file in export.write(ev, out_dir).items():
+            click.echo(f"{name}: {file}")
+    if workload_out is not None:
+        click.echo(f"workload: {export.write_workload(ev, workload_out)}")
