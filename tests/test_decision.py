@@ -128,7 +128,7 @@ def test_the_page_shows_conditions_cost_flips_and_what_to_apply():
         "3.2x (2.9-3.6)",
         "writes 1.1x (1.0-1.2), 2.1 MB",
         "flips: below 1,000 messages per session",
-        "postgres, RTT 0.5 ms, 20 sessions",
+        "postgres, RTT 0.5 ms, pages of 20",
         "href='03_indexes/migrations/postgres/000002_create_x.up.sql'",
         "What to ship (1 ship, 11 not measured here)",
     ):

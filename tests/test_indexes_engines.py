@@ -247,6 +247,8 @@ def test_decisions_on_the_profiles_engine_with_the_plan_items_fields(tiny, tmp_p
     assert "rows 6-10" in page.detail or "rows 16-20" in page.detail
     db = items["success:db"]
     assert db.unit == "%" and db.low <= db.effect <= db.high
+    word = db.verdict.split(":")[0]  # a target is decided as met / missed, or shows nothing
+    assert db.decision == {"met": "ship", "missed": "don't ship"}.get(word, "not measured here")
 
 
 # ---- pagination --------------------------------------------------------------------------------

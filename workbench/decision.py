@@ -140,15 +140,28 @@ def stale(by_notebook: Mapping[str, Sequence[Verdict]], profile: str) -> list[st
 _CLASS = {"ship": "ship", "ship changed": "changed", "don't ship": "dont", NOT_MEASURED: "none"}
 
 
+_MAIN = (("engine", "{}"), ("rtt_ms", "RTT {} ms"), ("recent_sessions", "pages of {}"), ("n", "n = {:,}"))
+
+
 def _conditions(v: Verdict) -> str:
-    c = dict(v.conditions)
-    c.pop("profile", None)
+    """The conditions as people read them: engine, round trip, page, sample; the rest behind
+    a disclosure (the profile itself is stated once, above the tables)."""
+    c = {k: val for k, val in v.conditions.items() if k != "profile"}
     parts = []
-    for key, text in (("engine", "{}"), ("rtt_ms", "RTT {} ms"), ("recent_sessions", "{} sessions")):
+    for key, text in _MAIN:
         if key in c:
-            parts.append(text.format(c.pop(key)))
-    parts += [f"{k.replace('_', ' ')} {val}" for k, val in c.items()]
-    return ", ".join(map(str, parts))
+            val = c.pop(key)
+            if key == "rtt_ms" and not isinstance(val, int | float):
+                parts.append(f"RTT {val}")  # "loopback": measured on this machine, no added delay
+            else:
+                parts.append(text.format(val) if isinstance(val, int | float) or "{}" in text else str(val))
+    head = html.escape(", ".join(parts))
+    if not c:
+        return head
+    rest = "".join(
+        f"<li>{html.escape(k.replace('_', ' '))}: {html.escape(str(val))}</li>" for k, val in c.items()
+    )
+    return f"{head}<details><summary>conditions</summary><ul>{rest}</ul></details>"
 
 
 def _links(notebooks: Sequence[str], v: Verdict | None) -> str:
@@ -219,7 +232,7 @@ def _table(rows: Sequence[Row], first: str) -> str:
             f"<td class='num'>{html.escape(v.interval())}</td>"
             f"<td>{html.escape(v.cost)}{'<br>' if v.cost and v.flips else ''}"
             f"{'<span class=flips>flips: ' + html.escape(v.flips) + '</span>' if v.flips else ''}</td>"
-            f"<td>{html.escape(cond)}<br>{_links(r.sources, v)}</td></tr>"
+            f"<td>{cond}<br>{_links(r.sources, v)}</td></tr>"
         )
     head = (
         f"<tr><th>{first}</th><th>decision</th><th>what the labs found</th><th>effect (95% interval)</th>"
