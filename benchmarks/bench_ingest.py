@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import math
 import os
+import random
 import re
 import shutil
 import statistics
@@ -48,16 +50,30 @@ _ID = re.compile(
 )
 
 
-def _fresh(copy: int, token: bytes) -> bytes:
+def _fresh(seed: bytes, token: bytes, hours: int) -> bytes:
+    """A fresh id for ``token`` (the same for the same ``seed``), or a timestamp ``hours`` later."""
     if token[:1].isdigit() and token.endswith(b"Z") and b"T" in token:
-        ts = datetime.strptime(token.decode(), "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(hours=6 * copy)
+        ts = datetime.strptime(token.decode(), "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(hours=hours)
         return (ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z").encode()
-    digest = hashlib.blake2b(b"%d:" % copy + token, digest_size=16).hexdigest()
+    digest = hashlib.blake2b(seed + b":" + token, digest_size=16).hexdigest()
     if token.startswith((b"msg_", b"req_", b"toolu_")):
         return token.split(b"_")[0] + b"_" + digest[: len(token) - token.index(b"_") - 1].encode()
     if token == b"a36efb2a1231c41e2":
         return b"a" + digest[:16].encode()
     return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-a{digest[17:20]}-{digest[20:32]}".encode()
+
+
+def _freshener(seed: bytes, hours: int, memo: dict[bytes, bytes] | None = None):
+    """A ``re.sub`` callback giving every id its fresh one under ``seed`` (``memo``: fixed ones)."""
+    memo = {} if memo is None else memo
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        tok = m.group(0)
+        if tok not in memo:
+            memo[tok] = _fresh(seed, tok, hours)
+        return memo[tok]
+
+    return sub
 
 
 def build_tree(dest: Path, size_mb: int) -> Path:
@@ -70,14 +86,7 @@ def build_tree(dest: Path, size_mb: int) -> Path:
     per_copy = sum(len(b) for _, b in sources)
     copies = max(1, size_mb * 1_000_000 // per_copy)
     for copy in range(copies):
-        memo: dict[bytes, bytes] = {}
-
-        def sub(m: re.Match[bytes], memo: dict[bytes, bytes] = memo, copy: int = copy) -> bytes:
-            tok = m.group(0)
-            if tok not in memo:
-                memo[tok] = _fresh(copy, tok)
-            return memo[tok]
-
+        sub = _freshener(b"%d" % copy, 6 * copy)
         for rel, data in sources:
             parts = [_ID.sub(sub, part.encode()).decode() for part in rel.parts[1:]]
             target = dest / "projects" / f"{rel.parts[0]}-{copy % 40}" / Path(*parts)
@@ -85,6 +94,69 @@ def build_tree(dest: Path, size_mb: int) -> Path:
             target.write_bytes(_ID.sub(sub, data))
     marker.write_text(f"{copies} copies of {per_copy} bytes\n")
     return dest
+
+
+#: The real-shaped tree: file sizes log-normal around a mean of 110 KB (median about
+#: 36 KB, a few MB at the tail), a Zipf spread over one project folder per 30 files, a
+#: fifth of the files subagents under ``<session>/subagents/``: one heavy user's ~/.claude.
+MEAN_KB, SIGMA, FILES_PER_PROJECT, AGENT_SHARE = 110, 1.5, 30, 0.2
+
+
+def build_real_tree(dest: Path, size_mb: int, seed: int = 0) -> Path:
+    """A ``<dest>/projects`` tree of about ``size_mb`` MB in thousands of files of a long
+    tail of sizes, cut from the fixtures with fresh ids (each file its own session, each
+    pass over a fixture within a file its own message ids); reused when already built."""
+    marker = dest / "BUILT"
+    if marker.exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    rng = random.Random(seed)
+    fixtures = sorted(FIXTURES.rglob("*.jsonl"))
+    agent = next(p for p in fixtures if p.stem.startswith("agent-"))
+    sessions = [(p.stem.encode(), p.read_bytes().splitlines(keepends=True)) for p in fixtures if p != agent]
+    agent_lines = agent.read_bytes().splitlines(keepends=True)
+    parent = agent.parent.parent.name.encode()  # the session the agent fixture belongs to
+    sizes: list[int] = []
+    mu = math.log(MEAN_KB * 1000) - SIGMA**2 / 2
+    while sum(sizes) < size_mb * 1_000_000:
+        sizes.append(min(64 << 20, int(rng.lognormvariate(mu, SIGMA))))
+    projects = max(1, len(sizes) // FILES_PER_PROJECT)
+    weights = [1 / (k + 1) for k in range(projects)]
+    last_session: dict[int, str] = {}
+    for n, size in enumerate(sizes):
+        project = rng.choices(range(projects), weights)[0]
+        folder = dest / "projects" / f"-home-user-src-project-{project:04d}"
+        hours = rng.randrange(24 * 180)
+        own = hashlib.blake2b(b"file %d" % n, digest_size=16).hexdigest()
+        sid = f"{own[:8]}-{own[8:12]}-4{own[13:16]}-a{own[17:20]}-{own[20:32]}"
+        if project in last_session and rng.random() < AGENT_SHARE:
+            stem, lines = parent, agent_lines
+            sid, agent_id = last_session[project], "a" + own[:16]
+            fixed = {parent: sid.encode(), b"a36efb2a1231c41e2": agent_id.encode()}
+            target = folder / sid / "subagents" / f"agent-{agent_id}.jsonl"
+        else:
+            stem, lines = rng.choices(sessions, [sum(map(len, lines)) for _, lines in sessions])[0]
+            fixed = {stem: sid.encode()}
+            target = folder / f"{sid}.jsonl"
+            last_session[project] = sid
+        out, written, start, wrap = [], 0, rng.randrange(len(lines)), 0
+        while written < size or not out:  # one pass over the fixture at a time, fresh ids each
+            taken = []
+            for line in lines[start:]:
+                taken.append(line)
+                written += len(line)
+                if written >= size:
+                    break
+            sub = _freshener(b"%d:%d" % (n, wrap), hours + 6 * wrap, dict(fixed))
+            out.append(_ID.sub(sub, b"".join(taken)))
+            start, wrap = 0, wrap + 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"".join(out))
+    marker.write_text(f"{len(sizes)} files, {sum(sizes)} bytes, {projects} projects\n")
+    return dest
+
+
+SHAPES = {"copies": ("bench-ingest", build_tree), "real": ("bench-real", build_real_tree)}
 
 
 def one_file(tree: Path) -> Path:
@@ -142,12 +214,25 @@ def measure(args: list[str], env: dict[str, str] | None, cwd: Path) -> tuple[flo
 
 
 def tree_arguments(doc: str | None, size: int, repeat: int) -> argparse.ArgumentParser:
-    """The options of a bench over the replicated transcript tree: --size, --repeat, --data."""
+    """The options of a bench over a transcript tree: --size, --shape, --repeat, --data."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=size, help=f"tree size in MB (default {size})")
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="copies",
+        help="copies: whole copies of the four fixtures (about 120 KB a file, 40 project folders); "
+        "real: one heavy user's ~/.claude (a long tail of file sizes, a project folder per 30 files)",
+    )
     parser.add_argument("--repeat", type=int, default=repeat, help="runs of each (median reported)")
     parser.add_argument("--data", default="data", help="where the tree is cached (default data/)")
     return parser
+
+
+def tree(args: argparse.Namespace) -> Path:
+    """The tree ``tree_arguments`` names, built (and cached) if need be."""
+    name, build = SHAPES[args.shape]
+    return build(Path(args.data).resolve() / f"{name}-{args.size}mb", args.size)
 
 
 def main() -> None:
@@ -169,14 +254,14 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from workbench.sources.claude_code import find_ccusage
 
-    tree = build_tree(Path(args.data).resolve() / f"bench-ingest-{args.size}mb", args.size)
+    root = tree(args)
     if args.one_file:
-        tree = one_file(tree)
-    nbytes = sum(p.stat().st_size for p in tree.rglob("*.jsonl"))
-    nfiles = sum(1 for _ in tree.rglob("*.jsonl"))
+        root = one_file(root)
+    nbytes = sum(p.stat().st_size for p in root.rglob("*.jsonl"))
+    nfiles = sum(1 for _ in root.rglob("*.jsonl"))
     # every tool runs in this scratch folder: `python -m` imports from the current folder
     # first, which must not be a checkout of the package
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=tree.parent))
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=root.parent))
     python = sys.executable
     duck_code = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[2]); "
@@ -193,7 +278,7 @@ def main() -> None:
         native = candidate if candidate.exists() else wrapper
     except Exception as e:  # a missing ccusage only drops its row
         print(f"ccusage not measured: {e}")
-    ingest = [python, "-m", "workbench", "ingest", str(tree), "--out", str(work / "ds")]
+    ingest = [python, "-m", "workbench", "ingest", str(root), "--out", str(work / "ds")]
     ours = {"WORKBENCH_PROGRESS": "0", "PYTHONPATH": str(ROOT)}
     commands = {
         "workbench": (ingest, ours),
@@ -207,9 +292,9 @@ def main() -> None:
         },
         "ccusage": (
             [str(native), "daily", "--json", "--offline"],
-            {**os.environ, "CLAUDE_CONFIG_DIR": str(tree)},
+            {**os.environ, "CLAUDE_CONFIG_DIR": str(root)},
         ),
-        "duckdb": ([python, "-c", duck_code, str(tree), str(work / "t.duckdb")], None),
+        "duckdb": ([python, "-c", duck_code, str(root), str(work / "t.duckdb")], None),
     }
     tools = args.tools + (",against-0,against-1" if args.against else "")
     chosen = [t for t in tools.split(",") if t in commands and (t != "ccusage" or native)]
@@ -222,7 +307,7 @@ def main() -> None:
             results[tool].append(measure(cmd, {**os.environ, **(env or {})}, cwd=work))
     shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\ntree: {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {args.repeat} runs each (median)\n")
+    print(f"\ntree ({args.shape}): {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {args.repeat} runs each (median)\n")
     base = statistics.median(r[0] for r in results["ccusage"]) if results.get("ccusage") else None
     print("| tool | wall time | MB/s | peak RSS (tree) | peak PSS (tree) | time vs ccusage |")
     print("|---|---|---|---|---|---|")

@@ -51,6 +51,9 @@ KIND = "claude-code"
 #: Rows per Parquet row group of the messages table and side files. Fixed, so that a
 #: full ingest and an incremental one write byte-identical files.
 CHUNK_ROWS = 8_192
+#: Rows per row group of the raw entries' side file: a chunk of raw lines is held whole
+#: (re-sliced, then written) and raw lines can be large, so its chunks are smaller.
+RAW_CHUNK_ROWS = 2_048
 #: Bytes of transcripts parsed as one task: per-task costs vanish, the last tasks balance.
 TASK_BYTES = 16 << 20
 FILE_STATUSES = ("new", "grown", "unchanged", "reread", "removed", "empty", "unreadable")
@@ -367,7 +370,7 @@ class _Run:
         tasks = _tasks(files, self.old_states)
         previous = _Previous(self.previous) if self.previous else None
         raw_file = pq.ParquetWriter(w.side_file("raw_entries.parquet"), RAW_SCHEMA, compression="zstd")
-        raw = _Rechunker(CHUNK_ROWS, lambda t: self._take_raw(t, raw_file))
+        raw = _Rechunker(RAW_CHUNK_ROWS, lambda t: self._take_raw(t, raw_file))
         bar = tqdm(
             total=sum(t.nbytes for t in tasks), unit="B", unit_scale=True, disable=not progress, desc="ingest"
         )
@@ -388,6 +391,8 @@ class _Run:
                     self._count_file(old, state, reused)
                 self.tally.update(parsed.tally)
                 parsed.raw.unlink()
+                # unmapped now, not while the next task is parsed here
+                del entries, raw_rows
             raw.close()
         self.files["removed"] = len(set(self.old_states) - {f.key for f in files})
 
@@ -423,8 +428,8 @@ class _Run:
         )
 
     def _take_raw(self, t: pa.Table, raw_file: pq.ParquetWriter) -> None:
-        """A chunk of ``CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
-        raw_file.write_table(t, row_group_size=CHUNK_ROWS)
+        """A chunk of ``RAW_CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
+        raw_file.write_table(t, row_group_size=RAW_CHUNK_ROWS)
         self.counts.update(t.column("type").to_pylist())
         titles = t.filter(pc.is_in(t.column("type"), pa.array(TITLE_TYPES)))
         for kind, session, text in zip(
