@@ -307,7 +307,8 @@ def main() -> None:
             results[tool].append(measure(cmd, {**os.environ, **(env or {})}, cwd=work))
     shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\ntree ({args.shape}): {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {args.repeat} runs each (median)\n")
+    runs = f"{args.repeat} runs each (median)"
+    print(f"\ntree ({args.shape}): {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {runs}\n")
     base = statistics.median(r[0] for r in results["ccusage"]) if results.get("ccusage") else None
     print("| tool | wall time | MB/s | peak RSS (tree) | peak PSS (tree) | time vs ccusage |")
     print("|---|---|---|---|---|---|")
