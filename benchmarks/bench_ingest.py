@@ -1,10 +1,17 @@
 """Ingest: our Claude Code ingest against ccusage and DuckDB on the same transcript tree, one run.
 
-Builds a tree of --size MB in the real format by replicating the four real fixtures
+Builds a tree of --size MB in the real format from the four real fixtures
 (tests/fixtures/claude-code) with fresh session/message/request/tool ids and shifted
-timestamps (cached under --data), then measures side by side, each run a fresh
-subprocess (wall time, and peak memory of its whole process tree: the sum of RSS,
-sampled every 10 ms, and the sum of PSS, which counts shared pages once, every 100 ms):
+timestamps (cached under --data), in one of two shapes (--shape):
+
+  copies      whole copies of the fixtures: files of 38-286 KB, 40 project folders
+  real        one heavy user's ~/.claude: thousands of files whose sizes are log-normal
+              around a mean of 110 KB (median about 40 KB, a few MB at the tail), a
+              project folder per 30 files (Zipf-spread), a fifth of them subagents
+
+then measures side by side, each run a fresh subprocess (wall time, CPU time, and peak
+memory of its whole process tree: the sum of RSS, sampled every 10 ms, and the sum of
+PSS, which counts shared pages once, every 100 ms):
 
   workbench   workbench ingest TREE --out DS (all five tables, dedup, quarantine, side
               files), the command a user runs, progress bar off; by default one parser
@@ -19,7 +26,7 @@ sampled every 10 ms, and the sum of PSS, which counts shared pages once, every 1
 Targets: workbench wall time within 2x of ccusage's; peak RSS <= 250 MB at 1 GB and
 within 20% of that at 100 MB.
 
-    .venv/bin/python benchmarks/bench_ingest.py --size 500 --repeat 3
+    .venv/bin/python benchmarks/bench_ingest.py --shape real --size 1000 --repeat 3
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import math
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -187,13 +195,15 @@ def _tree_memory(tree: list[psutil.Process], pss: bool) -> tuple[int, int]:
     return total_rss, total_pss
 
 
-def measure(args: list[str], env: dict[str, str] | None, cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds and the peak tree RSS and PSS (MiB) of one subprocess.
+def measure(args: list[str], env: dict[str, str] | None, cwd: Path) -> tuple[float, float, float, float]:
+    """Wall seconds, the peak tree RSS and PSS (MiB), and the CPU seconds (user + sys, its
+    children included) of one subprocess. CPU time holds better than wall time on a loaded machine.
 
     RSS is sampled every 10 ms, PSS (which reads /proc/PID/smaps_rollup) every 100 ms and
     the process tree every 200 ms: about 2% of a core. Sampling all of them every 10 ms
     took a third of a core, which slowed the tools that use both cores.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(proc.pid)
@@ -210,7 +220,9 @@ def measure(args: list[str], env: dict[str, str] | None, cwd: Path) -> tuple[flo
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode:
         raise SystemExit(f"{args[:3]} failed ({proc.returncode}): {err[-2000:]}")
-    return elapsed, peak_rss / 2**20, peak_pss / 2**20
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, peak_rss / 2**20, peak_pss / 2**20, cpu
 
 
 def tree_arguments(doc: str | None, size: int, repeat: int) -> argparse.ArgumentParser:
@@ -298,7 +310,7 @@ def main() -> None:
     }
     tools = args.tools + (",against-0,against-1" if args.against else "")
     chosen = [t for t in tools.split(",") if t in commands and (t != "ccusage" or native)]
-    results: dict[str, list[tuple[float, float, float]]] = {t: [] for t in chosen}
+    results: dict[str, list[tuple[float, float, float, float]]] = {t: [] for t in chosen}
     for _ in range(args.repeat):
         for tool in chosen:  # interleaved, so drift on the shared machine hits all tools alike
             for leftover in (work / "ds", work / "t.duckdb"):
@@ -309,15 +321,16 @@ def main() -> None:
 
     runs = f"{args.repeat} runs each (median)"
     print(f"\ntree ({args.shape}): {nbytes / 1e6:,.0f} MB in {nfiles:,} files, {runs}\n")
-    base = statistics.median(r[0] for r in results["ccusage"]) if results.get("ccusage") else None
-    print("| tool | wall time | MB/s | peak RSS (tree) | peak PSS (tree) | time vs ccusage |")
-    print("|---|---|---|---|---|---|")
+    cc = results.get("ccusage")
+    base = [statistics.median(r[i] for r in cc) for i in (0, 3)] if cc else None
+    print("| tool | wall time | MB/s | peak RSS (tree) | peak PSS (tree) | CPU | time / CPU vs ccusage |")
+    print("|---|---|---|---|---|---|---|")
     for tool, runs in results.items():
-        wall = statistics.median(r[0] for r in runs)
+        wall, cpu = (statistics.median(r[i] for r in runs) for i in (0, 3))
         rss, pss = max(r[1] for r in runs), max(r[2] for r in runs)
-        ratio = f"{wall / base:.2f}x" if base else "-"
-        mbps = nbytes / 1e6 / wall
-        print(f"| {tool} | {wall:.2f} s | {mbps:,.0f} | {rss:,.0f} MiB | {pss:,.0f} MiB | {ratio} |")
+        ratios = f"{wall / base[0]:.2f}x / {cpu / base[1]:.2f}x" if base else "-"
+        mem = f"{rss:,.0f} MiB | {pss:,.0f} MiB"
+        print(f"| {tool} | {wall:.2f} s | {nbytes / 1e6 / wall:,.0f} | {mem} | {cpu:.2f} s | {ratios} |")
 
 
 if __name__ == "__main__":
