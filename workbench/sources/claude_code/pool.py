@@ -101,6 +101,8 @@ def parse_tasks(
                 except BrokenProcessPool as e:
                     raise ParseError(f"A parser process stopped ({e}): re-run with --workers 0") from None
                 progress(task.nbytes)
+            if not queue and not any(isinstance(s, Future) for s in started.values()):
+                pool.shutdown()  # the rest was parsed here: the workers' memory goes now
             yield result
 
 
