@@ -27,15 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_ingest import build_tree, tree_arguments  # noqa: E402
+from bench_ingest import tree, tree_arguments  # noqa: E402
 
 from workbench.sources.claude_code.reader import Bad, LineParser, find_files, parse_files  # noqa: E402
 
 
 def main() -> None:
     args = tree_arguments(__doc__, size=200, repeat=5).parse_args()
-    tree = build_tree(Path(args.data) / f"bench-ingest-{args.size}mb", args.size)
-    sources = find_files([tree / "projects"])
+    sources = find_files([tree(args) / "projects"])
     files = [(src, src.path.read_bytes().splitlines()) for src in sources]
     nbytes = sum(len(line) + 1 for _, lines in files for line in lines)
     nlines = sum(len(lines) for _, lines in files)

@@ -28,6 +28,8 @@ from workbench.sources.claude_code import (
     daily_usage,
     find_ccusage,
     ingest,
+    pipeline,
+    pool,
     run_ccusage,
     session_usage,
     write_transcripts,
@@ -363,9 +365,7 @@ def test_parallel_parsing_writes_the_same_dataset(
 ) -> None:
     """Worker processes (with this process parsing beside them) and tiny tasks (several per
     file tree) change nothing, byte for byte, in full and incremental ingests."""
-    from workbench.sources.claude_code import pipeline
-
-    monkeypatch.setattr(pipeline, "TASK_BYTES", 4096)
+    monkeypatch.setattr(pool, "TASK_BYTES", 4096)
     root = _tree(tmp_path)
     for copy in range(3):  # more tasks than workers keep in flight
         for project in list((root / "projects").iterdir()):
@@ -391,6 +391,29 @@ def test_parallel_parsing_writes_the_same_dataset(
     assert _outputs(updates["one"].dataset) == _outputs(updates["two"].dataset)
     fresh = ingest([root], tmp_path / "fresh", progress=False, workers=1)
     assert _outputs(fresh.dataset) | {"ingest": b""} == _outputs(updates["two"].dataset) | {"ingest": b""}
+
+
+def test_many_small_files_give_the_same_dataset_with_any_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixture_ds: Dataset
+) -> None:
+    """The fixtures cut into files of two lines each, spread over 40 project folders (the
+    shape of a real ~/.claude: many small files): 0, 1 and 2 workers write the same bytes,
+    and every session keeps its messages and tokens."""
+    monkeypatch.setattr(pool, "TASK_BYTES", 32 << 10)  # tasks of many files
+    root = tmp_path / "tree" / "projects"
+    n = 0
+    for src in sorted((FIXTURES / "projects").rglob("*.jsonl")):
+        lines = src.read_bytes().splitlines(keepends=True)
+        for i in range(0, len(lines), 2):
+            target = root / f"-project-{n % 40}" / f"{src.stem}-{i:04d}.jsonl"  # agent-* stay subagents
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"".join(lines[i : i + 2]))
+            n += 1
+    runs = {w: ingest([root], tmp_path / f"w{w}", progress=False, workers=w) for w in (0, 1, 2)}
+    assert runs[0].files["new"] == n > 100
+    assert _outputs(runs[0].dataset) == _outputs(runs[1].dataset) == _outputs(runs[2].dataset)
+    assert _usage_by_session(runs[0].dataset).equals(_usage_by_session(fixture_ds))
+    assert runs[0].entries == fixture_ds.manifest["ingest"]["entries"]
 
 
 def test_titles_find_their_session_by_id_or_by_leaf(tmp_path: Path) -> None:
@@ -428,9 +451,7 @@ def test_session_figures_add_up_over_the_tasks_a_session_spans(
     assistant's most frequent (ties: the smallest; empty, missing and <synthetic> not
     counted), its branch likewise over every message; a project's path is its most
     frequent working folder."""
-    from workbench.sources.claude_code import pipeline
-
-    monkeypatch.setattr(pipeline, "TASK_BYTES", 1)  # one task per file
+    monkeypatch.setattr(pool, "TASK_BYTES", 1)  # one task per file
 
     def line(session: str, role: str, hour: int, model: str | None, branch: str | None, cwd: str) -> dict:
         message = {"role": role, "content": "x", **({"model": model} if model is not None else {})}
@@ -468,11 +489,9 @@ def test_session_figures_add_up_over_the_tasks_a_session_spans(
 
 
 def test_workers_default_to_one_beside_this_process_on_two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench.sources.claude_code import pipeline
-
     for cpus, expected in ((set(), 0), ({0}, 0), ({0, 1}, 1), (set(range(64)), 1)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, cpus=cpus: cpus, raising=False)
-        assert pipeline.default_workers() == expected, cpus
+        assert pool.default_workers() == expected, cpus
 
 
 def test_workers_import_this_package_whatever_the_current_folder(
@@ -480,13 +499,11 @@ def test_workers_import_this_package_whatever_the_current_folder(
 ) -> None:
     """An ingest run from a folder holding another ``workbench`` package (another
     checkout) parses with this one in its workers too."""
-    from workbench.sources.claude_code import pipeline
-
     decoy = tmp_path / "elsewhere" / "workbench"
     decoy.mkdir(parents=True)
     (decoy / "__init__.py").write_text("raise ImportError('the decoy package was imported')\n")
     monkeypatch.chdir(decoy.parent)
-    monkeypatch.setattr(pipeline, "TASK_BYTES", 4096)  # tasks for the worker to take
+    monkeypatch.setattr(pool, "TASK_BYTES", 4096)  # tasks for the worker to take
     report = ingest([FIXTURES], tmp_path / "ds", progress=False, workers=1)
     assert report.dataset.content_hash == fixture_ds.content_hash
 
@@ -497,9 +514,7 @@ def test_a_parser_process_that_dies_stops_the_ingest_with_the_fix(
     """The ingest does not hang or write a partial Dataset when a worker is killed."""
     import psutil
 
-    from workbench.sources.claude_code import pipeline
-
-    monkeypatch.setattr(pipeline, "TASK_BYTES", 4096)
+    monkeypatch.setattr(pool, "TASK_BYTES", 4096)
 
     class KillWorkers(pipeline.tqdm):  # this process reports progress while the worker parses
         def update(self, n: float | None = 1) -> bool | None:
@@ -516,7 +531,7 @@ def test_a_parser_process_that_dies_stops_the_ingest_with_the_fix(
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(120)  # a hang fails the test instead of stalling CI
     try:
-        with pytest.raises(pipeline.ParseError, match="stopped .* re-run with --workers 0"):
+        with pytest.raises(pool.ParseError, match="stopped .* re-run with --workers 0"):
             ingest([FIXTURES], tmp_path / "ds", progress=False, workers=1)
     finally:
         signal.alarm(0)

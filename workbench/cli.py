@@ -191,11 +191,13 @@ def ingest(paths: tuple[Path, ...], dest: Path, full: bool, overwrite: bool, wor
     OUT/quarantine.jsonl and every valid entry still arrives.
     """
     # Process-wide settings of an ingest, made here and not in the library. Arrow's
-    # allocator, read when Arrow is first imported (parser processes inherit it): the C
-    # library's hands freed pages back; mimalloc, Arrow's default, keeps them. The cycle
-    # collector is paused: parsed rows make no cycles, and collections rescanning them cost CPU.
+    # allocator, read when Arrow is first imported (parser processes inherit it): jemalloc
+    # reuses the messages' large buffers and hands freed pages back; with the C library's
+    # they fragment its heap, and mimalloc, Arrow's default, keeps them (docs/BENCHMARKS.md).
+    # The cycle collector is paused: parsed rows make no cycles, and collections rescanning
+    # them cost CPU.
     if "pyarrow" not in sys.modules:
-        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
     # SIGTERM unwinds like an error, so parser processes and scratch files are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     from workbench.sources.claude_code import ingest as run

@@ -1,24 +1,20 @@
-"""Ingest transcript trees into a Dataset: parse (on worker processes too), deduplicate, derive tables.
+"""Ingest transcript trees into a Dataset: parse, deduplicate, derive tables.
 
-The ingest makes two passes. The first parses the files in groups of about
-``TASK_BYTES`` (``reader.parse_files``, on a process pool and here), takes each group's
-rows in file order and keeps what the tables need per message (dedup keys, window
-inputs, per-session figures) as arrays; the rows themselves wait in scratch Arrow files.
-The second writes the messages table from those files, tokens kept by the copies the
-dedup chose. Bytes written do not depend on how the work was split.
+The ingest makes two passes. The first parses the files in tasks (``pool``: on worker
+processes and here), takes each task's rows in file order and keeps what the tables need
+per message (``dedup.per_message``, ``tables.groups``, titles) as arrays; the rows
+themselves wait in scratch Arrow files. The second writes the messages table from those
+files, tokens kept by the copies the dedup chose (``dedup.winners``), then the sessions,
+projects and windows (``tables``). Bytes written do not depend on how the work was split.
 """
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 import os
-import re
 import tempfile
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +28,8 @@ from tqdm.auto import tqdm
 
 from workbench import schema
 from workbench.dataset import MANIFEST, Dataset, DatasetWriter
-from workbench.errors import DatasetError, WorkbenchError
+from workbench.errors import DatasetError
+from workbench.sources.claude_code import dedup, pool, tables
 from workbench.sources.claude_code.reader import (
     ENTRY_SCHEMA,
     RAW_SCHEMA,
@@ -40,22 +37,18 @@ from workbench.sources.claude_code.reader import (
     Parsed,
     SourceFile,
     find_files,
-    hash63,
-    parse_files,
     resolve_roots,
-    session_id,
 )
-from workbench.windows import TOKEN_COLUMNS, window_rows
+from workbench.windows import TOKEN_COLUMNS
 
 KIND = "claude-code"
 #: Rows per Parquet row group of the messages table and side files. Fixed, so that a
 #: full ingest and an incremental one write byte-identical files.
 CHUNK_ROWS = 8_192
-#: Bytes of transcripts parsed as one task: per-task costs vanish, the last tasks balance.
-TASK_BYTES = 16 << 20
+#: Rows per row group of the raw entries' side file: a chunk of raw lines is held whole
+#: (re-sliced, then written) and raw lines can be large, so its chunks are smaller.
+RAW_CHUNK_ROWS = 2_048
 FILE_STATUSES = ("new", "grown", "unchanged", "reread", "removed", "empty", "unreadable")
-TITLE_TYPES = ("custom-title", "ai-title", "summary")
-TITLE_FIELDS = {"custom-title": "customTitle", "ai-title": "aiTitle", "summary": "summary"}
 LINE_COLUMNS = (
     "file", "line", "project", "session_key", "message_id", "request_id", "is_sidechain",
     "cwd", "git_branch", "version", *TOKEN_COLUMNS,
@@ -63,10 +56,6 @@ LINE_COLUMNS = (
 MESSAGE_SOURCE = ("id", "session_id", "uuid", "role", "type", "content", "timestamp", "model", *TOKEN_COLUMNS)
 MESSAGE_COLUMNS = tuple(schema.arrow_schema("messages").names)
 LINES_SCHEMA = pa.schema([ENTRY_SCHEMA.field(c) for c in LINE_COLUMNS])
-
-
-class ParseError(WorkbenchError):
-    """A parser process died."""
 
 
 @dataclass
@@ -127,7 +116,7 @@ def ingest(
     dest = Path(dest)
     source = {"kind": KIND, "roots": [str(r) for r in roots]}
     previous = _previous(dest, source, overwrite) if update else None
-    workers = default_workers() if workers is None else workers
+    workers = pool.default_workers() if workers is None else workers
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.work.", dir=dest.parent) as work:
         run = _Run(Path(work), previous)
@@ -136,13 +125,6 @@ def ingest(
             extra = run.finalize(writer)
             writer.extra = {"ingest": extra}
     return IngestReport(dataset=writer.dataset, **{k: v for k, v in extra.items() if k != "file_states"})
-
-
-def default_workers() -> int:
-    """Parser processes beside this one (which parses too): one if this process may run on
-    two or more CPUs, else none."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return int(cpus >= 2)
 
 
 def _previous(dest: Path, source: dict[str, Any], overwrite: bool) -> Dataset | None:
@@ -162,78 +144,6 @@ def _previous(dest: Path, source: dict[str, Any], overwrite: bool) -> Dataset | 
     raise DatasetError(
         f"{str(dest)!r} holds {what}: pass overwrite=True (--overwrite) to replace it, or choose another path"
     )
-
-
-@dataclass
-class _Task:
-    """Consecutive files parsed together, with their previous states (None: read all)."""
-
-    index: int
-    files: list[SourceFile]
-    old: list[FileState | None]
-    nbytes: int
-
-
-def _tasks(files: Sequence[SourceFile], old_states: dict[str, FileState]) -> list[_Task]:
-    """Consecutive files grouped into tasks of about ``TASK_BYTES`` bytes still to read
-    (a file's unchanged prefix is only hashed)."""
-    tasks: list[_Task] = []
-    group: list[SourceFile] = []
-    nbytes = 0
-    for i, src in enumerate(files):
-        old = old_states.get(src.key)
-        group.append(src)
-        nbytes += max(0, _size(src.path) - (old.consumed if old else 0))
-        if nbytes >= TASK_BYTES or i == len(files) - 1:
-            tasks.append(_Task(len(tasks), group, [old_states.get(f.key) for f in group], nbytes))
-            group, nbytes = [], 0
-    return tasks
-
-
-def _parsed(tasks: list[_Task], work: Path, workers: int, progress: tqdm) -> Iterator[Parsed]:
-    """Each task's rows, in task order. A pool of ``workers`` processes parses ahead (four
-    tasks each at most); whenever the result this process needs is not ready, it parses the
-    last task nobody has started, so the pool never waits for it and with one worker both
-    cores of a 2-core machine parse."""
-
-    def here(task: _Task) -> Parsed:
-        return parse_files(task.files, task.old, work / f"task-{task.index:06d}", progress.update)
-
-    if workers == 0 or len(tasks) < 2:
-        yield from map(here, tasks)
-        return
-    queue = deque(tasks)  # not started yet
-    started: dict[int, Future | Parsed] = {}
-    # spawn: a fresh interpreter per worker (fork is unsafe once Arrow's threads run); the
-    # workers are ours, so their cycle collector is off (their rows make no cycles)
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=gc.disable) as pool:
-
-        def feed() -> None:  # the last task stays here, so this process has work too
-            running = sum(isinstance(s, Future) and not s.done() for s in started.values())
-            for _ in range(min(4 * workers - running, len(queue) - 1)):
-                task = queue.popleft()
-                stem = work / f"task-{task.index:06d}"
-                started[task.index] = pool.submit(parse_files, task.files, task.old, stem)
-
-        for task in tasks:
-            feed()
-            while queue and not _ready(started.get(task.index)):
-                mine = queue.popleft() if task.index not in started else queue.pop()
-                started[mine.index] = here(mine)
-                feed()
-            result = started.pop(task.index)
-            if isinstance(result, Future):
-                try:
-                    result = result.result()
-                except BrokenProcessPool as e:
-                    raise ParseError(f"A parser process stopped ({e}): re-run with --workers 0") from None
-                progress.update(task.nbytes)
-            yield result
-
-
-def _ready(started: Future | Parsed | None) -> bool:
-    return started is not None and (not isinstance(started, Future) or started.done())
 
 
 class _Rechunker:
@@ -307,7 +217,9 @@ class _Previous:
             yield pa.table({f.name: cols[f.name].cast(f.type) for f in ENTRY_SCHEMA}, schema=ENTRY_SCHEMA)
 
 
-def _merged(parsed: Parsed, task: _Task, previous: _Previous) -> tuple[Path, pa.Table, pa.Table, list[dict]]:
+def _merged(
+    parsed: Parsed, task: pool.Task, previous: _Previous
+) -> tuple[Path, pa.Table, pa.Table, list[dict]]:
     """A task's entry rows (and the scratch file they are written to), raw rows and quarantine
     records, each file's kept prefix (from the previous Dataset) before its new rows."""
     new_entries = _read(parsed.entries)
@@ -336,13 +248,6 @@ def _read(path: Path) -> pa.Table:
     return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
 
 
-#: What dedup and the windows keep of each message (a few dozen bytes).
-PER_MESSAGE = {
-    "session": np.int64, "stamp": np.int64, "usage": bool, "total": np.int64,
-    "keyed": bool, "key": np.int64, "mid": np.int64, "side": bool,
-}  # fmt: skip
-
-
 class _Run:
     """One ingest: the parsing pass (scratch files, per-message arrays), then the tables."""
 
@@ -359,20 +264,24 @@ class _Run:
         self.titles: list[tuple[int, str | None, str | None, str]] = []
         self.segments: list[Path] = []  # the message rows, in order
         # dedup and window inputs, per task
-        self.per_message: list[dict[str, np.ndarray]] = [{k: np.zeros(0, t) for k, t in PER_MESSAGE.items()}]
+        self.per_message: list[dict[str, np.ndarray]] = [
+            {k: np.zeros(0, t) for k, t in dedup.PER_MESSAGE.items()}
+        ]
         self.groups: list[pa.Table] = []  # per-session partial figures, per task
 
     def stream(self, files: list[SourceFile], w: DatasetWriter, progress: bool, workers: int) -> None:
         """Parse the files and take their rows in file order."""
-        tasks = _tasks(files, self.old_states)
+        tasks = pool.make_tasks(files, self.old_states)
         previous = _Previous(self.previous) if self.previous else None
         raw_file = pq.ParquetWriter(w.side_file("raw_entries.parquet"), RAW_SCHEMA, compression="zstd")
-        raw = _Rechunker(CHUNK_ROWS, lambda t: self._take_raw(t, raw_file))
+        raw = _Rechunker(RAW_CHUNK_ROWS, lambda t: self._take_raw(t, raw_file))
         bar = tqdm(
             total=sum(t.nbytes for t in tasks), unit="B", unit_scale=True, disable=not progress, desc="ingest"
         )
         with raw_file, bar, w.side_file("quarantine.jsonl").open("wb") as qfile:
-            for task, parsed in zip(tasks, _parsed(tasks, self.work, workers, bar), strict=True):
+            for task, parsed in zip(
+                tasks, pool.parse_tasks(tasks, self.work, workers, bar.update), strict=True
+            ):
                 if any(reused for _, reused in parsed.states):
                     segment, entries, raw_rows, quarantine = _merged(parsed, task, previous)
                 else:
@@ -388,57 +297,22 @@ class _Run:
                     self._count_file(old, state, reused)
                 self.tally.update(parsed.tally)
                 parsed.raw.unlink()
+                # unmapped now, not while the next task is parsed here
+                del entries, raw_rows
             raw.close()
         self.files["removed"] = len(set(self.old_states) - {f.key for f in files})
 
     def _take_entries(self, t: pa.Table) -> None:
         """A task's message rows in final order: what dedup, windows and sessions need of them."""
         self.counts.update(t.column("role").to_pylist())
-        a, b, c, d = (t.column(n).cast(pa.int64()) for n in TOKEN_COLUMNS)
-        total = pc.add(pc.add(a, b), pc.add(c, d))  # null where there is no usage
-        mids, rids = t.column("message_id").to_pylist(), t.column("request_id").to_pylist()
-        self.per_message.append(
-            {
-                # copies (np.array), not views of the memory-mapped scratch file
-                "session": np.array(t.column("session_id")),
-                "stamp": np.array(t.column("timestamp").cast(pa.int64())),
-                "usage": pc.is_valid(t.column("input_tokens")).to_numpy(zero_copy_only=False),
-                "total": total.fill_null(0).to_numpy(),
-                "keyed": np.array(
-                    [m is not None and r is not None for m, r in zip(mids, rids, strict=True)], bool
-                ),
-                "key": np.array([hash((m, r)) for m, r in zip(mids, rids, strict=True)], np.int64),
-                "mid": np.array([hash(m) for m in mids], np.int64),
-                "side": t.column("is_sidechain").to_numpy(zero_copy_only=False),
-            }
-        )
-        keys = GROUP_SCHEMA.names[:-3]
-        g = t.group_by(keys, use_threads=False).aggregate(
-            [("timestamp", "min"), ("timestamp", "max"), ("line", "count")]
-        )
-        self.groups.append(
-            g.select([*keys, "timestamp_min", "timestamp_max", "line_count"])
-            .rename_columns(GROUP_SCHEMA.names)
-            .cast(GROUP_SCHEMA)
-        )
+        self.per_message.append(dedup.per_message(t))
+        self.groups.append(tables.groups(t))
 
     def _take_raw(self, t: pa.Table, raw_file: pq.ParquetWriter) -> None:
-        """A chunk of ``CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
-        raw_file.write_table(t, row_group_size=CHUNK_ROWS)
+        """A chunk of ``RAW_CHUNK_ROWS`` raw entries, in final order: side file, counts, titles."""
+        raw_file.write_table(t, row_group_size=RAW_CHUNK_ROWS)
         self.counts.update(t.column("type").to_pylist())
-        titles = t.filter(pc.is_in(t.column("type"), pa.array(TITLE_TYPES)))
-        for kind, session, text in zip(
-            *(titles.column(c).to_pylist() for c in ("type", "session", "json")), strict=True
-        ):
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                continue
-            title, leaf = obj.get(TITLE_FIELDS[kind]) or obj.get("title"), obj.get("leafUuid")
-            if isinstance(title, str) and title:
-                self.titles.append(
-                    (TITLE_TYPES.index(kind), session, leaf if isinstance(leaf, str) else None, title)
-                )
+        self.titles += tables.titles_of(t)
 
     def _count_file(self, old: FileState | None, state: FileState, reused: bool) -> None:
         self.states.append(state)
@@ -448,15 +322,15 @@ class _Run:
         self.files["unreadable"] += state.size < 0
 
     def finalize(self, w: DatasetWriter) -> dict[str, Any]:
-        rows = {k: np.concatenate([p[k] for p in self.per_message]) for k in PER_MESSAGE}
+        rows = {k: np.concatenate([p[k] for p in self.per_message]) for k in dedup.PER_MESSAGE}
         self.per_message = []
         won = np.zeros(len(rows["session"]), bool)
-        won[_winners(**{k: rows[k] for k in ("usage", "keyed", "key", "mid", "total", "side")})] = True
-        windows = _windows(rows, won)
+        won[dedup.winners(**{k: rows[k] for k in ("usage", "keyed", "key", "mid", "total", "side")})] = True
+        windows = tables.windows(rows, won)
         usage_rows = int(rows["usage"].sum())
         del rows
         leaves = self._write_messages(w, won, {leaf for _, _, leaf, _ in self.titles if leaf is not None})
-        sessions, projects = self._sessions_projects(leaves)
+        sessions, projects = tables.sessions_projects(self.groups, self.titles, leaves)
         w.write_arrow("projects", projects)
         w.write_arrow("sessions", sessions)
         w.write_arrow("session_windows", windows)
@@ -523,171 +397,3 @@ class _Run:
             empty = pa.schema([ENTRY_SCHEMA.field(c) for c in MESSAGE_SOURCE]).empty_table()
             w.write_arrow("messages", empty.rename_columns(list(MESSAGE_COLUMNS)))
         return found
-
-    def _sessions_projects(self, leaves: dict[str, int]) -> tuple[pa.Table, pa.Table]:
-        groups = pa.concat_tables(self.groups) if self.groups else GROUP_SCHEMA.empty_table()
-        found = _sessions(groups)
-        ids = found.column("session_id").to_pylist()
-        keys = found.column("session_key").to_pylist()
-        titles = _titles(self.titles, set(ids), leaves)
-        sessions = pa.table(
-            {
-                "id": ids,
-                "project_id": [_project_id(p) for p in found.column("project").to_pylist()],
-                "external_id": keys,
-                "title": [titles.get(sid) for sid in ids],
-                "model": found.column("model"),
-                "git_branch": found.column("git_branch"),
-                "is_sidechain": ["/" in k for k in keys],
-                "message_count": found.column("n"),
-                "created_at": found.column("lo"),
-                "updated_at": found.column("hi"),
-            },
-            schema=schema.arrow_schema("sessions"),
-        )
-        # per project: its first activity, and the working folder most used is its path
-        first = groups.group_by("project", use_threads=False).aggregate([("lo", "min")])
-        best = _most_frequent(groups.filter(pc.not_equal(groups.column("cwd"), "")), "project", "cwd")
-        cwds = dict(zip(best.column("project").to_pylist(), best.column("cwd").to_pylist(), strict=True))
-        projects = []
-        for project, created in zip(
-            *(first.column(c).to_pylist() for c in ("project", "lo_min")), strict=True
-        ):
-            path = cwds.get(project, project)
-            name = re.split(r"[\\/]", path.rstrip("\\/"))[-1] or path
-            projects.append((_project_id(project), name, path, created))
-        projects.sort()
-        names = schema.arrow_schema("projects")
-        frame = pa.table({c: [p[i] for p in projects] for i, c in enumerate(names.names)}, schema=names)
-        return sessions, frame
-
-
-def _titles(found: list[tuple], known: set[int], leaves: dict[str, int]) -> dict[int, str]:
-    """Titles of the ``known`` sessions: the last custom-title, else the last ai-title, else
-    the last summary. A title names its session by sessionId, or a summary by its leafUuid
-    (``leaves``: the session of each message uuid a summary names)."""
-    best: dict[int, tuple[int, int, str]] = {}
-    for order, (rank, session, leaf, title) in enumerate(found):
-        sid = session_id(session) if session is not None else None
-        if sid not in known:
-            sid = leaves.get(leaf) if leaf is not None else None
-        if sid is None:
-            continue
-        if sid not in best or (rank, -order) < (best[sid][0], -best[sid][1]):
-            best[sid] = (rank, order, title)
-    return {sid: title for sid, (_, _, title) in best.items()}
-
-
-def _winners(
-    usage: np.ndarray,
-    keyed: np.ndarray,
-    key: np.ndarray,
-    mid: np.ndarray,
-    total: np.ndarray,
-    side: np.ndarray,
-) -> np.ndarray:
-    """ccusage's dedup of streamed copies: the rows (sorted) whose tokens count.
-
-    Copies sharing (message.id, requestId) collapse to the one with the largest token total
-    (first in file order on a tie). Then, among survivors sharing a message.id with
-    different requestIds, sidechain copies are duplicates: a non-sidechain copy wins,
-    else the largest sidechain copy. Rows without both ids always count. Keys are 64-bit
-    hashes of the strings (Python's, within this process).
-    """
-    row = np.flatnonzero(usage)
-    keyed, key, mid, total, side = keyed[row], key[row], mid[row], total[row], side[row]
-    loose = row[~keyed]
-    rows, key, mid, total, side = row[keyed], key[keyed], mid[keyed], total[keyed], side[keyed]
-    # per key: largest total, then first row
-    order = np.lexsort((rows, -total, key))
-    first = np.r_[True, key[order][1:] != key[order][:-1]] if len(order) else np.zeros(0, bool)
-    pick = order[first]
-    rows, mid, total, side = rows[pick], mid[pick], total[pick], side[pick]
-    # per message.id: the non-sidechain copies, else the best sidechain copy
-    order = np.lexsort((rows, -total, mid))
-    m = mid[order]
-    new = np.r_[True, m[1:] != m[:-1]] if len(order) else np.zeros(0, bool)
-    group = np.cumsum(new) - 1
-    has_main = np.logical_or.reduceat(~side[order], np.flatnonzero(new)) if len(order) else new
-    keep = np.where(has_main[group], ~side[order], new)
-    return np.sort(np.concatenate([rows[order][keep], loose]))
-
-
-def _windows(rows: dict[str, np.ndarray], won: np.ndarray) -> pa.Table:
-    """``window_rows`` over every session's messages; only the winning copies count tokens."""
-    order = np.lexsort((rows["stamp"], rows["session"]))  # stable: ties keep file order
-    tokens = np.where(won, rows["total"], 0)
-    return pa.table(window_rows(rows["session"][order], rows["stamp"][order], tokens[order]))
-
-
-#: A task's messages grouped by session and the values sessions and projects are made of.
-GROUP_SCHEMA = pa.schema(
-    [
-        ENTRY_SCHEMA.field(c)
-        for c in ("session_id", "session_key", "project", "role", "model", "git_branch", "cwd")
-    ]
-    + [("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")), ("n", pa.int64())]
-)
-SESSION_SCHEMA = pa.schema(
-    [("session_id", pa.int64()), ("session_key", pa.string()), ("project", pa.string()),
-     ("lo", pa.timestamp("us")), ("hi", pa.timestamp("us")), ("n", pa.int64()),
-     ("model", pa.string()), ("git_branch", pa.string())]
-)  # fmt: skip
-
-
-def _sessions(groups: pa.Table) -> pa.Table:
-    """One row per session, by id, from per-task groups: its key, project, first and last
-    message, count, and its model and git branch the ones with the most messages (the
-    assistant's model, ``<synthetic>`` and empty values aside)."""
-    s = groups.group_by("session_id", use_threads=False).aggregate(
-        [("session_key", "min"), ("project", "min"), ("lo", "min"), ("hi", "max"), ("n", "sum")]
-    )
-    role, model, branch = groups.column("role"), groups.column("model"), groups.column("git_branch")
-    counted = {  # nulls compare to null, which the filter drops
-        "model": pc.and_(
-            pc.and_(pc.equal(role, "assistant"), pc.not_equal(model, "<synthetic>")), pc.not_equal(model, "")
-        ),
-        "git_branch": pc.not_equal(branch, ""),
-    }
-    for column, mask in counted.items():
-        s = s.join(
-            _most_frequent(groups.filter(mask), "session_id", column), "session_id", join_type="left outer"
-        )
-    columns = [
-        "session_id",
-        "session_key_min",
-        "project_min",
-        "lo_min",
-        "hi_max",
-        "n_sum",
-        "model",
-        "git_branch",
-    ]
-    return (
-        s.select(columns)
-        .rename_columns(SESSION_SCHEMA.names)
-        .cast(SESSION_SCHEMA)
-        .sort_by("session_id")
-        .combine_chunks()
-    )
-
-
-def _most_frequent(groups: pa.Table, key: str, column: str) -> pa.Table:
-    """Per ``key``, the value of ``column`` with the most messages ``n`` (ties: the smallest)."""
-    counts = groups.group_by([key, column], use_threads=False).aggregate([("n", "sum")])
-    counts = counts.sort_by([(key, "ascending"), ("n_sum", "descending"), (column, "ascending")])
-    keys = counts.column(key).to_numpy(zero_copy_only=False)
-    return counts.filter(np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)).select(
-        [key, column]
-    )
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _project_id(project: str) -> int:
-    return hash63("project\x00" + project)

@@ -415,7 +415,7 @@ class Parsed:
 
 
 #: Rows per Arrow batch written while parsing, and bytes of lines behind them at most.
-BATCH_ROWS, BATCH_BYTES = 4_096, 2 << 20
+BATCH_ROWS, BATCH_BYTES = 4_096, 1 << 20
 #: Read buffer: lines are split out of reads this large (docs/BENCHMARKS.md).
 READ_BYTES = 1 << 20
 
