@@ -367,3 +367,26 @@ def test_stderr_steps_skipped_with_their_detail(tmp_path):
     stmts = list(readers.stderr(path, q, PREFIX, progress=False))
     assert [(s.line, s.kind, s.params) for s in stmts] == [(4, "execute", ["6"]), (7, "statement", None)]
     assert q.count == 0
+
+
+@pytest.mark.parametrize(
+    ("first", "name", "expected"),
+    [
+        # a csvlog record whose statement spans lines: its first line has an open quote
+        (
+            b'2026-12-06 10:43:33.802 UTC,"postgres","workbench",29886,"127.0.0.1:44138",6b1.74be,1,'
+            b'"PARSE",2026-12-06 10:43:33 UTC,3/32,0,LOG,00000,"duration: 1.022 ms  parse <unnamed>: SELECT',
+            "traffic.csvlog",
+            "csvlog",
+        ),
+        (
+            b"2026-12-06 10:43:33.802 UTC [29886] LOG:  duration: 0.1 ms  statement: SELECT a, b FROM t",
+            "x",
+            "stderr",
+        ),
+        (b'{"timestamp": "2026-12-06 09:15:26.123 UTC"}', "x", "jsonlog"),
+        (b"userid,dbid,query,calls,total_exec_time", "x", "pg_stat_statements"),
+    ],
+)
+def test_format_from_the_first_line(first, name, expected):
+    assert readers.detect_format_of_line(first, name) == expected

@@ -74,9 +74,20 @@ def detect_format_of_line(first: bytes, name: str) -> str:
         row = []
     if "query" in row and "calls" in row:
         return "pg_stat_statements"
-    if len(row) >= CSV_COLUMNS or (name.endswith(".csv") and len(row) > 1 and not text.endswith(b'"')):
-        return "csvlog"
+    if len(row) >= CSV_COLUMNS or (len(row) > 1 and _is_time(row[0])):
+        return "csvlog"  # a csvlog record's first field is its time alone (its message may span lines)
     return "stderr"
+
+
+def _is_time(text: str) -> bool:
+    """``text`` is a time stamp and nothing else (date, time, zone)."""
+    if len(text.split()) > 3:
+        return False
+    try:
+        timestamp(text)
+    except ValueError:
+        return False
+    return True
 
 
 def detect_format(path: str | Path) -> str:
