@@ -69,7 +69,7 @@ data = lab.data_dir(data_dir)
 out = lab.out_dir(out_dir)
 load_limit = measure.load_limit() if max_load is None else max_load
 prof = lab.profile(profile)
-print(prof.describe())
+report.paragraphs(prof.describe())
 
 # %% [markdown]
 # ## Data
@@ -129,7 +129,11 @@ print(plans.side_by_side({f"{e} with index": x["plans"][1] for e, x in effects.i
 report.paragraphs("\n".join(x["sentence"] for x in effects.values()))
 
 # %% [markdown]
-# ## Under the profile
+# ## Measure
+# First under the production profile (the decision), then on this machine and every
+# engine, for comparison and for the conditions under which the decision would flip.
+#
+# ### Under the profile
 # The decision's condition: the profile's page of sessions on its engine, at its round
 # trip. PostgreSQL is reached through a latency proxy the workbench starts, which adds the
 # profile's round trip to loopback's (what it added is measured with `SELECT 1` through it
@@ -165,7 +169,7 @@ else:
     )
 
 # %% [markdown]
-# ## For comparison: this machine, every engine
+# ### For comparison: this machine, every engine
 # Loopback PostgreSQL (no added round trip) and the embedded engines, at the same page.
 # Correctness first: every strategy on every engine must return identical sessions
 # (same values, same order), and the counted statements must match the strategy's shape
@@ -463,27 +467,24 @@ report.show_files(out, [*saved, *csvs, *shipped], "Timed runs (Parquet), tables 
 
 # %%
 examples = queries.QUERIES_DIR / "examples"
+PAGE = (
+    "SELECT id, title FROM sessions WHERE project_id = :project_id"
+    " ORDER BY created_at DESC, id DESC LIMIT :limit"
+)
+LAST10 = (
+    "SELECT id AS message_id, role, timestamp, output_tokens FROM messages"
+    " WHERE session_id = :session_id ORDER BY timestamp DESC, id DESC LIMIT 10"
+)
 
 
 def last10_n_plus_one(db, project_id, limit):
     """The page's sessions, then each one's last 10 messages: 1 + N statements."""
-    page_sql = queries.translate(
-        "SELECT id, title FROM sessions WHERE project_id = :project_id"
-        " ORDER BY created_at DESC, id DESC LIMIT :limit",
-        db.dialect,
-    )
-    last_sql = queries.translate(
-        "SELECT id AS message_id, role, timestamp, output_tokens FROM messages"
-        " WHERE session_id = :session_id ORDER BY timestamp DESC, id DESC LIMIT 10",
-        db.dialect,
-    )
-    rows = []
-    for session_id, title in db.execute(page_sql, {"project_id": project_id, "limit": limit}):
-        last = db.query(last_sql, {"session_id": session_id}).to_dicts()
-        rows += [{"session_id": session_id, "title": title} | m for m in last]
-    return rows
+    page = db.execute(queries.translate(PAGE, db.dialect), {"project_id": project_id, "limit": limit})
+    each = {i: db.query(queries.translate(LAST10, db.dialect), {"session_id": i}).to_dicts() for i, _ in page}
+    return [{"session_id": i, "title": t} | m for i, t in page for m in each[i]]
 
 
+# %%
 own_engine = opened.get(prof.engine) or next(iter(opened.values()))
 mine = [
     strategies.Strategy("last10_n_plus_one", last10_n_plus_one, statements=lambda k: 1 + k),
