@@ -1,0 +1,57 @@
+"""A soak: the service held at one rate for a long time (not in ``make report``).
+
+Loads the profile's dataset into a throwaway PostgreSQL (or uses ``--url``), starts
+``workbench serve`` (``--strategy``, pool ``--pool-size``) and holds ``--rate`` req/s of the
+profile's traffic mix for ``--minutes`` in windows of ``--window`` seconds
+(``workbench.service.stress.soak``; ``workbench loadtest --soak`` does the same against a
+running service). Prints per window P50/P99, errors, send lag and the service's resident
+memory, then memory growth per hour and P99 drift per hour (least-squares slopes), with the
+load average before and after. The plan asks for 30 minutes or more.
+
+    .venv/bin/python benchmarks/bench_soak.py --rate 40 --minutes 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import polars as pl
+
+from workbench import lab
+from workbench.service import experiment, stress
+from workbench.service.load import paths, targets
+from workbench.service.process import ServiceProcess
+from workbench.service.settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=None, help="a PostgreSQL URL (default: a throwaway server)")
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--rate", type=float, default=40.0, help="the holding rate, req/s")
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--window", type=float, default=60.0, help="seconds per window")
+    parser.add_argument("--strategy", default="batch")
+    parser.add_argument("--pool-size", type=int, default=4)
+    args = parser.parse_args()
+
+    lab.setup()
+    prof = lab.profile(args.profile)
+    ds = lab.dataset(prof, lab.data_dir(None))
+    url = lab.postgres_url(args.url)
+    lab.open_engines(ds, "postgres", lab.data_dir(None), pg_url=url)[0]["postgres"].close()
+    mix = experiment.traffic(prof)
+    requests = paths(mix, targets(ds, mix.hot_fraction), 200_000, seed=prof.data.seed)
+    settings = Settings(database_url=url, strategy=args.strategy, pool_size=args.pool_size)
+    print(f"load average before: {os.getloadavg()}; {settings.label}, {args.rate:g} req/s", flush=True)
+    with ServiceProcess.start(settings) as svc:
+        windows = stress.soak(svc.url, args.rate, args.minutes * 60, requests, window=args.window)
+    with pl.Config(tbl_rows=500, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+        print(windows)
+    print(stress.drift(windows))
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
