@@ -99,9 +99,7 @@ def test_promtool_passes_the_rules_and_their_unit_tests(tmp_path, promtool):
                     {
                         "eval_time": "90m",
                         "alertname": "WorkbenchErrorBudgetBurn",
-                        "exp_alerts": _fired(
-                            groups, "WorkbenchErrorBudgetBurn", "0.3%", ("ticket", "3d/6h")
-                        ),
+                        "exp_alerts": _fired(groups, "WorkbenchErrorBudgetBurn", "0.3%", ("ticket", "3d/6h")),
                     },
                 ],
             },
