@@ -331,7 +331,9 @@ report.paragraphs(
 # %% tags=["verdicts", "nbval-ignore-output"]
 verdicts.show(
     "05_service_slo",
-    slo.report_verdicts(summary, maxima, cap, choice, confirmed, prof, runs_text, side, counts),
+    slo.report_verdicts(
+        summary, maxima, cap, choice, confirmed, prof, f"{runs_text}; {where.describe()}", side, counts
+    ),
     out_dir,
 )
 
