@@ -16,8 +16,8 @@ from workbench.service.settings import Settings
 
 loaded_url = service_db.loaded_url  # the shared fixture
 
-#: What the spike test states: a 5x spike of 3 s on the tiny dataset is over, every later
-#: second error-free with P99 under 500 ms, within 4 s of its end.
+#: What the spike test states: a 5x spike of 3 s on the tiny dataset is over (3 s in a row
+#: error-free with P99 under 500 ms) within 4 s of its end.
 RECOVERY_S = 4.0
 
 
