@@ -1,4 +1,5 @@
-"""A soak: the service held at one rate for a long time (not in ``make report``); or a spike.
+"""A soak: the service held at one rate for a long time (not in ``make report`` nor in
+``make benchmarks``: it lasts 30 minutes by default); or the plan's spike.
 
 Loads the profile's dataset into a throwaway PostgreSQL (or uses ``--url``), starts
 ``workbench serve`` (``--strategy``, pool ``--pool-size``) and holds ``--rate`` req/s of the
@@ -13,8 +14,8 @@ With ``--spike``: the plan's spike instead, ``--rate`` for 5 s, five times it fo
 errors and P99, and when the service held again (every later second error-free, P99 under
 the profile's target).
 
-    .venv/bin/python benchmarks/bench_soak.py --rate 40 --minutes 30
-    .venv/bin/python benchmarks/bench_soak.py --rate 40 --spike
+    .venv/bin/python benchmarks/soak_and_spike.py --rate 40 --minutes 30
+    .venv/bin/python benchmarks/soak_and_spike.py --rate 40 --spike
 """
 
 from __future__ import annotations
