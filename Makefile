@@ -55,10 +55,10 @@ benchmarks: install-dev  ## Run the benchmarks (results go in docs/BENCHMARKS.md
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-system-deps:  ## Debian/Ubuntu packages the PostgreSQL, browser, Prometheus and ccusage tests use (root or sudo)
+system-deps:  ## Debian/Ubuntu packages the PostgreSQL, browser, Prometheus, wrk and ccusage tests use (root or sudo)
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-		python3-venv postgresql postgresql-15-hypopg chromium sqlite3 prometheus \
+		python3-venv postgresql postgresql-15-hypopg chromium sqlite3 prometheus wrk \
 		$(if $(shell command -v npm),,nodejs npm) >/dev/null
 
 tools: .tools/node_modules/.bin/ccusage  ## Local ccusage (npm) for the ingest agreement tests

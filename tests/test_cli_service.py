@@ -40,6 +40,8 @@ def test_loadtest_imports_a_k6_summary(tmp_path):
         (["--url", "http//nowhere", "--rate", "5", "--seconds", "1"], "Error: Malformed URL 'http//nowhere'"),
         (["--ramp", "10-20"], "Error: Invalid --ramp '10-20': use START:STOP"),
         (["--mix", "recent"], "Error: Invalid --mix 'recent'"),
+        (["--rate", "10", "--soak", "ten minutes"], "Error: Invalid --soak 'ten minutes': use a duration"),
+        (["--rate", "10", "--rate", "20", "--soak", "10m"], "Error: --soak holds one rate"),
     ],
 )
 def test_loadtest_bad_input_names_the_value(tiny, args, message):

@@ -801,6 +801,11 @@ def serve(
     help="Run the generator's threads in the real-time FIFO class (Linux, privileged): on a busy "
     "machine the ordinary scheduler wakes them milliseconds late.",
 )
+@click.option(
+    "--soak",
+    help="Hold --rate for this long (e.g. 30m, 2h) in 60 s windows; print latency and the service's "
+    "memory per window, memory growth per hour and P99 drift.",
+)
 def loadtest(
     url: str,
     dataset: Path | None,
@@ -816,6 +821,7 @@ def loadtest(
     save: Path | None,
     k6_file: Path | None,
     realtime: bool,
+    soak: str | None,
 ) -> None:
     """Open-loop load on a service at fixed arrival rates; latency from intended send times.
 
@@ -824,6 +830,8 @@ def loadtest(
       workbench loadtest --dataset data/small --rate 50 --rate 100 --seconds 10
       workbench loadtest --dataset data/small --ramp 10:300 --seconds 30
       workbench loadtest --k6 summary.json          # k6's numbers in the same table
+      workbench loadtest --dataset data/small --rate 40 --soak 30m
+    Above the generator's own ceiling (docs/BENCHMARKS.md), drive the load with k6 and --k6.
     On a busy machine, --realtime keeps the send schedule (see send_lag_p99_ms).
     Prints P50/P90/P99/P99.9 (95% intervals), throughput offered and achieved, errors by
     kind, the generator's send lag, and the plan's SLO verdicts.
@@ -863,6 +871,9 @@ def loadtest(
 
         ds = Dataset.open(dataset)
         the_mix = Mix(weights=weights, hot_share=hot_share) if weights else Mix(hot_share=hot_share)
+        if soak is not None:
+            _soak(url, soak, rates, the_mix, ds, seed, timeout, save)
+            return
         reqs = paths(the_mix, targets(ds, the_mix.hot_fraction), len(profile.intended()[0]), seed)
         with realtime_scheduling() if realtime else contextlib.nullcontext(False) as granted:
             run = run_load(url, profile, reqs, label=label, allow_remote=True, timeout=timeout)
@@ -885,6 +896,38 @@ def loadtest(
             save.write_text(frame.write_json())
         else:
             frame.write_csv(save)
+        click.echo(f"Saved {save}")
+
+
+def _soak(
+    url: str, duration: str, rates: tuple[float, ...], mix, ds, seed: int, timeout: float, save
+) -> None:
+    """``loadtest --soak``: one rate held in 60 s windows; the windows and their drift."""
+    import re
+
+    import polars as pl
+
+    from workbench.service import stress
+    from workbench.service.load import paths, targets
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smh])", duration.strip())
+    if not match:
+        raise WorkbenchError(f"Invalid --soak {duration!r}: use a duration such as 600s, 30m or 2h")
+    seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
+    if len(rates) != 1:
+        raise WorkbenchError("--soak holds one rate: give exactly one --rate (e.g. --rate 40)")
+    reqs = paths(mix, targets(ds, mix.hot_fraction), 100_000, seed)
+    windows = stress.soak(url, rates[0], seconds, reqs, window=60.0, allow_remote=True, timeout=timeout)
+    with pl.Config(tbl_rows=500, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+        click.echo(windows)
+    f = stress.drift(windows)
+    click.echo(
+        f"Over {f['hours'] * 60:.0f} min at {rates[0]:g} req/s: memory {f['rss_mb_first']:.0f} → "
+        f"{f['rss_mb_last']:.0f} MB ({f['memory_mb_per_hour']:+.1f} MB/hour), P99 "
+        f"{f['p99_ms_first']:.1f} → {f['p99_ms_last']:.1f} ms ({f['p99_ms_per_hour']:+.1f} ms/hour)"
+    )
+    if save is not None:
+        windows.write_csv(save)
         click.echo(f"Saved {save}")
 
 

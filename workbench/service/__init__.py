@@ -20,6 +20,10 @@
   machine needs.
 * :mod:`workbench.service.monitoring`: a real Prometheus server scraping the service,
   its HTTP API, the PromQL of each SLO and the Grafana dashboard.
+* :mod:`workbench.service.alerts`: Prometheus alerting rules for the SLOs (multiwindow
+  burn-rate alerts on the error and latency budgets).
+* :mod:`workbench.service.placement`: which CPUs the generator and the servers run on.
+* :mod:`workbench.service.stress`: the plan's spike and soak.
 """
 
 from workbench.service.app import ENDPOINTS, Settings, create_app

@@ -27,6 +27,7 @@ import polars as pl
 
 from workbench.service.app import Settings
 from workbench.service.load import LoadError, LoadRun, Mix, Profile, run_load
+from workbench.service.placement import Placement, pinned, this_thread
 from workbench.service.process import ProcessSampler, ServiceProcess, postgres_pids
 
 if TYPE_CHECKING:
@@ -260,6 +261,7 @@ def find_knees(
     statements_on: bool | None = None,
     extend: int = 1,
     targets: dict[str, float] | None = None,
+    placement: Placement | None = None,
 ) -> list[Knee]:
     """The highest arrival rate at which every SLO holds, for each configuration, ``rounds`` times.
 
@@ -288,6 +290,8 @@ def find_knees(
     sequence twice. ``statements_on``: read pg_stat_statements per run (None: when the
     server preloads it). ``targets``: the SLO targets a steady run must hold (P50, P99 and the
     error rate; :func:`workbench.service.slo.limits` of a profile), else the plan's.
+    ``placement``: which CPUs the generator and the servers run on (:func:`placed`); every
+    run records it in ``run.settings["placement"]``.
     """
     from workbench.service import statements
 
@@ -299,9 +303,12 @@ def find_knees(
         statements_on = statements.enable(configs[0].database_url)
     with ExitStack() as stack:
         searches = [
-            _Search(stack.enter_context(ServiceProcess.start(s)), s, requests, statements_on, targets)
+            _Search(
+                stack.enter_context(ServiceProcess.start(s)), s, requests, statements_on, targets, placement
+            )
             for s in configs
         ]
+        placed(stack, placement, [pid for s in searches for pid in s.svc.pids()], configs[0].database_url)
         for search in searches:
             search.warm_up(ramp[0], warmup_seconds)
         for search in searches:
@@ -311,6 +318,16 @@ def find_knees(
             for search in searches[shift:] + searches[:shift]:
                 search.bisect(r, steps, step_seconds)
     return [s.knee for s in searches]
+
+
+def placed(stack: ExitStack, placement: Placement | None, service_pids: list[int], database_url: str) -> None:
+    """Apply ``placement`` until ``stack`` closes: the services' and the (local) PostgreSQL's
+    processes on its server CPUs, the calling thread, and so the generator's threads it
+    starts, on its generator CPU."""
+    if placement is None or not placement.pins:
+        return
+    stack.enter_context(pinned(service_pids + postgres_pids(database_url), placement.servers))
+    stack.enter_context(this_thread(placement.generator))
 
 
 THOROUGH_SECONDS = 60.0
@@ -340,6 +357,7 @@ def confirm(
     max_seconds: float = 16.0,
     warmup_seconds: float = 1.0,
     statements_on: bool | None = None,
+    placement: Placement | None = None,
 ) -> list[LoadRun]:
     """Long steady runs that can show an SLO: each ``(settings, rate, purpose)`` runs for
     ``responses`` / rate seconds (at least ``min_seconds``, at most ``max_seconds``, the
@@ -363,8 +381,9 @@ def confirm(
             groups.append([plan])
     for group in groups:
         settings = group[0][0]
-        with ServiceProcess.start(settings) as svc:
-            search = _Search(svc, settings, requests, statements_on)
+        with ServiceProcess.start(settings) as svc, ExitStack() as stack:
+            placed(stack, placement, svc.pids(), settings.database_url)
+            search = _Search(svc, settings, requests, statements_on, placement=placement)
             search.offset = len(runs) * responses  # each run draws requests the others did not
             search.warm_up(group[0][1], warmup_seconds)
             for _, rate, purpose in group:
@@ -387,8 +406,10 @@ class _Search:
         requests: Sequence[tuple[str, str]],
         statements_on: bool,
         targets: dict[str, float] | None = None,
+        placement: Placement | None = None,
     ) -> None:
         self.svc, self.settings, self.requests, self.targets = svc, settings, requests, targets
+        self.placement = placement or Placement.shared()
         self.pg_url = settings.database_url if statements_on else None
         self.groups = {
             "service": svc.pids,
@@ -428,6 +449,7 @@ class _Search:
             )
             return None
         run.settings = {k: v for k, v in asdict(self.settings).items() if k != "database_url"}
+        run.settings |= self.placement.as_dict()
         if round_ is not None:
             run.settings["round"] = round_
         return run
@@ -483,7 +505,7 @@ def summary(runs: Sequence[LoadRun]) -> pl.DataFrame:
     for run in runs:
         row = run.summary()
         row = row.with_columns(pl.lit(sum(run.stage_seconds)).alias("seconds"))
-        for key in ("strategy", "pool_size", "workers", "cache_seconds", "round", "purpose"):
+        for key in ("strategy", "pool_size", "workers", "cache_seconds", "round", "purpose", "placement"):
             if key in run.settings:
                 row = row.with_columns(pl.lit(run.settings[key]).alias(key))
         rows.append(row)

@@ -86,16 +86,25 @@ class PrometheusServer:
     proc: subprocess.Popen
 
     @classmethod
-    def start(cls, targets: list[str], interval: float = 1.0, timeout: float = 30.0) -> PrometheusServer:
+    def start(
+        cls,
+        targets: list[str],
+        interval: float = 1.0,
+        timeout: float = 30.0,
+        rules: list[str | os.PathLike[str]] | None = None,
+    ) -> PrometheusServer:
+        """Scrape ``targets`` every ``interval`` seconds; ``rules``: rule files it evaluates as often."""
         binary = find_prometheus()
         folder = tempfile.mkdtemp(prefix="workbench-prometheus-")
         config = Path(folder) / "prometheus.yml"
         scrape = f"{max(100, round(interval * 1000))}ms"  # Prometheus durations are integers
+        files = "".join(f"  - {json.dumps(str(Path(r).resolve()))}\n" for r in rules or [])
         config.write_text(
             "global:\n"
             f"  scrape_interval: {scrape}\n"
             f"  evaluation_interval: {scrape}\n"
-            "scrape_configs:\n"
+            + (f"rule_files:\n{files}" if files else "")
+            + "scrape_configs:\n"
             "  - job_name: workbench\n"
             f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
         )
@@ -141,6 +150,10 @@ class PrometheusServer:
             return None
         value = float(result[0]["value"][1]) if data["resultType"] == "vector" else float(result[1])
         return value
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts pending or firing now (each with ``labels`` and ``state``)."""
+        return self._api("alerts", {})["alerts"]
 
     def targets_up(self) -> bool:
         data = self._api("query", {"query": 'up{job="workbench"}'})
