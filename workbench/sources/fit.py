@@ -56,7 +56,7 @@ TAIL_SHARE, TAIL_POINTS = 0.05, 10
 #: The fitted tail never draws more than this many times the largest session fitted on.
 TAIL_CAP = 3
 TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
-_CURVE = np.linspace(0, 1, 65)  # relative project ranks of the share-by-rank curve
+_CURVE = np.linspace(0, 1, 257)  # relative project ranks of the share-by-rank curve
 
 
 class ShapeError(WorkbenchError):
@@ -105,8 +105,8 @@ def fit(ds: Dataset) -> Shape:
             "timestamp",
             "role",
             "type",
+            *TOKENS,
             length=pl.col("content").str.len_bytes(),
-            **{c: pl.col(c).cast(pl.Int64).fill_null(0) for c in TOKENS},
         )
         .sort("session_id", "timestamp", maintain_order=True)
         .collect()
@@ -151,7 +151,11 @@ def fit(ds: Dataset) -> Shape:
                 str(t): {
                     "share": round(part.height / mine.height, 6),
                     "length": _quantiles(part["length"].to_numpy()),
-                    **({c: _quantiles(part[c].to_numpy()) for c in TOKENS} if name == "assistant" else {}),
+                    **(
+                        {c: _quantiles(part[c].drop_nulls().to_numpy()) for c in TOKENS}
+                        if name == "assistant"
+                        else {}
+                    ),
                 }
                 for (t,), part in sorted(mine.group_by("type"), key=lambda g: str(g[0][0]))
             },
