@@ -125,7 +125,7 @@ tables.table(fit_table, caption=shape.fit_conclusion(fit_table))
 # too heavy, which is where per-session query costs are decided.
 
 # %%
-for name in ("messages per session", "windows per session", "seconds between messages"):
+for name in fit_table["distribution"]:
     display(shape.fit_figure(real_dists[name], like_dists[name], name))
 
 # %% [markdown]

@@ -56,7 +56,7 @@ TAIL_SHARE, TAIL_POINTS = 0.05, 10
 #: The fitted tail never draws more than this many times the largest session fitted on.
 TAIL_CAP = 3
 TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
-_CURVE = np.linspace(0, 1, 257)  # relative project ranks of the share-by-rank curve
+_CURVE_POINTS = 256  # at most this many relative project ranks in the share-by-rank curve
 
 
 class ShapeError(WorkbenchError):
@@ -136,10 +136,12 @@ def fit(ds: Dataset) -> Shape:
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
     project_sizes = np.sort(sessions.group_by("project_id").len()["len"].to_numpy())[::-1]
     curve = np.interp(
-        _CURVE,
+        np.linspace(0, 1, min(len(project_sizes), _CURVE_POINTS) + 1),  # exact up to 256 projects
         np.arange(len(project_sizes) + 1) / len(project_sizes),
-        np.concatenate([[0], np.cumsum(project_sizes) / project_sizes.sum()]),
-    )
+        np.concatenate(
+            [[0], np.cumsum(project_sizes - 1) / max(1, project_sizes.sum() - len(project_sizes))]
+        ),
+    )  # of the sessions beyond each project's first, as Shape.project_sizes hands them out
 
     role = messages["role"].to_numpy()
     kinds: dict[str, Any] = {}
@@ -261,7 +263,8 @@ class Shape:
     def project_sizes(self, scale: Scale) -> np.ndarray:
         """Sessions per project: the fitted share-by-rank curve at this many projects, one each at least."""
         p, extra = scale.projects, scale.sessions - scale.projects
-        exact = np.diff(np.interp(np.arange(p + 1) / p, _CURVE, self.data["projects"]["curve"])) * extra
+        curve = self.data["projects"]["curve"]
+        exact = np.diff(np.interp(np.arange(p + 1) / p, np.linspace(0, 1, len(curve)), curve)) * extra
         sizes = np.floor(exact).astype(np.int64)
         rest = extra - int(sizes.sum())
         sizes[np.argsort(-(exact - sizes), kind="stable")[:rest]] += 1
