@@ -154,7 +154,10 @@ def fit(ds: Dataset) -> Shape:
                     "share": round(part.height / mine.height, 6),
                     "length": _quantiles(part["length"].to_numpy()),
                     **(
-                        {c: _quantiles(part[c].drop_nulls().to_numpy()) for c in TOKENS}
+                        {
+                            "usage_share": round(float(part["output_tokens"].is_not_null().mean()), 6),
+                            **{c: _quantiles(part[c].drop_nulls().to_numpy()) for c in TOKENS},
+                        }
                         if name == "assistant"
                         else {}
                     ),
@@ -343,19 +346,26 @@ class Shape:
         return kind, length
 
     def _assistant_tokens(self, rng: np.random.Generator, kind: np.ndarray, column: str) -> np.ndarray:
+        """One token column by type; -1 (written as null) where the message carries no usage."""
         names, _, fitted = self._types("assistant")
         out = np.zeros(len(kind), dtype=np.int64)
         u = rng.random(len(kind))
+        share = np.ones(len(kind))
         for name, f in zip(names, fitted, strict=True):
             at = kind == name
-            if column in f:
-                out[at] = np.rint(_draw(f[column], u[at]))
+            out[at] = np.rint(_draw(f[column], u[at])) if column in f else 0
+            share[at] = f.get("usage_share", 1.0)
+        if column == "cache_read_tokens":  # drawn first: decides which messages carry usage
+            self._cache["no_usage"] = rng.random(len(kind)) >= share
+        out[self._cache["no_usage"]] = -1
         return out
 
     def cache_read(self, rng: np.random.Generator, position: np.ndarray, kind: np.ndarray) -> np.ndarray:
+        """Cache reads; also decides which messages carry usage (one API response's first block)."""
         return self._assistant_tokens(rng, kind, "cache_read_tokens")
 
     def tokens(self, rng: np.random.Generator, kind: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Input, output, cache creation tokens (after :meth:`cache_read`, which sets the usage mask)."""
         return tuple(self._assistant_tokens(rng, kind, c) for c in TOKENS[:3])
 
     def job_times(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -470,7 +470,7 @@ class _Generator:
         def usage(values: np.ndarray) -> pl.Series:
             out = np.zeros(total, dtype=np.int64)
             out[assistant] = values
-            return pl.Series(out).set(pl.Series(is_user), None)
+            return pl.Series(out).set(pl.Series(is_user | (out < 0)), None)  # < 0: no usage
 
         cache_read = self.model.cache_read(rng, position[assistant], kind[assistant])
         first_id = int(self.first_message_id[lo])
