@@ -7,6 +7,7 @@ is 240 copies of them with fresh ids and varied lengths (see ``tests/replicas.py
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 from click.testing import CliRunner
 from replicas import FIXTURES, replicate
@@ -126,3 +127,15 @@ def test_cli_refuses_conflicting_options(real, tmp_path):
     for args, message in cases.items():
         result = runner.invoke(main, ["generate", dest, *args])
         assert result.exit_code == 1 and message in result.output, (args, result.output)
+
+
+def test_usage_sits_on_the_fitted_share_of_assistant_messages(real, shape, tmp_path):
+
+    def share(ds: Dataset) -> dict[str, float]:
+        frame = ds.read("messages").filter(pl.col("role") == "assistant")
+        rows = frame.group_by("type").agg(pl.col("output_tokens").is_not_null().mean()).rows()
+        return dict(rows)
+
+    like = generate_like(tmp_path / "like", shape, seed=1, scale=4)
+    want, got = share(real), share(like)
+    assert want.keys() == got.keys() and all(abs(got[k] - want[k]) < 0.05 for k in want), (want, got)
