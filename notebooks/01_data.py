@@ -110,14 +110,19 @@ else:
 # p99 are within the stated tolerance and the KS distance is small; the maximum is shown, not judged.
 
 # %%
-from workbench.sources.fit import fit
+from workbench.sources.fit import ShapeError, fit
 from workbench.sources.synthetic import generate_like
 
-fitted_shape = fit(ds)
-like = generate_like(f"{data_dir}/{ds.name}-like", fitted_shape, seed=seed, overwrite=True)
-real_dists, like_dists = shape.distributions(ds), shape.distributions(like)
-fit_table = shape.fit_report(real_dists, like_dists)
-tables.table(fit_table, caption=shape.fit_conclusion(fit_table))
+try:
+    fitted_shape = fit(ds)
+except ShapeError as too_small:  # a few transcripts: say so, and skip the fit
+    print(too_small)
+    fit_table = None
+else:
+    like = generate_like(f"{data_dir}/{ds.name}-like", fitted_shape, seed=seed, overwrite=True)
+    real_dists, like_dists = shape.distributions(ds), shape.distributions(like)
+    fit_table = shape.fit_report(real_dists, like_dists)
+    display(tables.table(fit_table, caption=shape.fit_conclusion(fit_table)))
 
 # %% [markdown]
 # Real against generated, as complementary CDFs on log-log axes: where the two lines run
@@ -125,7 +130,7 @@ tables.table(fit_table, caption=shape.fit_conclusion(fit_table))
 # too heavy, which is where per-session query costs are decided.
 
 # %%
-for name in fit_table["distribution"]:
+for name in [] if fit_table is None else fit_table["distribution"]:
     display(shape.fit_figure(real_dists[name], like_dists[name], name))
 
 # %% [markdown]
