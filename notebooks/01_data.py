@@ -106,6 +106,38 @@ else:
     )
 
 # %% [markdown]
+# ### The generator fitted to this data
+# `workbench generate DEST --like DATASET` fits a small shape (distributions only: no content,
+# no identifiers) and generates from it at any size. Here the shape is fitted to this dataset and
+# a dataset of the same number of sessions is generated from it: on real data this checks the fit,
+# on synthetic data (CI) it checks the round trip. Each distribution "fits" when its p50, p90 and
+# p99 are within the stated tolerance and the KS distance is small; the maximum is shown, not judged.
+
+# %%
+from workbench.sources.fit import ShapeError, fit
+from workbench.sources.synthetic import generate_like
+
+try:
+    fitted_shape = fit(ds)
+except ShapeError as too_small:  # a few transcripts: say so, and skip the fit
+    print(too_small)
+    fit_table = None
+else:
+    like = generate_like(f"{data_dir}/{ds.name}-like", fitted_shape, seed=seed, overwrite=True)
+    real_dists, like_dists = shape.distributions(ds), shape.distributions(like)
+    fit_table = shape.fit_report(real_dists, like_dists)
+    display(tables.table(fit_table, caption=shape.fit_conclusion(fit_table)))
+
+# %% [markdown]
+# Real against generated, as complementary CDFs on log-log axes: where the two lines run
+# together the generator has the shape; a gap at the right end is a tail that is too light or
+# too heavy, which is where per-session query costs are decided.
+
+# %%
+for name in [] if fit_table is None else fit_table["distribution"]:
+    display(shape.fit_figure(real_dists[name], like_dists[name], name))
+
+# %% [markdown]
 # ## Look
 # The share of sessions with at least x messages (a complementary CDF), on log-log axes:
 # a straight falling line is a heavy tail, and its last point is the largest session.

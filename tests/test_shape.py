@@ -22,3 +22,29 @@ def test_compare_and_conclusions(tiny, tmp_path):
         quantiles["measure"].to_list()[0] == "messages per session"
         and quantiles["max"][0] >= quantiles["p99"][0]
     )
+
+
+def test_fit_report_round_trip_and_verdicts(tiny, tmp_path):
+    from workbench.sources.fit import fit
+    from workbench.sources.synthetic import generate_like
+
+    real = shape.distributions(tiny)
+    same = shape.fit_report(real, real)
+    assert same["verdict"].to_list() == ["fits"] * same.height and same["KS"].max() == 0
+    assert {"messages per session", "windows per session", "job run (seconds)"} <= set(same["distribution"])
+    doubled = shape.fit_report(real, {k: 2 * v for k, v in real.items()})
+    row = doubled.filter(pl.col("distribution") == "messages per session").row(0, named=True)
+    assert row["p50 generated"] == 2 * row["p50 real"] and row["verdict"].startswith("off: p50 +100%")
+    assert "0 of" in shape.fit_conclusion(
+        doubled
+    ) and "not: messages per session (p50 +100%" in shape.fit_conclusion(doubled)
+    generated = generate_like(tmp_path / "g", fit(tiny), seed=1)
+    report = shape.fit_report(real, shape.distributions(generated))
+    assert report.height == same.height and report["n generated"].min() > 0
+    fig = shape.fit_figure(
+        real["messages per session"], shape.distributions(generated)["messages per session"], "m"
+    )
+    assert [t.name.split(" ")[0] for t in fig.data] == [
+        "real",
+        "generated",
+    ] and fig.layout.xaxis.type == "log"

@@ -54,18 +54,51 @@ def main() -> None:
     """
 
 
+class _ScaleParam(click.ParamType):
+    """A named scale, or (with --like/--shape) a positive factor."""
+
+    name = "scale"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str | float:
+        if isinstance(value, float) or value in SCALE_NAMES:
+            return value
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            choices = ", ".join(repr(n) for n in SCALE_NAMES)
+            self.fail(f"{value!r} is not one of {choices}, or a factor such as 10 (with --like/--shape)")
+
+
 @main.command()
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option(
     "--scale",
-    type=click.Choice(SCALE_NAMES),
-    default="small",
-    show_default=True,
-    help="tiny ~3k messages (tests), small ~75k (notebooks, CI), medium ~1M, large ~10M.",
+    type=_ScaleParam(),
+    help="tiny ~3k messages (tests), small ~75k (notebooks, CI), medium ~1M, large ~10M "
+    "[default: small]. With --like/--shape: a factor of the fitted source's sessions [default: 1].",
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same data.")
+@click.option(
+    "--like",
+    type=click.Path(path_type=Path),
+    metavar="DATASET",
+    help="Fit the generator to this Dataset (ingested transcripts, a sample) and generate its shape.",
+)
+@click.option(
+    "--shape",
+    "shape_file",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Generate from a shape file written by --save-shape (no content, no identifiers).",
+)
+@click.option(
+    "--save-shape",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="With --like: also write the fitted shape (JSON) here, to share without the data.",
+)
 @click.option("--projects", type=int, help="Override the scale's number of projects.")
-@click.option("--sessions", type=int, help="Override the scale's number of sessions.")
+@click.option("--sessions", type=int, help="Override the scale's number of sessions (with --like: the size).")
 @click.option("--messages", type=int, help="Override the scale's number of messages.")
 @click.option("--jobs", type=int, help="Override the scale's number of jobs.")
 @click.option("--overwrite", is_flag=True, help="Replace a different dataset already at DEST.")
@@ -75,15 +108,68 @@ def main() -> None:
     help="Also write the conversations as a Claude Code JSONL tree here (for streaming tests).",
 )
 def generate(
-    dest: Path, scale: str, seed: int, overwrite: bool, transcripts: Path | None, **counts: int | None
+    dest: Path,
+    scale: str | float | None,
+    seed: int,
+    like: Path | None,
+    shape_file: Path | None,
+    save_shape: Path | None,
+    overwrite: bool,
+    transcripts: Path | None,
+    **counts: int | None,
 ) -> None:
     """Generate a synthetic Dataset (Parquet + manifest) at DEST.
 
     Deterministic for a seed; an identical dataset already at DEST is reused.
-    """
-    from workbench.sources.synthetic import generate as run
 
-    ds = run(dest, scale, seed, overwrite=overwrite, progress=_progress(), **counts)
+    \b
+    Shaped like real data:
+      workbench generate data/like --like data/mine --scale 10 --save-shape mine.shape.json
+      workbench generate data/like --shape mine.shape.json --sessions 5000
+    """
+    from workbench.sources import fit as fitting
+    from workbench.sources.synthetic import generate as run
+    from workbench.sources.synthetic import generate_like
+
+    if like is not None and shape_file is not None:
+        raise WorkbenchError("Give one of --like DATASET and --shape FILE, not both")
+    if save_shape is not None and like is None:
+        raise WorkbenchError("--save-shape needs --like DATASET (the Dataset to fit)")
+    if like is None and shape_file is None:
+        if isinstance(scale, float):
+            raise WorkbenchError(
+                f"--scale {scale:g} is a factor, which needs --like or --shape: "
+                f"use a named scale ({', '.join(SCALE_NAMES)})"
+            )
+        ds = run(dest, scale or "small", seed, overwrite=overwrite, progress=_progress(), **counts)
+    else:
+        if isinstance(scale, str):
+            raise WorkbenchError(
+                f"With --like/--shape, --scale is a factor of the fitted source's sessions (e.g. 10), "
+                f"not {scale!r}"
+            )
+        fixed = [f"--{k}" for k, v in counts.items() if v is not None and k != "sessions"]
+        if fixed:
+            raise WorkbenchError(
+                f"{', '.join(fixed)} cannot be set with --like/--shape: the shape decides them"
+            )
+        if like is not None:
+            from workbench.dataset import Dataset
+
+            shape = fitting.fit(Dataset.open(like))
+            if save_shape is not None:
+                click.echo(f"Shape {shape.save(save_shape)}")
+        else:
+            shape = fitting.Shape.load(shape_file)
+        ds = generate_like(
+            dest,
+            shape,
+            seed,
+            sessions=counts["sessions"],
+            scale=scale,
+            overwrite=overwrite,
+            progress=_progress(),
+        )
     _print_counts(f"Dataset {ds.path}", ds.counts)
     if transcripts is not None:
         from workbench.sources.claude_code import write_transcripts

@@ -3,10 +3,16 @@ sample against its source, and the conclusions drawn from those numbers."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import polars as pl
 
 from workbench.dataset import Dataset
 from workbench.tables import format_value
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 def compare(source: Dataset, sample: Dataset, names: tuple[str, str] = ("source", "sample")) -> pl.DataFrame:
@@ -106,3 +112,130 @@ def conclusions(ds: Dataset, stats: pl.DataFrame, comparison: pl.DataFrame) -> s
         f"and its largest session is {metric['messages/session max']:.2f}x the source's largest.",
     ]
     return "\n".join(lines)
+
+
+# ---- the generator's fit (notebook 01's fit section) -------------------------------------
+#: A generated distribution "fits" when its p50, p90 and p99 are within this share of the
+#: real one's and the two-sample KS distance is at most :data:`FIT_KS`.
+FIT_TOLERANCE = 0.15
+FIT_KS = 0.1
+
+
+def distributions(ds: Dataset) -> dict[str, np.ndarray]:
+    """The distributions :func:`workbench.sources.fit.fit` fits, measured on ``ds`` (one array each)."""
+    stats = ds.session_stats()
+    messages = (
+        ds.scan("messages")
+        .select(
+            "session_id",
+            "timestamp",
+            "role",
+            size=pl.col("content").str.len_bytes(),
+            output=pl.col("output_tokens").cast(pl.Int64),
+        )
+        .sort("session_id", "timestamp", maintain_order=True)
+        .collect()
+    )
+    same = messages["session_id"].to_numpy()
+    ts = messages["timestamp"].to_numpy().astype("datetime64[us]").astype(np.int64)
+    out = {
+        "messages per session": stats["messages"].to_numpy(),
+        "windows per session": stats["windows"].to_numpy(),
+        "sessions per project": ds.read("sessions").group_by("project_id").len()["len"].to_numpy(),
+        "seconds between messages": np.diff(ts)[same[1:] == same[:-1]] / 1e6,
+        "message size (bytes)": messages["size"].to_numpy(),
+        "output tokens (assistant)": messages.filter(pl.col("role") == "assistant")["output"]
+        .drop_nulls()
+        .to_numpy(),
+    }
+    jobs = ds.read("jobs")
+    if jobs.height:
+        out["job run (seconds)"] = (
+            jobs["finished_at"] - jobs["started_at"]
+        ).dt.total_microseconds().drop_nulls().to_numpy() / 1e6
+    return out
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov distance: the largest gap between the two ECDFs.
+
+    >>> ks_distance(np.array([1, 2, 3]), np.array([1, 2, 3]))
+    0.0
+    >>> ks_distance(np.array([1, 2]), np.array([3, 4]))
+    1.0
+    """
+    a, b = np.sort(a), np.sort(b)
+    if not len(a) or not len(b):
+        return float("nan")
+    grid = np.concatenate([a, b])
+    return float(
+        np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b)).max()
+    )
+
+
+def fit_report(real: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Per distribution: n, p50/p90/p99/max of both, the KS distance, and a verdict.
+
+    The verdict is "fits" when p50, p90 and p99 are within :data:`FIT_TOLERANCE` and KS is at
+    most :data:`FIT_KS`; otherwise it names what does not fit. The maximum is shown, not judged
+    (one session).
+    """
+    rows = []
+    for name, want in real.items():
+        got = generated.get(name, np.array([]))
+        row: dict[str, object] = {"distribution": name, "n real": len(want), "n generated": len(got)}
+        misses = []
+        for label, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
+            r = float(np.quantile(want, q, method="nearest")) if len(want) else float("nan")
+            g = float(np.quantile(got, q, method="nearest")) if len(got) else float("nan")
+            row[f"{label} real"], row[f"{label} generated"] = r, g
+            off = g / r - 1 if r else (0.0 if g == r else float("inf"))
+            if label != "max" and not abs(off) <= FIT_TOLERANCE:
+                misses.append(f"{label} {off:+.0%}")
+        row["KS"] = round(ks_distance(want, got), 3)
+        if not row["KS"] <= FIT_KS:
+            misses.append(f"KS {row['KS']:.2f}")
+        row["verdict"] = "fits" if not misses else "off: " + ", ".join(misses)
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def fit_figure(real: np.ndarray, generated: np.ndarray, name: str) -> go.Figure:
+    """CCDFs of one distribution, real against generated, on log-log axes."""
+    import plotly.graph_objects as go
+
+    from workbench import figures
+
+    fig = go.Figure()
+    for label, values in (("real", real), ("generated", generated)):
+        curve = figures.ccdf(pl.Series(values).filter(pl.Series(values) > 0))
+        fig.add_trace(
+            go.Scatter(
+                x=curve["x"],
+                y=curve["share"],
+                mode="lines",
+                line=dict(shape="hv"),
+                name=f"{label} (n={len(values):,})",
+            )
+        )
+    figures.log_axis(fig, "x", f"{name} (log scale)")
+    figures.log_axis(fig, "y", "share at least x (log scale)", tickformat="~%")
+    fig.update_layout(title=f"Fit: {name}", template="plotly_white")
+    return fig
+
+
+def fit_conclusion(report: pl.DataFrame) -> str:
+    """One sentence: which distributions fit within the stated tolerance, and which do not."""
+    off = report.filter(pl.col("verdict") != "fits")
+    head = (
+        f"{report.height - off.height} of {report.height} distributions fit (p50, p90, p99 within "
+        f"{FIT_TOLERANCE:.0%} and KS at most {FIT_KS})"
+    )
+    if off.height == 0:
+        return head + "."
+    return (
+        head
+        + "; not: "
+        + "; ".join(f"{d} ({v[5:]})" for d, v in off.select("distribution", "verdict").iter_rows())
+        + "."
+    )

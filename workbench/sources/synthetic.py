@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from workbench.dataset import MANIFEST, Dataset, DatasetWriter, existing
 from workbench.errors import DatasetError, WorkbenchError
+from workbench.sources.fit import Shape
 from workbench.windows import windows
 
 GENERATOR_VERSION = 2  # 2: sessions per project exact Zipf shares with exponent 2.2 (was drawn, 1.1)
@@ -195,17 +196,66 @@ def generate(
         "counts": asdict(resolved),
         "generator_version": GENERATOR_VERSION,
     }
+    return _write(
+        dest, source, seed, lambda: _Generator(resolved, seed), overwrite=overwrite, progress=progress
+    )
+
+
+def generate_like(
+    dest: str | os.PathLike[str],
+    shape: Shape,
+    seed: int = 0,
+    *,
+    sessions: int | None = None,
+    scale: float | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Dataset:
+    """Generate a Dataset shaped like the one ``shape`` was fitted on (see :mod:`workbench.sources.fit`).
+
+    Its size is ``sessions``, or ``scale`` times the fitted source's sessions (default 1);
+    projects and jobs keep the source's ratios to sessions, messages follow the fitted
+    messages per session.
+    """
+    if sessions is not None and scale is not None:
+        raise WorkbenchError("Give one of --scale S and --sessions N, not both")
+    if scale is not None and not scale > 0:
+        raise WorkbenchError(f"Scale {scale!r} must be a positive factor, e.g. 1 or 10")
+    n = sessions if sessions is not None else round((1.0 if scale is None else scale) * shape.sessions)
+    if n < 1:
+        raise WorkbenchError(f"{n} sessions asked for: use --sessions 1 or more, or a larger --scale")
+    source = {
+        "kind": "synthetic",
+        "scale": "like",
+        "shape": shape.digest,
+        "sessions": n,
+        "generator_version": GENERATOR_VERSION,
+    }
+    return _write(
+        dest, source, seed, lambda: _Generator.like(shape, n, seed), overwrite=overwrite, progress=progress
+    )
+
+
+def _write(
+    dest: str | os.PathLike[str],
+    source: dict,
+    seed: int,
+    make: Callable[[], _Generator],
+    *,
+    overwrite: bool,
+    progress: bool,
+) -> Dataset:
     overwrite = overwrite or _outdated(dest, source, seed)
     if not overwrite and (found := existing(dest, source, seed)):
         return found
     overwrite = overwrite or (Path(dest) / MANIFEST).exists()  # only a broken dataset gets here
     from tqdm.auto import tqdm
 
-    gen = _Generator(resolved, seed)
+    gen = make()
     with (
         DatasetWriter(dest, source=source, seed=seed, overwrite=overwrite) as writer,
         tqdm(
-            total=resolved.messages, desc="generate", unit="msg", unit_scale=True, disable=not progress
+            total=gen.scale.messages, desc="generate", unit="msg", unit_scale=True, disable=not progress
         ) as bar,
     ):
         writer.write("projects", gen.projects())
@@ -237,15 +287,24 @@ def _outdated(dest: str | os.PathLike[str], source: dict, seed: int) -> bool:
     )
 
 
-class _Generator:
-    """Per-session arrays up front, then messages/windows/jobs chunk by chunk."""
+class _Default:
+    """The generator's built-in shape: the parametric draws described in the module docstring.
 
-    def __init__(self, scale: Scale, seed: int) -> None:
-        self.scale = scale
-        self.seed = seed
-        rng = np.random.default_rng([seed, 0])
+    :class:`workbench.sources.fit.Shape` has the same methods, drawing from a fitted shape.
+    Each method consumes the random stream in a fixed order, so a seed gives the same data.
+    """
+
+    days = DAYS
+    origin = np.datetime64(END - timedelta(days=DAYS), "us")
+    hour_weight = HOUR_WEIGHT / HOUR_WEIGHT.sum()
+    session_job_share = 0.7
+
+    def project_sizes(self, scale: Scale) -> np.ndarray:
+        return project_sizes(scale)
+
+    def counts(self, rng: np.random.Generator, scale: Scale) -> np.ndarray:
+        """Messages per session: lognormal body, a few "whale" sessions, scaled to the exact total."""
         n = scale.sessions
-        # Messages per session: lognormal body, a few "whale" sessions, scaled to the exact total.
         raw = rng.lognormal(np.log(25), 1.1, n)
         whales = rng.random(n) < 0.003
         raw[whales] *= 25
@@ -260,25 +319,106 @@ class _Generator:
             take = take[counts[take] > 2]
             counts[take] -= 1
             diff += len(take)
-        self.counts = counts
-        self.first_message_id = np.concatenate([[1], np.cumsum(counts)[:-1] + 1])
-        self.project = rng.permutation(np.repeat(np.arange(1, scale.projects + 1), project_sizes(scale)))
-        # Start times: more activity on weekdays and recently, a daily rhythm.
+        return counts
+
+    def starts(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Session start times: more activity on weekdays and recently, a daily rhythm."""
         days = np.arange(DAYS)
         weekday = (END - timedelta(days=DAYS)).weekday()
         day_weight = np.where((days + weekday) % 7 >= 5, 0.35, 1.0) * np.linspace(0.6, 1.4, DAYS)
         day = rng.choice(DAYS, n, p=day_weight / day_weight.sum())
-        hour = rng.choice(24, n, p=HOUR_WEIGHT / HOUR_WEIGHT.sum())
+        hour = rng.choice(24, n, p=self.hour_weight)
         seconds = day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, n)
-        self.start = np.datetime64(END - timedelta(days=DAYS), "us") + seconds.astype("timedelta64[s]")
-        self.model = rng.choice(len(MODELS), n, p=MODEL_SHARE)
+        return self.origin + seconds.astype("timedelta64[s]")
+
+    def is_user(self, rng: np.random.Generator, position: np.ndarray) -> np.ndarray:
+        return position % 2 == 0
+
+    def gaps(self, rng: np.random.Generator, position: np.ndarray) -> np.ndarray:
+        """Seconds between replies and tool calls, now and then a pause of hours."""
+        total = len(position)
+        gaps = rng.lognormal(np.log(9), 1.0, total)
+        pause = rng.random(total) < 0.012
+        gaps[pause] = rng.lognormal(np.log(3 * 3_600), 0.9, int(pause.sum()))
+        return gaps
+
+    def kinds(self, rng: np.random.Generator, is_user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each message's type and content length in characters."""
+        total = len(is_user)
+        kind = np.empty(total, dtype=object)
+        length = np.empty(total)
+        for mask, kinds in ((is_user, USER_KINDS), (~is_user, ASSISTANT_KINDS)):
+            names = list(kinds)
+            share = np.array([kinds[k][0] for k in names])
+            pick = rng.choice(len(names), int(mask.sum()), p=share)
+            kind[mask] = np.array(names, dtype=object)[pick]
+            median = np.array([kinds[k][1] for k in names])[pick]
+            sigma = np.array([kinds[k][2] for k in names])[pick]
+            length[mask] = rng.lognormal(np.log(median), sigma)
+        return kind, length
+
+    def cache_read(self, rng: np.random.Generator, position: np.ndarray, kind: np.ndarray) -> np.ndarray:
+        """Context grows through a session until compaction keeps it under ~180k tokens."""
+        return np.minimum(12_000 + position * rng.lognormal(np.log(700), 0.4, len(position)), 180_000)
+
+    def tokens(self, rng: np.random.Generator, kind: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Input, output and cache creation tokens of assistant messages of type ``kind``."""
+        n = len(kind)
+        return (
+            rng.integers(1, 60, n),
+            rng.lognormal(np.log(160), 1.1, n).astype(np.int64) + 1,
+            rng.lognormal(np.log(1_500), 1.2, n).astype(np.int64),
+        )
+
+    def job_times(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Jobs' status names, seconds queued and seconds running."""
+        status = np.array(JOB_STATUS)[rng.choice(len(JOB_STATUS), n, p=JOB_STATUS_SHARE)]
+        return status, rng.lognormal(np.log(2), 1.0, n), rng.lognormal(np.log(1.5), 1.2, n)
+
+
+class _Generator:
+    """Per-session arrays up front, then messages/windows/jobs chunk by chunk."""
+
+    def __init__(
+        self,
+        scale: Scale,
+        seed: int,
+        model: _Default | Shape | None = None,
+        counts: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.scale = scale
+        self.seed = seed
+        self.model = model = model or _Default()
+        rng = rng or np.random.default_rng([seed, 0])
+        n = scale.sessions
+        self.counts = counts = model.counts(rng, scale) if counts is None else counts
+        self.first_message_id = np.concatenate([[1], np.cumsum(counts)[:-1] + 1])
+        self.project = rng.permutation(
+            np.repeat(np.arange(1, scale.projects + 1), model.project_sizes(scale))
+        )
+        self.start = model.starts(rng, n)
+        self.model_index = rng.choice(len(MODELS), n, p=MODEL_SHARE)
         self.sidechain = rng.random(n) < 0.08
         self.branch = rng.choice(len(BRANCHES), n, p=[0.35, 0.15, 0.1, 0.15, 0.15, 0.1])
         self.corpus = _corpus(rng)
         self.last = np.empty(n, dtype="datetime64[us]")
         self.window_offset = 0
         self.job_offset = 0
-        self.session_jobs = int(round(scale.jobs * 0.7))
+        self.session_jobs = int(round(scale.jobs * model.session_job_share))
+
+    @classmethod
+    def like(cls, shape: Shape, sessions: int, seed: int) -> _Generator:
+        """A generator drawing from a fitted ``shape``, ``sessions`` sessions in all."""
+        rng = np.random.default_rng([seed, 0])
+        counts = shape.draw_counts(rng, sessions)
+        scale = Scale(
+            projects=shape.projects_for(sessions),
+            sessions=sessions,
+            messages=int(counts.sum()),
+            jobs=shape.jobs_for(sessions),
+        )
+        return cls(scale, seed, shape, counts, rng)
 
     def projects(self) -> pl.DataFrame:
         rng = np.random.default_rng([self.seed, 1])
@@ -313,61 +453,46 @@ class _Generator:
         total = int(counts.sum())
         session = np.repeat(np.arange(lo, hi), counts)
         position = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        is_user = position % 2 == 0
-        # Gaps: seconds between replies and tool calls, now and then a pause of hours.
-        gaps = rng.lognormal(np.log(9), 1.0, total)
-        pause = rng.random(total) < 0.012
-        gaps[pause] = rng.lognormal(np.log(3 * 3_600), 0.9, int(pause.sum()))
+        is_user = self.model.is_user(rng, position)
+        gaps = self.model.gaps(rng, position)
         gaps[position == 0] = 0
         offsets = np.cumsum(gaps)
         offsets -= np.repeat(offsets[np.cumsum(counts) - counts], counts)
         timestamp = np.repeat(self.start[lo:hi], counts) + (offsets * 1e6).astype("timedelta64[us]")
         self.last[lo:hi] = timestamp[np.cumsum(counts) - 1]
 
-        kind = np.empty(total, dtype=object)
-        length = np.empty(total)
-        for mask, kinds in ((is_user, USER_KINDS), (~is_user, ASSISTANT_KINDS)):
-            names = list(kinds)
-            share = np.array([kinds[k][0] for k in names])
-            pick = rng.choice(len(names), int(mask.sum()), p=share)
-            kind[mask] = np.array(names, dtype=object)[pick]
-            median = np.array([kinds[k][1] for k in names])[pick]
-            sigma = np.array([kinds[k][2] for k in names])[pick]
-            length[mask] = rng.lognormal(np.log(median), sigma)
+        kind, length = self.model.kinds(rng, is_user)
         kind[position == 0] = "text"  # a session opens with a typed prompt
         length = np.clip(length, 1, 60_000).astype(np.int64)
 
         assistant = ~is_user
-        n_assistant = int(assistant.sum())
 
         def usage(values: np.ndarray) -> pl.Series:
             out = np.zeros(total, dtype=np.int64)
             out[assistant] = values
-            return pl.Series(out).set(pl.Series(is_user), None)
+            return pl.Series(out).set(pl.Series(is_user | (out < 0)), None)  # < 0: no usage
 
-        # Context grows through a session until compaction keeps it under ~180k tokens.
-        cache_read = np.minimum(
-            12_000 + position[assistant] * rng.lognormal(np.log(700), 0.4, n_assistant), 180_000
-        )
+        cache_read = self.model.cache_read(rng, position[assistant], kind[assistant])
         first_id = int(self.first_message_id[lo])
+        external_id = _uuids(rng, total)
+        content = _text(self.corpus, length, rng)
+        input_tokens, output_tokens, cache_creation = self.model.tokens(rng, kind[assistant])
         return pl.DataFrame(
             {
                 "id": np.arange(first_id, first_id + total),
                 "session_id": session + 1,
-                "external_id": _uuids(rng, total),
+                "external_id": external_id,
                 "role": np.where(is_user, "user", "assistant"),
                 "type": kind.astype(str),
-                "content": _text(self.corpus, length, rng),
+                "content": content,
                 "timestamp": timestamp,
-                "model": pl.Series(np.array(MODELS)[np.repeat(self.model[lo:hi], counts)]).set(
+                "model": pl.Series(np.array(MODELS)[np.repeat(self.model_index[lo:hi], counts)]).set(
                     pl.Series(is_user), None
                 ),
-                "input_tokens": usage(rng.integers(1, 60, n_assistant)),
-                "output_tokens": usage(rng.lognormal(np.log(160), 1.1, n_assistant).astype(np.int64) + 1),
-                "cache_creation_tokens": usage(
-                    rng.lognormal(np.log(1_500), 1.2, n_assistant).astype(np.int64)
-                ),
-                "cache_read_tokens": usage(cache_read.astype(np.int64)),
+                "input_tokens": usage(input_tokens),
+                "output_tokens": usage(output_tokens),
+                "cache_creation_tokens": usage(cache_creation),
+                "cache_read_tokens": usage(np.asarray(cache_read).astype(np.int64)),
             }
         )
 
@@ -382,7 +507,7 @@ class _Generator:
                 "project_id": self.project,
                 "external_id": _uuids(rng, n),
                 "title": titles,
-                "model": np.array(MODELS)[self.model],
+                "model": np.array(MODELS)[self.model_index],
                 "git_branch": np.array(BRANCHES)[self.branch],
                 "is_sidechain": self.sidechain,
                 "message_count": self.counts,
@@ -400,12 +525,9 @@ class _Generator:
     def _jobs(
         self, rng: np.random.Generator, n: int, created: np.ndarray, session: np.ndarray | None
     ) -> pl.DataFrame:
-        status = rng.choice(len(JOB_STATUS), n, p=JOB_STATUS_SHARE)
-        wait = rng.lognormal(np.log(2), 1.0, n)
-        run = rng.lognormal(np.log(1.5), 1.2, n)
+        name, wait, run = self.model.job_times(rng, n)
         started = created + (wait * 1e6).astype("timedelta64[us]")
         finished = started + (run * 1e6).astype("timedelta64[us]")
-        name = np.array(JOB_STATUS)[status]
         types = rng.choice(2, n, p=[0.8, 0.2]) if session is not None else rng.choice([2, 3], n, p=[0.6, 0.4])
         ids = np.arange(self.job_offset + 1, self.job_offset + n + 1)
         self.job_offset += n
@@ -437,9 +559,9 @@ class _Generator:
     def standalone_jobs(self) -> pl.DataFrame:
         rng = np.random.default_rng([self.seed, 4])
         n = self.scale.jobs - self.session_jobs
-        days = rng.integers(0, DAYS, n) * 86_400
-        hours = rng.choice(24, n, p=HOUR_WEIGHT / HOUR_WEIGHT.sum()) * 3_600
-        created = np.datetime64(END - timedelta(days=DAYS), "us") + (days + hours).astype("timedelta64[s]")
+        days = rng.integers(0, self.model.days, n) * 86_400
+        hours = rng.choice(24, n, p=self.model.hour_weight) * 3_600
+        created = self.model.origin + (days + hours).astype("timedelta64[s]")
         return self._jobs(rng, n, np.sort(created), None)
 
 
