@@ -93,7 +93,7 @@ tables.table(sent.group_by("strategy", "endpoint").len("requests").sort("strateg
 # per request its statements, per N+1 pattern (source, repeated statement) its totals.
 # Then each proposed batch runs on the sample: the same rows as the loop, then both timed.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 rule = Rule(min_count=min_count, min_total_ms=min_total_ms, rtt_ms=rtt_ms)
 ev = analysis.analyse(logs, format=log_format, prefix=prefix, rule=rule, gap_ms=gap_ms)
 checked = check.check_findings(ev, sample_url, repeat=5) if sample_url and len(ev.findings) else None
@@ -109,7 +109,7 @@ tables.table(ev.requests)
 # The findings, most saving first: the statement that opens the loop, the one repeated,
 # how often and for how long, and the batch that replaces it.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 shown = ev.findings.select(
     "rank",
     "source",

@@ -200,6 +200,19 @@ def fit_report(real: dict[str, np.ndarray], generated: dict[str, np.ndarray]) ->
     return pl.DataFrame(rows)
 
 
+def _thin(curve: pl.DataFrame, per_decade: int = 50) -> pl.DataFrame:
+    """A CCDF of positive values with at most ``per_decade`` points a decade of x (the first of
+    each log-spaced bin, and the largest value): continuous data (sizes, gaps) has a point per
+    distinct value, which makes a page heavy and draws no differently on log-log axes.
+
+    >>> _thin(pl.DataFrame({"x": [1.0, 1.001, 1.002, 10.0], "share": [1.0, 0.75, 0.5, 0.25]}), 10).rows()
+    [(1.0, 1.0), (10.0, 0.25)]
+    """
+    bins = (pl.col("x").log10() * per_decade).floor()
+    thinned = curve.with_columns(bin=bins).unique("bin", keep="first", maintain_order=True).drop("bin")
+    return pl.concat([thinned, curve.tail(1)]).unique(maintain_order=True)
+
+
 def fit_figure(real: np.ndarray, generated: np.ndarray, name: str) -> go.Figure:
     """CCDFs of one distribution, real against generated, on log-log axes."""
     import plotly.graph_objects as go
@@ -208,7 +221,7 @@ def fit_figure(real: np.ndarray, generated: np.ndarray, name: str) -> go.Figure:
 
     fig = go.Figure()
     for label, values in (("real", real), ("generated", generated)):
-        curve = figures.ccdf(pl.Series(values).filter(pl.Series(values) > 0))
+        curve = _thin(figures.ccdf(pl.Series(values).filter(pl.Series(values) > 0)))
         fig.add_trace(
             go.Scatter(
                 x=curve["x"],
