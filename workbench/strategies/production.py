@@ -116,7 +116,7 @@ class Headline:
     added_rtt_ms: float | None
 
     def where(self) -> str:
-        """The condition in words: "postgres 0.5 ms away (the proxy added 0.52 ms, measured)"."""
+        """The condition in words: the engine, its round trip and what the proxy added, measured."""
         if self.rtt_ms is None:
             return f"{self.engine}, embedded (no network round trip)"
         if self.rtt_ms == 0:
