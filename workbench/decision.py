@@ -99,7 +99,7 @@ def _row(item: str, said: list[tuple[str, Verdict]]) -> Row:
             item,
             best[1].decision or NOT_MEASURED,
             best[1],
-            [n for n, _ in said],
+            [best[0], *(n for n, _ in said if n != best[0])],  # the one that governs first
             [x for x in said if x != best],
         )
     governing = [(n, v) for n, v in said if v.governs]
