@@ -68,4 +68,4 @@ tools: .tools/node_modules/.bin/ccusage  ## Local ccusage (npm) for the ingest a
 	else echo "npm not found: ccusage agreement tests will skip (make system-deps installs it)"; fi
 
 clean:  ## Remove generated data, reports and the venv
-	rm -rf $(VENV) data/*/ data/*.duckdb data/*.sqlite reports/*.html reports/*/ .tools
+	rm -rf $(VENV) data/*/ data/*.duckdb data/*.sqlite reports/*.html reports/*.js reports/*.ipynb reports/*/ .tools
